@@ -1,0 +1,502 @@
+"""Normalisers: shared, deterministic, idempotent clean-up of raw values before encoding.
+
+All partners must normalise alike, or equal people encode differently. Each normaliser works
+on a whole pyarrow string array at once (vectorised in Arrow's C++ kernels; no per-row Python)
+and returns the normalised strings (null where the value is missing or invalid) with a status
+code per row. Invalid values are *row problems*: the value is treated as missing and the row
+is reported (never with its value).
+
+- ``name``: Unicode NFKD, diacritics stripped (Zoë -> ZOE, Siân -> SIAN), letters without a
+  decomposition mapped (ß -> SS, Ł -> L, Ø -> O, Æ -> AE...), upper-cased, titles dropped
+  (MR, MRS, MS, MISS, MX, DR, PROF, REV, SIR, DAME, LORD, LADY), then everything that is not a
+  letter or digit removed, so O'Brien, O Brien and OBrien all become OBRIEN. Letters of
+  non-Latin scripts (李, Дмитрий, محمد) are kept as they are (upper-cased where the script has
+  case): they are not transliterated, so they match only the same script.
+- ``text``: as ``name`` but without title removal; apostrophes are removed, other punctuation
+  becomes a space, and runs of whitespace collapse to one space (addresses).
+- ``date``: to ISO ``YYYY-MM-DD`` under one date format per column (see :class:`DateFormat`);
+  impossible dates (31/02/1990), future dates and dates before 1890 are row problems.
+- ``postcode``: upper-case, spaces removed, UK format validated, one space before the inward
+  code: ``l18jq`` -> ``L1 8JQ``.
+- ``nhs_number``: spaces and dashes removed; 10 digits with a valid mod-11 check digit, else a
+  row problem. Numbers of one repeated digit (0000000000) are placeholders: row problems.
+- ``sex``: M / F / I (indeterminate, other); U, X, 0, 9, unknown, not known -> missing.
+- ``integer``: an optionally signed integer, thousands separators removed.
+- ``none``: trims and collapses whitespace only.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# Row status codes. Non-zero codes >= INVALID are row problems.
+OK = 0
+MISSING = 1
+INVALID = 2
+REASONS: dict[int, str] = {
+    2: "invalid value",
+    3: "unparseable date",
+    4: "impossible date",
+    5: "future date",
+    6: "implausible date (before 1890)",
+    7: "invalid UK postcode",
+    8: "NHS number is not 10 digits",
+    9: "NHS number fails the mod-11 check",
+    10: "NHS number is a placeholder",
+    11: "unrecognised sex code",
+    12: "not an integer",
+    13: "no letters or digits",
+}
+_UNPARSEABLE_DATE, _IMPOSSIBLE_DATE, _FUTURE_DATE, _EARLY_DATE = 3, 4, 5, 6
+_BAD_POSTCODE, _NHS_LEN, _NHS_CHECK, _NHS_PLACEHOLDER = 7, 8, 9, 10
+_BAD_SEX, _BAD_INT, _NO_CONTENT = 11, 12, 13
+
+EARLIEST_YEAR = 1890
+
+_SPECIAL_LETTERS = {
+    "ẞ": "SS",
+    "ß": "SS",
+    "Ł": "L",
+    "Ø": "O",
+    "Æ": "AE",
+    "Œ": "OE",
+    "Đ": "D",
+    "Ð": "D",
+    "Þ": "TH",
+    "Ħ": "H",
+    "Ŧ": "T",
+    "Ŀ": "L",
+}
+TITLES = ("MR", "MRS", "MS", "MISS", "MX", "DR", "PROF", "REV", "SIR", "DAME", "LORD", "LADY")
+_TITLE_RE = r"^(?:(?:" + "|".join(TITLES) + r")\.?\s+)+"
+_POSTCODE_RE = r"^(?:[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}|GIR0AA)$"
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """Normalised values (null where missing or invalid) and a status code per row."""
+
+    values: pa.Array
+    status: np.ndarray  # int8; OK, MISSING, or a row-problem code (see REASONS)
+
+    def problems(self) -> np.ndarray:
+        """Row indices whose value was invalid."""
+        return np.flatnonzero(self.status >= INVALID)
+
+
+def _as_string_array(values: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not isinstance(values, pa.Array):
+        values = pa.array(values, type=pa.string())
+    if pa.types.is_large_string(values.type):
+        values = values.cast(pa.string())
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    return values
+
+
+def _null_if(values: pa.Array, mask: pa.Array) -> pa.Array:
+    return pc.if_else(mask, pa.scalar(None, pa.string()), values)
+
+
+def _missing_mask(values: pa.Array, missing: Sequence[str]) -> pa.Array:
+    """True where a value is null, blank, or one of the sentinels (compared trimmed, upper)."""
+    t = pc.utf8_upper(pc.utf8_trim_whitespace(values))
+    m = pc.or_kleene(pc.is_null(values), pc.equal(t, ""))
+    if missing:
+        sent = pa.array(sorted({s.strip().upper() for s in missing}), pa.string())
+        m = pc.or_kleene(m, pc.is_in(t, value_set=sent))
+    return pc.fill_null(m, True)
+
+
+def fold_letters(values: pa.Array) -> pa.Array:
+    """NFKD, strip combining marks, upper-case, map letters without decompositions."""
+    v = pc.utf8_normalize(values, "NFKD")
+    v = pc.replace_substring_regex(v, r"\p{Mn}", "")
+    v = pc.utf8_upper(v)
+    for src, dst in _SPECIAL_LETTERS.items():
+        v = pc.replace_substring(v, src, dst)
+    return v
+
+
+def _norm_name(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    v = fold_letters(values)
+    v = pc.replace_substring_regex(v, r"[^\p{L}\p{N}\s]", "")
+    v = pc.utf8_trim_whitespace(pc.replace_substring_regex(v, r"\s+", " "))
+    v = pc.replace_substring_regex(v, _TITLE_RE, "")
+    v = pc.replace_substring_regex(v, r"[^\p{L}\p{N}]", "")
+    empty = pc.fill_null(pc.equal(v, ""), False)
+    return v, np.where(empty.to_numpy(zero_copy_only=False), _NO_CONTENT, OK).astype(np.int8)
+
+
+def _norm_text(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    v = fold_letters(values)
+    v = pc.replace_substring_regex(v, r"['’‘`]", "")
+    v = pc.replace_substring_regex(v, r"[^\p{L}\p{N}]+", " ")
+    v = pc.utf8_trim_whitespace(v)
+    empty = pc.fill_null(pc.equal(v, ""), False)
+    return v, np.where(empty.to_numpy(zero_copy_only=False), _NO_CONTENT, OK).astype(np.int8)
+
+
+def _norm_none(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    v = pc.utf8_trim_whitespace(pc.replace_substring_regex(values, r"\s+", " "))
+    return v, np.zeros(len(values), np.int8)
+
+
+def _norm_postcode(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    v = pc.utf8_upper(pc.replace_substring_regex(values, r"\s+", ""))
+    ok = pc.fill_null(pc.match_substring_regex(v, _POSTCODE_RE), False)
+    v = pc.replace_substring_regex(v, r"^(.+)(...)$", r"\1 \2")
+    status = np.where(ok.to_numpy(zero_copy_only=False), OK, _BAD_POSTCODE).astype(np.int8)
+    return v, status
+
+
+def nhs_check_ok(digits: np.ndarray) -> np.ndarray:
+    """Mod-11 check of an (n, 10) uint8 array of digit values; True where valid.
+
+    Weights 10..2 on the first nine digits; r = sum mod 11; check = 11 - r (11 -> 0);
+    a check of 10 means the number is invalid.
+    """
+    if digits.shape[0] == 0:
+        return np.zeros(0, bool)
+    w = np.arange(10, 1, -1, dtype=np.int64)
+    s = digits[:, :9].astype(np.int64) @ w
+    check = 11 - (s % 11)
+    check = np.where(check == 11, 0, check)
+    return (check != 10) & (check == digits[:, 9])
+
+
+def _norm_nhs(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    v = pc.replace_substring_regex(values, r"[\s\-]", "")
+    is10 = pc.fill_null(pc.match_substring_regex(v, r"^[0-9]{10}$"), False)
+    is10_np = is10.to_numpy(zero_copy_only=False)
+    status = np.where(is10_np, OK, _NHS_LEN).astype(np.int8)
+    idx = np.flatnonzero(is10_np)
+    if len(idx):
+        sub = v.take(pa.array(idx))
+        # Every string here is exactly 10 ASCII digits, so the data buffer is contiguous.
+        offsets = np.frombuffer(sub.buffers()[1], np.int32)[sub.offset : sub.offset + len(sub) + 1]
+        start = offsets[0]
+        raw = np.frombuffer(sub.buffers()[2], np.uint8)[start : start + 10 * len(sub)]
+        digits = (raw.reshape(-1, 10) - ord("0")).astype(np.uint8)
+        good = nhs_check_ok(digits)
+        same = (digits == digits[:, :1]).all(axis=1)
+        sub_status = np.where(good, OK, _NHS_CHECK)
+        sub_status = np.where(good & same, _NHS_PLACEHOLDER, sub_status)
+        status[idx] = sub_status
+    return v, status
+
+
+_SEX_MAP = {
+    "M": "M",
+    "MALE": "M",
+    "1": "M",
+    "MAN": "M",
+    "BOY": "M",
+    "F": "F",
+    "FEMALE": "F",
+    "2": "F",
+    "WOMAN": "F",
+    "GIRL": "F",
+    "I": "I",
+    "INDETERMINATE": "I",
+    "OTHER": "I",
+    "NON BINARY": "I",
+    "NONBINARY": "I",
+    "INTERSEX": "I",
+}
+_SEX_MISSING = {"U", "X", "0", "9", "UNKNOWN", "NOT KNOWN", "NOTKNOWN", "NOT STATED", "NK", "NS"}
+
+
+def _norm_sex(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    t = pc.utf8_upper(pc.utf8_trim_whitespace(pc.replace_substring_regex(values, r"[-_.]", " ")))
+    t = pc.replace_substring_regex(t, r"\s+", " ")
+    keys = pa.array(list(_SEX_MAP), pa.string())
+    vals = pa.array(list(_SEX_MAP.values()), pa.string())
+    idx = pc.index_in(t, value_set=keys)
+    out = pc.take(vals, idx)
+    known = pc.is_valid(idx).to_numpy(zero_copy_only=False)
+    miss = pc.fill_null(pc.is_in(t, value_set=pa.array(sorted(_SEX_MISSING))), False)
+    miss_np = miss.to_numpy(zero_copy_only=False)
+    status = np.where(known, OK, np.where(miss_np, MISSING, _BAD_SEX)).astype(np.int8)
+    return out, status
+
+
+def _norm_integer(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    v = pc.replace_substring_regex(pc.utf8_trim_whitespace(values), r"[,\s_]", "")
+    ok = pc.fill_null(pc.match_substring_regex(v, r"^[+-]?[0-9]{1,15}$"), False)
+    okn = ok.to_numpy(zero_copy_only=False)
+    out = pc.cast(_null_if(v, pc.invert(ok)), pa.int64()).cast(pa.string())
+    return out, np.where(okn, OK, _BAD_INT).astype(np.int8)
+
+
+# -- dates -----------------------------------------------------------------------------
+_MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+_FULL_MONTHS = [
+    "JANUARY",
+    "FEBRUARY",
+    "MARCH",
+    "APRIL",
+    "MAY",
+    "JUNE",
+    "JULY",
+    "AUGUST",
+    "SEPTEMBER",
+    "OCTOBER",
+    "NOVEMBER",
+    "DECEMBER",
+]
+_DIRECTIVES = {
+    "%d": r"(?P<d>[0-9]{1,2})",
+    "%m": r"(?P<m>[0-9]{1,2})",
+    "%Y": r"(?P<Y>[0-9]{4})",
+    "%y": r"(?P<y>[0-9]{2})",
+    "%b": r"(?P<b>[A-Za-z]{3})",
+    "%B": r"(?P<B>[A-Za-z]{3,9})",
+}
+# Formats tried, in this order, when a column's format is not given.
+COMMON_DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%d-%m-%Y",
+    "%d.%m.%Y",
+    "%Y%m%d",
+    "%Y/%m/%d",
+    "%d/%m/%y",
+    "%d-%m-%y",
+    "%d-%b-%Y",
+    "%d %b %Y",
+    "%d-%b-%y",
+    "%d %B %Y",
+)
+
+
+@dataclass(frozen=True)
+class DateFormat:
+    """A strftime-style date format (``%d %m %Y %y %b %B`` and literal characters).
+
+    A time part after the date (``1990-02-01T00:00:00``, ``01/02/1990 00:00``) is ignored.
+    Two-digit years (``%y``) are read as the latest year not in the future (for dates of birth).
+    """
+
+    fmt: str
+
+    def __post_init__(self) -> None:
+        rest = re.sub(r"%[dmYybB]", "", self.fmt)
+        if "%" in rest:
+            raise ValueError(f"unsupported directive in date format {self.fmt!r}")
+        has_year = "%Y" in self.fmt or "%y" in self.fmt
+        has_month = "%m" in self.fmt or "%b" in self.fmt or "%B" in self.fmt
+        if not (has_year and has_month and "%d" in self.fmt):
+            raise ValueError(f"date format {self.fmt!r} needs a day, a month and a year")
+
+    @property
+    def regex(self) -> str:
+        out, i = [], 0
+        while i < len(self.fmt):
+            tok = self.fmt[i : i + 2]
+            if tok in _DIRECTIVES:
+                out.append(_DIRECTIVES[tok])
+                i += 2
+            else:
+                out.append(re.escape(self.fmt[i]))
+                i += 1
+        return "^" + "".join(out) + r"(?:[T ][0-9:.]+(?:Z|[+-][0-9:]+)?)?$"
+
+    def parse(self, values: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(year, month, day, matched) int arrays; unmatched rows have matched False."""
+        v = pc.utf8_trim_whitespace(values)
+        ext = pc.extract_regex(v, self.regex)
+        n = len(values)
+        matched = pc.is_valid(ext).to_numpy(zero_copy_only=False)
+        names = [ext.type.field(i).name for i in range(ext.type.num_fields)]
+
+        def ints(name: str) -> np.ndarray:
+            f = pc.struct_field(ext, name)
+            f = pc.if_else(pc.is_valid(ext), f, pa.scalar("0"))
+            return np.asarray(pc.cast(f, pa.int64()).to_numpy(zero_copy_only=False), np.int64)
+
+        day = ints("d")
+        if "Y" in names:
+            year = ints("Y")
+        else:
+            yy = ints("y")
+            this = _dt.date.today().year
+            year = np.where(2000 + yy > this, 1900 + yy, 2000 + yy)
+        if "m" in names:
+            month = ints("m")
+        else:
+            key = "b" if "b" in names else "B"
+            f = pc.utf8_upper(pc.if_else(pc.is_valid(ext), pc.struct_field(ext, key), ""))
+            table = _MONTHS if key == "b" else _FULL_MONTHS
+            mi = pc.index_in(f, value_set=pa.array(table))
+            month = np.asarray(pc.fill_null(mi, -1).to_numpy(zero_copy_only=False), np.int64) + 1
+        if n == 0:
+            return (np.zeros(0, np.int64),) * 3 + (np.zeros(0, bool),)  # type: ignore[return-value]
+        plausible = matched & (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
+        return year, month, day, plausible
+
+
+def _days_in_month(year: np.ndarray, month: np.ndarray) -> np.ndarray:
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    dim = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
+    m = np.clip(month, 1, 12) - 1
+    return dim[m] + ((m == 1) & leap)
+
+
+class AmbiguousDateFormat(ValueError):
+    """Several date formats fit a column, or none does."""
+
+
+def detect_date_format(values: pa.Array) -> DateFormat:
+    """The one common format that parses every non-empty value.
+
+    Raises :class:`AmbiguousDateFormat` if several fit (e.g. every day <= 12, so dd/mm and
+    mm/dd both parse) or none does; the message never contains a value.
+    """
+    values = _as_string_array(values)
+    present = pc.drop_null(_null_if(values, _missing_mask(values, ())))
+    uniq = pc.unique(present)
+    if len(uniq) == 0:
+        return DateFormat("%Y-%m-%d")
+    fits = []
+    for f in COMMON_DATE_FORMATS:
+        *_, ok = DateFormat(f).parse(uniq)
+        if ok.all():
+            fits.append(f)
+    if len(fits) == 1:
+        return DateFormat(fits[0])
+    if len(fits) > 1:
+        raise AmbiguousDateFormat(
+            f"several date formats fit every value ({', '.join(fits)}); "
+            "say which with --date-format FIELD=FORMAT"
+        )
+    raise AmbiguousDateFormat(
+        "no single date format fits every value; say which with --date-format FIELD=FORMAT "
+        "(values that do not fit it are then reported as row problems)"
+    )
+
+
+def _format_iso(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> pa.Array:
+    """ISO strings from int arrays, vectorised through Arrow."""
+    y = pc.utf8_lpad(pa.array(year).cast(pa.string()), 4, "0")
+    m = pc.utf8_lpad(pa.array(month).cast(pa.string()), 2, "0")
+    d = pc.utf8_lpad(pa.array(day).cast(pa.string()), 2, "0")
+    return pc.binary_join_element_wise(y, m, d, "-")
+
+
+def _norm_date(
+    values: pa.Array, fmt: DateFormat | None, today: _dt.date | None
+) -> tuple[pa.Array, np.ndarray]:
+    if fmt is None:
+        fmt = detect_date_format(values)
+    today = today or _dt.date.today()
+    year, month, day, ok = fmt.parse(values)
+    status = np.full(len(values), OK, np.int8)
+    status[~ok] = _UNPARSEABLE_DATE
+    valid_cal = ok & (day <= _days_in_month(year, month))
+    status[ok & ~valid_cal] = _IMPOSSIBLE_DATE
+    ymd = year * 10000 + month * 100 + day
+    t = today.year * 10000 + today.month * 100 + today.day
+    status[valid_cal & (ymd > t)] = _FUTURE_DATE
+    status[valid_cal & (year < EARLIEST_YEAR)] = _EARLY_DATE
+    iso = _format_iso(year, month, day)
+    return _null_if(iso, pa.array(status != OK)), status
+
+
+_SIMPLE = {
+    "name": _norm_name,
+    "text": _norm_text,
+    "postcode": _norm_postcode,
+    "nhs_number": _norm_nhs,
+    "sex": _norm_sex,
+    "integer": _norm_integer,
+    "none": _norm_none,
+}
+
+
+def normalise(
+    kind: str,
+    values: pa.Array | pa.ChunkedArray | Sequence[str | None],
+    *,
+    missing: Sequence[str] = (),
+    date_format: DateFormat | None = None,
+    today: _dt.date | None = None,
+) -> Normalised:
+    """Normalise a column of raw values with the normaliser ``kind``.
+
+    Work is done once per distinct value (values repeat massively in person data), then
+    spread back over the rows.
+    """
+    arr = _as_string_array(values)
+    n = len(arr)
+    miss = _missing_mask(arr, missing)
+    present = pc.invert(miss)
+    denc = pc.dictionary_encode(_null_if(arr, miss))
+    uniq = denc.dictionary
+    if kind == "date":
+        u_vals, u_status = _norm_date(uniq, date_format, today)
+    elif kind in _SIMPLE:
+        u_vals, u_status = _SIMPLE[kind](uniq)
+    else:
+        raise ValueError(f"unknown normaliser {kind!r}")
+    idx = denc.indices
+    vals = pc.take(u_vals, idx)
+    idx_np = np.asarray(pc.fill_null(idx, 0).to_numpy(zero_copy_only=False), np.int64)
+    status = u_status[idx_np] if len(u_status) else np.zeros(n, np.int8)
+    present_np = present.to_numpy(zero_copy_only=False)
+    status = np.where(present_np, status, MISSING).astype(np.int8)
+    vals = _null_if(vals, pa.array(status != OK))
+    return Normalised(vals, status)
+
+
+def normalise_value(kind: str, value: str | None, **kwargs: object) -> str | None:
+    """Normalise one value (convenience for tests and docs; bulk work uses :func:`normalise`)."""
+    out = normalise(kind, [value], **kwargs)  # type: ignore[arg-type]
+    return out.values[0].as_py()  # type: ignore[no-any-return]
+
+
+def soundex(values: pa.Array) -> pa.Array:
+    """American Soundex of normalised (upper-case A-Z) names; other characters are ignored.
+
+    Letter, then the digit codes of the following consonants, adjacent equal codes merged
+    (also across H and W), vowels separating equal codes, padded with 0 to four characters.
+    """
+    codes = {
+        **dict.fromkeys("BFPV", "1"),
+        **dict.fromkeys("CGJKQSXZ", "2"),
+        **dict.fromkeys("DT", "3"),
+        "L": "4",
+        **dict.fromkeys("MN", "5"),
+        "R": "6",
+    }
+    uniq = pc.unique(values)
+    out = {}
+    for s in uniq.to_pylist():
+        if s is None:
+            continue
+        letters = [c for c in s if "A" <= c <= "Z"]
+        if not letters:
+            out[s] = None
+            continue
+        first = letters[0]
+        res, prev = [first], codes.get(first, "")
+        for c in letters[1:]:
+            code = codes.get(c, "")
+            if code and code != prev:
+                res.append(code)
+            if c not in "HW":
+                prev = code
+        out[s] = ("".join(res) + "000")[:4]
+    keys = pa.array(list(out), pa.string())
+    vals = pa.array(list(out.values()), pa.string())
+    return pc.take(vals, pc.index_in(values, value_set=keys))

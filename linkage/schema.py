@@ -1,0 +1,569 @@
+"""The linkage schema: what every partner of a project encodes, and how.
+
+A schema is a versioned JSON document shared by all partners of a linkage project. It fixes
+the filter length, the hashing scheme, the fields (normaliser, tokeniser, bits per token or
+bit budget, optional salt, missing-value sentinels) and optional block keys. Partners must use
+the same schema and the same secret; the schema's *fingerprint* (SHA-256 of its canonical
+form, descriptions left out) goes into every encoded file so the trusted linkage unit can
+check that.
+
+Validation errors name the JSON path (``$.fields[2].tokeniser.q``) and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from linkage.errors import SchemaError
+
+SCHEMA_VERSION = 1
+
+NORMALISERS = ("name", "text", "date", "postcode", "nhs_number", "sex", "integer", "none")
+TOKENISERS = ("qgram", "exact", "date", "numeric")
+DATE_PARTS = ("day", "month", "year", "day_month", "full")
+BLOCK_TRANSFORMS = ("value", "initial", "soundex", "year", "month", "outward", "sector")
+HASHING = ("keyed-random",)
+SALT_TRANSFORMS = ("value", "year")
+# Transforms that only make sense on a date field / a postcode field.
+_DATE_ONLY = {"year", "month"}
+_POSTCODE_ONLY = {"outward", "sector"}
+
+MAX_FILTER_BITS = 65536
+MAX_BITS_PER_TOKEN = 256
+
+
+@dataclass(frozen=True)
+class Tokeniser:
+    """How a normalised value becomes tokens.
+
+    - ``qgram``: character q-grams (q in 1..3), padded with ``q-1`` pad characters at both ends
+      when ``padding`` is true (so "ANN" -> "_A", "AN", "NN", "N_").
+    - ``exact``: the whole normalised value is one token.
+    - ``date``: parts of an ISO date: ``day``, ``month``, ``year``, ``day_month`` (the unordered
+      day/month pair, which survives day/month swaps) and ``full``.
+    - ``numeric``: an integer value v gives the tokens v-n..v+n (``neighbourhood`` n), so close
+      numbers share most tokens.
+    """
+
+    type: str
+    q: int = 2
+    padding: bool = True
+    parts: tuple[str, ...] = ("day", "month", "year")
+    neighbourhood: int = 0
+
+    def canonical(self) -> dict[str, Any]:
+        if self.type == "qgram":
+            return {"type": "qgram", "q": self.q, "padding": self.padding}
+        if self.type == "date":
+            return {"type": "date", "parts": list(self.parts)}
+        if self.type == "numeric":
+            return {"type": "numeric", "neighbourhood": self.neighbourhood}
+        return {"type": self.type}
+
+
+@dataclass(frozen=True)
+class Salt:
+    """Salt every token of a field with (a transform of) another field's normalised value."""
+
+    field: str
+    transform: str = "value"
+
+    def canonical(self) -> dict[str, Any]:
+        return {"field": self.field, "transform": self.transform}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One schema field. Exactly one of ``bits_per_token`` and ``bit_budget`` is set."""
+
+    name: str
+    normaliser: str
+    tokeniser: Tokeniser
+    bits_per_token: int | None = None
+    bit_budget: int | None = None
+    missing: tuple[str, ...] = ()
+    salt: Salt | None = None
+    description: str = ""
+
+    @property
+    def max_bits_per_token(self) -> int:
+        """The most bit positions any one token of this field may set."""
+        if self.bits_per_token is not None:
+            return self.bits_per_token
+        assert self.bit_budget is not None
+        return min(self.bit_budget, MAX_BITS_PER_TOKEN)
+
+    def canonical(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "normaliser": self.normaliser,
+            "tokeniser": self.tokeniser.canonical(),
+            "missing": sorted(set(self.missing)),
+            "salt": self.salt.canonical() if self.salt else None,
+        }
+        if self.bits_per_token is not None:
+            out["bits_per_token"] = self.bits_per_token
+        else:
+            out["bit_budget"] = self.bit_budget
+        return out
+
+
+@dataclass(frozen=True)
+class BlockPart:
+    field: str
+    transform: str
+
+    def canonical(self) -> dict[str, Any]:
+        return {"field": self.field, "transform": self.transform}
+
+
+@dataclass(frozen=True)
+class BlockKey:
+    """A block key: the parts are joined; a record with any part missing has no such key."""
+
+    name: str
+    parts: tuple[BlockPart, ...]
+    description: str = ""
+
+    def canonical(self) -> dict[str, Any]:
+        return {"name": self.name, "parts": [p.canonical() for p in self.parts]}
+
+
+@dataclass(frozen=True)
+class Schema:
+    filter_length: int
+    fields: tuple[Field, ...]
+    hashing: str = "keyed-random"
+    block_keys: tuple[BlockKey, ...] = ()
+    description: str = ""
+    _fingerprint: str = field(default="", compare=False, repr=False)
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path) -> Schema:
+        """Read and validate a schema file (errors name the file and the JSON path)."""
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SchemaError(f"{p}: schema file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SchemaError(f"{p}: cannot read schema file ({exc.__class__.__name__})") from None
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SchemaError(
+                f"{p}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from None
+        try:
+            return cls.from_dict(doc)
+        except SchemaError as exc:
+            raise SchemaError(f"{p}: {exc}") from None
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> Schema:
+        return _parse(doc)
+
+    # -- canonical form and fingerprint -----------------------------------------------
+    def canonical(self) -> dict[str, Any]:
+        """The schema with defaults filled in and descriptions left out."""
+        return {
+            "linkage_schema": SCHEMA_VERSION,
+            "filter": {"length": self.filter_length, "hashing": self.hashing},
+            "fields": [f.canonical() for f in self.fields],
+            "block_keys": [b.canonical() for b in self.block_keys],
+        }
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the canonical JSON form; equal schemas give equal fingerprints."""
+        if not self._fingerprint:
+            blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+            object.__setattr__(self, "_fingerprint", hashlib.sha256(blob.encode()).hexdigest())
+        return self._fingerprint
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def to_json(self) -> str:
+        doc = self.canonical()
+        if self.description:
+            doc["description"] = self.description
+        for fd, f in zip(doc["fields"], self.fields, strict=True):
+            if f.description:
+                fd["description"] = f.description
+        return json.dumps(doc, indent=2) + "\n"
+
+    def summary(self) -> str:
+        """A human summary (used by ``linkage schema check``)."""
+        lines = [
+            f"schema version {SCHEMA_VERSION}, fingerprint {self.fingerprint[:16]}",
+            f"filter: {self.filter_length} bits, hashing {self.hashing}",
+            f"{len(self.fields)} fields:",
+        ]
+        for f in self.fields:
+            t = f.tokeniser
+            tok = t.type
+            if t.type == "qgram":
+                tok = f"{t.q}-grams" + (" padded" if t.padding else "")
+            elif t.type == "date":
+                tok = "date parts " + "/".join(t.parts)
+            elif t.type == "numeric":
+                tok = f"numeric +/-{t.neighbourhood}"
+            bits = (
+                f"{f.bits_per_token} bits/token"
+                if f.bits_per_token is not None
+                else f"budget {f.bit_budget} bits"
+            )
+            salt = f", salted by {f.salt.field}:{f.salt.transform}" if f.salt else ""
+            lines.append(f"  {f.name:<16} {f.normaliser:<11} {tok:<28} {bits}{salt}")
+        if self.block_keys:
+            lines.append(f"{len(self.block_keys)} block keys:")
+            for b in self.block_keys:
+                parts = " + ".join(f"{p.transform}({p.field})" for p in b.parts)
+                lines.append(f"  {b.name:<24} {parts}")
+        else:
+            lines.append("no block keys")
+        return "\n".join(lines)
+
+
+# -- parsing ------------------------------------------------------------------------------
+def _expect(cond: bool, path: str, msg: str) -> None:
+    if not cond:
+        raise SchemaError(f"{path}: {msg}")
+
+
+def _obj(doc: Any, path: str, allowed: set[str]) -> dict[str, Any]:
+    _expect(isinstance(doc, dict), path, f"expected a JSON object, got {_kind(doc)}")
+    unknown = sorted(k for k in doc if k not in allowed and not k.startswith("_"))
+    _expect(
+        not unknown,
+        f"{path}.{unknown[0]}" if unknown else path,
+        f"unknown key (expected one of: {', '.join(sorted(allowed))})",
+    )
+    return doc  # type: ignore[no-any-return]
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int | float):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "a list"
+    return "an object"
+
+
+def _int(v: Any, path: str, lo: int, hi: int) -> int:
+    _expect(
+        isinstance(v, int) and not isinstance(v, bool), path, f"expected an integer, got {_kind(v)}"
+    )
+    _expect(lo <= v <= hi, path, f"expected an integer in {lo}..{hi}, got {v}")
+    return int(v)
+
+
+def _str(v: Any, path: str, choices: tuple[str, ...] | None = None) -> str:
+    _expect(isinstance(v, str), path, f"expected a string, got {_kind(v)}")
+    if choices is not None:
+        _expect(v in choices, path, f"expected one of {', '.join(choices)}, got {v!r}")
+    return str(v)
+
+
+def _name(v: Any, path: str) -> str:
+    s = _str(v, path)
+    _expect(
+        s != "" and s.replace("_", "").isalnum() and s.isascii(),
+        path,
+        "expected a name of letters, digits and underscores",
+    )
+    return s
+
+
+def _parse(doc: Any) -> Schema:
+    top = _obj(doc, "$", {"linkage_schema", "description", "filter", "fields", "block_keys"})
+    _expect("linkage_schema" in top, "$.linkage_schema", "missing (expected 1)")
+    _expect(
+        top["linkage_schema"] == SCHEMA_VERSION,
+        "$.linkage_schema",
+        f"unsupported schema version {top['linkage_schema']!r} (this linkage reads version "
+        f"{SCHEMA_VERSION})",
+    )
+    filt = _obj(top.get("filter", {}), "$.filter", {"length", "hashing", "description"})
+    length = _int(filt.get("length", 1024), "$.filter.length", 64, MAX_FILTER_BITS)
+    _expect(length % 64 == 0, "$.filter.length", f"expected a multiple of 64, got {length}")
+    hashing = _str(filt.get("hashing", "keyed-random"), "$.filter.hashing", HASHING)
+
+    _expect("fields" in top, "$.fields", "missing (expected a list of fields)")
+    raw_fields = top["fields"]
+    _expect(
+        isinstance(raw_fields, list) and len(raw_fields) > 0,
+        "$.fields",
+        "expected a non-empty list of fields",
+    )
+    fields: list[Field] = []
+    seen: set[str] = set()
+    for i, fd in enumerate(raw_fields):
+        f = _parse_field(fd, f"$.fields[{i}]")
+        _expect(f.name not in seen, f"$.fields[{i}].name", f"duplicate field name {f.name!r}")
+        seen.add(f.name)
+        fields.append(f)
+    by_name = {f.name: f for f in fields}
+    for i, f in enumerate(fields):
+        if f.salt is None:
+            continue
+        sp = f"$.fields[{i}].salt.field"
+        _expect(f.salt.field in by_name, sp, f"unknown field {f.salt.field!r}")
+        _expect(f.salt.field != f.name, sp, "a field cannot salt itself")
+        src = by_name[f.salt.field]
+        _expect(src.salt is None, sp, f"salt field {src.name!r} is itself salted")
+        if f.salt.transform == "year":
+            _expect(src.normaliser == "date", sp, "transform 'year' needs a date field")
+
+    blocks: list[BlockKey] = []
+    raw_blocks = top.get("block_keys", [])
+    _expect(isinstance(raw_blocks, list), "$.block_keys", "expected a list")
+    bseen: set[str] = set()
+    for i, bd in enumerate(raw_blocks):
+        path = f"$.block_keys[{i}]"
+        bo = _obj(bd, path, {"name", "parts", "description"})
+        _expect("name" in bo, f"{path}.name", "missing")
+        bname = _name(bo["name"], f"{path}.name")
+        _expect(bname not in bseen, f"{path}.name", f"duplicate block key name {bname!r}")
+        bseen.add(bname)
+        rp = bo.get("parts")
+        _expect(isinstance(rp, list) and len(rp) > 0, f"{path}.parts", "expected a non-empty list")
+        parts = []
+        for j, pd in enumerate(rp):  # type: ignore[arg-type]
+            pp = f"{path}.parts[{j}]"
+            po = _obj(pd, pp, {"field", "transform"})
+            _expect("field" in po, f"{pp}.field", "missing")
+            fname = _str(po["field"], f"{pp}.field")
+            _expect(fname in by_name, f"{pp}.field", f"unknown field {fname!r}")
+            tr = _str(po.get("transform", "value"), f"{pp}.transform", BLOCK_TRANSFORMS)
+            norm = by_name[fname].normaliser
+            if tr in _DATE_ONLY:
+                _expect(norm == "date", f"{pp}.transform", f"{tr!r} needs a date field")
+            if tr in _POSTCODE_ONLY:
+                _expect(norm == "postcode", f"{pp}.transform", f"{tr!r} needs a postcode field")
+            parts.append(BlockPart(fname, tr))
+        blocks.append(BlockKey(bname, tuple(parts), str(bo.get("description", ""))))
+    desc = top.get("description", "")
+    _expect(isinstance(desc, str), "$.description", "expected a string")
+    return Schema(length, tuple(fields), hashing, tuple(blocks), desc)
+
+
+def _parse_field(fd: Any, path: str) -> Field:
+    fo = _obj(
+        fd,
+        path,
+        {
+            "name",
+            "normaliser",
+            "tokeniser",
+            "bits_per_token",
+            "bit_budget",
+            "missing",
+            "salt",
+            "description",
+        },
+    )
+    _expect("name" in fo, f"{path}.name", "missing")
+    name = _name(fo["name"], f"{path}.name")
+    _expect("normaliser" in fo, f"{path}.normaliser", f"missing (one of {', '.join(NORMALISERS)})")
+    norm = _str(fo["normaliser"], f"{path}.normaliser", NORMALISERS)
+    tok = _parse_tokeniser(fo.get("tokeniser", {"type": "qgram"}), f"{path}.tokeniser")
+    if tok.type == "date":
+        _expect(norm == "date", f"{path}.tokeniser.type", "'date' tokens need normaliser 'date'")
+    if tok.type == "numeric":
+        _expect(
+            norm == "integer",
+            f"{path}.tokeniser.type",
+            "'numeric' tokens need normaliser 'integer'",
+        )
+    bpt, budget = fo.get("bits_per_token"), fo.get("bit_budget")
+    _expect(
+        (bpt is None) != (budget is None),
+        path,
+        "expected exactly one of bits_per_token and bit_budget",
+    )
+    if bpt is not None:
+        bpt = _int(bpt, f"{path}.bits_per_token", 1, MAX_BITS_PER_TOKEN)
+    if budget is not None:
+        budget = _int(budget, f"{path}.bit_budget", 1, MAX_FILTER_BITS)
+    miss = fo.get("missing", [])
+    _expect(isinstance(miss, list), f"{path}.missing", "expected a list of strings")
+    for j, m in enumerate(miss):
+        _str(m, f"{path}.missing[{j}]")
+    salt = None
+    if fo.get("salt") is not None:
+        so = _obj(fo["salt"], f"{path}.salt", {"field", "transform"})
+        _expect("field" in so, f"{path}.salt.field", "missing")
+        salt = Salt(
+            _str(so["field"], f"{path}.salt.field"),
+            _str(so.get("transform", "value"), f"{path}.salt.transform", SALT_TRANSFORMS),
+        )
+    desc = fo.get("description", "")
+    _expect(isinstance(desc, str), f"{path}.description", "expected a string")
+    return Field(name, norm, tok, bpt, budget, tuple(miss), salt, desc)
+
+
+def _parse_tokeniser(td: Any, path: str) -> Tokeniser:
+    if isinstance(td, str):
+        td = {"type": td}
+    to = _obj(td, path, {"type", "q", "padding", "parts", "neighbourhood"})
+    typ = _str(to.get("type", "qgram"), f"{path}.type", TOKENISERS)
+    if typ == "qgram":
+        q = _int(to.get("q", 2), f"{path}.q", 1, 3)
+        pad = to.get("padding", True)
+        _expect(isinstance(pad, bool), f"{path}.padding", f"expected true or false, got {pad!r}")
+        return Tokeniser("qgram", q=q, padding=pad)
+    if typ == "date":
+        parts = to.get("parts", ["day", "month", "year"])
+        _expect(
+            isinstance(parts, list) and len(parts) > 0, f"{path}.parts", "expected a non-empty list"
+        )
+        for j, p in enumerate(parts):
+            _str(p, f"{path}.parts[{j}]", DATE_PARTS)
+        _expect(len(set(parts)) == len(parts), f"{path}.parts", "duplicate date part")
+        return Tokeniser("date", parts=tuple(parts))
+    if typ == "numeric":
+        n = _int(to.get("neighbourhood", 1), f"{path}.neighbourhood", 0, 100)
+        return Tokeniser("numeric", neighbourhood=n)
+    return Tokeniser("exact")
+
+
+# -- template ---------------------------------------------------------------------------
+def uk_person_template() -> dict[str, Any]:
+    """A sensible starting point for UK person data (see ``linkage schema init``).
+
+    Bits per field are chosen so that a typical record sets about 40-50% of 1024 bits,
+    which the literature recommends; names and date of birth weigh most.
+    """
+    return {
+        "linkage_schema": SCHEMA_VERSION,
+        "description": (
+            "UK person linkage schema (linkage template uk-person). Every partner of the project "
+            "must use this same file and the same secret. Keys starting with '_' and "
+            "'description' are comments and do not change the fingerprint."
+        ),
+        "filter": {
+            "length": 1024,
+            "hashing": "keyed-random",
+            "description": (
+                "1024-bit record-level Bloom filter; keyed random hashing (HMAC-SHA256)."
+            ),
+        },
+        "fields": [
+            {
+                "name": "given_name",
+                "description": "First given name; titles, accents, case, punctuation removed.",
+                "normaliser": "name",
+                "tokeniser": {"type": "qgram", "q": 2, "padding": True},
+                "bits_per_token": 16,
+                "missing": ["UNKNOWN", "NOT KNOWN", "NK", "N/A"],
+            },
+            {
+                "name": "surname",
+                "description": "Family name; O'Brien, O Brien and OBrien encode alike.",
+                "normaliser": "name",
+                "tokeniser": {"type": "qgram", "q": 2, "padding": True},
+                "bits_per_token": 16,
+                "missing": ["UNKNOWN", "NOT KNOWN", "NK", "N/A"],
+            },
+            {
+                "name": "date_of_birth",
+                "description": (
+                    "Day, month, year and the unordered day/month pair (survives day/month swaps)."
+                ),
+                "normaliser": "date",
+                "tokeniser": {"type": "date", "parts": ["day", "month", "year", "day_month"]},
+                "bits_per_token": 24,
+                "missing": ["01/01/1900", "1900-01-01"],
+            },
+            {
+                "name": "sex",
+                "description": "Mapped to M, F or X; unknown codings count as missing.",
+                "normaliser": "sex",
+                "tokeniser": {"type": "exact"},
+                "bits_per_token": 8,
+            },
+            {
+                "name": "postcode",
+                "description": "UK postcode in canonical form, e.g. L1 8JQ.",
+                "normaliser": "postcode",
+                "tokeniser": {"type": "qgram", "q": 2, "padding": True},
+                "bits_per_token": 10,
+            },
+            {
+                "name": "address",
+                "description": "Address lines; a bit budget so long addresses do not dominate.",
+                "normaliser": "text",
+                "tokeniser": {"type": "qgram", "q": 2, "padding": True},
+                "bit_budget": 120,
+            },
+            {
+                "name": "nhs_number",
+                "description": "10-digit NHS number, mod-11 checked; invalid numbers are missing.",
+                "normaliser": "nhs_number",
+                "tokeniser": {"type": "exact"},
+                "bits_per_token": 48,
+            },
+        ],
+        "block_keys": [
+            {
+                "name": "surname_soundex_yob",
+                "description": "Soundex of surname + year of birth.",
+                "parts": [
+                    {"field": "surname", "transform": "soundex"},
+                    {"field": "date_of_birth", "transform": "year"},
+                ],
+            },
+            {
+                "name": "district_initial",
+                "description": "Postcode district + first initial.",
+                "parts": [
+                    {"field": "postcode", "transform": "outward"},
+                    {"field": "given_name", "transform": "initial"},
+                ],
+            },
+            {
+                "name": "dob_initial",
+                "description": "Full date of birth + first initial of the given name.",
+                "parts": [
+                    {"field": "date_of_birth", "transform": "value"},
+                    {"field": "given_name", "transform": "initial"},
+                ],
+            },
+            {
+                "name": "nhs_number",
+                "description": "The NHS number itself (keyed), where valid.",
+                "parts": [{"field": "nhs_number", "transform": "value"}],
+            },
+        ],
+    }
+
+
+TEMPLATES = {"uk-person": uk_person_template}
+
+
+def template_json(name: str) -> str:
+    if name not in TEMPLATES:
+        raise SchemaError(f"unknown template {name!r} (expected one of: {', '.join(TEMPLATES)})")
+    doc = TEMPLATES[name]()
+    Schema.from_dict(doc)  # the template must always validate
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
