@@ -1,0 +1,170 @@
+"""Encoding kernels: q-gram token keys from UTF-8 strings, and setting Bloom-filter bits.
+
+The encoder works per *distinct value* ("unit") of a field: tokens and their bit positions
+are computed once per distinct value and once per distinct token, then records set the bits
+of their units. Plain Python references live in :mod:`linkage.kernels.reference_encode`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# The pad character of padded q-grams is codepoint 0; normalisers never emit it.
+PAD = 0
+CP_BITS = 21  # a Unicode codepoint fits in 21 bits; three fit in a uint64 key
+
+
+@njit(cache=True, nogil=True)
+def _decode_utf8(data: np.ndarray, start: int, end: int, buf: np.ndarray, at: int) -> int:
+    """Decode ``data[start:end]`` (valid UTF-8) into codepoints at ``buf[at:]``; return the
+    index after the last codepoint written."""
+    i = start
+    while i < end:
+        b0 = np.uint32(data[i])
+        if b0 < 0x80:
+            cp = b0
+            i += 1
+        elif b0 < 0xE0:
+            cp = ((b0 & 0x1F) << 6) | (np.uint32(data[i + 1]) & 0x3F)
+            i += 2
+        elif b0 < 0xF0:
+            cp = (
+                ((b0 & 0x0F) << 12)
+                | ((np.uint32(data[i + 1]) & 0x3F) << 6)
+                | (np.uint32(data[i + 2]) & 0x3F)
+            )
+            i += 3
+        else:
+            cp = (
+                ((b0 & 0x07) << 18)
+                | ((np.uint32(data[i + 1]) & 0x3F) << 12)
+                | ((np.uint32(data[i + 2]) & 0x3F) << 6)
+                | (np.uint32(data[i + 3]) & 0x3F)
+            )
+            i += 4
+        buf[at] = cp
+        at += 1
+    return at
+
+
+@njit(cache=True, nogil=True)
+def qgram_keys(
+    data: np.ndarray, offsets: np.ndarray, q: int, padding: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Character q-gram keys of each string (q in 1..3).
+
+    String i is ``data[offsets[i]:offsets[i+1]]`` (UTF-8). With padding, the codepoints are
+    framed by q-1 pad characters (codepoint 0) on each side; a q-gram (c_0..c_{q-1}) becomes
+    the key  sum_j c_j << (21 * (q-1-j)).  Without padding, a string shorter than q gives one
+    key: itself left-padded with pad characters to q. An empty string gives no keys.
+
+    Returns (tok_off int64[n+1], keys uint64[T]); string i's keys are keys[tok_off[i]:tok_off[i+1]].
+    """
+    n = offsets.shape[0] - 1
+    tok_off = np.zeros(n + 1, np.int64)
+    maxlen = 0
+    for i in range(n):
+        ln = offsets[i + 1] - offsets[i]
+        if ln > maxlen:
+            maxlen = ln
+    buf = np.zeros(maxlen + 2 * q, np.uint32)
+    # pass 1: count
+    pad = q - 1 if padding else 0
+    for i in range(n):
+        m = _decode_utf8(data, offsets[i], offsets[i + 1], buf, 0)
+        if m == 0:
+            cnt = 0
+        elif m + 2 * pad >= q:
+            cnt = m + 2 * pad - q + 1
+        else:
+            cnt = 1
+        tok_off[i + 1] = tok_off[i] + cnt
+    keys = np.empty(tok_off[n], np.uint64)
+    # pass 2: fill
+    for i in range(n):
+        for j in range(pad):
+            buf[j] = PAD
+        m = _decode_utf8(data, offsets[i], offsets[i + 1], buf, pad)
+        if m == pad:
+            continue
+        for j in range(pad):
+            buf[m + j] = PAD
+        total = m + pad
+        o = tok_off[i]
+        if total >= q:
+            for s in range(total - q + 1):
+                key = np.uint64(0)
+                for j in range(q):
+                    key = (key << np.uint64(CP_BITS)) | np.uint64(buf[s + j])
+                keys[o + s] = key
+        else:
+            key = np.uint64(0)
+            for j in range(total):
+                key = (key << np.uint64(CP_BITS)) | np.uint64(buf[j])
+            keys[o] = key
+    return tok_off, keys
+
+
+def _set_bits_body(
+    out: np.ndarray,
+    unit_of_row: np.ndarray,
+    unit_tok_off: np.ndarray,
+    unit_tok: np.ndarray,
+    unit_k: np.ndarray,
+    pos: np.ndarray,
+) -> None:
+    """OR bits into filters: for row r with unit u = unit_of_row[r] >= 0, for each token id g
+    of u (``unit_tok[unit_tok_off[u]:unit_tok_off[u+1]]``) and each j < unit_k[u], set bit
+    ``pos[g, j]`` of ``out[r]`` (bit p is word p >> 6, bit p & 63)."""
+    n = unit_of_row.shape[0]
+    for r in prange(n):
+        u = unit_of_row[r]
+        if u < 0:
+            continue
+        k = unit_k[u]
+        for t in range(unit_tok_off[u], unit_tok_off[u + 1]):
+            g = unit_tok[t]
+            for j in range(k):
+                p = pos[g, j]
+                out[r, p >> 6] |= np.uint64(1) << np.uint64(p & 63)
+
+
+set_bits = njit(cache=True, nogil=True)(_set_bits_body)
+set_bits_parallel = njit(cache=True, nogil=True, parallel=True)(_set_bits_body)
+
+
+@njit(cache=True, nogil=True)
+def positions_from_words(words: np.ndarray, length: int, kmax: int, out: np.ndarray) -> np.ndarray:
+    """First ``kmax`` accepted positions per row from 16-bit hash words.
+
+    A word w gives position w & (2^ceil(log2 length) - 1) when that is < length (rejection
+    sampling keeps positions unbiased). ``out`` (rows, kmax) is filled; the returned bool
+    array marks rows that ran out of words (the caller extends them with more hash blocks).
+    """
+    mask = 1
+    while mask < length:
+        mask <<= 1
+    mask -= 1
+    rows = words.shape[0]
+    short = np.zeros(rows, np.bool_)
+    for i in range(rows):
+        got = 0
+        for w in range(words.shape[1]):
+            p = words[i, w] & mask
+            if p < length:
+                out[i, got] = p
+                got += 1
+                if got == kmax:
+                    break
+        if got < kmax:
+            short[i] = True
+    return short
+
+
+KERNELS = {
+    "qgram_keys": qgram_keys,
+    "set_bits": set_bits,
+    "set_bits_parallel": set_bits_parallel,
+    "positions_from_words": positions_from_words,
+}

@@ -1,0 +1,257 @@
+"""The ``linkage`` command line. Every command calls the library function of the same name.
+
+Errors caused by input or usage print one line (``Error: ...``) and exit with status 2;
+nothing is left half-written. Secrets are read from a file or the LINKAGE_SECRET
+environment variable, never from an option value.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from linkage import __version__
+from linkage.errors import LinkageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    click.echo(f"Error: {msg}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn LinkageError (and a few OS errors) into a one-line message and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LinkageError as exc:
+            _fail(str(exc), exc.exit_code)
+        except PermissionError as exc:
+            _fail(f"permission denied: {exc.filename}")
+        except KeyboardInterrupt:
+            _fail("interrupted; no output written", 130)
+        except MemoryError:
+            _fail("out of memory; try a smaller --batch-size", 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _pairs(values: Iterable[str], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        if "=" not in v:
+            raise click.BadParameter(f"expected FIELD=VALUE, got {v!r}", param_hint=option)
+        k, _, val = v.partition("=")
+        k, val = k.strip(), val.strip()
+        if not k or not val:
+            raise click.BadParameter(f"expected FIELD=VALUE, got {v!r}", param_hint=option)
+        if k in out:
+            raise click.BadParameter(f"field {k!r} given twice", param_hint=option)
+        out[k] = val
+    return out
+
+
+def _show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+class _Bar:
+    """A progress bar on stderr that is silent when stderr is not a terminal."""
+
+    def __init__(self, enabled: bool, total: int | None, label: str) -> None:
+        self.bar = None
+        if enabled:
+            self.bar = click.progressbar(
+                length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True
+            )
+            self.bar.__enter__()
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="linkage")
+def main() -> None:
+    """Privacy-preserving record linkage with keyed Bloom-filter encodings.
+
+    \b
+    Partners (each locally, with the shared secret):
+      linkage keygen -o secret.key
+      linkage schema init -o schema.json
+      linkage encode extract.csv -s schema.json --secret-file secret.key \\
+          --party council_a --id-column record_id -o council_a.parquet
+    The trusted linkage unit (no secret needed):
+      linkage match council_a.parquet nhs.parquet -o links.parquet
+    """
+
+
+@main.command()
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write."
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@handle_errors
+def keygen(output: str, force: bool) -> None:
+    """Write a new random 32-byte project secret (file mode 0600).
+
+    Share it only among the partners, out of band; never with the linkage unit. Every
+    partner must encode with the same secret and schema.
+    """
+    from linkage.secret import write_new_secret
+
+    write_new_secret(output, force=force)
+    click.echo(f"wrote a new 32-byte secret to {output} (mode 0600)", err=True)
+
+
+@main.group()
+def schema() -> None:
+    """Create and check linkage schemas (shared by all partners of a project)."""
+
+
+@schema.command("init")
+@click.option(
+    "--template",
+    default="uk-person",
+    show_default=True,
+    type=click.Choice(["uk-person"]),
+    help="Starting point.",
+)
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write."
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@handle_errors
+def schema_init(template: str, output: str, force: bool) -> None:
+    """Write a commented starting schema (fields given_name, surname, date_of_birth, sex,
+    postcode, address, nhs_number and four keyed block keys)."""
+    from linkage.errors import InputError
+    from linkage.schema import template_json
+
+    p = Path(output)
+    if p.exists() and not force:
+        raise InputError(f"{p} already exists (use --force to overwrite)")
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.partial")
+    tmp.write_text(template_json(template), encoding="utf-8")
+    os.replace(tmp, p)
+    click.echo(f"wrote schema template {template!r} to {output}", err=True)
+
+
+@schema.command("check")
+@click.argument("schema_file", type=click.Path(dir_okay=False))
+@handle_errors
+def schema_check(schema_file: str) -> None:
+    """Validate a schema and summarise it (errors name the JSON path)."""
+    from linkage.schema import Schema
+
+    s = Schema.load(schema_file)
+    click.echo(s.summary())
+
+
+@main.command()
+@click.argument("input_file", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option("-s", "--schema", "schema_file", required=True, help="The project's schema JSON.")
+@click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False),
+    help="File holding the project secret (else the LINKAGE_SECRET environment variable).",
+)
+@click.option("--party", required=True, help="This partner's name, e.g. council_a.")
+@click.option("--id-column", default="record_id", show_default=True, help="Record id column.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Parquet out.")
+@click.option("--rejects", type=click.Path(dir_okay=False), help="CSV of row problems to write.")
+@click.option(
+    "--column",
+    "column_map",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="Map a schema field to your column name (repeatable).",
+)
+@click.option(
+    "--date-format",
+    "date_formats",
+    multiple=True,
+    metavar="FIELD=FORMAT",
+    help="Date format of a field, e.g. date_of_birth=%d/%m/%Y (default: detected).",
+)
+@click.option(
+    "--absent",
+    multiple=True,
+    metavar="FIELD",
+    help="A schema field your extract does not have; encoded as missing (repeatable).",
+)
+@click.option("--delimiter", default=",", show_default=True, help="CSV delimiter.")
+@click.option("--batch-size", default=100_000, show_default=True, type=click.IntRange(1000))
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+@handle_errors
+def encode(
+    input_file: str,
+    schema_file: str,
+    secret_file: str | None,
+    party: str,
+    id_column: str,
+    output: str,
+    rejects: str | None,
+    column_map: tuple[str, ...],
+    date_formats: tuple[str, ...],
+    absent: tuple[str, ...],
+    delimiter: str,
+    batch_size: int,
+    quiet: bool,
+) -> None:
+    """Encode a CSV or Parquet extract into keyed Bloom filters for the linkage unit.
+
+    The output Parquet holds record_id, clk and block_keys, plus metadata (schema
+    fingerprint, key-check value, party); no input value appears in it. Rows with invalid
+    values are still encoded from their valid fields and listed in --rejects (record id,
+    field, reason; never the value). Exit status 2 on any file-level problem, with no output.
+    """
+    from linkage.partner import encode_file
+    from linkage.schema import Schema
+    from linkage.secret import Secret
+
+    s = Schema.load(schema_file)
+    secret = Secret.resolve(secret_file)
+    bar = _Bar(_show_progress(quiet), None, f"encoding {Path(input_file).name}")
+    try:
+        summary = encode_file(
+            input_file,
+            output,
+            s,
+            secret,
+            party=party,
+            id_column=id_column,
+            columns=_pairs(column_map, "--column"),
+            date_formats=_pairs(date_formats, "--date-format"),
+            absent=absent,
+            rejects_path=rejects,
+            delimiter=delimiter,
+            batch_size=batch_size,
+            progress=bar.update,
+        )
+    finally:
+        bar.close()
+    if not quiet:
+        for line in summary.lines(s.filter_length):
+            click.echo(line, err=True)
+        click.echo(f"wrote {output}", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,400 @@
+"""Keyed Bloom-filter encoding of person records (partner side).
+
+Default hashing ("keyed-random"): a token's k bit positions come from HMAC-SHA256 of the token
+under its field's key (HKDF-derived from the project secret and the schema fingerprint).
+Block j of a token's hash stream is ``HMAC(field_key, message || j)`` (j one byte), read as
+sixteen little-endian 16-bit words; word w gives position ``w & (2^ceil(log2 L) - 1)`` if
+that is < L (rejection sampling: unbiased for any L). The first k accepted positions are
+the token's positions. ``message`` is the token's UTF-8 bytes, prefixed for salted fields by
+the salt's length (2 bytes, big-endian) and UTF-8 bytes.
+
+Tokens (see :class:`linkage.schema.Tokeniser`):
+- q-grams: characters of the normalised value, padded with U+0000 (never in normalised text);
+- exact: the normalised value;
+- date parts: ``D05``, ``M12``, ``Y1990``, ``DM0512`` (the smaller of day and month first),
+  ``F19901205``;
+- numeric: the decimal strings of v-n..v+n.
+
+A field with ``bits_per_token`` k sets k positions per token; with ``bit_budget`` B, each
+token sets ceil(B / number of tokens of the value) positions (at most 256). Work is done
+once per distinct value and once per distinct token; a numba kernel sets the bits.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hmac
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from linkage.kernels.encode import positions_from_words, qgram_keys, set_bits_parallel
+from linkage.normalise import INVALID, REASONS, DateFormat, Normalised, normalise, soundex
+from linkage.schema import BlockKey, Field, Schema
+from linkage.secret import Secret
+
+_WORDS_PER_BLOCK = 16
+DATE_PART_TAGS = {"day": 1, "month": 2, "year": 3, "day_month": 4, "full": 5}
+
+
+# -- hashing -----------------------------------------------------------------------------
+def token_positions(key: bytes, messages: list[bytes], length: int, kmax: int) -> np.ndarray:
+    """(len(messages), kmax) uint32 bit positions of each token message (see module doc)."""
+    n = len(messages)
+    out = np.zeros((n, kmax), np.uint32)
+    if n == 0 or kmax == 0:
+        return out
+    pow2 = length & (length - 1) == 0
+    blocks = math.ceil(kmax / _WORDS_PER_BLOCK) + (0 if pow2 else 1)
+    suffixes = [bytes([j]) for j in range(blocks)]
+    digest = hmac.digest
+    raw = b"".join([digest(key, m + s, "sha256") for m in messages for s in suffixes])
+    words = np.frombuffer(raw, "<u2").reshape(n, blocks * _WORDS_PER_BLOCK)
+    short = positions_from_words(words, length, kmax, out)
+    for i in np.flatnonzero(short):  # rare: only when L is not a power of two
+        more = blocks
+        while True:
+            more += 4
+            ext = b"".join(digest(key, messages[i] + bytes([j]), "sha256") for j in range(more))
+            w = np.frombuffer(ext, "<u2").reshape(1, -1)
+            row = np.zeros((1, kmax), np.uint32)
+            if not positions_from_words(w, length, kmax, row)[0]:
+                out[i] = row[0]
+                break
+    return out
+
+
+def qgram_token_bytes(key: int, q: int) -> bytes:
+    cps = [(key >> (21 * (q - 1 - j))) & 0x1FFFFF for j in range(q)]
+    return "".join(map(chr, cps)).encode("utf-8")
+
+
+# -- tokenisers over distinct values ---------------------------------------------------------
+def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 data and int64 offsets of a string array without nulls."""
+    if arr.offset or arr.null_count:
+        arr = pa.concat_arrays([arr.fill_null("")])
+    offs = np.frombuffer(arr.buffers()[1], np.int32)[: len(arr) + 1].astype(np.int64)
+    data_buf = arr.buffers()[2]
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    return data, offs
+
+
+def _tokens(field: Field, units: pa.Array) -> tuple[np.ndarray, np.ndarray, Callable[[int], bytes]]:
+    """Token keys of each distinct value: (tok_off int64[U+1], keys uint64[T], key -> bytes).
+
+    Keys live in a per-field key space; ``exact`` keys are unit indices (valid in this batch)."""
+    t = field.tokeniser
+    u = len(units)
+    if t.type == "qgram":
+        data, offs = _string_buffers(units)
+        tok_off, keys = qgram_keys(data, offs, t.q, t.padding)
+        q = t.q
+        return tok_off, keys, lambda k: qgram_token_bytes(k, q)
+    if t.type == "exact":
+        strs = units.to_pylist()
+        return (
+            np.arange(u + 1, dtype=np.int64),
+            np.arange(u, dtype=np.uint64),
+            lambda k: strs[k].encode("utf-8"),
+        )
+    if t.type == "date":
+        year = _ints(pc.utf8_slice_codeunits(units, 0, 4))
+        month = _ints(pc.utf8_slice_codeunits(units, 5, 7))
+        day = _ints(pc.utf8_slice_codeunits(units, 8, 10))
+        cols = []
+        for part in t.parts:
+            tag = np.int64(DATE_PART_TAGS[part]) << 32
+            if part == "day":
+                v = day
+            elif part == "month":
+                v = month
+            elif part == "year":
+                v = year
+            elif part == "day_month":
+                v = np.minimum(day, month) * 100 + np.maximum(day, month)
+            else:
+                v = year * 10000 + month * 100 + day
+            cols.append(tag | v)
+        keys = np.stack(cols, axis=1).reshape(-1).astype(np.uint64) if u else np.zeros(0, np.uint64)
+        return np.arange(u + 1, dtype=np.int64) * len(t.parts), keys, _date_token_bytes
+    # numeric
+    vals = _ints(units)
+    nb = t.neighbourhood
+    grid = vals[:, None] + np.arange(-nb, nb + 1, dtype=np.int64)[None, :]
+    keys = grid.reshape(-1).view(np.uint64)
+    return np.arange(u + 1, dtype=np.int64) * (2 * nb + 1), keys, _numeric_token_bytes
+
+
+def _ints(arr: pa.Array) -> np.ndarray:
+    return np.asarray(pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False), np.int64)
+
+
+def _date_token_bytes(key: int) -> bytes:
+    tag, v = key >> 32, key & 0xFFFFFFFF
+    if tag == 1:
+        return b"D%02d" % v
+    if tag == 2:
+        return b"M%02d" % v
+    if tag == 3:
+        return b"Y%04d" % v
+    if tag == 4:
+        return b"DM%04d" % v
+    return b"F%08d" % v
+
+
+def _numeric_token_bytes(key: int) -> bytes:
+    v = key - (1 << 64) if key >= 1 << 63 else key
+    return b"%d" % v
+
+
+def salt_values(transform: str, values: pa.Array) -> pa.Array:
+    if transform == "year":
+        return pc.utf8_slice_codeunits(values, 0, 4)
+    return values
+
+
+def block_part(transform: str, values: pa.Array) -> pa.Array:
+    """A block-key part from normalised values (null stays null)."""
+    if transform == "value":
+        return values
+    if transform == "initial":
+        return pc.utf8_slice_codeunits(values, 0, 1)
+    if transform == "soundex":
+        return soundex(values)
+    if transform == "year":
+        return pc.utf8_slice_codeunits(values, 0, 4)
+    if transform == "month":
+        return pc.utf8_slice_codeunits(values, 5, 7)
+    if transform == "outward":
+        return pc.utf8_slice_codeunits(values, 0, -4)
+    if transform == "sector":
+        return pc.utf8_slice_codeunits(values, 0, -2)
+    raise ValueError(f"unknown block transform {transform!r}")
+
+
+# -- the encoder -------------------------------------------------------------------------------
+@dataclass
+class _FieldState:
+    field: Field
+    key: bytes
+    kmax: int
+    cache: dict[int, int] = field(default_factory=dict)
+    pos: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint32))
+    used: int = 0
+
+    def rows_for(self, uniq_keys: np.ndarray, to_bytes: Callable[[int], bytes], length: int):
+        """Rows of ``self.pos`` for each distinct token key, hashing unseen keys once."""
+        cache = self.cache
+        rows = np.empty(len(uniq_keys), np.int64)
+        new_keys: list[int] = []
+        new_at: list[int] = []
+        for i, k in enumerate(uniq_keys.tolist()):
+            r = cache.get(k)
+            if r is None:
+                new_keys.append(k)
+                new_at.append(i)
+            else:
+                rows[i] = r
+        if new_keys:
+            fresh = token_positions(self.key, [to_bytes(k) for k in new_keys], length, self.kmax)
+            need = self.used + len(new_keys)
+            if need > self.pos.shape[0]:
+                grown = np.zeros((max(need, 2 * self.pos.shape[0], 256), self.kmax), np.uint32)
+                if self.used:
+                    grown[: self.used] = self.pos[: self.used]
+                self.pos = grown
+            self.pos[self.used : need] = fresh
+            for j, (k, i) in enumerate(zip(new_keys, new_at, strict=True)):
+                cache[k] = self.used + j
+                rows[i] = self.used + j
+            self.used = need
+        return rows
+
+
+@dataclass
+class BatchResult:
+    filters: np.ndarray  # (n, W) uint64
+    block_keys: pa.Array | None  # list<uint64>
+    problems: list[tuple[np.ndarray, str, np.ndarray]]  # (rows, field, status codes)
+    usable: np.ndarray  # bool: row has at least one usable field
+
+
+class Encoder:
+    """Encodes batches of records (columns named by schema field) for one schema and secret.
+
+    Keeps a cache of token positions across batches; not thread-safe.
+    """
+
+    def __init__(
+        self,
+        schema: Schema,
+        secret: Secret,
+        *,
+        date_formats: Mapping[str, DateFormat] | None = None,
+        today: _dt.date | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.schema = schema
+        self.length = schema.filter_length
+        self.words = self.length // 64
+        self.fp = schema.fingerprint
+        self.key_check = secret.key_check(self.fp)
+        self.date_formats = dict(date_formats or {})
+        self.today = today
+        self.states = {
+            f.name: _FieldState(f, secret.field_key(self.fp, f.name), f.max_bits_per_token)
+            for f in schema.fields
+        }
+        self.block_keys = [(b, secret.block_key(self.fp, b.name)) for b in schema.block_keys]
+
+    def normalise(self, batch: Mapping[str, pa.Array]) -> dict[str, Normalised]:
+        out = {}
+        for f in self.schema.fields:
+            out[f.name] = normalise(
+                f.normaliser,
+                batch[f.name],
+                missing=f.missing,
+                date_format=self.date_formats.get(f.name),
+                today=self.today,
+            )
+        return out
+
+    def encode_batch(self, batch: Mapping[str, pa.Array], n: int) -> BatchResult:
+        norm = self.normalise(batch)
+        filters = np.zeros((n, self.words), np.uint64)
+        problems = []
+        usable = np.zeros(n, bool)
+        for f in self.schema.fields:
+            nv = norm[f.name]
+            bad = nv.status >= INVALID
+            if bad.any():
+                rows = np.flatnonzero(bad)
+                problems.append((rows, f.name, nv.status[rows]))
+            salt = None
+            if f.salt is not None:
+                salt = salt_values(f.salt.transform, norm[f.salt.field].values)
+            touched = self._encode_field(f, nv.values, salt, filters)
+            usable |= touched
+        bks = self._block_keys(norm, n) if self.block_keys else None
+        return BatchResult(filters, bks, problems, usable)
+
+    def _encode_field(
+        self, f: Field, values: pa.Array, salt: pa.Array | None, filters: np.ndarray
+    ) -> np.ndarray:
+        st = self.states[f.name]
+        if salt is not None:
+            # a unit is a distinct (salt, value) pair; a row missing its salt loses the field
+            values = pc.if_else(pc.is_null(salt), pa.scalar(None, pa.string()), values)
+            combo = pc.binary_join_element_wise(salt, values, "\x00")
+            denc = pc.dictionary_encode(combo)
+            units_combo = denc.dictionary
+            parts = pc.split_pattern(units_combo, "\x00", max_splits=1)
+            unit_salts = pc.list_element(parts, 0)
+            units = pc.list_element(parts, 1)
+        else:
+            denc = pc.dictionary_encode(values)
+            units = denc.dictionary
+            unit_salts = None
+        unit_of_row = np.asarray(
+            pc.fill_null(denc.indices, -1).to_numpy(zero_copy_only=False), np.int32
+        )
+        nu = len(units)
+        if nu == 0:
+            return np.zeros(len(unit_of_row), bool)
+        tok_off, keys, to_bytes = _tokens(f, units)
+        if unit_salts is not None or f.tokeniser.type == "exact":
+            pos, tok_rows = self._hash_uncached(st, keys, tok_off, to_bytes, unit_salts)
+        else:
+            uk, inv = np.unique(keys, return_inverse=True)
+            tok_rows = st.rows_for(uk, to_bytes, self.length)[inv]
+            pos = st.pos
+        ntok = np.diff(tok_off)
+        if f.bits_per_token is not None:
+            unit_k = np.full(nu, f.bits_per_token, np.int32)
+        else:
+            assert f.bit_budget is not None
+            with np.errstate(divide="ignore"):
+                k = np.ceil(f.bit_budget / np.maximum(ntok, 1)).astype(np.int64)
+            unit_k = np.clip(k, 1, st.kmax).astype(np.int32)
+        set_bits_parallel(
+            filters,
+            unit_of_row,
+            tok_off,
+            np.ascontiguousarray(tok_rows, np.int64),
+            unit_k,
+            pos,
+        )
+        has_tokens = ntok > 0
+        return (unit_of_row >= 0) & has_tokens[np.maximum(unit_of_row, 0)]
+
+    def _hash_uncached(
+        self,
+        st: _FieldState,
+        keys: np.ndarray,
+        tok_off: np.ndarray,
+        to_bytes: Callable[[int], bytes],
+        unit_salts: pa.Array | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Positions for tokens that are not cached across batches (exact or salted)."""
+        if unit_salts is None:
+            msgs = [to_bytes(k) for k in keys.tolist()]
+            return token_positions(st.key, msgs, self.length, st.kmax), np.arange(len(keys))
+        salts = [s.encode("utf-8") for s in unit_salts.to_pylist()]
+        unit_of_tok = np.repeat(np.arange(len(salts)), np.diff(tok_off))
+        pairs = np.stack([unit_of_tok.astype(np.uint64), keys], axis=1)
+        # distinct (salt, token) pairs: salt identity is the salt string, not the unit
+        salt_ids = np.unique(np.array(salts, dtype=object), return_inverse=True)[1]
+        pairs[:, 0] = salt_ids[unit_of_tok]
+        uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+        sid_to_salt = {int(salt_ids[i]): salts[i] for i in range(len(salts))}
+        msgs = []
+        for sid, k in uniq.tolist():
+            s = sid_to_salt[sid]
+            msgs.append(len(s).to_bytes(2, "big") + s + to_bytes(k))
+        return token_positions(st.key, msgs, self.length, st.kmax), inv.reshape(-1)
+
+    def _block_keys(self, norm: Mapping[str, Normalised], n: int) -> pa.Array:
+        cols = np.zeros((n, len(self.block_keys)), np.uint64)
+        valid = np.zeros((n, len(self.block_keys)), bool)
+        for j, (bk, key) in enumerate(self.block_keys):
+            joined = _join_parts(bk, norm)
+            denc = pc.dictionary_encode(joined)
+            uniq = denc.dictionary.to_pylist()
+            digest = hmac.digest
+            raw = b"".join([digest(key, s.encode("utf-8"), "sha256")[:8] for s in uniq])
+            hv = np.frombuffer(raw, "<u8") if uniq else np.zeros(0, np.uint64)
+            idx = np.asarray(pc.fill_null(denc.indices, -1).to_numpy(zero_copy_only=False))
+            ok = idx >= 0
+            valid[:, j] = ok
+            cols[ok, j] = hv[idx[ok]]
+        counts = valid.sum(axis=1)
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum(counts, out=offsets[1:])
+        flat = cols[valid]
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.uint64()))
+
+
+def _join_parts(bk: BlockKey, norm: Mapping[str, Normalised]) -> pa.Array:
+    parts = [block_part(p.transform, norm[p.field].values) for p in bk.parts]
+    parts = [pc.if_else(pc.equal(p, ""), pa.scalar(None, pa.string()), p) for p in parts]
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, "\x1f", null_handling="emit_null")
+
+
+def reason(code: int) -> str:
+    return REASONS.get(int(code), "invalid value")
+
+
+def iter_problem_rows(
+    res: BatchResult, ids: pa.Array
+) -> Iterator[tuple[str, str, str]]:  # pragma: no cover - thin
+    for rows, fname, codes in res.problems:
+        idl = ids.take(pa.array(rows)).to_pylist()
+        for rid, c in zip(idl, codes.tolist(), strict=True):
+            yield rid, fname, reason(c)
