@@ -133,6 +133,8 @@ def machine_info() -> dict[str, Any]:
         "linkage": _version("pprl-linkage"),
         "numba_mode": numba_mode(),
         "git_commit": _git_commit(),
+        # Other work on the machine skews timings: record the load when the figures were taken.
+        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
 
 
@@ -236,13 +238,14 @@ def run_measured(
 class Figure:
     """One measured number, optionally with a peer's number for the same task.
 
-    ``ratio`` is how many times better linkage is: ``value / peer_value`` when higher is
-    better (throughput), ``peer_value / value`` when lower is better (seconds, bytes); so a
-    ratio above 1 always means linkage wins.
+    ``value`` is linkage's number (``None`` for a peer-only figure). ``ratio`` is how many
+    times better linkage is: ``value / peer_value`` when higher is better (throughput),
+    ``peer_value / value`` when lower is better (seconds, bytes); so a ratio above 1 always
+    means linkage wins.
     """
 
     metric: str
-    value: float
+    value: float | None
     unit: str
     peer: str | None = None
     peer_value: float | None = None
@@ -251,7 +254,7 @@ class Figure:
 
     @property
     def ratio(self) -> float | None:
-        if self.peer_value is None:
+        if self.peer_value is None or self.value is None:
             return None
         num, den = (
             (self.value, self.peer_value)
@@ -304,7 +307,7 @@ def markdown_section(
         f"features {', '.join(m.get('cpu_features') or []) or 'n/a'}.",
         f"Software: Python {m.get('python')}, numpy {m.get('numpy')}, numba {m.get('numba')} "
         f"({m.get('numba_mode')}), pyarrow {m.get('pyarrow')}, linkage {m.get('linkage')} "
-        f"@ {m.get('git_commit')}.",
+        f"@ {m.get('git_commit')}; load average (1 min) {m.get('load_avg_1m')}.",
         "",
         "| metric | linkage | unit | peer | peer value | ratio (>1: linkage better) | note |",
         "|---|---:|---|---|---:|---:|---|",

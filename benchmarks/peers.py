@@ -216,16 +216,23 @@ def measure_baselines(
     n_match: int = 20_000,
     threshold: float = 0.8,
     density: float = 0.3,
+    repeat: int = 3,
     seed: int = 0,
 ) -> tuple[list[Figure], dict[str, Any]]:
-    """clkhash records/s on an ``n_encode`` x 10-field table; anonlink pairs/s on
-    ``n_match`` x ``n_match`` 1024-bit filters (``density`` of bits set, 10% of B are noisy
-    copies of A records). Figures carry the peer numbers only (linkage side left to the
-    bench_* scripts), so ``value`` is the peer's number and ``peer`` names it."""
+    """Peer-only figures: clkhash records/s on an ``n_encode`` x 10-field table (1024 bits,
+    bigrams, blakeHash, 70 bits per feature), anonlink pairs/s on ``n_match`` x ``n_match``
+    1024-bit filters with ``density`` of bits set (10% of B are 5%-noisy copies of A rows).
+    Best of ``repeat`` runs (the machine is shared; every run is kept in ``extra``)."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
     work_dir.mkdir(parents=True, exist_ok=True)
     csv_path = write_person_csv(work_dir / "people.csv", n_encode, seed)
     schema_path = write_json(work_dir / "schema_v3.json", clkhash_schema_v3())
-    enc = clkhash_encode(csv_path, schema_path, b"benchmark-secret-not-real", work_dir / "c.npy")
+    secret = b"benchmark-secret-not-real"
+    encs = [
+        clkhash_encode(csv_path, schema_path, secret, work_dir / "c.npy") for _ in range(repeat)
+    ]
+    enc = max(encs, key=lambda r: r["records_per_s"])
 
     a = random_filters(n_match, 1024, density, seed + 1)
     b = random_filters(n_match, 1024, density, seed + 2)
@@ -233,37 +240,48 @@ def measure_baselines(
     b[:n_true] = flip_bits(a[:n_true], 0.05, seed + 3)
     np.save(work_dir / "a.npy", a)
     np.save(work_dir / "b.npy", b)
-    al = anonlink_all_pairs(work_dir / "a.npy", work_dir / "b.npy", threshold, work_dir / "m.npz")
+    als = [
+        anonlink_all_pairs(work_dir / "a.npy", work_dir / "b.npy", threshold, work_dir / "m.npz")
+        for _ in range(repeat)
+    ]
+    al = max(als, key=lambda r: r["pairs_per_s"])
     correct = int(np.sum((al["match_a"] == al["match_b"]) & (al["match_a"] < n_true)))
 
     figures = [
         Figure(
-            "clkhash encode (10 fields, 1024 bits)",
-            enc["records_per_s"],
+            "encode 10 fields x 1024 bits",
+            None,
             "records/s",
-            peer="clkhash 0.18.3 (self)",
-            note=f"n={enc['n']}, workers={enc['workers']}, {enc['seconds']:.2f} s",
+            peer="clkhash 0.18.3",
+            peer_value=enc["records_per_s"],
+            note=f"n={enc['n']}, workers={enc['workers']}, {enc['seconds']:.2f} s, "
+            f"best of {repeat}",
         ),
         Figure(
-            f"anonlink all-pairs Dice t={threshold}",
-            al["pairs_per_s"],
+            f"all-pairs Dice t={threshold}, 1024 bits, {density:.0%} set",
+            None,
             "pairs/s",
-            peer="anonlink 0.15.3 (self)",
-            note=f"{n_match}x{n_match}, {al['seconds']:.2f} s, {al['candidates']} candidates",
+            peer="anonlink 0.15.3",
+            peer_value=al["pairs_per_s"],
+            note=f"{n_match}x{n_match}, {al['seconds']:.2f} s, {al['candidates']} candidates, "
+            f"best of {repeat}",
         ),
         Figure(
-            "anonlink greedy_solve",
-            al["solve_seconds"],
+            "greedy solve",
+            None,
             "s",
-            peer="anonlink 0.15.3 (self)",
+            peer="anonlink 0.15.3",
+            peer_value=al["solve_seconds"],
             higher_is_better=False,
             note=f"{al['matches']} matches, {correct}/{n_true} planted found",
         ),
     ]
-    drop = ("clks", "similarity", "a", "b", "match_a", "match_b")
+    drop = ("clks", "similarity", "a", "b", "match_a", "match_b", "out_path")
     extra = {
         "clkhash": {k: v for k, v in enc.items() if k not in drop},
+        "clkhash_all_records_per_s": [r["records_per_s"] for r in encs],
         "anonlink": {k: v for k, v in al.items() if k not in drop},
+        "anonlink_all_pairs_per_s": [r["pairs_per_s"] for r in als],
     }
     return figures, extra
 
@@ -273,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-encode", type=int, default=100_000)
     ap.add_argument("--n-match", type=int, default=20_000)
     ap.add_argument("--threshold", type=float, default=0.8)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="peers_baseline")
     args = ap.parse_args(argv)
@@ -284,11 +303,12 @@ def main(argv: list[str] | None = None) -> int:
             n_encode=args.n_encode,
             n_match=args.n_match,
             threshold=args.threshold,
+            repeat=args.repeat,
             seed=args.seed,
         )
     json_path, md_path = write_results(args.name, figures, extra=extra)
     for f in figures:
-        print(f"{f.metric}: {f.value:.4g} {f.unit}  ({f.note})")
+        print(f"{f.peer} {f.metric}: {f.peer_value:.4g} {f.unit}  ({f.note})")
     print(f"wrote {json_path} and {md_path}")
     return 0
 

@@ -45,6 +45,7 @@ def test_ratio_means_linkage_better_in_both_directions() -> None:
     assert C.Figure("t", 4.0, "s", "p", 1.0, higher_is_better=False).ratio == pytest.approx(0.25)
     assert C.Figure("x", 1.0, "u").ratio is None
     assert C.Figure("x", 1.0, "u", "p", 0.0).ratio == float("inf")
+    assert C.Figure("peer only", None, "u", "p", 3.0).ratio is None
 
 
 def test_write_results_json_and_markdown(tmp_path: Path) -> None:
@@ -52,13 +53,14 @@ def test_write_results_json_and_markdown(tmp_path: Path) -> None:
         C.Figure("encode", 50_000.0, "records/s", "clkhash", 20_000.0, note="n=100000"),
         C.Figure("solve", 0.5, "s", "anonlink", 1.0, higher_is_better=False),
         C.Figure("alone", 3.0, "GiB"),
+        C.Figure("peer only", None, "pairs/s", "anonlink", 7.4e7),
     ]
     jp, mp = C.write_results("bench_x", figs, extra={"k": 1}, results_dir=tmp_path, machine=MACHINE)
     doc = json.loads(jp.read_text())
     assert doc["name"] == "bench_x"
     assert doc["machine"] == MACHINE
     assert doc["extra"] == {"k": 1}
-    assert [f["metric"] for f in doc["figures"]] == ["encode", "solve", "alone"]
+    assert [f["metric"] for f in doc["figures"]] == ["encode", "solve", "alone", "peer only"]
     assert doc["figures"][0]["ratio"] == pytest.approx(2.5)
     assert doc["figures"][1]["ratio"] == pytest.approx(2.0)
     assert doc["figures"][2]["ratio"] is None
@@ -66,6 +68,7 @@ def test_write_results_json_and_markdown(tmp_path: Path) -> None:
     assert "Test CPU" in md and "numba 0.6 (JIT)" in md
     assert "| encode | 50,000 | records/s | clkhash | 20,000 | 2.50× | n=100000 |" in md
     assert "| alone | 3 | GiB | — | — | — |" in md
+    assert "| peer only | — | pairs/s | anonlink | 7.4e+07 | — |" in md
     # No temporary files left behind by the atomic write.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench_x.json", "bench_x.md"]
 
