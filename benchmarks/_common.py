@@ -656,3 +656,49 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     p = Path(path)
     _atomic_write_text(p, json.dumps(obj, indent=2) + "\n")
     return p
+
+
+def blocklib_psig_schema(
+    name_fields: Sequence[str] = ("given_name", "surname"),
+    exact_fields: Sequence[str] = ("date_of_birth",),
+    *,
+    max_ratio: float = 0.02,
+    bf_len: int = 2048,
+    n_hash: int = 4,
+) -> dict[str, Any]:
+    """A blocklib 0.1 P-Sig blocking schema (JSON-able dict) over named CSV columns.
+
+    Signatures: first two characters of every name field together, metaphone of every name
+    field together, and each exact field's value on its own; blocks larger than
+    ``max_ratio`` of a party's records are dropped (blocklib's ratio filter).
+    """
+    if not name_fields and not exact_fields:
+        raise ValueError("need at least one blocking field")
+    if not 0.0 < max_ratio <= 1.0:
+        raise ValueError(f"max_ratio must be in (0, 1], got {max_ratio}")
+    if bf_len < 8 or n_hash < 1:
+        raise ValueError(f"need bf_len >= 8 and n_hash >= 1, got {bf_len}, {n_hash}")
+    specs: list[list[dict[str, Any]]] = []
+    if name_fields:
+        specs.append(
+            [
+                {"type": "characters-at", "config": {"pos": ["0:2"]}, "feature": f}
+                for f in name_fields
+            ]
+        )
+        specs.append([{"type": "metaphone", "feature": f} for f in name_fields])
+    specs += [[{"type": "feature-value", "feature": f}] for f in exact_fields]
+    return {
+        "type": "p-sig",
+        "version": 1,
+        "config": {
+            "blocking-features": [*name_fields, *exact_fields],
+            "filter": {"type": "ratio", "max": float(max_ratio), "min": 0.0},
+            "blocking-filter": {
+                "type": "bloom filter",
+                "number-hash-functions": int(n_hash),
+                "bf-len": int(bf_len),
+            },
+            "signatureSpecs": specs,
+        },
+    }

@@ -204,6 +204,40 @@ def anonlink_all_pairs(
     return result
 
 
+def blocklib_block(
+    csv_a: str | os.PathLike[str],
+    csv_b: str | os.PathLike[str],
+    blocking_schema_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    timeout_s: float | None = 3600,
+) -> dict[str, Any]:
+    """Two-party P-Sig blocking with blocklib 0.1.11 on two CSVs with headers (see
+    :func:`benchmarks._common.blocklib_psig_schema`).
+
+    ``seconds`` covers ``generate_candidate_blocks`` for both parties plus
+    ``generate_blocks(K=2)`` (CSV parsing excluded); ``records_per_s`` is
+    ``(n_a + n_b) / seconds``; ``comparisons`` is the sum over blocks of ``|A_b| * |B_b|``
+    (pairs in several blocks counted once per block). Returns the block membership arrays
+    ``a_block, a_row, b_block, b_row`` (rows are 0-based data rows).
+    """
+    for p in (csv_a, csv_b, blocking_schema_path):
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"no such file: {p}")
+    _require_python()
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    args = [os.fspath(csv_a), os.fspath(csv_b), os.fspath(blocking_schema_path), os.fspath(out)]
+    result = _run_script("blocklib_block.py", args, [], timeout_s)
+    if not str(out).endswith(".npz"):
+        out = out.with_name(out.name + ".npz")
+    with np.load(out) as z:
+        for key in ("a_block", "a_row", "b_block", "b_row"):
+            result[key] = z[key]
+    result["out_path"] = str(out)
+    return result
+
+
 # ---------------------------------------------------------------------------------------------
 # Baselines
 # ---------------------------------------------------------------------------------------------

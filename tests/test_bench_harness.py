@@ -248,6 +248,22 @@ def test_clkhash_schema_rejects_bad_arguments(kwargs: dict) -> None:
         C.clkhash_schema_v3(**kwargs)
 
 
+def test_blocklib_psig_schema_shape() -> None:
+    s = C.blocklib_psig_schema()
+    assert s["type"] == "p-sig" and s["version"] == 1
+    cfg = s["config"]
+    assert cfg["blocking-features"] == ["given_name", "surname", "date_of_birth"]
+    assert cfg["filter"] == {"type": "ratio", "max": 0.02, "min": 0.0}
+    assert [len(x) for x in cfg["signatureSpecs"]] == [2, 2, 1]
+    assert cfg["signatureSpecs"][2][0] == {"type": "feature-value", "feature": "date_of_birth"}
+    only_exact = C.blocklib_psig_schema((), ("postcode",))
+    assert len(only_exact["config"]["signatureSpecs"]) == 1
+    with pytest.raises(ValueError):
+        C.blocklib_psig_schema((), ())
+    with pytest.raises(ValueError):
+        C.blocklib_psig_schema(max_ratio=0.0)
+
+
 # --- peers module without the venv --------------------------------------------------------------
 
 
@@ -331,3 +347,22 @@ def test_anonlink_all_pairs_matches_numpy_reference(tmp_path: Path) -> None:
         (i, i) for i in range(40)
     ]
     assert r["pairs_per_s"] > 0 and r["n_a"] == 120 and r["n_b"] == 90
+
+
+@needs_peers
+def test_blocklib_block_identical_parties_cover_every_true_pair(tmp_path: Path) -> None:
+    a = C.write_person_csv(tmp_path / "a.csv", 300, seed=6)
+    schema = C.write_json(tmp_path / "s.json", C.blocklib_psig_schema(max_ratio=0.5))
+    r = peers.blocklib_block(a, a, schema, tmp_path / "o.npz")
+    assert r["n_a"] == r["n_b"] == 300
+    assert r["seconds"] > 0 and r["blocks"] > 0
+    sizes_a = np.bincount(r["a_block"], minlength=r["blocks"])
+    sizes_b = np.bincount(r["b_block"], minlength=r["blocks"])
+    assert r["comparisons"] == int((sizes_a * sizes_b).sum())
+    in_a = set(zip(r["a_block"].tolist(), r["a_row"].tolist(), strict=True))
+    covered = {
+        row
+        for blk, row in zip(r["b_block"].tolist(), r["b_row"].tolist(), strict=True)
+        if (blk, row) in in_a
+    }
+    assert covered == set(range(300))  # same records on both sides share at least one block
