@@ -28,6 +28,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks._common import (
     REPO_ROOT,
     Figure,
+    blocklib_psig_schema,
     clkhash_schema_v3,
     flip_bits,
     random_filters,
@@ -250,12 +251,14 @@ def measure_baselines(
     n_match: int = 20_000,
     threshold: float = 0.8,
     density: float = 0.3,
+    n_block: int = 20_000,
     repeat: int = 3,
     seed: int = 0,
 ) -> tuple[list[Figure], dict[str, Any]]:
     """Peer-only figures: clkhash records/s on an ``n_encode`` x 10-field table (1024 bits,
     bigrams, blakeHash, 70 bits per feature), anonlink pairs/s on ``n_match`` x ``n_match``
     1024-bit filters with ``density`` of bits set (10% of B are 5%-noisy copies of A rows).
+    blocklib P-Sig records/s on two ``n_block``-record tables (one run; 0 skips it).
     Best of ``repeat`` runs (the machine is shared; every run is kept in ``extra``)."""
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
@@ -310,12 +313,30 @@ def measure_baselines(
             note=f"{al['matches']} matches, {correct}/{n_true} planted found",
         ),
     ]
-    drop = ("clks", "similarity", "a", "b", "match_a", "match_b", "out_path")
+    drop = {"clks", "similarity", "a", "b", "match_a", "match_b", "out_path"}
+    drop |= {"a_block", "a_row", "b_block", "b_row"}
+    bl: dict[str, Any] = {}
+    if n_block > 0:
+        pa = write_person_csv(work_dir / "block_a.csv", n_block, seed + 4)
+        pb = write_person_csv(work_dir / "block_b.csv", n_block, seed + 5)
+        bschema = write_json(work_dir / "psig.json", blocklib_psig_schema())
+        bl = blocklib_block(pa, pb, bschema, work_dir / "blocks.npz")
+        figures.append(
+            Figure(
+                "P-Sig blocking, 2 parties",
+                None,
+                "records/s",
+                peer="blocklib 0.1.11",
+                peer_value=bl["records_per_s"],
+                note=f"{n_block}+{n_block} records, {bl['seconds']:.2f} s, {bl['blocks']} blocks",
+            )
+        )
     extra = {
         "clkhash": {k: v for k, v in enc.items() if k not in drop},
         "clkhash_all_records_per_s": [r["records_per_s"] for r in encs],
         "anonlink": {k: v for k, v in al.items() if k not in drop},
         "anonlink_all_pairs_per_s": [r["pairs_per_s"] for r in als],
+        "blocklib": {k: v for k, v in bl.items() if k not in drop},
     }
     return figures, extra
 
@@ -325,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-encode", type=int, default=100_000)
     ap.add_argument("--n-match", type=int, default=20_000)
     ap.add_argument("--threshold", type=float, default=0.8)
+    ap.add_argument("--n-block", type=int, default=20_000, help="0 skips blocklib")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="peers_baseline")
@@ -337,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             n_encode=args.n_encode,
             n_match=args.n_match,
             threshold=args.threshold,
+            n_block=args.n_block,
             repeat=args.repeat,
             seed=args.seed,
         )
