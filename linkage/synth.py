@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -37,12 +38,18 @@ from linkage.errors import LinkageError
 __all__ = [
     "CORRUPTION_LEVELS",
     "PARTY_NAMES",
+    "POSTCODE_REGEX",
     "RATES",
     "PartySummary",
     "SynthError",
     "SynthSummary",
+    "keyboard_typo",
     "nhs_check_digit",
     "nhs_is_valid",
+    "ocr_typo",
+    "phonetic_misspelling",
+    "postcode_typo",
+    "strip_accents",
     "synth",
 ]
 
@@ -269,6 +276,18 @@ def _record_ids(rng: np.random.Generator, n: int, style: str) -> pa.Array:
         out[:, k] = alphabet[vals % 36]
         vals //= 36
     return _ascii_rows(out)
+
+
+def _idx(codes: np.ndarray, null: np.ndarray | None = None) -> Any:
+    """Arrow int64 index array (for ``take``); ``null`` marks missing entries."""
+    return pa.array(np.asarray(codes, dtype=np.int64), type=pa.int64(), mask=null)
+
+
+def _join(*parts: Any) -> pa.Array:
+    """Element-wise concatenation of string arrays / scalars; the last argument is the separator."""
+    join: Any = pc.binary_join_element_wise
+    out: pa.Array = join(*parts)
+    return out
 
 
 def _column_name(name: str, casing: str) -> str:
@@ -523,7 +542,13 @@ def _address_noise(s: str, k: int) -> str:
 
 
 def _postcode_noise(s: str, k: int) -> str:
-    variants = (s.replace(" ", ""), s.lower(), s.replace(" ", "  "), " " + s, s.lower().replace(" ", ""))
+    variants = (
+        s.replace(" ", ""),
+        s.lower(),
+        s.replace(" ", "  "),
+        " " + s,
+        s.lower().replace(" ", ""),
+    )
     return variants[k % len(variants)]
 
 
@@ -573,9 +598,9 @@ class _Column:
         nb = len(self.base)
         out: list[str] = [""] * codes.size
         in_base = np.flatnonzero(codes < nb)
-        for i, s in zip(in_base.tolist(), self.base.take(pa.array(codes[in_base])).to_pylist(),
+        for i, s in zip(in_base.tolist(), self.base.take(_idx(codes[in_base])).to_pylist(),
                         strict=True):  # fmt: skip
-            out[i] = s
+            out[i] = s or ""
         for i in np.flatnonzero(codes >= nb).tolist():
             out[i] = self.extra[int(codes[i]) - nb]
         return out
@@ -607,7 +632,7 @@ class _Column:
     def to_arrow(self, sl: slice) -> pa.Array:
         table = pa.concat_arrays([self.base, pa.array(self.extra, pa.string())])
         codes = self.codes[sl]
-        return table.take(pa.array(codes, mask=codes < 0))
+        return table.take(_idx(codes, codes < 0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -663,17 +688,17 @@ def _population(rng: np.random.Generator, n: int, t: _Tables) -> _Population:
     letters = pa.array([a + b for a in INWARD_LETTERS for b in INWARD_LETTERS])
     areas = pa.array(t.town_area)
     st = hh_street
-    hh_postcode = pc.binary_join_element_wise(
-        areas.take(pa.array(st_town[st])),
+    hh_postcode = _join(
+        areas.take(_idx(st_town[st])),
         pa.array(st_district[st]).cast(pa.string()),
         pa.scalar(" "),
         pa.array(st_sector[st]).cast(pa.string()),
-        letters.take(pa.array(unit)),
+        letters.take(_idx(unit)),
         "",
     )
-    hh_address = pc.binary_join_element_wise(
+    hh_address = _join(
         pa.array(number).cast(pa.string()),
-        pa.array(t.streets).take(pa.array(st_name[st])),
+        pa.array(t.streets).take(_idx(st_name[st])),
         " ",
     )
     hh_town = st_town[st].astype(np.int64)
@@ -776,7 +801,7 @@ class _Log:
             ";".join(nm for j, nm in enumerate(self.names) if int(b) >> j & 1)
             for b in ubits.tolist()
         ]
-        return pa.array(labels, pa.string()).take(pa.array(inverse.astype(np.int64)))
+        return pa.array(labels, pa.string()).take(_idx(inverse))
 
 
 def _pick(rng: np.random.Generator, rows: np.ndarray, rate: float) -> np.ndarray:
@@ -803,6 +828,17 @@ def _make_date(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarr
     )
 
 
+@dataclass
+class _Records:
+    """All parties' records after corruption (row order: party by party)."""
+
+    strings: dict[str, _Column]  # given, family, address, town, postcode
+    dob: np.ndarray
+    sex: np.ndarray
+    nhs: np.ndarray
+    nulls: dict[str, np.ndarray]
+
+
 def _corrupt(
     rng: np.random.Generator,
     level: str,
@@ -812,7 +848,7 @@ def _corrupt(
     party_of: np.ndarray,
     parties: list[_Party],
     log: _Log,
-) -> dict[str, object]:
+) -> _Records:
     n = person.size
     rate = {k: v[level] for k, v in RATES.items()}
     every = np.arange(n, dtype=np.int64)
@@ -933,10 +969,9 @@ def _corrupt(
     for fld, col in (("given", given), ("family", family), ("address", address),
                      ("town", town), ("postcode", postcode)):  # fmt: skip
         col.set(np.flatnonzero(nulls[fld]), -1)
-    return {
-        "given": given, "family": family, "address": address, "town": town,
-        "postcode": postcode, "dob": dob, "sex": sex, "nhs": nhs, "nulls": nulls,
-    }  # fmt: skip
+    strings = {"given": given, "family": family, "address": address, "town": town,
+               "postcode": postcode}  # fmt: skip
+    return _Records(strings, dob, sex, nhs, nulls)
 
 
 def _nhs_strings(nhs: np.ndarray, null: np.ndarray, fmt: str) -> pa.Array:
@@ -962,13 +997,17 @@ def _validate(people: object, parties: object, overlap: object, duplicates: obje
     if not is_int(people) or int(people) < 1:  # type: ignore[call-overload]
         raise SynthError(f"people must be an integer >= 1, got {people!r}")
     if not is_int(parties) or not 1 <= int(parties) <= len(PARTY_NAMES):  # type: ignore[call-overload]
-        raise SynthError(f"parties must be an integer from 1 to {len(PARTY_NAMES)}, got {parties!r}")
+        raise SynthError(
+            f"parties must be an integer from 1 to {len(PARTY_NAMES)}, got {parties!r}"
+        )
     if not is_num(overlap) or not 0.0 <= float(overlap) <= 1.0:  # type: ignore[arg-type]
         raise SynthError(f"overlap must be a number from 0 to 1, got {overlap!r}")
     if not is_num(duplicates) or not 0.0 <= float(duplicates) <= 1.0:  # type: ignore[arg-type]
         raise SynthError(f"duplicates must be a number from 0 to 1, got {duplicates!r}")
     if corruption not in CORRUPTION_LEVELS:
-        raise SynthError(f"corruption must be one of {', '.join(CORRUPTION_LEVELS)}, got {corruption!r}")
+        raise SynthError(
+            f"corruption must be one of {', '.join(CORRUPTION_LEVELS)}, got {corruption!r}"
+        )
     if not is_int(seed) or int(seed) < 0:  # type: ignore[call-overload]
         raise SynthError(f"seed must be a non-negative integer, got {seed!r}")
     if fmt not in ("csv", "parquet"):
@@ -1046,18 +1085,18 @@ def synth(
         chosen = rng_party.choice(people, size=k, replace=False) if k else np.empty(0, np.int64)
         n_dup = int(rng_party.binomial(k, float(duplicates))) if k else 0
         dups = rng_party.choice(chosen, size=n_dup, replace=False) if n_dup else chosen[:0]
-        rec = rng_party.permutation(np.concatenate([chosen, dups]))
-        persons.append(rec.astype(np.int64))
-        party_of.append(np.full(rec.size, j, dtype=np.int64))
-        counts.append((rec.size, k, n_dup))
-    person = np.concatenate(persons)
+        order = rng_party.permutation(np.concatenate([chosen, dups]))
+        persons.append(order.astype(np.int64))
+        party_of.append(np.full(order.size, j, dtype=np.int64))
+        counts.append((order.size, k, n_dup))
+    person = np.concatenate(persons)  # persons behind the records, party by party
     party_idx = np.concatenate(party_of)
     bounds = np.concatenate([[0], np.cumsum([c[0] for c in counts])]).astype(np.int64)
     report("corruption", 0.35)
 
     log = _Log(person.size)
     rec = _corrupt(rng_corrupt, corruption, pop, t, person, party_idx, plist, log)
-    nulls: dict[str, np.ndarray] = rec["nulls"]  # type: ignore[assignment]
+    nulls = rec.nulls
     report("writing", 0.6)
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -1072,23 +1111,22 @@ def synth(
             cols: dict[str, pa.Array] = {p.record_id: ids}
             for fld, name in p.columns.items():
                 if fld == "dob":
-                    days = pa.array(rec["dob"][sl], type=pa.date32(), mask=nulls["dob"][sl])  # type: ignore[index]
-                    arr = pc.strftime(days, format=p.date_format)
+                    days = pa.array(rec.dob[sl], type=pa.date32(), mask=nulls["dob"][sl])
+                    arr: pa.Array = pc.strftime(days, format=p.date_format)
                 elif fld == "sex":
                     coding = pa.array(SEX_CODINGS[p.sex_coding])
-                    codes = rec["sex"][sl].astype(np.int64)  # type: ignore[index]
-                    arr = coding.take(pa.array(codes, mask=nulls["sex"][sl]))
+                    arr = coding.take(_idx(rec.sex[sl], nulls["sex"][sl]))
                 elif fld == "nhs":
-                    arr = _nhs_strings(rec["nhs"][sl], nulls["nhs"][sl], p.nhs_format)  # type: ignore[index]
+                    arr = _nhs_strings(rec.nhs[sl], nulls["nhs"][sl], p.nhs_format)
                 else:
-                    arr = rec[fld].to_arrow(sl)  # type: ignore[attr-defined]
+                    arr = rec.strings[fld].to_arrow(sl)
                 cols[name] = arr
             _write(pa.table(cols), tmp / f"{p.name}.{ext}", fmt)
             truth_parts.append(
                 pa.table({
-                    "party": pa.array([p.name]).take(pa.array(np.zeros(n_rec, np.int64))),
+                    "party": pa.array([p.name]).take(_idx(np.zeros(n_rec, np.int64))),
                     "record_id": ids,
-                    "person_id": pop.person_id.take(pa.array(person[sl])),
+                    "person_id": pop.person_id.take(_idx(person[sl])),
                 })
             )  # fmt: skip
             if corruption_log:
@@ -1138,8 +1176,8 @@ def synth(
             "records": int(bounds[-1]),
             "truth": "truth.csv",
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
-                                           encoding="utf-8")  # fmt: skip
+        text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        (tmp / "manifest.json").write_text(text, encoding="utf-8")
         _install(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
