@@ -2,11 +2,14 @@
 
 Default hashing ("keyed-random"): a token's k bit positions come from HMAC-SHA256 of the token
 under its field's key (HKDF-derived from the project secret and the schema fingerprint).
-Block j of a token's hash stream is ``HMAC(field_key, message || j)`` (j one byte), read as
-sixteen little-endian 16-bit words; word w gives position ``w & (2^ceil(log2 L) - 1)`` if
-that is < L (rejection sampling: unbiased for any L). The first k accepted positions are
-the token's positions. ``message`` is the token's UTF-8 bytes, prefixed for salted fields by
-the salt's length (2 bytes, big-endian) and UTF-8 bytes.
+Block j (j = 0, 1, ...) of a token's hash stream is ``HMAC(field_key, message || j)`` with j
+as one byte. With b = ceil(log2 L) bits, block j holds floor(256 / b) windows: window i is
+bits b*i .. b*i+b-1 of the 32-byte digest read as a little-endian 256-bit integer. A window
+w gives position w when w < L (rejection sampling: unbiased for any L). The token's
+positions are the first k accepted windows, block by block. ``message`` is the token's UTF-8
+bytes, prefixed for salted fields by the salt's length (2 bytes, big-endian) and its UTF-8
+bytes. A block key's value is its parts joined by U+001F; its 64-bit key is the first 8 bytes
+of ``HMAC(block_key_key, value)`` read as a little-endian integer.
 
 Tokens (see :class:`linkage.schema.Tokeniser`):
 - q-grams: characters of the normalised value, padded with U+0000 (never in normalised text);
@@ -23,8 +26,6 @@ once per distinct value and once per distinct token; a numba kernel sets the bit
 from __future__ import annotations
 
 import datetime as _dt
-import hmac
-import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -32,40 +33,86 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from linkage.kernels.encode import positions_from_words, qgram_keys, set_bits_parallel
+from linkage.kernels.encode import qgram_keys, set_bits_parallel
+from linkage.kernels.hmac import hmac_batch_parallel, hmac_states, window_positions
 from linkage.normalise import INVALID, REASONS, DateFormat, Normalised, normalise, soundex
 from linkage.schema import BlockKey, Field, Schema
 from linkage.secret import Secret
 
-_WORDS_PER_BLOCK = 16
 DATE_PART_TAGS = {"day": 1, "month": 2, "year": 3, "day_month": 4, "full": 5}
 
 
 # -- hashing -----------------------------------------------------------------------------
+def window_bits(length: int) -> int:
+    """b = ceil(log2 L): the bits per position window."""
+    return max(1, (length - 1).bit_length())
+
+
+class KeyedHasher:
+    """HMAC-SHA256 under one key, batched in numba (see :mod:`linkage.kernels.hmac`)."""
+
+    def __init__(self, key: bytes) -> None:
+        self.istate, self.ostate = hmac_states(key)
+
+    def digests(self, data: np.ndarray, offsets: np.ndarray, nblocks: int) -> np.ndarray:
+        n = len(offsets) - 1
+        out = np.empty((n, 32 * max(nblocks, 1)), np.uint8)
+        if n:
+            hmac_batch_parallel(self.istate, self.ostate, data, offsets, nblocks, out)
+        return out
+
+    def digest64(self, data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """First 8 bytes of HMAC(key, message), little-endian, per message."""
+        d = self.digests(data, offsets, 0)
+        return np.ascontiguousarray(d[:, :8]).view("<u8").reshape(-1)
+
+    def positions(
+        self, data: np.ndarray, offsets: np.ndarray, length: int, kmax: int
+    ) -> np.ndarray:
+        """(n, kmax) uint32 bit positions of each message (see the module doc)."""
+        n = len(offsets) - 1
+        out = np.zeros((n, kmax), np.uint32)
+        if n == 0 or kmax == 0:
+            return out
+        per_block = 256 // window_bits(length)
+        pow2 = length & (length - 1) == 0
+        nblocks = -(-kmax // per_block) + (0 if pow2 else 1)
+        short = window_positions(self.digests(data, offsets, nblocks), length, kmax, out)
+        while short.any():  # rare: only when L is not a power of two
+            rows = np.flatnonzero(short)
+            nblocks += 2
+            sub_data, sub_off = take_messages(data, offsets, rows)
+            sub = np.zeros((len(rows), kmax), np.uint32)
+            short_sub = window_positions(
+                self.digests(sub_data, sub_off, nblocks), length, kmax, sub
+            )
+            out[rows] = sub
+            short[rows] = short_sub
+        return out
+
+
+def take_messages(
+    data: np.ndarray, offsets: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    parts = [data[offsets[r] : offsets[r + 1]] for r in rows]
+    lens = np.array([len(p) for p in parts], np.int64)
+    off = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(lens, out=off[1:])
+    return (np.concatenate(parts) if parts else np.zeros(0, np.uint8)), off
+
+
+def pack_messages(messages: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated bytes and int64 offsets of a list of messages."""
+    off = np.zeros(len(messages) + 1, np.int64)
+    if messages:
+        np.cumsum(np.fromiter(map(len, messages), np.int64, len(messages)), out=off[1:])
+    return np.frombuffer(b"".join(messages), np.uint8), off
+
+
 def token_positions(key: bytes, messages: list[bytes], length: int, kmax: int) -> np.ndarray:
     """(len(messages), kmax) uint32 bit positions of each token message (see module doc)."""
-    n = len(messages)
-    out = np.zeros((n, kmax), np.uint32)
-    if n == 0 or kmax == 0:
-        return out
-    pow2 = length & (length - 1) == 0
-    blocks = math.ceil(kmax / _WORDS_PER_BLOCK) + (0 if pow2 else 1)
-    suffixes = [bytes([j]) for j in range(blocks)]
-    digest = hmac.digest
-    raw = b"".join([digest(key, m + s, "sha256") for m in messages for s in suffixes])
-    words = np.frombuffer(raw, "<u2").reshape(n, blocks * _WORDS_PER_BLOCK)
-    short = positions_from_words(words, length, kmax, out)
-    for i in np.flatnonzero(short):  # rare: only when L is not a power of two
-        more = blocks
-        while True:
-            more += 4
-            ext = b"".join(digest(key, messages[i] + bytes([j]), "sha256") for j in range(more))
-            w = np.frombuffer(ext, "<u2").reshape(1, -1)
-            row = np.zeros((1, kmax), np.uint32)
-            if not positions_from_words(w, length, kmax, row)[0]:
-                out[i] = row[0]
-                break
-    return out
+    data, off = pack_messages(messages)
+    return KeyedHasher(key).positions(data, off, length, kmax)
 
 
 def qgram_token_bytes(key: int, q: int) -> bytes:
@@ -181,7 +228,7 @@ def block_part(transform: str, values: pa.Array) -> pa.Array:
 @dataclass
 class _FieldState:
     field: Field
-    key: bytes
+    hasher: KeyedHasher
     kmax: int
     cache: dict[int, int] = field(default_factory=dict)
     pos: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint32))
@@ -201,7 +248,8 @@ class _FieldState:
             else:
                 rows[i] = r
         if new_keys:
-            fresh = token_positions(self.key, [to_bytes(k) for k in new_keys], length, self.kmax)
+            data, off = pack_messages([to_bytes(k) for k in new_keys])
+            fresh = self.hasher.positions(data, off, length, self.kmax)
             need = self.used + len(new_keys)
             if need > self.pos.shape[0]:
                 grown = np.zeros((max(need, 2 * self.pos.shape[0], 256), self.kmax), np.uint32)
@@ -247,10 +295,14 @@ class Encoder:
         self.date_formats = dict(date_formats or {})
         self.today = today
         self.states = {
-            f.name: _FieldState(f, secret.field_key(self.fp, f.name), f.max_bits_per_token)
+            f.name: _FieldState(
+                f, KeyedHasher(secret.field_key(self.fp, f.name)), f.max_bits_per_token
+            )
             for f in schema.fields
         }
-        self.block_keys = [(b, secret.block_key(self.fp, b.name)) for b in schema.block_keys]
+        self.block_keys = [
+            (b, KeyedHasher(secret.block_key(self.fp, b.name))) for b in schema.block_keys
+        ]
 
     def normalise(self, batch: Mapping[str, pa.Array]) -> dict[str, Normalised]:
         out = {}
@@ -306,10 +358,16 @@ class Encoder:
         nu = len(units)
         if nu == 0:
             return np.zeros(len(unit_of_row), bool)
-        tok_off, keys, to_bytes = _tokens(f, units)
-        if unit_salts is not None or f.tokeniser.type == "exact":
-            pos, tok_rows = self._hash_uncached(st, keys, tok_off, to_bytes, unit_salts)
+        if unit_salts is None and f.tokeniser.type == "exact":
+            data, offs = _string_buffers(units)
+            pos = st.hasher.positions(data, offs, self.length, st.kmax)
+            tok_off = np.arange(nu + 1, dtype=np.int64)
+            tok_rows = np.arange(nu, dtype=np.int64)
+        elif unit_salts is not None:
+            tok_off, keys, to_bytes = _tokens(f, units)
+            pos, tok_rows = self._hash_salted(st, keys, tok_off, to_bytes, unit_salts)
         else:
+            tok_off, keys, to_bytes = _tokens(f, units)
             uk, inv = np.unique(keys, return_inverse=True)
             tok_rows = st.rows_for(uk, to_bytes, self.length)[inv]
             pos = st.pos
@@ -332,18 +390,15 @@ class Encoder:
         has_tokens = ntok > 0
         return (unit_of_row >= 0) & has_tokens[np.maximum(unit_of_row, 0)]
 
-    def _hash_uncached(
+    def _hash_salted(
         self,
         st: _FieldState,
         keys: np.ndarray,
         tok_off: np.ndarray,
         to_bytes: Callable[[int], bytes],
-        unit_salts: pa.Array | None,
+        unit_salts: pa.Array,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Positions for tokens that are not cached across batches (exact or salted)."""
-        if unit_salts is None:
-            msgs = [to_bytes(k) for k in keys.tolist()]
-            return token_positions(st.key, msgs, self.length, st.kmax), np.arange(len(keys))
+        """Positions of distinct (salt, token) pairs; not cached across batches."""
         salts = [s.encode("utf-8") for s in unit_salts.to_pylist()]
         unit_of_tok = np.repeat(np.arange(len(salts)), np.diff(tok_off))
         pairs = np.stack([unit_of_tok.astype(np.uint64), keys], axis=1)
@@ -356,18 +411,17 @@ class Encoder:
         for sid, k in uniq.tolist():
             s = sid_to_salt[sid]
             msgs.append(len(s).to_bytes(2, "big") + s + to_bytes(k))
-        return token_positions(st.key, msgs, self.length, st.kmax), inv.reshape(-1)
+        data, off = pack_messages(msgs)
+        return st.hasher.positions(data, off, self.length, st.kmax), inv.reshape(-1)
 
     def _block_keys(self, norm: Mapping[str, Normalised], n: int) -> pa.Array:
         cols = np.zeros((n, len(self.block_keys)), np.uint64)
         valid = np.zeros((n, len(self.block_keys)), bool)
-        for j, (bk, key) in enumerate(self.block_keys):
+        for j, (bk, hasher) in enumerate(self.block_keys):
             joined = _join_parts(bk, norm)
             denc = pc.dictionary_encode(joined)
-            uniq = denc.dictionary.to_pylist()
-            digest = hmac.digest
-            raw = b"".join([digest(key, s.encode("utf-8"), "sha256")[:8] for s in uniq])
-            hv = np.frombuffer(raw, "<u8") if uniq else np.zeros(0, np.uint64)
+            data, offs = _string_buffers(denc.dictionary)
+            hv = hasher.digest64(data, offs)
             idx = np.asarray(pc.fill_null(denc.indices, -1).to_numpy(zero_copy_only=False))
             ok = idx >= 0
             valid[:, j] = ok
