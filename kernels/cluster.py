@@ -70,23 +70,108 @@ def _dense_labels(parent: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def greedy_edge_order(left: np.ndarray, right: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Edge visiting order for :func:`greedy_cluster` (plain numpy, not a kernel).
+@njit(cache=True)
+def sort_score_ties(order: np.ndarray, score_sorted: np.ndarray, pairkey: np.ndarray) -> None:
+    """In place: within each run of equal ``score_sorted``, put ``order`` in ``(pairkey[e], e)``
+    ascending order.
 
-    Sort key, lexicographic: ``(-score[e], min(left[e], right[e]), max(left[e], right[e]), e)``.
-    The last component comes from the stability of the sort, so the order is fully deterministic;
-    it depends on the input order only among exact duplicate edges.
+    ``order`` lists the edges by descending score, ties in any order, and ``score_sorted`` is
+    ``score[order]``; afterwards ``order`` is sorted by ``(-score[e], pairkey[e], e)``. Runs of up
+    to 16 edges use insertion sort, longer ones a sort by ``e`` then a stable sort by key.
+    Fast when runs are short (mostly distinct scores).
     """
+    m = order.shape[0]
+    a = 0
+    while a < m:
+        b = a + 1
+        while b < m and score_sorted[b] == score_sorted[a]:
+            b += 1
+        if b - a > 16:
+            run = np.sort(order[a:b])
+            p = np.argsort(pairkey[run], kind="mergesort")
+            order[a:b] = run[p]
+        elif b - a > 1:
+            for i in range(a + 1, b):
+                e = order[i]
+                k = pairkey[e]
+                j = i - 1
+                while j >= a and (
+                    pairkey[order[j]] > k or (pairkey[order[j]] == k and order[j] > e)
+                ):
+                    order[j + 1] = order[j]
+                    j -= 1
+                order[j + 1] = e
+        a = b
+
+
+@njit(cache=True)
+def rank_then_pair_order(
+    pair_order: np.ndarray, pairkey: np.ndarray, rank: np.ndarray, n_ranks: int
+) -> np.ndarray:
+    """Edges sorted by ``(rank[e], pairkey[e], e)`` ascending.
+
+    ``pair_order`` must list the edges by ``pairkey`` ascending, ties in any order. Runs of equal
+    ``pairkey`` (duplicate edges) are first put in ascending ``e``; a stable counting sort on
+    ``rank`` (values ``0..n_ranks-1``) then keeps that order within each rank: O(m + n_ranks).
+    """
+    m = pair_order.shape[0]
+    po = pair_order.copy()
+    a = 0
+    while a < m:
+        b = a + 1
+        while b < m and pairkey[po[b]] == pairkey[po[a]]:
+            b += 1
+        if b - a > 1:
+            po[a:b] = np.sort(po[a:b])
+        a = b
+    start = np.zeros(n_ranks + 1, dtype=np.int64)
+    for k in range(m):
+        start[rank[k] + 1] += 1
+    for r in range(n_ranks):
+        start[r + 1] += start[r]
+    out = np.empty(m, dtype=np.int64)
+    for k in range(m):
+        e = po[k]
+        r = rank[e]
+        out[start[r]] = e
+        start[r] += 1
+    return out
+
+
+def greedy_edge_order(left: np.ndarray, right: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Edge visiting order for :func:`greedy_cluster` (numpy sorts + a tie-break kernel).
+
+    Sort key, lexicographic: ``(-score[e], min(left[e], right[e]), max(left[e], right[e]), e)``,
+    so the order is fully deterministic; it depends on the input order only among exact
+    duplicate edges. An unstable (SIMD) argsort by score, then ties are broken by
+    :func:`sort_score_ties` when most scores are distinct, or else by a dense score rank and
+    :func:`rank_then_pair_order` (argsort by packed pair, stable counting sort by rank).
+    """
+    m = score.shape[0]
+    if m == 0:
+        return np.zeros(0, dtype=np.int64)
     lo = np.minimum(left, right)
     hi = np.maximum(left, right)
-    n = int(hi.max()) + 1 if hi.size else 0
-    if n <= (1 << 32):
-        # One 64-bit key for (lo, hi) then a stable sort on the score: two sorts, not three.
-        key = (lo.astype(np.uint64) << np.uint64(32)) | hi.astype(np.uint64)
-        o1 = np.argsort(key, kind="stable")
-        o2 = np.argsort(-score[o1], kind="stable")
-        return o1[o2].astype(np.int64)
-    return np.lexsort((hi, lo, -score)).astype(np.int64)
+    if int(hi.max()) >= (1 << 32):
+        return np.lexsort((hi, lo, -score)).astype(np.int64)
+    pairkey = (lo.astype(np.uint64) << np.uint64(32)) | hi.astype(np.uint64)
+    so = np.argsort(-score).astype(np.int64)
+    ss = score[so]
+    rank_sorted = np.empty(m, dtype=np.int64)
+    rank_sorted[0] = 0
+    np.cumsum(ss[1:] != ss[:-1], out=rank_sorted[1:])
+    n_ranks = int(rank_sorted[-1]) + 1
+    if n_ranks * TIE_RUN_SWITCH >= m:
+        sort_score_ties(so, ss, pairkey)
+        return so
+    rank = np.empty(m, dtype=np.int64)
+    rank[so] = rank_sorted
+    pair_order = np.argsort(pairkey).astype(np.int64)
+    return rank_then_pair_order(pair_order, pairkey, rank, n_ranks)
+
+
+TIE_RUN_SWITCH = 8
+"""Mean run of tied scores above which :func:`greedy_edge_order` uses the counting-sort path."""
 
 
 @njit(cache=True)

@@ -24,6 +24,8 @@ from linkage.kernels.cluster import (
     greedy_edge_order,
     lsap_min,
     max_weight_matching_reference,
+    rank_then_pair_order,
+    sort_score_ties,
 )
 from linkage.solve import SolveError, assign_entity_ids, entity_sizes, solve
 
@@ -90,9 +92,42 @@ def test_edge_order_is_the_documented_key(g):
         key=lambda e: (-score[e], min(left[e], right[e]), max(left[e], right[e]), e),
     )
     np.testing.assert_array_equal(greedy_edge_order(left, right, score), want)
+    # both tie-break kernels, whatever the mean tie run length
+    lo, hi = np.minimum(left, right), np.maximum(left, right)
+    pairkey = (lo.astype(np.uint64) << np.uint64(32)) | hi.astype(np.uint64)
+    so = np.argsort(-score, kind="stable")[::-1].copy()  # ties in reverse order
+    so = so[np.argsort(-score[so], kind="stable")]
+    ss = score[so]
+    fixed = so.copy()
+    sort_score_ties(fixed, ss, pairkey)
+    np.testing.assert_array_equal(fixed, want)
+    rank = np.zeros(len(score), np.int64)
+    if len(score):
+        rank[so] = np.r_[0, np.cumsum(ss[1:] != ss[:-1])]
+    pair_order = np.argsort(pairkey, kind="stable")[::-1].copy()
+    pair_order = pair_order[np.argsort(pairkey[pair_order], kind="stable")]
+    got = rank_then_pair_order(pair_order, pairkey, rank, int(rank.max(initial=0)) + 1)
+    np.testing.assert_array_equal(got, want)
     # the lexsort branch for indices >= 2**32 sorts the same way
     big = np.int64(1) << np.int64(33)
     np.testing.assert_array_equal(greedy_edge_order(left + big, right + big, score), want)
+
+
+@pytest.mark.parametrize("n_scores", [1, 3, 1000])
+def test_edge_order_long_tie_runs_and_duplicates(n_scores):
+    rng = np.random.default_rng(n_scores)
+    m = 800
+    left, right = rng.integers(0, 30, m), rng.integers(30, 60, m)  # many duplicate pairs
+    score = rng.integers(0, n_scores, m) / max(n_scores - 1, 1)
+    want = sorted(
+        range(m), key=lambda e: (-score[e], min(left[e], right[e]), max(left[e], right[e]), e)
+    )
+    np.testing.assert_array_equal(greedy_edge_order(left, right, score), want)
+    lo, hi = np.minimum(left, right), np.maximum(left, right)
+    pairkey = (lo.astype(np.uint64) << np.uint64(32)) | hi.astype(np.uint64)
+    so = np.argsort(-score).astype(np.int64)
+    sort_score_ties(so, score[so], pairkey)
+    np.testing.assert_array_equal(so, want)
 
 
 @settings(max_examples=150, deadline=None)
