@@ -31,6 +31,7 @@ from benchmarks._common import (
     blocklib_psig_schema,
     clkhash_schema_v3,
     flip_bits,
+    machine_info,
     random_filters,
     run_measured,
     write_json,
@@ -353,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if peer_python() is None:
         return 2
+    machine = machine_info()  # load average as the run starts
     with tempfile.TemporaryDirectory(prefix="peers-bench-") as tmp:
         figures, extra = measure_baselines(
             Path(tmp),
@@ -363,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             repeat=args.repeat,
             seed=args.seed,
         )
-    json_path, md_path = write_results(args.name, figures, extra=extra)
+    extra["load_avg_1m_after"] = os.getloadavg()[0]
+    json_path, md_path = write_results(args.name, figures, extra=extra, machine=machine)
     for f in figures:
         print(f"{f.peer} {f.metric}: {f.peer_value:.4g} {f.unit}  ({f.note})")
     print(f"wrote {json_path} and {md_path}")
