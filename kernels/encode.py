@@ -162,7 +162,45 @@ def positions_from_words(words: np.ndarray, length: int, kmax: int, out: np.ndar
     return short
 
 
+@njit(cache=True, nogil=True)
+def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys in first-appearance order, and each key's index among them.
+
+    ``uniq[ids[t]] == keys[t]`` for every t; ``uniq`` has no repeats. An open-addressing hash
+    table (linear probing, Fibonacci hashing) makes this O(T), unlike sorting.
+    """
+    t_len = keys.shape[0]
+    cap = 16
+    log2 = 4
+    while cap < 2 * t_len:
+        cap <<= 1
+        log2 += 1
+    shift = np.uint64(64 - log2)
+    table = np.full(cap, -1, np.int64)
+    uniq = np.empty(t_len, np.uint64)
+    ids = np.empty(t_len, np.int64)
+    nu = 0
+    mask = cap - 1
+    for t in range(t_len):
+        k = keys[t]
+        h = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> shift) & mask
+        while True:
+            slot = table[h]
+            if slot < 0:
+                table[h] = nu
+                uniq[nu] = k
+                ids[t] = nu
+                nu += 1
+                break
+            if uniq[slot] == k:
+                ids[t] = slot
+                break
+            h = (h + 1) & mask
+    return ids, uniq[:nu]
+
+
 KERNELS = {
+    "dense_ids": dense_ids,
     "qgram_keys": qgram_keys,
     "set_bits": set_bits,
     "set_bits_parallel": set_bits_parallel,

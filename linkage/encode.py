@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from linkage.kernels.encode import qgram_keys, set_bits_parallel
+from linkage.kernels.encode import dense_ids, qgram_keys, set_bits_parallel
 from linkage.kernels.hmac import hmac_batch_parallel, hmac_states, window_positions
 from linkage.normalise import INVALID, REASONS, DateFormat, Normalised, normalise, soundex
 from linkage.schema import BlockKey, Field, Schema
@@ -368,7 +368,7 @@ class Encoder:
             pos, tok_rows = self._hash_salted(st, keys, tok_off, to_bytes, unit_salts)
         else:
             tok_off, keys, to_bytes = _tokens(f, units)
-            uk, inv = np.unique(keys, return_inverse=True)
+            inv, uk = dense_ids(keys)
             tok_rows = st.rows_for(uk, to_bytes, self.length)[inv]
             pos = st.pos
         ntok = np.diff(tok_off)

@@ -36,6 +36,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from linkage.kernels.text import (
+    MODE_NAME,
+    MODE_NONE,
+    MODE_TEXT,
+    TITLE_DATA,
+    TITLE_OFFSETS,
+    ascii_normalise,
+)
+
 # Row status codes. Non-zero codes >= INVALID are row problems.
 OK = 0
 MISSING = 1
@@ -147,7 +156,8 @@ def _norm_text(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 
 def _norm_none(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    v = pc.utf8_trim_whitespace(pc.replace_substring_regex(values, r"\s+", " "))
+    v = pc.replace_substring_regex(values, r"\s+", " ")
+    v = pc.replace_substring_regex(v, r"^ | $", "")
     return v, np.zeros(len(values), np.int8)
 
 
@@ -413,6 +423,48 @@ def _norm_date(
     return _null_if(iso, pa.array(status != OK)), status
 
 
+_ASCII_MODES = {"name": MODE_NAME, "text": MODE_TEXT, "none": MODE_NONE}
+
+
+def _ascii_fast(kind: str, values: pa.Array) -> pa.Array:
+    """The ``name``/``text``/``none`` normaliser of all-ASCII values, in one numba pass."""
+    if values.offset or values.null_count:
+        values = pa.concat_arrays([values.fill_null("")])
+    offs = np.frombuffer(values.buffers()[1], np.int32)[: len(values) + 1].astype(np.int64)
+    buf = values.buffers()[2]
+    data = np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)
+    out, out_off = ascii_normalise(data, offs, _ASCII_MODES[kind], TITLE_DATA, TITLE_OFFSETS)
+    if out_off[-1] >= 2**31:
+        raise ValueError("batch too large")
+    return pa.StringArray.from_buffers(
+        len(values), pa.py_buffer(out_off.astype(np.int32)), pa.py_buffer(out)
+    )
+
+
+def _norm_textlike(kind: str, values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """ASCII values through the numba kernel, the rest through the Unicode path."""
+    general = _SIMPLE[kind]
+    is_ascii = pc.fill_null(pc.string_is_ascii(values), True).to_numpy(zero_copy_only=False)
+    if not is_ascii.all():
+        if not is_ascii.any():
+            return general(values)
+        a_idx = np.flatnonzero(is_ascii)
+        u_idx = np.flatnonzero(~is_ascii)
+        a_vals = _ascii_fast(kind, values.take(pa.array(a_idx)))
+        u_vals, _ = general(values.take(pa.array(u_idx)))
+        order = np.empty(len(values), np.int64)
+        order[a_idx] = np.arange(len(a_idx))
+        order[u_idx] = len(a_idx) + np.arange(len(u_idx))
+        merged = pa.concat_arrays([a_vals, u_vals.cast(pa.string())]).take(pa.array(order))
+    else:
+        merged = _ascii_fast(kind, values)
+    status = np.zeros(len(values), np.int8)
+    if kind != "none":
+        empty = pc.fill_null(pc.equal(merged, ""), False).to_numpy(zero_copy_only=False)
+        status[empty] = _NO_CONTENT
+    return merged, status
+
+
 _SIMPLE = {
     "name": _norm_name,
     "text": _norm_text,
@@ -431,11 +483,13 @@ def normalise(
     missing: Sequence[str] = (),
     date_format: DateFormat | None = None,
     today: _dt.date | None = None,
+    fast: bool = True,
 ) -> Normalised:
     """Normalise a column of raw values with the normaliser ``kind``.
 
     Work is done once per distinct value (values repeat massively in person data), then
-    spread back over the rows.
+    spread back over the rows. ``fast=False`` forces the general Unicode path (the reference
+    for the ASCII kernels).
     """
     arr = _as_string_array(values)
     n = len(arr)
@@ -445,6 +499,8 @@ def normalise(
     uniq = denc.dictionary
     if kind == "date":
         u_vals, u_status = _norm_date(uniq, date_format, today)
+    elif kind in _ASCII_MODES and fast:
+        u_vals, u_status = _norm_textlike(kind, uniq)
     elif kind in _SIMPLE:
         u_vals, u_status = _SIMPLE[kind](uniq)
     else:

@@ -1,0 +1,159 @@
+"""ASCII fast paths for the text normalisers (``name``, ``text``, ``none``).
+
+Most values in UK person data are plain ASCII; for them one pass over the bytes replaces a
+chain of Unicode regular expressions. Values with any non-ASCII byte take the general path
+in :mod:`linkage.normalise`, which is also the reference these kernels are tested against.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+MODE_NAME = 0
+MODE_TEXT = 1
+MODE_NONE = 2
+
+# Titles dropped from the front of names (must match linkage.normalise.TITLES).
+TITLE_WORDS = ("MR", "MRS", "MS", "MISS", "MX", "DR", "PROF", "REV", "SIR", "DAME", "LORD", "LADY")
+
+
+def _title_table() -> tuple[np.ndarray, np.ndarray]:
+    blob = "".join(TITLE_WORDS).encode()
+    offs = np.zeros(len(TITLE_WORDS) + 1, np.int64)
+    np.cumsum([len(t) for t in TITLE_WORDS], out=offs[1:])
+    return np.frombuffer(blob, np.uint8).copy(), offs
+
+
+TITLE_DATA, TITLE_OFFSETS = _title_table()
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _is_space(c: int) -> bool:
+    """RE2's ``\\s``: tab, newline, form feed, carriage return, space (not vertical tab)."""
+    return c == 32 or c == 9 or c == 10 or c == 12 or c == 13
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _is_alnum(c: int) -> bool:
+    return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _upper(c: int) -> int:
+    return c - 32 if 97 <= c <= 122 else c
+
+
+@njit(cache=True, nogil=True)
+def _is_title(buf: np.ndarray, a: int, b: int, tdata: np.ndarray, toffs: np.ndarray) -> bool:
+    for t in range(toffs.shape[0] - 1):
+        ta, tb = toffs[t], toffs[t + 1]
+        if tb - ta != b - a:
+            continue
+        same = True
+        for j in range(b - a):
+            if buf[a + j] != tdata[ta + j]:
+                same = False
+                break
+        if same:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def ascii_normalise(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    mode: int,
+    tdata: np.ndarray,
+    toffs: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalise ASCII strings ``data[offsets[i]:offsets[i+1]]``.
+
+    - MODE_NAME: upper-case; delete characters that are neither alphanumeric nor whitespace;
+      split on whitespace; drop leading title words (and a '.' after them was already deleted)
+      while another word follows; concatenate the words.
+    - MODE_TEXT: upper-case; delete apostrophes and backticks; every run of other
+      non-alphanumeric characters becomes one space; trim.
+    - MODE_NONE: every run of whitespace becomes one space; trim.
+
+    Returns (out_data uint8, out_offsets int64).
+    """
+    n = offsets.shape[0] - 1
+    out = np.empty(data.shape[0], np.uint8)
+    out_off = np.zeros(n + 1, np.int64)
+    scratch = np.empty(1 + (offsets[n] - offsets[0] if n > 0 else 0), np.uint8)
+    w_start = np.empty(scratch.shape[0] + 1, np.int64)
+    w_end = np.empty(scratch.shape[0] + 1, np.int64)
+    o = 0
+    for i in range(n):
+        a, b = offsets[i], offsets[i + 1]
+        if mode == MODE_NAME:
+            # pass 1: upper-case letters/digits and whitespace -> scratch, then split words
+            m = 0
+            for p in range(a, b):
+                c = np.int64(data[p])
+                if _is_alnum(c):
+                    scratch[m] = _upper(c)
+                    m += 1
+                elif _is_space(c):
+                    scratch[m] = 32
+                    m += 1
+            nw = 0
+            p = 0
+            while p < m:
+                while p < m and scratch[p] == 32:
+                    p += 1
+                if p >= m:
+                    break
+                q = p
+                while q < m and scratch[q] != 32:
+                    q += 1
+                w_start[nw] = p
+                w_end[nw] = q
+                nw += 1
+                p = q
+            first = 0
+            while first < nw - 1 and _is_title(scratch, w_start[first], w_end[first], tdata, toffs):
+                first += 1
+            for wd in range(first, nw):
+                for p in range(w_start[wd], w_end[wd]):
+                    out[o] = scratch[p]
+                    o += 1
+        elif mode == MODE_TEXT:
+            pending = False
+            started = False
+            for p in range(a, b):
+                c = np.int64(data[p])
+                if c == 39 or c == 96:
+                    continue
+                if _is_alnum(c):
+                    if pending and started:
+                        out[o] = 32
+                        o += 1
+                    pending = False
+                    out[o] = _upper(c)
+                    o += 1
+                    started = True
+                else:
+                    pending = True
+        else:
+            pending = False
+            started = False
+            for p in range(a, b):
+                c = np.int64(data[p])
+                if _is_space(c):
+                    pending = True
+                else:
+                    if pending and started:
+                        out[o] = 32
+                        o += 1
+                    pending = False
+                    out[o] = c
+                    o += 1
+                    started = True
+        out_off[i + 1] = o
+    return out[:o], out_off
+
+
+KERNELS = {"ascii_normalise": ascii_normalise}
