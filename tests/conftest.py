@@ -1,0 +1,56 @@
+"""Shared test fixtures (small and generic)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from linkage.schema import Schema, uk_person_template
+from linkage.secret import Secret
+
+# A fixed "today" so date checks (future dates, two-digit years) do not drift.
+TODAY = dt.date(2024, 6, 1)
+SECRET_BYTES = b"test-secret-0123456789abcdef-XYZ"  # 32 bytes, distinctive
+
+
+@pytest.fixture
+def today() -> dt.date:
+    return TODAY
+
+
+@pytest.fixture
+def secret_bytes() -> bytes:
+    return SECRET_BYTES
+
+
+@pytest.fixture
+def secret() -> Secret:
+    return Secret(SECRET_BYTES)
+
+
+@pytest.fixture
+def other_secret() -> Secret:
+    return Secret(b"a-completely-different-secret-!!")
+
+
+@pytest.fixture
+def uk_schema() -> Schema:
+    return Schema.from_dict(uk_person_template())
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Path:
+    p = tmp_path / "secret.key"
+    p.write_bytes(SECRET_BYTES)
+    p.chmod(0o600)
+    return p
+
+
+@pytest.fixture
+def uk_schema_file(tmp_path: Path) -> Path:
+    p = tmp_path / "schema.json"
+    p.write_text(json.dumps(uk_person_template()), encoding="utf-8")
+    return p
