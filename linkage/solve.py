@@ -211,8 +211,9 @@ def _optimal_two_party(
     edge_start = np.zeros(k_total + 1, dtype=np.int64)
     np.cumsum(np.bincount(ecomp, minlength=k_total), out=edge_start[1:])
     # local row/column index of each record inside (component, party), by record index
-    ro = np.lexsort((np.arange(n), prt, comp))
-    key = comp[ro] * 2 + prt[ro]
+    gkey = comp * 2 + prt
+    ro = np.argsort(gkey, kind="stable")
+    key = gkey[ro]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     group_len = np.diff(np.r_[starts, n])
     pos = np.arange(n, dtype=np.int64) - np.repeat(starts, group_len)
