@@ -11,6 +11,9 @@ Kernels
   ``mask(C) = OR_{i in C} 2**party[i]``. For two parties this is greedy one-to-one assignment;
   for many parties every cluster holds at most one record per party; with ``dedupe`` it is
   single linkage in score order.
+* :func:`greedy_edge_order` (numpy driver) with :func:`sort_score_ties` and
+  :func:`rank_then_pair_order` -- the deterministic edge order
+  ``(-score, min(left, right), max(left, right), e)`` without a 3-key lexsort.
 * :func:`connected_components` -- plain union-find over a subset of edges.
 * :func:`lsap_min` -- dense rectangular linear sum assignment (shortest augmenting paths,
   Crouse, IEEE TAES 2016; the algorithm behind ``scipy.optimize.linear_sum_assignment``).
@@ -333,7 +336,8 @@ def match_components(
     assignment of ``-W`` restricted to edges is a maximum-weight matching because every
     weight is positive and non-edges weigh 0.
 
-    Returns ``(accepted bool[m], oversized bool[K])``; oversized components are left unsolved.
+    Returns ``(accepted bool[m], oversized bool[K])``, ``accepted`` indexed like the (grouped)
+    input edge arrays; oversized components are left unsolved.
     """
     m = rec_a.shape[0]
     k_total = n_a.shape[0]
