@@ -72,7 +72,7 @@ def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
 # ------------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(graphs(), st.booleans())
 def test_greedy_kernel_matches_reference(g, dedupe):
     left, right, score, party = g
