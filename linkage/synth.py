@@ -406,11 +406,17 @@ def _match_case(c: str, like: str) -> str:
 def keyboard_typo(s: str, v: int) -> str:
     """One keyboard slip chosen by ``v``: adjacent-key substitution, deletion, double-tap
     insertion of a neighbouring key, or transposition of two adjacent characters."""
-    idx = [i for i, c in enumerate(s) if c.lower() in _NEIGHBOURS]
-    if not idx:
+    n = len(s)
+    if n == 0:
         return s
-    i = idx[v % len(idx)]
-    v //= len(idx)
+    i = v % n  # first typable character at or after a position chosen by v (cyclically)
+    v //= n
+    for _ in range(n):
+        if s[i].lower() in _NEIGHBOURS:
+            break
+        i = (i + 1) % n
+    else:
+        return s
     op = v % 20
     v //= 20
     c = s[i]
@@ -439,20 +445,38 @@ _OCR = (
 )  # fmt: skip
 
 
+def _by_first(rules: tuple[tuple[str, str], ...]) -> dict[str, tuple[tuple[str, str], ...]]:
+    out: dict[str, list[tuple[str, str]]] = {}
+    for a, b in rules:
+        out.setdefault(a[0], []).append((a, b))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+_OCR_BY_FIRST = _by_first(_OCR)
+
+
+def _rewrite(s: str, key: str, v: int, rules: dict[str, tuple[tuple[str, str], ...]]) -> str | None:
+    """Apply one rule ``a -> b`` whose ``a`` occurs in ``key`` (``s`` or its lower case) at the
+    first matching position at or after ``v mod len`` (cyclically); None if none occurs."""
+    n = len(s)
+    if n == 0:
+        return None
+    i = v % n
+    v //= n
+    for _ in range(n):
+        cands = [r for r in rules.get(key[i], ()) if key.startswith(r[0], i)]
+        if cands:
+            a, b = cands[v % len(cands)]
+            return s[:i] + b + s[i + len(a) :]
+        i = (i + 1) % n
+    return None
+
+
 def ocr_typo(s: str, v: int) -> str:
     """One optical-recognition confusion (rn/m, cl/d, l/1, O/0, S/5, e/c...) chosen by ``v``;
     a keyboard slip where no confusion applies."""
-    hits = []
-    for k, (a, _) in enumerate(_OCR):
-        start = s.find(a)
-        while start >= 0:
-            hits.append((start, k))
-            start = s.find(a, start + 1)
-    if not hits:
-        return keyboard_typo(s, v)
-    start, k = hits[v % len(hits)]
-    a, b = _OCR[k]
-    return s[:start] + b + s[start + len(a) :]
+    out = _rewrite(s, s, v, _OCR_BY_FIRST)
+    return keyboard_typo(s, v) if out is None else out
 
 
 _PHONETIC = (
@@ -468,27 +492,18 @@ _PHONETIC = (
 )  # fmt: skip
 
 
+_PHONETIC_BY_FIRST = _by_first(_PHONETIC)
+
+
 def phonetic_misspelling(s: str, v: int) -> str:
     """A sound-alike respelling (ph/f, ck/k, ie/y, son/sen, Mc/Mac, double/single consonant...)
     chosen by ``v``; doubles a consonant where no rule applies. Keeps an initial capital."""
     low = s.lower()
-    hits = []
-    for k, (a, _) in enumerate(_PHONETIC):
-        start = low.find(a)
-        while start >= 0:
-            hits.append((start, k))
-            start = low.find(a, start + 1)
-    if hits:
-        start, k = hits[v % len(hits)]
-        a, b = _PHONETIC[k]
-        out = low[:start] + b + low[start + len(a) :]
-        # restore original capitalisation outside the changed span
-        head = s[:start]
-        tail = s[start + len(a) :]
-        mid = out[start : start + len(b)]
-        if start == 0 and s[:1].isupper():
-            mid = mid[:1].upper() + mid[1:]
-        return head + mid + tail
+    out = _rewrite(s, low, v, _PHONETIC_BY_FIRST) if len(low) == len(s) else None
+    if out is not None:
+        if s[:1].isupper() and out[:1].islower():
+            out = out[:1].upper() + out[1:]
+        return out
     cons = [i for i, c in enumerate(s) if c.isalpha() and c.lower() not in "aeiouy"]
     if not cons:
         return keyboard_typo(s, v)
@@ -496,26 +511,28 @@ def phonetic_misspelling(s: str, v: int) -> str:
     return s[: i + 1] + s[i].lower() + s[i + 1 :]
 
 
+_FOLD = str.maketrans("ŁłØøĐđßÆæ", "LlOoDdsAa")
+
+
 def strip_accents(s: str) -> str:
     """Drop diacritics (Zoë -> Zoe, Łukasz -> Lukasz, Ó Briain -> O Briain)."""
-    s = s.translate(str.maketrans("ŁłØøĐđßÆæ", "LlOoDdsAa"))
+    if s.isascii():
+        return s
+    s = s.translate(_FOLD)
     return "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
 
 
-def _name_noise(s: str, k: int) -> str:
-    variants = (
-        s.upper(),
-        s.lower(),
-        strip_accents(s),
-        s.replace("'", " ").replace("-", " ").upper(),
-        s.replace("'", "").replace("-", ""),
-        "  " + s,
-        s + " ",
-        s.replace(" ", "  ") if " " in s else s + "  ",
-        s.replace("'", "").lower(),
-    )
-    return variants[k % len(variants)]
-
+_NAME_NOISE: tuple[Callable[[str], str], ...] = (
+    str.upper,
+    str.lower,
+    strip_accents,
+    lambda s: s.replace("'", " ").replace("-", " ").upper(),
+    lambda s: s.replace("'", "").replace("-", ""),
+    lambda s: "  " + s,
+    lambda s: s + " ",
+    lambda s: s.replace(" ", "  ") if " " in s else s + "  ",
+    lambda s: s.replace("'", "").lower(),
+)
 
 _ABBREVIATIONS = (
     (" Road", " Rd"), (" Street", " St"), (" Avenue", " Ave"), (" Lane", " Ln"),
@@ -523,39 +540,40 @@ _ABBREVIATIONS = (
 )  # fmt: skip
 
 
-def _address_noise(s: str, k: int) -> str:
-    abbreviated = s
+def _abbreviate(s: str) -> str:
     for long, short in _ABBREVIATIONS:
-        abbreviated = abbreviated.replace(long, short)
-    number, _, rest = s.partition(" ")
-    variants = (
-        abbreviated,
-        s.upper(),
-        s.lower(),
-        f"{number}, {rest}",
-        abbreviated.upper(),
-        strip_accents(s.replace("'", "")),
-        s.replace(" ", "  ", 1),
-        abbreviated + ".",
-    )
-    return variants[k % len(variants)]
+        if long in s:
+            s = s.replace(long, short)
+    return s
 
 
-def _postcode_noise(s: str, k: int) -> str:
-    variants = (
-        s.replace(" ", ""),
-        s.lower(),
-        s.replace(" ", "  "),
-        " " + s,
-        s.lower().replace(" ", ""),
-    )
-    return variants[k % len(variants)]
+_ADDRESS_NOISE: tuple[Callable[[str], str], ...] = (
+    _abbreviate,
+    str.upper,
+    str.lower,
+    lambda s: s.replace(" ", ", ", 1),
+    lambda s: _abbreviate(s).upper(),
+    lambda s: strip_accents(s.replace("'", "")),
+    lambda s: s.replace(" ", "  ", 1),
+    lambda s: _abbreviate(s) + ".",
+)
+
+_POSTCODE_NOISE: tuple[Callable[[str], str], ...] = (
+    lambda s: s.replace(" ", ""),
+    str.lower,
+    lambda s: s.replace(" ", "  "),
+    lambda s: " " + s,
+    lambda s: s.lower().replace(" ", ""),
+)
 
 
-def _noise(fn: Callable[[str, int], str]) -> Callable[[str, int], str]:
-    def go(s: str, v: int) -> str:  # first variant (cyclically from v) that changes s
-        for j in range(9):
-            out = fn(s, v + j)
+def _noise(variants: tuple[Callable[[str], str], ...]) -> Callable[[str, int], str]:
+    """Case / spacing / punctuation noise: the first variant, cyclically from ``v``, that
+    changes the string."""
+
+    def go(s: str, v: int) -> str:
+        for j in range(len(variants)):
+            out = variants[(v + j) % len(variants)](s)
             if out != s:
                 return out
         return s
@@ -946,10 +964,10 @@ def _corrupt(
     log.mark(given.transform(rows, _title, sex[rows] + 3 * rng.integers(0, 8, rows.size)),
              "title_prefix", "given")  # fmt: skip
     for fld, col, fn in (
-        ("given", given, _name_noise),
-        ("family", family, _name_noise),
-        ("address", address, _address_noise),
-        ("postcode", postcode, _postcode_noise),
+        ("given", given, _NAME_NOISE),
+        ("family", family, _NAME_NOISE),
+        ("address", address, _ADDRESS_NOISE),
+        ("postcode", postcode, _POSTCODE_NOISE),
     ):
         rows = _pick(rng, every, rate["format_noise"])
         log.mark(col.transform(rows, _noise(fn), var(rows.size) % 64), "format_noise", fld)
