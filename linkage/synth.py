@@ -755,7 +755,8 @@ def _population(rng: np.random.Generator, n: int, t: _Tables) -> _Population:
             cands = np.flatnonzero(omask & smask)
             if cands.size == 0:
                 cands = np.flatnonzero(smask)
-            given[who] = _weighted(rng, cands, t.given_weight, who.size)
+            w = t.given_weight * np.where(t.given_sex == 2, 0.5, 1.0)  # unisex: half to each
+            given[who] = _weighted(rng, cands, w, who.size)
 
     nhs = _nhs_numbers(rng, n)
     person_id = _ascii_rows(_digits(_unique_ints(rng, n, 2**60), 15, 16))

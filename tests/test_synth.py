@@ -266,8 +266,9 @@ def test_postcodes_and_nhs_valid_where_uncorrupted(medium: Path) -> None:
             if r["postcode"] and not any(k.endswith(":postcode") for k in kinds):
                 assert regex.match(r["postcode"]), r["postcode"]
                 n_pc += 1
-            if r.get("nhs") and "nhs_typo:nhs" not in kinds:
-                assert nhs_is_valid(r["nhs"]), r["nhs"]
+            if r.get("nhs"):
+                # mod 11 catches every single-digit change and adjacent transposition
+                assert nhs_is_valid(r["nhs"]) == ("nhs_typo:nhs" not in kinds), r["nhs"]
                 n_nhs += 1
     assert n_pc > 5000 and n_nhs > 1000
 
@@ -392,3 +393,15 @@ def test_tiny_and_edge_arguments(tmp_path: Path) -> None:
     assert s.parties[0].persons in (0, 1)
     s = synth(tmp_path / "zero", 20, 2, overlap=0.0)
     assert all(p.records <= 2 for p in s.parties)
+
+
+def test_docs_table_matches_rates() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "synth.md").read_text(encoding="utf-8")
+    table = {}
+    for line in doc.splitlines():
+        m = re.match(r"^\| `(\w+)` \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", line)
+        if m:
+            table[m.group(1)] = dict(
+                zip(("none", "low", "medium", "high"), map(float, m.groups()[1:]), strict=True)
+            )
+    assert table == RATES
