@@ -1219,9 +1219,3 @@ def _install(tmp: Path, out: Path) -> None:
     os.rename(out, old)
     os.rename(tmp, out)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def read_records(path: str | os.PathLike[str]) -> list[dict[str, str]]:
-    """Read a synth CSV extract as strings (small files; for tests and examples)."""
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
