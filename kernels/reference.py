@@ -1,0 +1,135 @@
+"""Plain numpy / Python references for the kernels (slow, obviously correct; tests only).
+
+Scores are computed as float64 ``2.0 * c / (pa + pb)`` (0.0 when pa + pb = 0), the same
+expression the kernels use, so results compare exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "allpairs_ref",
+    "band_keys_ref",
+    "dedup_ref",
+    "dice_matrix_ref",
+    "dice_pairs_ref",
+    "popcount64_ref",
+    "popcount_rows_ref",
+    "splitmix64_ref",
+    "topk_ref",
+]
+
+_MASK64 = (1 << 64) - 1
+
+
+def popcount64_ref(x: int) -> int:
+    """Bits set in a 64-bit word (Python's int.bit_count)."""
+    return (int(x) & _MASK64).bit_count()
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """(n, W) uint64 -> (n, 64 W) uint8 of bits, bit p = word p // 64, bit p % 64."""
+    a = np.ascontiguousarray(a, dtype=np.uint64)
+    by = a.astype("<u8").view(np.uint8).reshape(a.shape[0], 8 * a.shape[1])
+    return np.unpackbits(by, axis=1, bitorder="little")
+
+
+def popcount_rows_ref(a: np.ndarray) -> np.ndarray:
+    """int32[n]: bits set per filter."""
+    return _bits(a).sum(axis=1, dtype=np.int64).astype(np.int32)
+
+
+def _scores(c: np.ndarray, s: np.ndarray) -> np.ndarray:
+    c = np.asarray(c, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    out = np.zeros(np.broadcast(c, s).shape, dtype=np.float64)
+    nz = np.broadcast_to(s > 0, out.shape)
+    cb = np.broadcast_to(c, out.shape)
+    sb = np.broadcast_to(s, out.shape)
+    out[nz] = 2.0 * cb[nz] / sb[nz]
+    return out
+
+
+def dice_matrix_ref(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """float64 (n, m): Dice of every pair."""
+    ba = _bits(a).astype(np.int64)
+    bb = _bits(b).astype(np.int64)
+    c = ba @ bb.T
+    s = ba.sum(axis=1)[:, None] + bb.sum(axis=1)[None, :]
+    return _scores(c, s)
+
+
+def dice_pairs_ref(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """float64[m]: Dice of (a[ia[k]], b[ib[k]])."""
+    ba = _bits(a).astype(np.int64)
+    bb = _bits(b).astype(np.int64)
+    x = ba[np.asarray(ia, dtype=np.int64)]
+    y = bb[np.asarray(ib, dtype=np.int64)]
+    return _scores((x & y).sum(axis=1), x.sum(axis=1) + y.sum(axis=1))
+
+
+def allpairs_ref(
+    a: np.ndarray, b: np.ndarray, t: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, scores) of all pairs with Dice >= t, sorted by (row, col)."""
+    d = dice_matrix_ref(a, b)
+    r, c = np.nonzero(d >= t)
+    return r.astype(np.int64), c.astype(np.int64), d[r, c]
+
+
+def dedup_ref(a: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, scores) of pairs i < j within a with Dice >= t, sorted by (i, j)."""
+    d = dice_matrix_ref(a, a)
+    n = d.shape[0]
+    upper = np.triu(np.ones((n, n), dtype=bool), 1)
+    r, c = np.nonzero((d >= t) & upper)
+    return r.astype(np.int64), c.astype(np.int64), d[r, c]
+
+
+def topk_ref(a: np.ndarray, b: np.ndarray, k: int, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the k best columns with Dice >= t (score desc, then column asc), -1 padded."""
+    d = dice_matrix_ref(a, b)
+    n = d.shape[0]
+    cols = np.full((n, k), -1, dtype=np.int64)
+    scores = np.full((n, k), -1.0, dtype=np.float64)
+    for i in range(n):
+        ok = np.flatnonzero(d[i] >= t)
+        order = ok[np.lexsort((ok, -d[i, ok]))][:k]
+        cols[i, : order.size] = order
+        scores[i, : order.size] = d[i, order]
+    return cols, scores
+
+
+def splitmix64_ref(z: int) -> int:
+    """splitmix64 finaliser on Python ints."""
+    x = int(z) & _MASK64
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & _MASK64
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def band_keys_ref(a: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """uint64 (n, bands) band keys, as specified in :mod:`linkage.kernels.lsh` (Python ints)."""
+    bits = _bits(a)
+    pos = np.asarray(positions, dtype=np.int64)
+    nbands, nrows = pos.shape
+    bb = (nbands - 1).bit_length()
+    width = 64 - bb
+    out = np.zeros((bits.shape[0], nbands), dtype=np.uint64)
+    for i in range(bits.shape[0]):
+        for b in range(nbands):
+            sampled = [int(bits[i, p]) for p in pos[b]]
+            tag = (b << width) & _MASK64 if bb else 0
+            if nrows <= width:
+                payload = sum(bit << r for r, bit in enumerate(sampled))
+            else:
+                h = splitmix64_ref(b + 0x9E3779B97F4A7C15)
+                for c0 in range(0, nrows, 64):
+                    chunk = sum(bit << r for r, bit in enumerate(sampled[c0 : c0 + 64]))
+                    h = splitmix64_ref(h ^ chunk)
+                payload = h & ((1 << width) - 1)
+            out[i, b] = np.uint64(tag | payload)
+    return out
