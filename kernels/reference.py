@@ -7,6 +7,7 @@ expression the kernels use, so results compare exactly.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "allpairs_ref",
@@ -40,7 +41,7 @@ def popcount_rows_ref(a: np.ndarray) -> np.ndarray:
     return _bits(a).sum(axis=1, dtype=np.int64).astype(np.int32)
 
 
-def _scores(c: np.ndarray, s: np.ndarray) -> np.ndarray:
+def _scores(c: npt.ArrayLike, s: npt.ArrayLike) -> np.ndarray:
     c = np.asarray(c, dtype=np.float64)
     s = np.asarray(s, dtype=np.float64)
     out = np.zeros(np.broadcast(c, s).shape, dtype=np.float64)
