@@ -1,0 +1,592 @@
+"""``linkage encode`` (and schema/keygen) through click's CliRunner, checked via the library.
+
+Every file-level problem exits 2 with one line starting "Error:", no traceback, and leaves
+no output, rejects or temporary file behind. No input value (raw or normalised) and no secret
+byte appears in the output or the rejects file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner, Result
+
+from linkage.cli import main
+from linkage.encoded import read_encoded
+from linkage.partner import encode
+from linkage.schema import Schema, uk_person_template
+from linkage.secret import ENV_VAR, Secret
+
+KEY = b"cli-TEST-secret-Zq8wX3vB7nM1pL5k"
+HEADER = [
+    "record_id",
+    "given_name",
+    "surname",
+    "date_of_birth",
+    "sex",
+    "postcode",
+    "address",
+    "nhs_number",
+]
+# Distinctive values: none of them (raw or normalised) may appear in any output.
+ROWS = [
+    ["p-001", "Xanthippe", "Quackenbush-Ülrich", "14/03/1971", "F", "ze2 9qx",
+     "77 Sunnyvale Crescent", "943 476 5919"],
+    ["p-002", "Bartholomew", "Fitzwilliamson", "25/12/1985", "Male", "L1 8JQ",
+     "Flat 9, Marigold Towers", "4010232137"],
+    ["p-003", "Zoë", "O'Shaughnessy", "02/11/1990", "2", "SW1A 1AA",
+     "1 Featherstonehaugh Mews", ""],
+    ["p-004", "Ignatius", "Wolstenholme", "31/02/1962", "1", "not a postcode",
+     "3 Quillfeather Lane", "1234567890"],
+    ["p-005", "", "", "", "", "", "", ""],
+]  # fmt: skip
+RAW_VALUES = [v for row in ROWS for v in row[1:] if len(v) >= 4]
+NORMALISED = [
+    "XANTHIPPE",
+    "QUACKENBUSHULRICH",
+    "1971-03-14",
+    "ZE2 9QX",
+    "77 SUNNYVALE CRESCENT",
+    "9434765919",
+    "BARTHOLOMEW",
+    "FITZWILLIAMSON",
+    "1985-12-25",
+    "FLAT 9 MARIGOLD TOWERS",
+    "4010232137",
+    "OSHAUGHNESSY",
+    "1990-11-02",
+    "FEATHERSTONEHAUGH",
+    "IGNATIUS",
+    "WOLSTENHOLME",
+    "QUILLFEATHER",
+]
+
+
+def write_csv(path: Path, rows: Sequence[Sequence[str]], header: Sequence[str] = HEADER) -> Path:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    (tmp_path / "secret.key").write_bytes(KEY)
+    (tmp_path / "schema.json").write_text(json.dumps(uk_person_template()), encoding="utf-8")
+    write_csv(tmp_path / "in.csv", ROWS)
+    return tmp_path
+
+
+def run(args: Sequence[str], env: dict[str, str | None] | None = None) -> Result:
+    full_env: dict[str, str | None] = {ENV_VAR: None}
+    full_env.update(env or {})
+    return CliRunner().invoke(main, list(args), env=full_env, catch_exceptions=True)
+
+
+def encode_args(work: Path, inp: str = "in.csv", *extra: str, secret: bool = True) -> list[str]:
+    args = [
+        "encode",
+        str(work / inp),
+        "-s",
+        str(work / "schema.json"),
+        "--party",
+        "council_a",
+        "-o",
+        str(work / "out.parquet"),
+        "--rejects",
+        str(work / "rejects.csv"),
+        "--quiet",
+    ]
+    if secret:
+        args += ["--secret-file", str(work / "secret.key")]
+    return args + list(extra)
+
+
+def assert_clean_error(r: Result, *needles: str) -> str:
+    assert r.exit_code == 2, (r.exit_code, r.output, r.exception)
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1, r.output
+    assert lines[0].startswith("Error:"), r.output
+    assert "Traceback" not in r.output
+    for n in needles:
+        assert n in lines[0], lines[0]
+    assert KEY.decode() not in r.output
+    return lines[0]
+
+
+def assert_no_outputs(work: Path, inputs: Sequence[str]) -> None:
+    left = sorted(p.name for p in work.iterdir())
+    assert left == sorted({"secret.key", "schema.json", *inputs}), left
+
+
+# -- the happy path ----------------------------------------------------------------------------
+def test_encode_writes_readable_output(work: Path) -> None:
+    r = run(encode_args(work))
+    assert r.exit_code == 0, r.output
+    enc = read_encoded(work / "out.parquet")
+    assert enc.record_ids.to_pylist() == ["p-001", "p-002", "p-003", "p-004"]  # p-005 is empty
+    assert enc.filters.shape == (4, 16) and enc.has_block_keys
+    assert enc.party == "council_a" and enc.filter_length == 1024
+    schema = Schema.load(work / "schema.json")
+    secret = Secret(KEY)
+    assert enc.meta["schema_fingerprint"] == schema.fingerprint
+    assert enc.meta["key_check"] == secret.key_check(schema.fingerprint)
+    assert enc.meta["record_count"] == "4"
+    for k in ("format_version", "package_version", "created"):
+        assert enc.meta[k]
+    # the CLI only calls the library: same filters and block keys as linkage.encode
+    lib = encode(
+        pa.table({h: [row[i] for row in ROWS] for i, h in enumerate(HEADER)}),
+        schema,
+        secret,
+        party="council_a",
+    )
+    np.testing.assert_array_equal(enc.filters, lib.filters)
+    assert enc.table.column("block_keys").to_pylist() == lib.table.column("block_keys").to_pylist()
+    assert sorted(p.name for p in work.iterdir()) == sorted(
+        ["secret.key", "schema.json", "in.csv", "out.parquet", "rejects.csv"]
+    )
+
+
+def test_rejects_list_row_problems_without_values(work: Path) -> None:
+    r = run(encode_args(work))
+    assert r.exit_code == 0, r.output
+    with open(work / "rejects.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["record_id", "field", "reason"]
+    got = {tuple(x) for x in rows[1:]}
+    assert ("p-004", "date_of_birth", "impossible date") in got
+    assert ("p-004", "postcode", "invalid UK postcode") in got
+    assert ("p-004", "nhs_number", "NHS number fails the mod-11 check") in got
+    assert ("p-005", "*", "no usable field") in got
+    assert not any(rid in {"p-001", "p-002", "p-003"} for rid, _, _ in got)
+    # p-004 is still encoded from its valid fields
+    assert "p-004" in read_encoded(work / "out.parquet").record_ids.to_pylist()
+
+
+def test_summary_on_stderr_unless_quiet(work: Path) -> None:
+    args = [a for a in encode_args(work) if a != "--quiet"]
+    r = run(args)
+    assert r.exit_code == 0
+    assert "5 rows read, 4 encoded, 1 left out" in r.output
+    assert "mean bits set" in r.output
+    assert "impossible date: 1" in r.output
+    assert not any(v in r.output for v in RAW_VALUES + NORMALISED)
+    os.remove(work / "out.parquet")
+    r = run(encode_args(work))
+    assert r.exit_code == 0 and r.output == ""
+
+
+def test_no_plaintext_in_outputs(work: Path) -> None:
+    r = run(encode_args(work))
+    assert r.exit_code == 0, r.output
+    blobs = [(work / "out.parquet").read_bytes(), (work / "rejects.csv").read_bytes()]
+    # also the decompressed contents: every cell and every metadata entry
+    table = pq.read_table(work / "out.parquet")
+    md = pq.read_metadata(work / "out.parquet").metadata or {}
+    decoded = json.dumps(
+        {
+            "ids": table.column("record_id").to_pylist(),
+            "meta": {k.decode(): v.decode() for k, v in md.items()},
+            "cols": table.column_names,
+        }
+    ).encode()
+    blobs.append(decoded)
+    blobs.append(b"".join(x or b"" for x in table.column("clk").to_pylist()))
+    assert set(table.column_names) == {"record_id", "clk", "block_keys"}
+    needles = set(RAW_VALUES + NORMALISED)
+    needles |= {v.lower() for v in needles} | {v.upper() for v in needles}
+    for blob in blobs:
+        for v in needles:
+            assert v.encode("utf-8") not in blob, v
+        assert KEY not in blob and KEY.hex().encode() not in blob
+
+
+def test_secret_from_environment(work: Path) -> None:
+    r = run(encode_args(work, secret=False), env={ENV_VAR: KEY.decode()})
+    assert r.exit_code == 0, r.output
+    via_env = read_encoded(work / "out.parquet")
+    os.rename(work / "out.parquet", work / "env.parquet")
+    r = run(encode_args(work))
+    assert r.exit_code == 0, r.output
+    via_file = read_encoded(work / "out.parquet")
+    assert via_env.meta["key_check"] == via_file.meta["key_check"]
+    np.testing.assert_array_equal(via_env.filters, via_file.filters)
+
+
+def test_column_mapping_and_parquet_input_and_bom(work: Path) -> None:
+    assert run(encode_args(work)).exit_code == 0
+    base = read_encoded(work / "out.parquet").filters
+    os.remove(work / "out.parquet")
+    header = [("addr_line_1" if h == "address" else h) for h in HEADER]
+    header[0] = "ID"
+    write_csv(work / "mapped.csv", ROWS, header)
+    r = run(encode_args(work, "mapped.csv", "--column", "address=addr_line_1", "--id-column", "ID"))
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(read_encoded(work / "out.parquet").filters, base)
+    os.remove(work / "out.parquet")
+    pq.write_table(
+        pa.table({h: [row[i] for row in ROWS] for i, h in enumerate(HEADER)}), work / "in.parquet"
+    )
+    r = run(encode_args(work, "in.parquet"))
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(read_encoded(work / "out.parquet").filters, base)
+    os.remove(work / "out.parquet")
+    bom = work / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + (work / "in.csv").read_bytes().replace(b",", b";"))
+    r = run(encode_args(work, "bom.csv", "--delimiter", ";"))
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(read_encoded(work / "out.parquet").filters, base)
+
+
+def test_explicit_date_format_resolves_ambiguity(work: Path) -> None:
+    rows = [[*row[:3], "01/02/1980", *row[4:]] for row in ROWS[:3]]
+    write_csv(work / "amb.csv", rows)
+    r = run(encode_args(work, "amb.csv", "--date-format", "date_of_birth=%d/%m/%Y"))
+    assert r.exit_code == 0, r.output
+    assert len(read_encoded(work / "out.parquet")) == 3
+
+
+# -- every bad input: one-line error, exit 2, nothing left behind ------------------------------
+def _rows_with(i: int, value: str) -> list[list[str]]:
+    return [[*row[:i], value, *row[i + 1 :]] for row in ROWS[:3]]
+
+
+Setup = Callable[[Path], tuple[list[str], list[str], dict[str, str | None]]]
+
+
+def _csv(name: str, rows: Sequence[Sequence[str]], header: Sequence[str] = HEADER) -> Setup:
+    def setup(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
+        write_csv(work / name, rows, header)
+        return encode_args(work, name), [name], {}
+
+    return setup
+
+
+def _raw(name: str, data: bytes) -> Setup:
+    def setup(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
+        (work / name).write_bytes(data)
+        return encode_args(work, name), [name], {}
+
+    return setup
+
+
+def _extra(*extra: str) -> Setup:
+    def setup(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
+        write_csv(work / "in.csv", ROWS)
+        return encode_args(work, "in.csv", *extra), ["in.csv"], {}
+
+    return setup
+
+
+def _bad_schema(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
+    doc = uk_person_template()
+    doc["fields"][0]["tokeniser"]["q"] = 9
+    (work / "schema.json").write_text(json.dumps(doc))
+    write_csv(work / "in.csv", ROWS)
+    return encode_args(work), ["in.csv"], {}
+
+
+def _no_secret(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
+    write_csv(work / "in.csv", ROWS)
+    return encode_args(work, secret=False), ["in.csv"], {}
+
+
+def _short_secret_file(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
+    (work / "secret.key").write_bytes(b"short-secret")
+    write_csv(work / "in.csv", ROWS)
+    return encode_args(work), ["in.csv"], {}
+
+
+def _short_secret_env(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
+    write_csv(work / "in.csv", ROWS)
+    return encode_args(work, secret=False), ["in.csv"], {ENV_VAR: "short-secret"}
+
+
+def _missing_secret_file(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
+    write_csv(work / "in.csv", ROWS)
+    args = [*encode_args(work, secret=False), "--secret-file", str(work / "nope.key")]
+    return args, ["in.csv"], {}
+
+
+def _missing_input(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
+    return encode_args(work, "absent.csv"), [], {}
+
+
+def _non_utf8(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
+    write_csv(work / "bad.csv", ROWS[:3])
+    data = (work / "bad.csv").read_bytes().replace(b"Fitzwilliamson", b"Fitz\xe9illiamson")
+    (work / "bad.csv").write_bytes(data)
+    return encode_args(work, "bad.csv"), ["bad.csv"], {}
+
+
+def _all_unusable(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
+    write_csv(work / "in.csv", [["a", *[""] * 7], ["b", "", "", "", "U", "", "", ""]])
+    return encode_args(work), ["in.csv"], {}
+
+
+BAD_INPUTS: dict[str, tuple[Setup, tuple[str, ...]]] = {
+    "missing id column": (
+        _csv("noid.csv", [r[1:] for r in ROWS], HEADER[1:]),
+        ("id column 'record_id' not found",),
+    ),
+    "duplicate ids": (
+        _csv("dup.csv", [*ROWS[:3], ["p-002", *ROWS[3][1:]]]),
+        ("duplicate record ids", "row 4 repeats row 2"),
+    ),
+    "empty id": (_csv("empty_id.csv", [*ROWS[:2], ["", *ROWS[2][1:]]]), ("row 3", "empty")),
+    "blank id": (_csv("blank_id.csv", [*ROWS[:2], ["  ", *ROWS[2][1:]]]), ("row 3",)),
+    "unknown --column field": (_extra("--column", "colour=address"), ("unknown schema field",)),
+    "mapped column absent": (_extra("--column", "address=addr_line_1"), ("'addr_line_1'",)),
+    "schema field without a column": (
+        _csv("nocol.csv", [r[:-1] for r in ROWS], HEADER[:-1]),
+        ("nhs_number", "--column"),
+    ),
+    "unknown --date-format field": (_extra("--date-format", "dob=%d/%m/%Y"), ("unknown",)),
+    "--date-format on a non-date field": (
+        _extra("--date-format", "surname=%d/%m/%Y"),
+        ("not a date field",),
+    ),
+    "bad --date-format": (_extra("--date-format", "date_of_birth=%Q"), ("date_of_birth",)),
+    "unreadable file (missing)": (_missing_input, ("absent.csv", "not found")),
+    "unreadable parquet": (_raw("junk.parquet", b"PAR1 this is not parquet"), ("junk.parquet",)),
+    "non-UTF-8 bytes": (_non_utf8, ("bad.csv", "row 2", "UTF-8", "'surname'")),
+    "non-UTF-8 header": (_raw("hdr.csv", b"record_id,sur\xffname\n1,x\n"), ("header", "UTF-8")),
+    "empty file": (_raw("empty.csv", b""), ("empty.csv", "empty")),
+    "header-only file": (_raw("hdr_only.csv", (",".join(HEADER) + "\n").encode()), ("no data",)),
+    "ragged row": (
+        _raw("ragged.csv", (",".join(HEADER) + "\np-1,a,b\n").encode()),
+        ("row 1", "columns"),
+    ),
+    "ambiguous date format": (
+        _csv("amb.csv", _rows_with(3, "01/02/1980")),
+        ("date_of_birth", "--date-format"),
+    ),
+    "no usable row": (_all_unusable, ("no row has a usable field",)),
+    "bad schema": (_bad_schema, ("schema.json", "$.fields[0].tokeniser.q")),
+    "missing secret": (_no_secret, ("--secret-file", ENV_VAR)),
+    "missing secret file": (_missing_secret_file, ("nope.key", "not found")),
+    "short secret file": (_short_secret_file, ("too short",)),
+    "short secret env": (_short_secret_env, ("too short", ENV_VAR)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_gives_one_line_error_and_no_output(work: Path, case: str) -> None:
+    setup, needles = BAD_INPUTS[case]
+    os.remove(work / "in.csv")
+    args, inputs, env = setup(work)
+    r = run(args, env)
+    line = assert_clean_error(r, *needles)
+    assert_no_outputs(work, inputs)
+    for v in RAW_VALUES + NORMALISED + ["short-secret", "Fitz"]:
+        assert v not in line, (v, line)
+
+
+def test_failed_run_keeps_an_existing_output(work: Path) -> None:
+    (work / "out.parquet").write_bytes(b"previous")
+    write_csv(work / "dup.csv", [ROWS[0], ROWS[0]])
+    r = run(encode_args(work, "dup.csv"))
+    assert_clean_error(r, "duplicate")
+    assert (work / "out.parquet").read_bytes() == b"previous"
+    assert not (work / "rejects.csv").exists()
+    assert not [p for p in work.iterdir() if p.name.startswith(".")]
+
+
+def test_output_over_input_is_refused(work: Path) -> None:
+    args = encode_args(work)
+    args[args.index("-o") + 1] = str(work / "in.csv")
+    before = (work / "in.csv").read_bytes()
+    assert_clean_error(run(args), "overwrite")
+    assert (work / "in.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("party", ["", "a/b", "x" * 65])
+def test_bad_party(work: Path, party: str) -> None:
+    args = encode_args(work)
+    args[args.index("--party") + 1] = party
+    assert_clean_error(run(args), "--party")
+    assert_no_outputs(work, ["in.csv"])
+
+
+def test_secret_value_is_not_an_option(work: Path) -> None:
+    r = run([*encode_args(work, secret=False), "--secret", KEY.decode()])
+    assert r.exit_code == 2
+    assert "No such option" in r.output
+    assert_no_outputs(work, ["in.csv"])
+
+
+# -- schema commands ------------------------------------------------------------------------------
+def test_schema_init_and_check(tmp_path: Path) -> None:
+    out = tmp_path / "schema.json"
+    r = run(["schema", "init", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert Schema.load(out) == Schema.from_dict(uk_person_template())
+    r = run(["schema", "check", str(out)])
+    assert r.exit_code == 0
+    assert "fingerprint" in r.output and "given_name" in r.output
+    r = run(["schema", "init", "-o", str(out)])
+    assert_clean_error(r, "already exists")
+    assert run(["schema", "init", "-o", str(out), "--force"]).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["schema.json"]
+
+
+def test_schema_check_bad_schema(tmp_path: Path) -> None:
+    doc = uk_person_template()
+    doc["fields"][2]["tokeniser"]["parts"] = ["week"]
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(doc))
+    assert_clean_error(run(["schema", "check", str(p)]), "$.fields[2].tokeniser.parts[0]")
+    assert_clean_error(run(["schema", "check", str(tmp_path / "none.json")]), "not found")
+
+
+# -- help ---------------------------------------------------------------------------------------
+def _commands(
+    group: click.Command, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], Any]]:
+    out: list[tuple[tuple[str, ...], Any]] = [(path, group)]
+    if isinstance(group, click.Group):
+        for name, cmd in sorted(group.commands.items()):
+            out += _commands(cmd, (*path, name))
+    return out
+
+
+COMMANDS = _commands(main)
+
+
+def test_command_tree_has_the_partner_commands() -> None:
+    paths = {p for p, _ in COMMANDS}
+    for p in [(), ("keygen",), ("schema",), ("schema", "init"), ("schema", "check"), ("encode",)]:
+        assert p in paths
+
+
+@pytest.mark.parametrize(
+    ("path", "cmd"), COMMANDS, ids=[" ".join(p) or "linkage" for p, _ in COMMANDS]
+)
+def test_help_for_every_command(path: tuple[str, ...], cmd: click.Command) -> None:
+    assert (cmd.help or "").strip(), f"{' '.join(path)} has no help text"
+    for flag in ("--help", "-h"):
+        r = run([*path, flag])
+        assert r.exit_code == 0, r.output
+        assert r.output.startswith("Usage:")
+        assert "Traceback" not in r.output
+
+
+def _options_without_help() -> list[str]:
+    return [
+        f"{' '.join(path)} {opt.opts[0]}"
+        for path, cmd in COMMANDS
+        for opt in cmd.params
+        if isinstance(opt, click.Option)
+        and not opt.hidden
+        and not (opt.help or "").strip()
+        and opt.opts[0] not in ("--help", "--version")
+    ]
+
+
+def test_partner_options_have_help() -> None:
+    partner = [o for o in _options_without_help() if o.split()[0] in {"keygen", "schema"}]
+    assert partner == []
+
+
+@pytest.mark.xfail(strict=True, reason="encode --batch-size (and match options) lack help text")
+def test_every_option_has_help() -> None:
+    assert _options_without_help() == []
+
+
+# -- more file-level edge cases ---------------------------------------------------------------
+def test_crlf_csv_and_parquet_dates(work: Path) -> None:
+    assert run(encode_args(work)).exit_code == 0
+    base = read_encoded(work / "out.parquet")
+    os.remove(work / "out.parquet")
+    (work / "crlf.csv").write_bytes((work / "in.csv").read_bytes().replace(b"\n", b"\r\n"))
+    r = run(encode_args(work, "crlf.csv"))
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(read_encoded(work / "out.parquet").filters, base.filters)
+    os.remove(work / "out.parquet")
+    cols: dict[str, Any] = {h: [row[i] for row in ROWS[:3]] for i, h in enumerate(HEADER)}
+    cols["date_of_birth"] = pa.array([dt.date(1971, 3, 14), dt.date(1985, 12, 25), None])
+    pq.write_table(pa.table(cols), work / "typed.parquet")
+    r = run(encode_args(work, "typed.parquet"))
+    assert r.exit_code == 0, r.output
+    got = read_encoded(work / "out.parquet").filters
+    np.testing.assert_array_equal(got[:2], base.filters[:2])
+    assert not (got[2] == base.filters[2]).all()  # p-003's date of birth is missing here
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
+def test_unreadable_input(work: Path) -> None:
+    (work / "in.csv").chmod(0)
+    try:
+        assert_clean_error(run(encode_args(work)), "in.csv")
+    finally:
+        (work / "in.csv").chmod(0o600)
+    assert_no_outputs(work, ["in.csv"])
+
+
+@pytest.mark.xfail(
+    strict=True, reason="reader counts physical lines, not records, in the UTF-8 error's row"
+)
+def test_non_utf8_row_number_counts_records(work: Path) -> None:
+    rows = [[*ROWS[0][:6], "Line one\nLine two", ROWS[0][7]], ROWS[1], ROWS[2]]
+    write_csv(work / "q.csv", rows)
+    data = (work / "q.csv").read_bytes().replace(b"O'Shaughnessy", b"O'Sh\xffaughnessy")
+    (work / "q.csv").write_bytes(data)
+    assert_clean_error(run(encode_args(work, "q.csv")), "row 3,")
+
+
+@pytest.mark.xfail(
+    strict=True, reason="a directory INPUT is rejected by click.Path: multi-line usage error"
+)
+def test_directory_input_is_a_one_line_error(work: Path) -> None:
+    (work / "dir.csv").mkdir()
+    assert_clean_error(run(encode_args(work, "dir.csv")), "dir.csv")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="--rejects in a missing directory: FileNotFoundError escapes (exit 1, traceback)",
+)
+def test_rejects_in_missing_directory_is_a_clean_error(work: Path) -> None:
+    args = encode_args(work)
+    args[args.index("--rejects") + 1] = str(work / "nodir" / "rejects.csv")
+    assert_clean_error(run(args), "nodir")
+    assert_no_outputs(work, ["in.csv"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="--rejects equal to -o: both use the same temporary file; the output is replaced "
+    "by the rejects CSV and FileNotFoundError escapes",
+)
+def test_rejects_same_as_output_is_refused(work: Path) -> None:
+    args = encode_args(work)
+    args[args.index("--rejects") + 1] = str(work / "out.parquet")
+    assert_clean_error(run(args), "rejects")
+    assert_no_outputs(work, ["in.csv"])
+
+
+@pytest.mark.xfail(
+    strict=True, reason="--rejects equal to INPUT silently overwrites the partner's extract"
+)
+def test_rejects_same_as_input_is_refused(work: Path) -> None:
+    before = (work / "in.csv").read_bytes()
+    args = encode_args(work)
+    args[args.index("--rejects") + 1] = str(work / "in.csv")
+    r = run(args)
+    assert (work / "in.csv").read_bytes() == before
+    assert_clean_error(r, "rejects")
