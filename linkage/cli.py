@@ -253,5 +253,177 @@ def encode(
         click.echo(f"wrote {output}", err=True)
 
 
+@main.command()
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory to write (must be new or empty).",
+)
+@click.option("--people", required=True, type=int, help="Population size.")
+@click.option("--parties", required=True, type=int, help="Number of partner extracts (1-26).")
+@click.option(
+    "--overlap",
+    default=0.7,
+    show_default=True,
+    type=float,
+    help="Mean share of the population in each extract (varied +-0.1 per party).",
+)
+@click.option(
+    "--duplicates",
+    default=0.02,
+    show_default=True,
+    type=float,
+    help="Share of each extract's people with a second record.",
+)
+@click.option(
+    "--corruption",
+    default="medium",
+    show_default=True,
+    type=click.Choice(["none", "low", "medium", "high"]),
+    help="Error level (rates in docs/synth.md).",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
+@click.option(
+    "--format",
+    "fmt",
+    default="csv",
+    show_default=True,
+    type=click.Choice(["csv", "parquet"]),
+    help="Extract file format.",
+)
+@click.option("--corruption-log", is_flag=True, help="Also write corruptions.csv.")
+@click.option("--force", is_flag=True, help="Replace earlier synth output in DIR.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
+@handle_errors
+def synth(
+    out_dir: str,
+    people: int,
+    parties: int,
+    overlap: float,
+    duplicates: float,
+    corruption: str,
+    seed: int,
+    fmt: str,
+    corruption_log: bool,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Write a synthetic UK population with ground truth: one extract per partner (own
+    column names, date formats, duplicates and corruption), truth.csv and manifest.json."""
+    from linkage.synth import synth as run
+
+    show = _show_progress(quiet)
+
+    def progress(stage: str, fraction: float) -> None:
+        if show:
+            click.echo(f"\r{stage:<11} {fraction:6.1%}", nl=False, err=True)
+
+    s = run(
+        out_dir,
+        people,
+        parties,
+        overlap=overlap,
+        duplicates=duplicates,
+        corruption=corruption,
+        seed=seed,
+        fmt=fmt,
+        progress=progress,
+        corruption_log=corruption_log,
+        overwrite=force,
+    )
+    if show:
+        click.echo("", err=True)
+    if not quiet:
+        click.echo(
+            f"wrote {s.records} records of {s.people} people in {len(s.parties)} extracts "
+            f"to {s.out_dir} (truth.csv, manifest.json)",
+            err=True,
+        )
+
+
+@main.command("match")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="links.parquet"
+)
+@click.option(
+    "--pairs",
+    "pairs_out",
+    type=click.Path(dir_okay=False),
+    help="Also write matched pairs with their scores. Scores are sensitive (they help "
+    "re-identify people): write them only when you must, and protect the file.",
+)
+@click.option("--threshold", default=0.8, show_default=True, type=click.FloatRange(0, 1))
+@click.option(
+    "--blocking",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "none", "lsh", "keys"]),
+    help="none: exhaustive (exact); keys: shared partner block keys; lsh: bit-sampling LSH.",
+)
+@click.option("--dedupe", is_flag=True, help="Records of the same party may join one entity.")
+@click.option(
+    "--solver",
+    default="greedy",
+    show_default=True,
+    type=click.Choice(["greedy", "optimal"]),
+    help="optimal: maximum-weight one-to-one matching (two parties).",
+)
+@click.option("--threads", type=click.IntRange(1), help="Threads (default: all cores).")
+@click.option("--seed", type=int, help="Make entity ids and LSH sampling reproducible.")
+@click.option("--max-block", default=5000, show_default=True, type=click.IntRange(2))
+@click.option("-q", "--quiet", is_flag=True, help="No summary.")
+@handle_errors
+def match_cmd(
+    inputs: tuple[str, ...],
+    output: str,
+    pairs_out: str | None,
+    threshold: float,
+    blocking: str,
+    dedupe: bool,
+    solver: str,
+    threads: int | None,
+    seed: int | None,
+    max_block: int,
+    quiet: bool,
+) -> None:
+    """Link encoded files from two or more partners (or one, with --dedupe).
+
+    Writes links.parquet with entity_id, party, record_id for every record (singletons too).
+    Entity ids are opaque and random per run unless --seed is given. All files must share
+    schema, secret (key-check value) and filter length.
+    """
+    from linkage.match import match
+
+    def warn(msg: str) -> None:
+        click.echo(f"Warning: {msg}", err=True)
+
+    def progress(msg: str) -> None:
+        if _show_progress(quiet):
+            click.echo(msg, err=True)
+
+    result = match(
+        list(inputs),
+        threshold=threshold,
+        blocking=blocking,
+        dedupe=dedupe,
+        solver=solver,
+        threads=threads,
+        seed=seed,
+        max_block=max_block,
+        warn=warn,
+        progress=progress,
+    )
+    result.write(output, pairs_out)
+    if not quiet:
+        click.echo("linked:", err=True)
+        for line in result.summary_lines():
+            click.echo(line, err=True)
+        click.echo(f"wrote {output}" + (f" and {pairs_out}" if pairs_out else ""), err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
