@@ -133,7 +133,7 @@ def score_blocks(
     multi = sizes > 1
     big = multi & (sizes > max_block)
     small = multi & ~big
-    stats = {"blocks": int(len(sizes)), "blocks_scored": int(small.sum()), "oversize_blocks": 0}
+    stats = {"blocks": len(sizes), "blocks_scored": int(small.sum()), "oversize_blocks": 0}
     parts_l, parts_r, parts_s = [], [], []
     s_starts, s_ends = starts[small], ends[small]
     slots = (sizes[small] * (sizes[small] - 1)) // 2
@@ -197,7 +197,7 @@ def _allpairs_subset(
     order = np.argsort(sub_party, kind="stable")
     idx = idx[order]
     sub_party = sub_party[order]
-    parties, starts = np.unique(sub_party, return_index=True)
+    _parties, starts = np.unique(sub_party, return_index=True)
     offsets = np.append(starts, len(idx)).astype(np.int64)
     sub = np.ascontiguousarray(filters[idx])
     l_, r_, s_, c_ = exhaustive(sub, offsets, threshold, dedupe, parallel)

@@ -249,7 +249,7 @@ def match(
         "reduction_ratio": cand.reduction_ratio,
         "pairs_above_threshold": len(cand.left),
         "matched_pairs": int(m.sum()),
-        "entities": int(len(ent_sizes)),
+        "entities": len(ent_sizes),
         "entities_by_size": {int(k): int(v) for k, v in enumerate(by_size) if k and v},
         "threads": numba.get_num_threads(),
         "seconds": seconds,
