@@ -69,7 +69,7 @@ class _Bar:
     """A progress bar on stderr that is silent when stderr is not a terminal."""
 
     def __init__(self, enabled: bool, total: int | None, label: str) -> None:
-        self.bar = None
+        self.bar: Any = None
         if enabled:
             self.bar = click.progressbar(
                 length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 import numpy as np
 import pyarrow as pa
@@ -230,8 +231,8 @@ class _FieldState:
     field: Field
     hasher: KeyedHasher
     kmax: int
-    cache: dict[int, int] = field(default_factory=dict)
-    pos: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint32))
+    cache: dict[int, int] = dc_field(default_factory=dict)
+    pos: np.ndarray = dc_field(default_factory=lambda: np.zeros((0, 0), np.uint32))
     used: int = 0
 
     def rows_for(self, uniq_keys: np.ndarray, to_bytes: Callable[[int], bytes], length: int):

@@ -161,7 +161,7 @@ def match(
     if threads is not None:
         if threads < 1:
             raise InputError(f"--threads must be >= 1, got {threads}")
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     parallel = numba.get_num_threads() > 1
     warn = warn or (lambda m: None)
     say = progress or (lambda m: None)

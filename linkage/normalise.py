@@ -351,7 +351,8 @@ class DateFormat:
             mi = pc.index_in(f, value_set=pa.array(table))
             month = np.asarray(pc.fill_null(mi, -1).to_numpy(zero_copy_only=False), np.int64) + 1
         if n == 0:
-            return (np.zeros(0, np.int64),) * 3 + (np.zeros(0, bool),)  # type: ignore[return-value]
+            z = np.zeros(0, np.int64)
+            return z, z, z, np.zeros(0, bool)
         plausible = matched & (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
         return year, month, day, plausible
 
@@ -518,7 +519,7 @@ def normalise(
 def normalise_value(kind: str, value: str | None, **kwargs: object) -> str | None:
     """Normalise one value (convenience for tests and docs; bulk work uses :func:`normalise`)."""
     out = normalise(kind, [value], **kwargs)  # type: ignore[arg-type]
-    return out.values[0].as_py()  # type: ignore[no-any-return]
+    return out.values[0].as_py()
 
 
 def soundex(values: pa.Array) -> pa.Array:
@@ -536,7 +537,7 @@ def soundex(values: pa.Array) -> pa.Array:
         "R": "6",
     }
     uniq = pc.unique(values)
-    out = {}
+    out: dict[str, str | None] = {}
     for s in uniq.to_pylist():
         if s is None:
             continue

@@ -58,7 +58,7 @@ class Secret:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> object:  # refuse pickling: secrets do not travel
+    def __reduce__(self) -> str:  # refuse pickling: secrets do not travel
         raise TypeError("a Secret cannot be pickled")
 
     @classmethod
