@@ -165,7 +165,7 @@ def schema_check(schema_file: str) -> None:
 
 
 @main.command()
-@click.argument("input_file", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.argument("input_file", metavar="INPUT")
 @click.option("-s", "--schema", "schema_file", required=True, help="The project's schema JSON.")
 @click.option(
     "--secret-file",
@@ -197,7 +197,13 @@ def schema_check(schema_file: str) -> None:
     help="A schema field your extract does not have; encoded as missing (repeatable).",
 )
 @click.option("--delimiter", default=",", show_default=True, help="CSV delimiter.")
-@click.option("--batch-size", default=100_000, show_default=True, type=click.IntRange(1000))
+@click.option(
+    "--batch-size",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(1000),
+    help="Rows encoded at a time (memory grows with it).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @handle_errors
 def encode(
@@ -345,7 +351,7 @@ def synth(
 
 
 @main.command("match")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1, required=True)
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="links.parquet"
 )
@@ -356,7 +362,13 @@ def synth(
     help="Also write matched pairs with their scores. Scores are sensitive (they help "
     "re-identify people): write them only when you must, and protect the file.",
 )
-@click.option("--threshold", default=0.8, show_default=True, type=click.FloatRange(0, 1))
+@click.option(
+    "--threshold",
+    default=0.8,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Minimum Dice similarity of a linked pair.",
+)
 @click.option(
     "--blocking",
     default="auto",
@@ -374,7 +386,13 @@ def synth(
 )
 @click.option("--threads", type=click.IntRange(1), help="Threads (default: all cores).")
 @click.option("--seed", type=int, help="Make entity ids and LSH sampling reproducible.")
-@click.option("--max-block", default=5000, show_default=True, type=click.IntRange(2))
+@click.option(
+    "--max-block",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(2),
+    help="Blocks larger than this are scored by the all-pairs kernel (never dropped).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No summary.")
 @handle_errors
 def match_cmd(

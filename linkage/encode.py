@@ -19,8 +19,11 @@ Tokens (see :class:`linkage.schema.Tokeniser`):
 - numeric: the decimal strings of v-n..v+n.
 
 A field with ``bits_per_token`` k sets k positions per token; with ``bit_budget`` B, each
-token sets ceil(B / number of tokens of the value) positions (at most 256). Work is done
-once per distinct value and once per distinct token; a numba kernel sets the bits.
+token sets ceil(B / number of tokens of the value, repeats counted) positions (at most 256).
+An unpadded q-gram field whose value is shorter than q gives one token: the value
+left-padded with U+0000 to q characters. A salted field whose salt value is missing
+contributes nothing; a record that sets no bit at all is left out (and reported).
+Work is done once per distinct value and once per distinct token; numba kernels set the bits.
 """
 
 from __future__ import annotations

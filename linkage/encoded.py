@@ -168,6 +168,7 @@ def make_meta(
 
 
 def temp_path_for(path: Path) -> Path:
+    """A hidden temporary file beside ``path`` (same file system, so rename is atomic)."""
     return path.with_name(f".{path.name}.{os.getpid()}.partial")
 
 

@@ -6,12 +6,14 @@ and returns the normalised strings (null where the value is missing or invalid) 
 code per row. Invalid values are *row problems*: the value is treated as missing and the row
 is reported (never with its value).
 
-- ``name``: Unicode NFKD, diacritics stripped (Zoë -> ZOE, Siân -> SIAN), letters without a
+- ``name``: Unicode NFKD (compatibility forms such as full-width letters folded), diacritics
+  stripped from Latin letters (Zoë -> ZOE, Siân -> SIAN), Latin letters without a
   decomposition mapped (ß -> SS, Ł -> L, Ø -> O, Æ -> AE...), upper-cased, titles dropped
   (MR, MRS, MS, MISS, MX, DR, PROF, REV, SIR, DAME, LORD, LADY), then everything that is not a
-  letter or digit removed, so O'Brien, O Brien and OBrien all become OBRIEN. Letters of
-  non-Latin scripts (李, Дмитрий, محمد) are kept as they are (upper-cased where the script has
-  case): they are not transliterated, so they match only the same script.
+  letter, mark or digit removed, so O'Brien, O Brien and OBrien all become OBRIEN. Letters of
+  non-Latin scripts (李, Дмитрий, محمد, नमस्ते) are kept with their marks, NFC-composed and
+  upper-cased where the script has case (ДМИТРИЙ): they are not transliterated, so they match
+  only the same script.
 - ``text``: as ``name`` but without title removal; apostrophes are removed, other punctuation
   becomes a space, and runs of whitespace collapse to one space (addresses).
 - ``date``: to ISO ``YYYY-MM-DD`` under one date format per column (see :class:`DateFormat`);
@@ -127,21 +129,22 @@ def _missing_mask(values: pa.Array, missing: Sequence[str]) -> pa.Array:
 
 
 def fold_letters(values: pa.Array) -> pa.Array:
-    """NFKD, strip combining marks, upper-case, map letters without decompositions."""
+    """NFKD; strip combining marks from Latin letters; upper-case; map Latin letters without
+    decompositions (ß, Ł, Ø...); NFC, so other scripts keep their marks (Й, नमस्ते)."""
     v = pc.utf8_normalize(values, "NFKD")
-    v = pc.replace_substring_regex(v, r"\p{Mn}", "")
+    v = pc.replace_substring_regex(v, r"(\p{Latin})\p{M}+", r"\1")
     v = pc.utf8_upper(v)
     for src, dst in _SPECIAL_LETTERS.items():
         v = pc.replace_substring(v, src, dst)
-    return v
+    return pc.utf8_normalize(v, "NFC")
 
 
 def _norm_name(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     v = fold_letters(values)
-    v = pc.replace_substring_regex(v, r"[^\p{L}\p{N}\s]", "")
+    v = pc.replace_substring_regex(v, r"[^\p{L}\p{N}\p{M}\s]", "")
     v = pc.utf8_trim_whitespace(pc.replace_substring_regex(v, r"\s+", " "))
     v = pc.replace_substring_regex(v, _TITLE_RE, "")
-    v = pc.replace_substring_regex(v, r"[^\p{L}\p{N}]", "")
+    v = pc.replace_substring_regex(v, r"[^\p{L}\p{N}\p{M}]", "")
     empty = pc.fill_null(pc.equal(v, ""), False)
     return v, np.where(empty.to_numpy(zero_copy_only=False), _NO_CONTENT, OK).astype(np.int8)
 
@@ -149,7 +152,7 @@ def _norm_name(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
 def _norm_text(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     v = fold_letters(values)
     v = pc.replace_substring_regex(v, r"['’‘`]", "")
-    v = pc.replace_substring_regex(v, r"[^\p{L}\p{N}]+", " ")
+    v = pc.replace_substring_regex(v, r"[^\p{L}\p{N}\p{M}]+", " ")
     v = pc.utf8_trim_whitespace(v)
     empty = pc.fill_null(pc.equal(v, ""), False)
     return v, np.where(empty.to_numpy(zero_copy_only=False), _NO_CONTENT, OK).astype(np.int8)
@@ -244,6 +247,7 @@ def _norm_integer(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     v = pc.replace_substring_regex(pc.utf8_trim_whitespace(values), r"[,\s_]", "")
     ok = pc.fill_null(pc.match_substring_regex(v, r"^[+-]?[0-9]{1,15}$"), False)
     okn = ok.to_numpy(zero_copy_only=False)
+    v = pc.replace_substring_regex(v, r"^\+", "")
     out = pc.cast(_null_if(v, pc.invert(ok)), pa.int64()).cast(pa.string())
     return out, np.where(okn, OK, _BAD_INT).astype(np.int8)
 
@@ -322,8 +326,13 @@ class DateFormat:
                 i += 1
         return "^" + "".join(out) + r"(?:[T ][0-9:.]+(?:Z|[+-][0-9:]+)?)?$"
 
-    def parse(self, values: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(year, month, day, matched) int arrays; unmatched rows have matched False."""
+    def parse(
+        self, values: pa.Array, today: _dt.date | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(year, month, day, matched) int arrays; unmatched rows have matched False.
+
+        Two-digit years take the latest century that does not put the date after ``today``.
+        """
         v = pc.utf8_trim_whitespace(values)
         ext = pc.extract_regex(v, self.regex)
         n = len(values)
@@ -340,8 +349,9 @@ class DateFormat:
             year = ints("Y")
         else:
             yy = ints("y")
-            this = _dt.date.today().year
-            year = np.where(2000 + yy > this, 1900 + yy, 2000 + yy)
+            this = (today or _dt.date.today()).year
+            century = this // 100 * 100
+            year = np.where(century + yy > this, century - 100 + yy, century + yy)
         if "m" in names:
             month = ints("m")
         else:
@@ -411,7 +421,7 @@ def _norm_date(
     if fmt is None:
         fmt = detect_date_format(values)
     today = today or _dt.date.today()
-    year, month, day, ok = fmt.parse(values)
+    year, month, day, ok = fmt.parse(values, today)
     status = np.full(len(values), OK, np.int8)
     status[~ok] = _UNPARSEABLE_DATE
     valid_cal = ok & (day <= _days_in_month(year, month))

@@ -259,10 +259,9 @@ def encode_file(
     _check_party(party)
     src = InputFile(input_path, delimiter=delimiter)
     out = Path(output_path)
-    if out.resolve() == src.path.resolve():
-        raise InputError(f"{out}: output would overwrite the input")
-    if not out.parent.exists():
-        raise InputError(f"{out.parent}: output directory does not exist")
+    _check_output(out, "output", [src.path])
+    if rejects_path is not None:
+        _check_output(Path(rejects_path), "--rejects file", [src.path, out])
     summary = EncodeSummary(party)
     rejects: list[tuple[str, str, str]] | None = [] if rejects_path is not None else None
     has_bk = bool(schema.block_keys)
@@ -310,6 +309,18 @@ def encode_file(
         tmp.unlink(missing_ok=True)
         raise
     return summary
+
+
+def _check_output(path: Path, what: str, others: Sequence[Path]) -> None:
+    """Refuse outputs that would overwrite an input or another output, or cannot be written."""
+    if path.is_dir():
+        raise InputError(f"{path}: the {what} is a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{parent}: directory for the {what} does not exist")
+    for other in others:
+        if path.resolve() == other.resolve():
+            raise InputError(f"{path}: the {what} would overwrite {other.name}")
 
 
 def write_rejects(path: str | Path, rows: list[tuple[str, str, str]]) -> None:

@@ -121,15 +121,20 @@ class InputFile:
         if data.startswith(codecs.BOM_UTF8):
             data = data[len(codecs.BOM_UTF8) :]
         if "UTF8" in msg or "utf8" in msg.lower():
-            for i, line in enumerate(data.split(b"\n")):
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError:
-                    where = "the header" if i == 0 else f"row {i}"
-                    col = self._column_of_bad_bytes(line)
-                    return InputError(
-                        f"{self.path}: {where}{col} is not valid UTF-8 (re-save the file as UTF-8)"
-                    )
+            # parse as CSV records (quoted newlines included), bad bytes kept as surrogates
+            text = data.decode("utf-8", errors="surrogateescape")
+            reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter)
+            for i, row in enumerate(reader):
+                for j, value in enumerate(row):
+                    try:
+                        value.encode("utf-8")
+                    except UnicodeEncodeError:
+                        where = "the header" if i == 0 else f"row {i}"
+                        col = f", column {self.columns[j]!r}," if j < len(self.columns) else ""
+                        return InputError(
+                            f"{self.path}: {where}{col} is not valid UTF-8 "
+                            "(re-save the file as UTF-8)"
+                        )
             return InputError(f"{self.path}: not valid UTF-8 (re-save the file as UTF-8)")
         if "Expected" in msg and "columns" in msg:
             text = data.decode("utf-8", errors="replace")
@@ -142,16 +147,6 @@ class InputFile:
                     )
             return InputError(f"{self.path}: a row has the wrong number of columns")
         return InputError(f"{self.path}: malformed CSV ({msg.split(':', 1)[0]})")
-
-    def _column_of_bad_bytes(self, line: bytes) -> str:
-        fields = line.split(self.delimiter.encode())
-        for j, fv in enumerate(fields):
-            try:
-                fv.decode("utf-8")
-            except UnicodeDecodeError:
-                if j < len(self.columns):
-                    return f", column {self.columns[j]!r},"
-        return ""
 
     def read_columns(self, columns: Sequence[str]) -> dict[str, pa.Array]:
         """Whole columns (for checks that need every row: ids, date formats)."""

@@ -203,6 +203,9 @@ class Schema:
         for fd, f in zip(doc["fields"], self.fields, strict=True):
             if f.description:
                 fd["description"] = f.description
+        for bd, b in zip(doc["block_keys"], self.block_keys, strict=True):
+            if b.description:
+                bd["description"] = b.description
         return json.dumps(doc, indent=2) + "\n"
 
     def summary(self) -> str:

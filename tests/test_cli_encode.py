@@ -503,7 +503,6 @@ def test_partner_options_have_help() -> None:
     assert partner == []
 
 
-@pytest.mark.xfail(strict=True, reason="encode --batch-size (and match options) lack help text")
 def test_every_option_has_help() -> None:
     assert _options_without_help() == []
 
@@ -538,9 +537,6 @@ def test_unreadable_input(work: Path) -> None:
     assert_no_outputs(work, ["in.csv"])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="reader counts physical lines, not records, in the UTF-8 error's row"
-)
 def test_non_utf8_row_number_counts_records(work: Path) -> None:
     rows = [[*ROWS[0][:6], "Line one\nLine two", ROWS[0][7]], ROWS[1], ROWS[2]]
     write_csv(work / "q.csv", rows)
@@ -549,18 +545,11 @@ def test_non_utf8_row_number_counts_records(work: Path) -> None:
     assert_clean_error(run(encode_args(work, "q.csv")), "row 3,")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a directory INPUT is rejected by click.Path: multi-line usage error"
-)
 def test_directory_input_is_a_one_line_error(work: Path) -> None:
     (work / "dir.csv").mkdir()
     assert_clean_error(run(encode_args(work, "dir.csv")), "dir.csv")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--rejects in a missing directory: FileNotFoundError escapes (exit 1, traceback)",
-)
 def test_rejects_in_missing_directory_is_a_clean_error(work: Path) -> None:
     args = encode_args(work)
     args[args.index("--rejects") + 1] = str(work / "nodir" / "rejects.csv")
@@ -568,11 +557,6 @@ def test_rejects_in_missing_directory_is_a_clean_error(work: Path) -> None:
     assert_no_outputs(work, ["in.csv"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--rejects equal to -o: both use the same temporary file; the output is replaced "
-    "by the rejects CSV and FileNotFoundError escapes",
-)
 def test_rejects_same_as_output_is_refused(work: Path) -> None:
     args = encode_args(work)
     args[args.index("--rejects") + 1] = str(work / "out.parquet")
@@ -580,9 +564,6 @@ def test_rejects_same_as_output_is_refused(work: Path) -> None:
     assert_no_outputs(work, ["in.csv"])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="--rejects equal to INPUT silently overwrites the partner's extract"
-)
 def test_rejects_same_as_input_is_refused(work: Path) -> None:
     before = (work / "in.csv").read_bytes()
     args = encode_args(work)

@@ -90,11 +90,6 @@ def test_name_non_latin_letters_are_kept() -> None:
     assert value is not None and value.startswith("ΓΙ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="docstring says non-Latin letters are kept as they are, but stripping \\p{Mn} after "
-    "NFKD drops Cyrillic breves (Й -> И) and Devanagari vowel signs / virama",
-)
 @pytest.mark.parametrize(("raw", "want"), [("Дмитрий", "ДМИТРИЙ"), ("नमस्ते", "नमस्ते")])
 def test_name_non_latin_letters_kept_as_documented(raw: str, want: str) -> None:
     assert one("name", raw) == (want, OK)
@@ -200,11 +195,6 @@ def test_two_digit_year_is_latest_year_not_in_the_future() -> None:
     assert one("date", "01/01/24", date_format=fmt) == ("2024-01-01", OK)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DateFormat.parse pivots two-digit years on the wall clock "
-    "(_dt.date.today()), ignoring the `today` argument",
-)
 def test_two_digit_year_pivot_follows_today_argument() -> None:
     fmt = DateFormat("%d/%m/%y")
     later = normalise("date", ["01/02/35"], date_format=fmt, today=dt.date(2040, 1, 1))
@@ -378,11 +368,6 @@ def test_integer_invalid(raw: str) -> None:
     assert _reason(status) == "not an integer"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_norm_integer's regex accepts a leading '+' but Arrow's int64 cast does not: "
-    "ArrowInvalid escapes (a traceback, not a row problem)",
-)
 def test_integer_with_plus_sign() -> None:
     assert one("integer", "+3") == ("3", OK)
 

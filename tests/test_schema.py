@@ -51,7 +51,6 @@ def test_to_json_round_trip_keeps_fingerprint_and_descriptions() -> None:
     assert again.fields[0].description != ""
 
 
-@pytest.mark.xfail(strict=True, reason="Schema.to_json drops block-key descriptions")
 def test_to_json_keeps_block_key_descriptions() -> None:
     s = Schema.from_dict(uk_person_template())
     again = Schema.from_dict(json.loads(s.to_json()))
