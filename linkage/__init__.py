@@ -1,5 +1,94 @@
-"""linkage: privacy-preserving record linkage with keyed Bloom-filter encodings."""
+"""linkage: privacy-preserving record linkage with keyed Bloom-filter encodings.
+
+The library has the same verbs as the command line::
+
+    import linkage
+    schema = linkage.Schema.load("schema.json")
+    secret = linkage.Secret.from_file("secret.key")
+    a = linkage.encode("council_a.csv", schema, secret, party="council_a")
+    b = linkage.encode("nhs.csv", schema, secret, party="nhs", columns={"surname": "family"})
+    result = linkage.match([a, b], threshold=0.8)
+    result.links  # pyarrow Table: entity_id, party, record_id
+
+Names are imported on first use, so ``import linkage`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_EXPORTS = {
+    "Schema": "linkage.schema",
+    "Secret": "linkage.secret",
+    "encode": "linkage.partner",
+    "encode_file": "linkage.partner",
+    "EncodeSummary": "linkage.partner",
+    "EncodedTable": "linkage.encoded",
+    "read_encoded": "linkage.encoded",
+    "match": "linkage.match",
+    "LinkageResult": "linkage.match",
+    "solve": "linkage.solve",
+    "synth": "linkage.synth",
+    "evaluate": "linkage.evaluate",
+    "normalise": "linkage.normalise",
+    "LinkageError": "linkage.errors",
+    "SchemaError": "linkage.errors",
+    "SecretError": "linkage.errors",
+    "InputError": "linkage.errors",
+    "CompatibilityError": "linkage.errors",
+}
+
+__all__ = [
+    "CompatibilityError",
+    "EncodeSummary",
+    "EncodedTable",
+    "InputError",
+    "LinkageError",
+    "LinkageResult",
+    "Schema",
+    "SchemaError",
+    "Secret",
+    "SecretError",
+    "__version__",
+    "encode",
+    "encode_file",
+    "evaluate",
+    "match",
+    "normalise",
+    "read_encoded",
+    "solve",
+    "synth",
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from linkage.encoded import EncodedTable, read_encoded
+    from linkage.errors import (
+        CompatibilityError,
+        InputError,
+        LinkageError,
+        SchemaError,
+        SecretError,
+    )
+    from linkage.match import LinkageResult, match
+    from linkage.normalise import normalise
+    from linkage.partner import EncodeSummary, encode, encode_file
+    from linkage.schema import Schema
+    from linkage.secret import Secret
+    from linkage.solve import solve
+    from linkage.synth import synth
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'linkage' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
