@@ -702,3 +702,105 @@ def blocklib_psig_schema(
             "signatureSpecs": specs,
         },
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers for the linkage-vs-peer benchmarks (bench_encode, bench_match, bench_quality)
+# ---------------------------------------------------------------------------------------------
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of all waited-for children of this process so far.
+
+    The difference across one :func:`run_measured` call (which waits for exactly one child)
+    is that child's CPU time, including the descendants it waited for (worker processes).
+    """
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return float(ru.ru_utime + ru.ru_stime)
+
+
+def run_measured_cpu(
+    cmd: Sequence[str | os.PathLike[str]],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout_s: float | None = None,
+) -> tuple[ChildRun, float]:
+    """:func:`run_measured` plus the child's CPU seconds (user + system, with descendants)."""
+    c0 = children_cpu_seconds()
+    run = run_measured(cmd, env=env, cwd=cwd, timeout_s=timeout_s)
+    return run, children_cpu_seconds() - c0
+
+
+def linkage_exe() -> Path:
+    """The ``linkage`` console script next to the running interpreter (the project venv)."""
+    exe = Path(sys.executable).with_name("linkage")
+    if not exe.is_file():
+        raise FileNotFoundError(
+            f"{exe} not found: install the package into this interpreter's venv (make install)"
+        )
+    return exe
+
+
+def linkage_person_schema(
+    extra_fields: Sequence[str] = ("town", "phone", "email"),
+) -> dict[str, Any]:
+    """linkage's ``uk-person`` template plus ``extra_fields`` as bigram text fields: with the
+    defaults, the same 10 fields as :data:`PERSON_FIELDS` (and :func:`clkhash_schema_v3`).
+
+    Imports ``linkage`` lazily (this module must import without it)."""
+    from linkage.schema import Schema, uk_person_template
+
+    doc = uk_person_template()
+    for name in extra_fields:
+        doc["fields"].append(
+            {
+                "name": name,
+                "normaliser": "text",
+                "tokeniser": {"type": "qgram", "q": 2, "padding": True},
+                "bit_budget": 60,
+            }
+        )
+    Schema.from_dict(doc)  # validate
+    return doc
+
+
+def format_table(
+    rows: Sequence[Sequence[Any]], header: Sequence[str], *, floatfmt: str = ".4g"
+) -> str:
+    """A plain fixed-width text table (for printing results to a terminal)."""
+
+    def cell(x: Any) -> str:
+        if isinstance(x, float):
+            return "—" if x != x else format(x, floatfmt)
+        return "—" if x is None else str(x)
+
+    body = [[cell(x) for x in r] for r in rows]
+    widths = [
+        max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)
+    ]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out.append("  ".join("-" * w for w in widths))
+    for r in body:
+        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    return "\n".join(out)
+
+
+def print_figures(title: str, figures: Sequence[Figure]) -> None:
+    """Print figures as a table with the ratio to the peer (>1: linkage better)."""
+    rows = [
+        (
+            f.metric,
+            _fmt(f.value),
+            f.unit,
+            f.peer or "—",
+            _fmt(f.peer_value),
+            "—" if f.ratio is None else f"{f.ratio:.2f}x",
+            f.note,
+        )
+        for f in figures
+    ]
+    print(f"\n{title}")
+    print(format_table(rows, ["metric", "linkage", "unit", "peer", "peer value", "ratio", "note"]))
