@@ -197,9 +197,10 @@ def schema_check(schema_file: str) -> None:
     help="A schema field your extract does not have; encoded as missing (repeatable).",
 )
 @click.option("--delimiter", default=",", show_default=True, help="CSV delimiter.")
+@click.option("--threads", type=click.IntRange(1), help="Worker threads (default: all cores).")
 @click.option(
     "--batch-size",
-    default=100_000,
+    default=50_000,
     show_default=True,
     type=click.IntRange(1000),
     help="Rows encoded at a time (memory grows with it).",
@@ -218,6 +219,7 @@ def encode(
     date_formats: tuple[str, ...],
     absent: tuple[str, ...],
     delimiter: str,
+    threads: int | None,
     batch_size: int,
     quiet: bool,
 ) -> None:
@@ -249,6 +251,7 @@ def encode(
             rejects_path=rejects,
             delimiter=delimiter,
             batch_size=batch_size,
+            threads=threads,
             progress=bar.update,
         )
     finally:

@@ -37,8 +37,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from linkage.kernels.encode import dense_ids, qgram_keys, set_bits_parallel
-from linkage.kernels.hmac import hmac_batch_parallel, hmac_states, window_positions
+from linkage.kernels.encode import dense_ids, qgram_keys, set_bits, set_bits_parallel
+from linkage.kernels.hmac import hmac_batch, hmac_batch_parallel, hmac_states, window_positions
 from linkage.normalise import INVALID, REASONS, DateFormat, Normalised, normalise, soundex
 from linkage.schema import BlockKey, Field, Schema
 from linkage.secret import Secret
@@ -55,14 +55,15 @@ def window_bits(length: int) -> int:
 class KeyedHasher:
     """HMAC-SHA256 under one key, batched in numba (see :mod:`linkage.kernels.hmac`)."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, parallel: bool = True) -> None:
         self.istate, self.ostate = hmac_states(key)
+        self.kernel = hmac_batch_parallel if parallel else hmac_batch
 
     def digests(self, data: np.ndarray, offsets: np.ndarray, nblocks: int) -> np.ndarray:
         n = len(offsets) - 1
         out = np.empty((n, 32 * max(nblocks, 1)), np.uint8)
         if n:
-            hmac_batch_parallel(self.istate, self.ostate, data, offsets, nblocks, out)
+            self.kernel(self.istate, self.ostate, data, offsets, nblocks, out)
         return out
 
     def digest64(self, data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -289,9 +290,10 @@ class Encoder:
         *,
         date_formats: Mapping[str, DateFormat] | None = None,
         today: _dt.date | None = None,
-        threads: int | None = None,
+        parallel: bool = True,
     ) -> None:
         self.schema = schema
+        self.parallel = parallel
         self.length = schema.filter_length
         self.words = self.length // 64
         self.fp = schema.fingerprint
@@ -300,12 +302,12 @@ class Encoder:
         self.today = today
         self.states = {
             f.name: _FieldState(
-                f, KeyedHasher(secret.field_key(self.fp, f.name)), f.max_bits_per_token
+                f, KeyedHasher(secret.field_key(self.fp, f.name), parallel), f.max_bits_per_token
             )
             for f in schema.fields
         }
         self.block_keys = [
-            (b, KeyedHasher(secret.block_key(self.fp, b.name))) for b in schema.block_keys
+            (b, KeyedHasher(secret.block_key(self.fp, b.name), parallel)) for b in schema.block_keys
         ]
 
     def normalise(self, batch: Mapping[str, pa.Array]) -> dict[str, Normalised]:
@@ -383,7 +385,7 @@ class Encoder:
             with np.errstate(divide="ignore"):
                 k = np.ceil(f.bit_budget / np.maximum(ntok, 1)).astype(np.int64)
             unit_k = np.clip(k, 1, st.kmax).astype(np.int32)
-        set_bits_parallel(
+        (set_bits_parallel if self.parallel else set_bits)(
             filters,
             unit_of_row,
             tok_off,

@@ -14,17 +14,20 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import os
-from collections import Counter
+import threading
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from linkage.encode import Encoder, reason
+from linkage.encode import BatchResult, Encoder, reason
 from linkage.encoded import (
     EncodedTable,
     arrow_schema,
@@ -187,14 +190,23 @@ def _encode_stream(
     progress: Progress | None,
     rejects: list[tuple[str, str, str]] | None,
     today: _dt.date | None,
+    threads: int | None = None,
 ) -> Iterator[tuple[pa.Array, np.ndarray, pa.Array | None]]:
     plan = _Plan(src, schema, id_column, columns, date_formats, absent)
     plan.precheck()
     summary.absent_fields = plan.absent
     summary.date_formats = {f: d.fmt for f, d in plan.date_formats.items()}
-    enc = Encoder(schema, secret, date_formats=plan.date_formats, today=today)
     read_cols = list(dict.fromkeys([plan.id_column, *plan.field_col.values()]))
-    for _, batch in src.iter_batches(read_cols, batch_size):
+    workers = max(1, threads if threads is not None else len(os.sched_getaffinity(0)))
+    local = threading.local()
+
+    def work(batch: dict[str, pa.Array]) -> tuple[pa.Array, BatchResult]:
+        enc = getattr(local, "encoder", None)
+        if enc is None:  # one Encoder (and token cache) per worker thread
+            enc = Encoder(
+                schema, secret, date_formats=plan.date_formats, today=today, parallel=workers == 1
+            )
+            local.encoder = enc
         ids = batch[plan.id_column]
         if isinstance(ids, pa.ChunkedArray):
             ids = ids.combine_chunks()
@@ -205,7 +217,11 @@ def _encode_stream(
                 cols[f] = batch[plan.field_col[f]]
             else:
                 cols[f] = pa.nulls(n, pa.string())
-        res = enc.encode_batch(cols, n)
+        return ids, enc.encode_batch(cols, n)
+
+    batches = (b for _, b in src.iter_batches(read_cols, batch_size))
+    for ids, res in _ordered_map(work, batches, workers):
+        n = len(ids)
         summary.rows_read += n
         for rows, fname, codes in res.problems:
             why = [reason(c) for c in codes.tolist()]
@@ -235,6 +251,31 @@ def _encode_stream(
         yield ids, filters, bks
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _ordered_map(fn: Callable[[T], R], items: Iterator[T], workers: int) -> Iterator[R]:
+    """``map(fn, items)`` on ``workers`` threads, in order, with at most ``workers + 1``
+    items in flight (bounded memory). Encoding releases the GIL in Arrow and numba."""
+    if workers <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="encode") as pool:
+        pending: deque[Future[R]] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+
 def encode_file(
     input_path: str | Path,
     output_path: str | Path,
@@ -248,9 +289,10 @@ def encode_file(
     absent: Sequence[str] = (),
     rejects_path: str | Path | None = None,
     delimiter: str = ",",
-    batch_size: int = 100_000,
+    batch_size: int = 50_000,
     progress: Progress | None = None,
     today: _dt.date | None = None,
+    threads: int | None = None,
 ) -> EncodeSummary:
     """Encode a CSV or Parquet extract into an encoded Parquet file, streaming in batches.
 
@@ -283,6 +325,7 @@ def encode_file(
             progress=progress,
             rejects=rejects,
             today=today,
+            threads=threads,
         ):
             arrays = [ids, filters_to_arrow(filters)]
             if has_bk:
@@ -355,8 +398,9 @@ def encode(
     date_formats: Mapping[str, str] | None = None,
     absent: Sequence[str] = (),
     rejects: list[tuple[str, str, str]] | None = None,
-    batch_size: int = 100_000,
+    batch_size: int = 50_000,
     today: _dt.date | None = None,
+    threads: int | None = None,
 ) -> EncodedTable:
     """Encode a pyarrow Table (or a CSV/Parquet path) in memory -> :class:`EncodedTable`.
 
@@ -382,6 +426,7 @@ def encode(
             progress=None,
             rejects=rejects,
             today=today,
+            threads=threads,
         )
     )
     has_bk = bool(schema.block_keys)
