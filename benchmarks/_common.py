@@ -804,3 +804,95 @@ def print_figures(title: str, figures: Sequence[Figure]) -> None:
     ]
     print(f"\n{title}")
     print(format_table(rows, ["metric", "linkage", "unit", "peer", "peer value", "ratio", "note"]))
+
+
+# linkage uk-person template field <- linkage synth manifest field
+SYNTH_TO_TEMPLATE: dict[str, str] = {
+    "given_name": "given",
+    "surname": "family",
+    "date_of_birth": "dob",
+    "sex": "sex",
+    "postcode": "postcode",
+    "address": "address",
+    "nhs_number": "nhs",
+}
+
+
+def run_synth(
+    out_dir: str | os.PathLike[str],
+    people: int,
+    parties: int,
+    *,
+    corruption: str = "medium",
+    overlap: float = 0.7,
+    seed: int = 0,
+    timeout_s: float = 3600,
+) -> tuple[dict[str, Any], ChildRun]:
+    """``linkage synth`` as a subprocess (CSV); returns (manifest, run)."""
+    cmd: list[str | os.PathLike[str]] = [
+        linkage_exe(),
+        "synth",
+        "-o",
+        os.fspath(out_dir),
+        "--people",
+        str(people),
+        "--parties",
+        str(parties),
+        "--corruption",
+        corruption,
+        "--overlap",
+        str(overlap),
+        "--seed",
+        str(seed),
+        "--force",
+        "--quiet",
+    ]
+    run = run_measured(cmd, timeout_s=timeout_s)
+    if run.returncode != 0:
+        raise RuntimeError(f"linkage synth failed ({run.returncode}): {run.stderr.strip()}")
+    manifest = json.loads((Path(out_dir) / "manifest.json").read_text(encoding="utf-8"))
+    return manifest, run
+
+
+def synth_encode_cmd(
+    synth_dir: str | os.PathLike[str],
+    party: Mapping[str, Any],
+    schema_path: str | os.PathLike[str],
+    secret_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    fields: Mapping[str, str] = SYNTH_TO_TEMPLATE,
+) -> list[str]:
+    """The ``linkage encode`` command for one party of a ``linkage synth`` manifest: column
+    names mapped from the manifest (``fields``: schema field -> synth field), date format
+    given explicitly."""
+    cmd = [
+        os.fspath(linkage_exe()),
+        "encode",
+        os.fspath(Path(synth_dir) / party["file"]),
+        "-s",
+        os.fspath(schema_path),
+        "--secret-file",
+        os.fspath(secret_path),
+        "--party",
+        str(party["name"]),
+        "--id-column",
+        str(party["record_id_column"]),
+        "-o",
+        os.fspath(out_path),
+        "--quiet",
+    ]
+    cols = party["columns"]
+    for field_name, synth_field in fields.items():
+        cmd += ["--column", f"{field_name}={cols[synth_field]}"]
+        if synth_field == "dob":
+            cmd += ["--date-format", f"{field_name}={party['date_format']}"]
+    return cmd
+
+
+def write_secret_file(path: str | os.PathLike[str], secret: bytes) -> Path:
+    """Write ``secret`` to ``path`` with mode 0600 (benchmark secrets only)."""
+    p = Path(path)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secret)
+    return p
