@@ -184,9 +184,12 @@ def greedy_cluster(
     """Greedy party-constrained clustering.
 
     For ``k = 0..m-1`` with ``e = order[k]``: let ``A = root(left[e])``, ``B = root(right[e])``.
-    If ``A != B`` and (``dedupe`` or ``mask[A] & mask[B] == 0``), merge ``A`` and ``B``
-    (``mask`` of the new root is ``mask[A] | mask[B]``) and set ``accepted[e] = True``.
-    Initially ``mask[i] = 2**party[i]`` (needs ``0 <= party < 64`` unless ``dedupe``).
+    If ``A != B`` and (``mask[A] & mask[B] == 0`` or (``dedupe`` and the edge joins two
+    records of one party)), merge ``A`` and ``B`` (``mask`` of the new root is
+    ``mask[A] | mask[B]``) and set ``accepted[e] = True``. Initially ``mask[i] = 2**party[i]``
+    (needs ``0 <= party < 64``). So with dedupe, duplicates join through their own
+    within-party edge, while a cross-party edge still never puts a second record of a party
+    into an entity (which would chain household members together).
 
     Returns ``(labels int64[N], accepted bool[m])`` with canonical dense labels. The accepted
     edges form a spanning forest of the clusters.
@@ -196,10 +199,9 @@ def greedy_cluster(
     parent = np.arange(n, dtype=np.int64)
     size = np.ones(n, dtype=np.int64)
     mask = np.zeros(n, dtype=np.uint64)
-    if not dedupe:
-        one = np.uint64(1)
-        for i in range(n):
-            mask[i] = one << np.uint64(party[i])
+    one = np.uint64(1)
+    for i in range(n):
+        mask[i] = one << np.uint64(party[i])
     accepted = np.zeros(left.shape[0], dtype=np.bool_)
     for k in range(m):
         e = order[k]
@@ -207,7 +209,7 @@ def greedy_cluster(
         b = _find(parent, right[e])
         if a == b:
             continue
-        if not dedupe and (mask[a] & mask[b]) != 0:
+        if (mask[a] & mask[b]) != 0 and not (dedupe and party[left[e]] == party[right[e]]):
             continue
         if size[a] < size[b]:
             a, b = b, a
@@ -406,7 +408,8 @@ def greedy_cluster_reference(
             continue
         pa = {int(party[i]) for i in member[a]}
         pb = {int(party[i]) for i in member[b]}
-        if not dedupe and pa & pb:
+        within = int(party[int(left[e])]) == int(party[int(right[e])])
+        if pa & pb and not (dedupe and within):
             continue
         for i in member[b]:
             cluster_of[i] = a

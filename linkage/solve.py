@@ -6,10 +6,11 @@ each record. :func:`solve` returns one entity label per record:
 
 * ``solver="greedy"`` (default): visit edges by descending score (ties: smaller
   ``min(left, right)`` first, then smaller ``max``), and merge the two clusters of an edge if they
-  hold no common party (or always, with ``dedupe=True``). Two parties: greedy one-to-one
-  assignment. Many parties (at most 64): entities with at most one record per party, present in
-  any subset of parties. ``dedupe``: records of one party may join (single linkage in score
-  order).
+  hold no common party. Two parties: greedy one-to-one assignment. Many parties (at most
+  64): entities with at most one record per party, present in any subset of parties.
+  ``dedupe``: an edge between two records of the *same* party may also merge (so duplicates
+  join an entity through their own edge), while a cross-party edge still never brings a
+  second record of a party into an entity: that rule stops chains of household members.
 * ``solver="optimal"`` (two parties, no dedupe): maximum total score one-to-one matching,
   solved exactly per connected component of the candidate graph; edges with score 0 are ignored.
 
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 MAX_PARTIES = 64
-"""Party masks are uint64, so without dedupe party indices must be in ``0..63``."""
+"""Party masks are uint64, so party indices must be in ``0..63``."""
 
 Solver = Literal["greedy", "optimal"]
 
@@ -129,7 +130,7 @@ def _validate(
         pmin, pmax = int(prt.min()), int(prt.max())
         if pmin < 0:
             raise InputError(f"party indices must be >= 0, got {pmin}")
-        if not dedupe and pmax >= MAX_PARTIES:
+        if pmax >= MAX_PARTIES:
             raise InputError(
                 f"at most {MAX_PARTIES} parties can be linked (party indices 0..63), "
                 f"got party index {pmax}"
@@ -150,7 +151,7 @@ def solve(
     """Cluster records into entities from scored candidate pairs.
 
     ``left``, ``right`` (int[m]) are global record indices into ``party`` (int[N], party index
-    per record, ``0..63`` unless ``dedupe``); ``score`` (float[m]) in ``[0, 1]``; self-edges
+    per record, ``0..63``); ``score`` (float[m]) in ``[0, 1]``; self-edges
     are rejected. ``solver="optimal"`` needs at most two parties (indices 0 and 1) and no
     dedupe; components of the candidate graph with more than ``max_component_side`` records on
     one side are solved greedily instead, with a warning.

@@ -264,7 +264,9 @@ def test_multi_party_entities_in_any_subset():
     np.testing.assert_array_equal(res.labels, [0, 0, 0, 1, 1, 2])
     np.testing.assert_array_equal(res.pair_mask, [True, True, False, True, False, False])
     dd = solve(left, right, score, party, dedupe=True)
-    np.testing.assert_array_equal(dd.labels, [0, 0, 0, 0, 0, 0])
+    # dedupe: 0-3 (same party) merges {0,3}; 0-1, 1-2 join; 3-4 and 2-5 are cross-party
+    # edges that would bring a second p2 / p1 record in: rejected
+    np.testing.assert_array_equal(dd.labels, [0, 0, 0, 0, 1, 2])
 
 
 def test_single_party_dedupe_and_no_dedupe():
@@ -371,9 +373,10 @@ def test_validation_errors(change, match):
         solve(kw["left"], kw["right"], kw["score"], kw["party"])
 
 
-def test_many_parties_allowed_with_dedupe_and_63_without():
-    res = solve([0], [1], [0.9], [100, 200], dedupe=True)
-    np.testing.assert_array_equal(res.labels, [0, 0])
+def test_party_indices_up_to_63_with_or_without_dedupe():
+    for dedupe in (False, True):
+        with pytest.raises(InputError, match="at most 64 parties"):
+            solve([0], [1], [0.9], [100, 200], dedupe=dedupe)
     res = solve([0], [1], [0.9], [63, 0])
     np.testing.assert_array_equal(res.labels, [0, 0])
 
