@@ -1,0 +1,447 @@
+"""End-to-end quality benchmark: linkage vs clkhash 0.18.3 + anonlink 0.15.3 on synthetic data.
+
+Data: ``linkage synth --corruption medium`` with 2 parties of a 100k-person population
+(10k with ``--quick``), and 4 parties for multi-party linkage. Ground truth from truth.csv.
+
+- linkage: the raw partner extracts (own column names, date formats, codings) encoded with the
+  ``uk-person`` template (7 fields) through ``linkage encode``, then ``linkage match
+  --threshold LOW --pairs``. Greedy one-to-one assignment by descending score has the prefix
+  property (the matches at threshold t are exactly the matches scoring >= t of a run at any
+  lower threshold), so one run gives the whole threshold sweep.
+- peer: the same 7 fields, given basic preprocessing first (column names mapped, dates
+  rewritten as ISO from each party's known format, upper-case, trimmed, sex as its first
+  letter, spaces removed from postcodes and NHS numbers; clkhash itself does no
+  normalisation), encoded by clkhash (v3 schema, bigrams, blakeHash, 100 bits per feature,
+  1024 bits, 2 workers), matched by anonlink's exhaustive ``find_candidate_pairs`` at the same
+  low threshold plus ``greedy_solve``; same sweep.
+- Pairwise precision, recall and F1 over cross-party record pairs (computed here from
+  truth.csv, combinatorially), best F1 over thresholds LOW..0.95 step 0.01.
+- 4 parties: ``linkage match`` (multi-party clustering) at several thresholds; pairwise F1 of
+  the clusters over all cross-party pairs.
+
+Targets: linkage best F1 >= peer's and >= 0.97 (2 parties); 4-party F1 >= 0.95.
+
+Run: ``.venv/bin/python benchmarks/bench_quality.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import (
+    SYNTH_TO_TEMPLATE,
+    Figure,
+    clkhash_schema_v3,
+    linkage_exe,
+    machine_info,
+    print_figures,
+    run_measured_cpu,
+    run_synth,
+    synth_encode_cmd,
+    write_json,
+    write_results,
+    write_secret_file,
+)
+from benchmarks.peers import (
+    PeerFailedError,
+    PeerMissingError,
+    anonlink_all_pairs,
+    clkhash_encode,
+    peer_python,
+)
+
+SECRET = b"benchmark-secret-not-real-0123456789"
+FIELDS = tuple(SYNTH_TO_TEMPLATE)  # given_name, surname, date_of_birth, sex, postcode, ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation against truth.csv (pure numpy / pyarrow)
+# ---------------------------------------------------------------------------------------------
+
+
+class Truth:
+    """Person code of every (party, record_id) in truth.csv."""
+
+    def __init__(self, path: Path) -> None:
+        t = pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in ("party", "record_id", "person_id")}
+            ),
+        )
+        self.key = pc.binary_join_element_wise(t["party"], t["record_id"], "\x1f")
+        self.person = np.unique(t["person_id"].to_numpy(zero_copy_only=False), return_inverse=True)[
+            1
+        ].astype(np.int64)
+        self.party = np.unique(t["party"].to_numpy(zero_copy_only=False), return_inverse=True)[
+            1
+        ].astype(np.int64)
+
+    def lookup(self, party: pa.Array | pa.ChunkedArray, record_id: Any) -> np.ndarray:
+        """Row of each (party, record_id) in truth (raises if one is missing)."""
+        k = pc.binary_join_element_wise(party, record_id, "\x1f")
+        idx = pc.index_in(k, value_set=self.key).to_numpy(zero_copy_only=False)
+        if np.isnan(idx.astype(float)).any():
+            raise RuntimeError("record ids not found in truth.csv")
+        return idx.astype(np.int64)
+
+    def true_cross_pairs(self) -> int:
+        return cross_pairs(self.person, self.party)
+
+
+def cross_pairs(group: np.ndarray, party: np.ndarray) -> int:
+    """Sum over groups of the record pairs from different parties: (S^2 - sum_p n_p^2) / 2."""
+    if len(group) == 0:
+        return 0
+    gp = group.astype(np.int64) * (int(party.max()) + 1) + party
+    cells, counts = np.unique(gp, return_counts=True)
+    g_of_cell = cells // (int(party.max()) + 1)
+    s = np.bincount(g_of_cell, weights=counts.astype(np.float64))
+    q = np.bincount(g_of_cell, weights=counts.astype(np.float64) ** 2)
+    return round(float(((s * s - q) / 2).sum()))
+
+
+def sweep(
+    same: np.ndarray, score: np.ndarray, n_true: int, thresholds: np.ndarray
+) -> list[dict[str, float]]:
+    """P/R/F1 at each threshold for matched pairs (``same``: pair is a true match)."""
+    order = np.argsort(-score, kind="stable")
+    s, tp_cum = score[order], np.cumsum(same[order])
+    out = []
+    for t in thresholds:
+        k = int(np.searchsorted(-s, -t, side="right"))  # pairs with score >= t
+        tp = int(tp_cum[k - 1]) if k else 0
+        p = tp / k if k else 1.0
+        r = tp / n_true if n_true else 1.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        out.append({"threshold": float(t), "precision": p, "recall": r, "f1": f1, "pairs": k})
+    return out
+
+
+def best(rows: list[dict[str, float]]) -> dict[str, float]:
+    return max(rows, key=lambda r: r["f1"])
+
+
+def cluster_prf(truth: Truth, links: pa.Table) -> dict[str, float]:
+    """Pairwise cross-party P/R/F1 of a clustering (links: entity_id, party, record_id)."""
+    rows = truth.lookup(links["party"], links["record_id"])
+    ent = np.unique(links["entity_id"].to_numpy(zero_copy_only=False), return_inverse=True)[1]
+    party = truth.party[rows]
+    pred = cross_pairs(ent, party)
+    n_ent = int(ent.max()) + 1 if len(ent) else 1
+    tp = cross_pairs(ent.astype(np.int64) + n_ent * truth.person[rows], party)
+    n_true = truth.true_cross_pairs()
+    p = tp / pred if pred else 1.0
+    r = tp / n_true if n_true else 1.0
+    return {
+        "precision": p,
+        "recall": r,
+        "f1": 2 * p * r / (p + r) if p + r else 0.0,
+        "predicted_pairs": pred,
+        "true_pairs": n_true,
+        "tp": tp,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Sides
+# ---------------------------------------------------------------------------------------------
+
+
+def linkage_side(
+    work: Path, sdir: Path, manifest: dict[str, Any], *, threshold: float, blocking: str, tag: str
+) -> dict[str, Any]:
+    from linkage.schema import template_json
+
+    schema = work / "schema.json"
+    schema.write_text(template_json("uk-person"), encoding="utf-8")
+    secret = write_secret_file(work / "secret.key", SECRET)
+    files, enc_s, enc_cpu = [], 0.0, 0.0
+    for p in manifest["parties"]:
+        out = work / f"{tag}_{p['name']}.parquet"
+        run, cpu = run_measured_cpu(synth_encode_cmd(sdir, p, schema, secret, out), timeout_s=3600)
+        if run.returncode != 0:
+            raise RuntimeError(f"linkage encode failed: {run.stderr.strip()}")
+        enc_s += run.wall_s
+        enc_cpu += cpu
+        files.append(out)
+    return {"files": files, "encode_s": enc_s, "encode_cpu_s": enc_cpu}
+
+
+def linkage_match(
+    files: list[Path], out: Path, threshold: float, blocking: str, pairs: bool
+) -> tuple[dict[str, Any], pa.Table, pa.Table | None]:
+    cmd: list[str | os.PathLike[str]] = [linkage_exe(), "match", *files, "-o", out, "--seed", "1"]
+    cmd += ["--threshold", str(threshold), "--blocking", blocking]
+    if pairs:
+        cmd += ["--pairs", out.with_suffix(".pairs.parquet")]
+    run, cpu = run_measured_cpu(cmd, timeout_s=3600)
+    if run.returncode != 0:
+        raise RuntimeError(f"linkage match failed: {run.stderr.strip()[-2000:]}")
+    info = {
+        "seconds": run.wall_s,
+        "cpu_s": cpu,
+        "peak_rss_bytes": run.peak_rss_bytes,
+        "summary": run.stderr.strip().splitlines()[-6:],
+    }
+    ptab = pq.read_table(out.with_suffix(".pairs.parquet")) if pairs else None
+    return info, pq.read_table(out), ptab
+
+
+def peer_preprocess(sdir: Path, party: dict[str, Any], out: Path) -> Path:
+    """The party's extract as a common-header CSV with basic normalisation (see module doc)."""
+    import csv
+
+    src = sdir / party["file"]
+    with open(src, encoding="utf-8-sig", newline="") as fh:
+        header = next(csv.reader(fh))
+    t = pacsv.read_csv(  # every column as a string (ids like 0123 must keep their zeros)
+        src,
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in header}, strings_can_be_null=True
+        ),
+    )
+    cols = party["columns"]
+    out_cols: dict[str, Any] = {"record_id": t[party["record_id_column"]]}
+    for fname, sfield in SYNTH_TO_TEMPLATE.items():
+        v = pc.utf8_trim_whitespace(t[cols[sfield]])
+        if sfield == "dob":
+            d = pc.strptime(v, format=party["date_format"], unit="s", error_is_null=True)
+            v = pc.strftime(d, format="%Y-%m-%d")
+        elif sfield == "sex":
+            v = pc.utf8_upper(pc.utf8_slice_codeunits(v, 0, 1))
+        elif sfield in ("postcode", "nhs"):
+            v = pc.utf8_upper(pc.replace_substring(v, " ", ""))
+        else:
+            v = pc.utf8_upper(v)
+        out_cols[fname] = pc.fill_null(v, "")
+    pacsv.write_csv(pa.table(out_cols), out)
+    return out
+
+
+def peer_side(work: Path, sdir: Path, manifest: dict[str, Any], threshold: float) -> dict[str, Any]:
+    """clkhash + anonlink on the 2-party extracts; matched pairs with scores."""
+    schema = write_json(
+        work / "clkhash_schema.json", clkhash_schema_v3(FIELDS, bits_per_feature=100)
+    )
+    t0 = time.perf_counter()
+    csvs = [peer_preprocess(sdir, p, work / f"peer_{p['name']}.csv") for p in manifest["parties"]]
+    prep_s = time.perf_counter() - t0
+    npys, ids, enc_s, rps = [], [], 0.0, []
+    for p, c in zip(manifest["parties"], csvs, strict=True):
+        r = clkhash_encode(c, schema, SECRET, work / f"peer_{p['name']}.npy", workers=2)
+        enc_s += r["seconds"]
+        rps.append(r["records_per_s"])
+        npys.append(Path(r["out_path"]))
+        ids.append(
+            pacsv.read_csv(
+                c,
+                convert_options=pacsv.ConvertOptions(
+                    column_types={"record_id": pa.string()}, include_columns=["record_id"]
+                ),
+            )["record_id"]
+        )
+    m = anonlink_all_pairs(npys[0], npys[1], threshold, work / "peer_m.npz", solve=True)
+    # score of each greedy match, looked up among the candidates
+    nb = max(int(m["b"].max()) + 1 if len(m["b"]) else 1, 1)
+    ck = m["a"].astype(np.int64) * nb + m["b"]
+    order = np.argsort(ck)
+    mk = m["match_a"].astype(np.int64) * nb + m["match_b"]
+    pos = order[np.searchsorted(ck, mk, sorter=order)]
+    score = m["similarity"][pos]
+    return {
+        "prep_s": prep_s,
+        "encode_s": enc_s,
+        "encode_records_per_s": rps,
+        "match_s": m["seconds"],
+        "solve_s": m["solve_seconds"],
+        "candidates": m["candidates"],
+        "ids": ids,
+        "match_a": m["match_a"],
+        "match_b": m["match_b"],
+        "score": score,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def two_party(
+    work: Path, people: int, low: float, blocking: str, peer: bool, seed: int
+) -> tuple[list[Figure], dict[str, Any]]:
+    sdir = work / "synth2"
+    manifest, srun = run_synth(sdir, people, 2, corruption="medium", seed=seed)
+    truth = Truth(sdir / "truth.csv")
+    n_true = truth.true_cross_pairs()
+    # one-to-one matching finds at most min(n_a, n_b) of a person's n_a * n_b true pairs
+    cells = truth.person * 2 + truth.party
+    c = np.bincount(cells, minlength=2 * (int(truth.person.max()) + 1)).reshape(-1, 2)
+    recall_ceiling = float(c.min(axis=1).sum()) / n_true if n_true else 1.0
+    ths = np.round(np.arange(low, 0.9501, 0.01), 2)
+    names = [p["name"] for p in manifest["parties"]]
+
+    ls = linkage_side(work, sdir, manifest, threshold=low, blocking=blocking, tag="q2")
+    minfo, _, ptab = linkage_match(ls["files"], work / "q2_links.parquet", low, blocking, True)
+    assert ptab is not None
+    ra = truth.lookup(ptab["party_a"], ptab["record_id_a"])
+    rb = truth.lookup(ptab["party_b"], ptab["record_id_b"])
+    lsweep = sweep(truth.person[ra] == truth.person[rb], ptab["score"].to_numpy(), n_true, ths)
+    lbest = best(lsweep)
+    extra: dict[str, Any] = {
+        "people": people,
+        "records": [p["records"] for p in manifest["parties"]],
+        "true_cross_pairs": n_true,
+        "one_to_one_recall_ceiling": recall_ceiling,
+        "synth_s": srun.wall_s,
+        "linkage": {
+            "encode_s": ls["encode_s"],
+            "encode_cpu_s": ls["encode_cpu_s"],
+            "match": minfo,
+            "best": lbest,
+            "sweep": lsweep,
+        },
+    }
+    pbest: dict[str, float] | None = None
+    why = "skipped (--no-peer)"
+    if peer and peer_python() is not None:
+        try:
+            ps = peer_side(work, sdir, manifest, low)
+            pa_ = pa.array(np.asarray(ps["ids"][0].to_numpy(zero_copy_only=False))[ps["match_a"]])
+            pb_ = pa.array(np.asarray(ps["ids"][1].to_numpy(zero_copy_only=False))[ps["match_b"]])
+            ra = truth.lookup(pa.array([names[0]] * len(pa_)), pa_)
+            rb = truth.lookup(pa.array([names[1]] * len(pb_)), pb_)
+            psweep = sweep(truth.person[ra] == truth.person[rb], ps["score"], n_true, ths)
+            pbest = best(psweep)
+            extra["peer"] = {
+                k: v for k, v in ps.items() if k not in ("ids", "match_a", "match_b", "score")
+            }
+            extra["peer"].update({"best": pbest, "sweep": psweep})
+            why = ""
+        except (PeerMissingError, PeerFailedError) as exc:
+            why = str(exc)
+    elif peer:
+        why = "peer missing (make peers)"
+    n_rec = sum(extra["records"])
+    lm = minfo["seconds"]
+    figs = [
+        Figure(
+            f"best F1, 2 parties, {people:,} people, medium corruption",
+            lbest["f1"],
+            "F1",
+            peer="clkhash 0.18.3 + anonlink 0.15.3" if pbest else None,
+            peer_value=pbest["f1"] if pbest else None,
+            note=f"target >= 0.97 and >= peer; linkage t={lbest['threshold']:.2f} "
+            f"P={lbest['precision']:.4f} R={lbest['recall']:.4f}"
+            + (
+                f"; peer t={pbest['threshold']:.2f} P={pbest['precision']:.4f} "
+                f"R={pbest['recall']:.4f}"
+                if pbest
+                else f"; {why}"
+            )
+            + f"; one-to-one recall ceiling {recall_ceiling:.4f} (within-party duplicates)",
+        ),
+        Figure(
+            "quality run: encode both parties",
+            ls["encode_s"],
+            "s",
+            peer="clkhash 0.18.3" if pbest else None,
+            peer_value=extra["peer"]["encode_s"] if pbest else None,
+            higher_is_better=False,
+            note=f"{n_rec:,} records; linkage CLI wall incl. start-up; clkhash in-process "
+            "(its preprocessing not counted"
+            + (f", {extra['peer']['prep_s']:.1f} s)" if pbest else ")"),
+        ),
+        Figure(
+            f"quality run: match at t={low}",
+            lm,
+            "s",
+            peer="anonlink 0.15.3" if pbest else None,
+            peer_value=extra["peer"]["match_s"] + extra["peer"]["solve_s"] if pbest else None,
+            higher_is_better=False,
+            note=f"linkage CLI --blocking {blocking} (read, score, solve, write); "
+            "anonlink exhaustive candidates + greedy, in-process",
+        ),
+    ]
+    return figs, extra
+
+
+def multi_party(
+    work: Path, people: int, parties: int, thresholds: list[float], blocking: str, seed: int
+) -> tuple[list[Figure], dict[str, Any]]:
+    sdir = work / f"synth{parties}"
+    manifest, _ = run_synth(sdir, people, parties, corruption="medium", seed=seed)
+    truth = Truth(sdir / "truth.csv")
+    ls = linkage_side(work, sdir, manifest, threshold=0.0, blocking=blocking, tag=f"q{parties}")
+    rows = []
+    for t in thresholds:
+        info, links, _ = linkage_match(
+            ls["files"], work / f"q{parties}_links_{t}.parquet", t, blocking, False
+        )
+        prf = cluster_prf(truth, links)
+        rows.append({"threshold": t, **prf, "match_s": info["seconds"], "cpu_s": info["cpu_s"]})
+    b = max(rows, key=lambda r: r["f1"])
+    fig = Figure(
+        f"multi-party F1, {parties} parties, {people:,} people, medium corruption",
+        b["f1"],
+        "F1",
+        note=f"target >= 0.95; t={b['threshold']} P={b['precision']:.4f} R={b['recall']:.4f}; "
+        f"match {b['match_s']:.1f} s; {sum(p['records'] for p in manifest['parties']):,} records",
+    )
+    return [fig], {
+        "records": [p["records"] for p in manifest["parties"]],
+        "runs": rows,
+        "encode_s": ls["encode_s"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="10k people")
+    ap.add_argument("--people", type=int, help="population (100,000; 10,000 quick)")
+    ap.add_argument("--low", type=float, default=0.6, help="lowest threshold of the sweep")
+    ap.add_argument("--blocking", default="auto")
+    ap.add_argument("--parties", type=int, default=4, help="multi-party run (0 skips)")
+    ap.add_argument("--multi-thresholds", default="0.6,0.65,0.7,0.75,0.8,0.85")
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--name", default="quality")
+    args = ap.parse_args(argv)
+    people = args.people or (10_000 if args.quick else 100_000)
+    machine = machine_info()
+    with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
+        work = Path(tmp)
+        figs, extra = two_party(work, people, args.low, args.blocking, not args.no_peer, args.seed)
+        if args.parties > 2:
+            ths = [float(x) for x in args.multi_thresholds.split(",")]
+            f, e = multi_party(work, people, args.parties, ths, args.blocking, args.seed + 1)
+            figs += f
+            extra["multi"] = e
+    extra["quick"] = args.quick
+    extra["load_avg_1m_after"] = os.getloadavg()[0]
+    json_path, _ = write_results(args.name, figs, extra=extra, machine=machine)
+    print_figures(
+        f"quality benchmark (load avg {machine['load_avg_1m']:.2f} -> "
+        f"{extra['load_avg_1m_after']:.2f})",
+        figs,
+    )
+    print(f"wrote {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
