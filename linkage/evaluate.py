@@ -371,10 +371,11 @@ def _strings(table: pa.Table, col: str, name: str) -> pa.Array:
             ) from None
         if pa.types.is_large_string(arr.type):
             arr = pc.cast(arr, pa.string())
-    nulls = arr.null_count
-    if nulls:
-        first = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
-        raise InputError(f"{name}: column {col} has {nulls} empty values (first at row {first})")
+    empty = pc.or_kleene(arr.is_null(), pc.equal(pc.utf8_length(arr), 0))
+    n_empty = pc.sum(empty).as_py() or 0
+    if n_empty:
+        first = int(np.flatnonzero(empty.to_numpy(zero_copy_only=False))[0])
+        raise InputError(f"{name}: column {col} has {n_empty} empty values (first at row {first})")
     return arr
 
 
