@@ -228,6 +228,14 @@ class EvaluationReport:
                 f"({bl['true_found']} of {bl['true']} true pairs), reduction ratio "
                 f"{_fmt(bl['reduction_ratio'], 6)}"
             )
+            if len(bl["by_party_pair"]) > 1:
+                for r in bl["by_party_pair"]:
+                    out.append(
+                        f"  {_clip(_pp_label(r['party_a'], r['party_b']), 28):<28} "
+                        f"pairs completeness {_fmt(r['pairs_completeness'])} "
+                        f"reduction ratio {_fmt(r['reduction_ratio'], 6)} "
+                        f"({r['candidates']} candidates)"
+                    )
         for n in self.notes:
             out.append(f"note: {n}")
         return "\n".join(out)
@@ -665,7 +673,9 @@ def evaluate(
     if pairs is not None:
         _add_pairs(report, pairs, index, truth_name, person, cross.true, thresholds)
     if candidates is not None:
-        report.blocking = _blocking(candidates, index, truth_name, person, cross.true, possible)
+        report.blocking = _blocking(
+            candidates, index, truth_name, person, cross.true, possible, w_true, party_sizes
+        )
     return report
 
 
@@ -781,14 +791,39 @@ def _blocking(
     person: NDArray[np.int64],
     n_true: int,
     possible: int,
+    w_true: NDArray[np.int64],
+    party_sizes: NDArray[np.int64],
 ) -> dict[str, Any]:
     t, _, i, j = _pair_rows(src, "candidates", index, truth_name, ())
     cross = index.party[i] != index.party[j]
     i, j = i[cross], j[cross]
     key, _ = _sorted_runs(_pair_keys(i, j, len(person)))
-    n_p = np.int64(len(person))
-    lo, hi = key // n_p, key % n_p
-    found = int((person[lo] == person[hi]).sum())
+    n_rec = np.int64(len(person))
+    lo, hi = key // n_rec, key % n_rec
+    is_true = person[lo] == person[hi]
+    found = int(is_true.sum())
+    # per party pair (a < b)
+    n_p = index.n_parties
+    pa_, pb_ = index.party[lo], index.party[hi]
+    pp = np.minimum(pa_, pb_) * n_p + np.maximum(pa_, pb_)
+    cand_pp = np.bincount(pp, minlength=n_p * n_p).reshape(n_p, n_p)
+    found_pp = np.bincount(pp[is_true], minlength=n_p * n_p).reshape(n_p, n_p)
+    by_pp = []
+    for a in range(n_p):
+        for b in range(a + 1, n_p):
+            tr, poss = int(w_true[a, b]), int(party_sizes[a]) * int(party_sizes[b])
+            by_pp.append(
+                {
+                    "party_a": index.parties[a],
+                    "party_b": index.parties[b],
+                    "candidates": int(cand_pp[a, b]),
+                    "possible": poss,
+                    "true": tr,
+                    "true_found": int(found_pp[a, b]),
+                    "pairs_completeness": int(found_pp[a, b]) / tr if tr else None,
+                    "reduction_ratio": 1.0 - int(cand_pp[a, b]) / poss if poss else None,
+                }
+            )
     return {
         "rows": t.num_rows,
         "candidates": int(key.size),
@@ -797,4 +832,5 @@ def _blocking(
         "true_found": found,
         "pairs_completeness": found / n_true if n_true else None,
         "reduction_ratio": 1.0 - key.size / possible if possible else None,
+        "by_party_pair": by_pp,
     }

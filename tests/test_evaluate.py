@@ -398,6 +398,39 @@ def test_blocking_quality() -> None:
     assert "pairs completeness 0.3333" in rep.to_text()
 
 
+@settings(max_examples=60, deadline=None)
+@given(linkages(), st.data())
+def test_blocking_brute_force(recs: list[Rec], data: st.DataObject) -> None:
+    links, truth = tables(recs)
+    idx = st.integers(0, len(recs) - 1)
+    chosen = [
+        (recs[data.draw(idx)], recs[data.draw(idx)]) for _ in range(data.draw(st.integers(0, 30)))
+    ]
+    cand = pa.table(
+        {
+            "party_a": pa.array([x[0] for x, _ in chosen], pa.string()),
+            "record_id_a": pa.array([x[1] for x, _ in chosen], pa.string()),
+            "party_b": pa.array([y[0] for _, y in chosen], pa.string()),
+            "record_id_b": pa.array([y[1] for _, y in chosen], pa.string()),
+        }
+    )
+    bl = evaluate(links, truth, candidates=cand).blocking
+    assert bl is not None
+    distinct = {tuple(sorted([x, y])) for x, y in chosen if x[0] != y[0]}
+    assert bl["candidates"] == len(distinct)
+    assert bl["true_found"] == sum(x[2] == y[2] for x, y in distinct)
+    for r in bl["by_party_pair"]:
+        pair = {r["party_a"], r["party_b"]}
+        sel = [(x, y) for x, y in distinct if {x[0], y[0]} == pair]
+        assert r["candidates"] == len(sel)
+        assert r["true_found"] == sum(x[2] == y[2] for x, y in sel)
+        sizes = Counter(x[0] for x in recs)
+        assert r["possible"] == sizes[r["party_a"]] * sizes[r["party_b"]]
+        assert r["true"] == sum(
+            x[2] == y[2] and {x[0], y[0]} == pair for x, y in itertools.combinations(recs, 2)
+        )
+
+
 # --------------------------------------------------------------------------- files, report
 
 
@@ -595,3 +628,39 @@ def test_parse_sweep() -> None:
             parse_sweep(bad)
     with pytest.raises(InputError, match="step must be > 0"):
         parse_sweep("0.5:0.9:-0.1")
+
+
+# --------------------------------------------------------------------------- CLI (once wired)
+
+
+def test_cli_evaluate(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from linkage.cli import main
+
+    if "evaluate" not in main.commands:
+        pytest.skip("linkage evaluate is not wired into the CLI yet")
+    links, truth = tables(SWEEP_RECS)
+    lp, tp_, pp = tmp_path / "links.parquet", tmp_path / "truth.csv", tmp_path / "pairs.parquet"
+    pq.write_table(links, lp)
+    pacsv.write_csv(truth, tp_)
+    pq.write_table(pairs_table([("A", "a1", "B", "b1", 0.9)]), pp)
+    run = CliRunner().invoke(
+        main,
+        ["evaluate", str(lp), "--truth", str(tp_), "--pairs", str(pp), "--sweep", "0.5:0.9:0.1"],
+    )
+    assert run.exit_code == 0, run.output
+    assert "cross-party (overall)" in run.output and "best F1" in run.output
+    run = CliRunner().invoke(main, ["evaluate", str(lp), "--truth", str(tp_), "--json"])
+    assert run.exit_code == 0 and json.loads(run.output)["cross_party"]["tp"] == 2
+    for args, msg in [
+        (["--sweep", "0.5:0.9:0.1"], "--sweep needs --pairs"),
+        (["--pairs", str(pp), "--sweep", "0.5:0.9"], "LO:HI:STEP"),
+        (["--truth", str(tmp_path / "none.csv")], "does not exist"),
+    ]:
+        argv = ["evaluate", str(lp), *args]
+        if "--truth" not in args:
+            argv += ["--truth", str(tp_)]
+        run = CliRunner().invoke(main, argv)
+        assert run.exit_code == 2 and msg in run.output, run.output
+        assert len(run.output.strip().splitlines()) == 1
