@@ -37,6 +37,7 @@ __all__ = [
     "EvaluationReport",
     "PairCounts",
     "evaluate",
+    "group_pair_matrix",
     "parse_sweep",
     "sweep_thresholds",
 ]
@@ -517,10 +518,6 @@ def group_pair_matrix(
         np.add.at(flat, a * n_parties + b, n[:-d][same] * n[d:][same])
         d += 1
     return w
-
-
-def _cross(w: NDArray[np.int64]) -> int:
-    return int(np.triu(w, 1).sum())
 
 
 def _pairs_from_matrices(
