@@ -60,7 +60,7 @@ def main() -> None:
     print("\n== The trusted linkage unit matches the encodings (it never sees the secret)")
     run(
         "match", str(out / "council_a.parquet"), str(out / "council_b.parquet"),
-        "--threshold", "0.8", "--seed", "1",
+        "--dedupe", "--seed", "1",
         "-o", str(out / "links.parquet"), "--pairs", str(out / "pairs.parquet"),
     )  # fmt: skip
 

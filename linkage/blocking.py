@@ -79,15 +79,17 @@ def exhaustive(
     threshold: float,
     dedupe: bool,
     parallel: bool,
+    dedupe_threshold: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """All pairs >= threshold across parties (and within, with dedupe)."""
+    """All pairs >= threshold across parties (and within, >= dedupe_threshold, with dedupe)."""
+    t_within = threshold if dedupe_threshold is None else dedupe_threshold
     parts_l, parts_r, parts_s = [], [], []
     np_ = len(offsets) - 1
     compared = 0
     for p in range(np_):
         a0, a1 = int(offsets[p]), int(offsets[p + 1])
         if dedupe and a1 - a0 > 1:
-            r, c, s = dedup_dice(filters[a0:a1], threshold, parallel=parallel)
+            r, c, s = dedup_dice(filters[a0:a1], t_within, parallel=parallel)
             parts_l.append(r + a0)
             parts_r.append(c + a0)
             parts_s.append(s)
@@ -239,15 +241,20 @@ def generate(
     parallel: bool,
     max_block: int = DEFAULT_MAX_BLOCK,
     target_recall: float = 0.995,
+    dedupe_threshold: float | None = None,
     warn: Warn,
 ) -> Candidates:
+    """Scored pairs >= threshold between parties and, with dedupe, >= dedupe_threshold
+    (default: threshold) within a party."""
     sizes = [int(offsets[p + 1] - offsets[p]) for p in range(len(offsets) - 1)]
     possible = possible_pairs(sizes, dedupe)
     if strategy == "auto":
         strategy = choose_strategy(sizes, dedupe, block_keys is not None)
     t0 = time.perf_counter()
     if strategy == "none":
-        left, right, score, compared = exhaustive(filters, offsets, threshold, dedupe, parallel)
+        left, right, score, compared = exhaustive(
+            filters, offsets, threshold, dedupe, parallel, dedupe_threshold
+        )
         detail: dict[str, object] = {}
     elif strategy in ("keys", "lsh"):
         if strategy == "keys":
@@ -265,6 +272,9 @@ def generate(
         )
         detail.update(stats)
         compared = int(stats["compared_with_repeats"])
+        if dedupe and dedupe_threshold is not None and dedupe_threshold > threshold:
+            keep = (party[left] != party[right]) | (score >= dedupe_threshold)
+            left, right, score = left[keep], right[keep], score[keep]
     else:
         raise LinkageError(f"unknown blocking {strategy!r} (choose {', '.join(STRATEGIES)})")
     detail["seconds"] = round(time.perf_counter() - t0, 3)

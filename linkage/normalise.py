@@ -145,6 +145,8 @@ def _norm_name(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     v = pc.utf8_trim_whitespace(pc.replace_substring_regex(v, r"\s+", " "))
     v = pc.replace_substring_regex(v, _TITLE_RE, "")
     v = pc.replace_substring_regex(v, r"[^\p{L}\p{N}\p{M}]", "")
+    # a stray mark that now follows a Latin letter ("A ´") is a diacritic too: idempotence
+    v = pc.replace_substring_regex(v, r"(\p{Latin})\p{M}+", r"\1")
     empty = pc.fill_null(pc.equal(v, ""), False)
     return v, np.where(empty.to_numpy(zero_copy_only=False), _NO_CONTENT, OK).astype(np.int8)
 
