@@ -15,7 +15,7 @@ Data: ``linkage synth --corruption medium`` with 2 parties of a 100k-person popu
   1024 bits, 2 workers), matched by anonlink's exhaustive ``find_candidate_pairs`` at the same
   low threshold plus ``greedy_solve``; same sweep.
 - Pairwise precision, recall and F1 over cross-party record pairs (computed here from
-  truth.csv, combinatorially), best F1 over thresholds LOW..0.95 step 0.01.
+  truth.csv, combinatorially), best F1 over thresholds LOW (0.7)..0.95 step 0.01.
 - 4 parties: ``linkage match`` (multi-party clustering) at several thresholds; pairwise F1 of
   the clusters over all cross-party pairs.
 
@@ -413,7 +413,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="10k people")
     ap.add_argument("--people", type=int, help="population (100,000; 10,000 quick)")
-    ap.add_argument("--low", type=float, default=0.6, help="lowest threshold of the sweep")
+    ap.add_argument(
+        "--low",
+        type=float,
+        default=0.7,
+        help="lowest threshold of the sweep (anonlink keeps every pair above it in memory)",
+    )
     ap.add_argument("--blocking", default="auto")
     ap.add_argument("--parties", type=int, default=4, help="multi-party run (0 skips)")
     ap.add_argument("--multi-thresholds", default="0.6,0.65,0.7,0.75,0.8,0.85")
