@@ -572,6 +572,22 @@ def uk_person_template() -> dict[str, Any]:
                 "description": "The NHS number itself (keyed), where valid.",
                 "parts": [{"field": "nhs_number", "transform": "value"}],
             },
+            {
+                "name": "names_soundex",
+                "description": "Soundex of given name + Soundex of surname (survives moves).",
+                "parts": [
+                    {"field": "given_name", "transform": "soundex"},
+                    {"field": "surname", "transform": "soundex"},
+                ],
+            },
+            {
+                "name": "surname_initial_dob",
+                "description": "Surname initial + full date of birth (survives nicknames).",
+                "parts": [
+                    {"field": "surname", "transform": "initial"},
+                    {"field": "date_of_birth", "transform": "value"},
+                ],
+            },
         ],
     }
 
