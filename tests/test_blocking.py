@@ -64,14 +64,20 @@ def dice_matrix(filters: np.ndarray) -> np.ndarray:
 
 
 def brute_force(
-    filters: np.ndarray, party: np.ndarray, threshold: float, dedupe: bool
+    filters: np.ndarray,
+    party: np.ndarray,
+    threshold: float,
+    dedupe: bool,
+    dedupe_threshold: float | None = None,
 ) -> dict[tuple[int, int], float]:
-    """{(i, j): score} for i < j, Dice >= threshold, different parties (or any with dedupe)."""
+    """{(i, j): score} for i < j: different parties with Dice >= threshold; with dedupe also
+    one party with Dice >= dedupe_threshold (default: threshold)."""
     d = dice_matrix(filters)
     n = len(filters)
-    ok = np.triu(np.ones((n, n), bool), 1) & (d >= threshold)
-    if not dedupe:
-        ok &= party[:, None] != party[None, :]
+    t_within = threshold if dedupe_threshold is None else dedupe_threshold
+    same = party[:, None] == party[None, :]
+    ok = np.triu(np.ones((n, n), bool), 1)
+    ok &= np.where(same, dedupe & (d >= t_within), d >= threshold)
     i, j = np.nonzero(ok)
     return {(int(a), int(b)): float(d[a, b]) for a, b in zip(i, j, strict=True)}
 
@@ -131,6 +137,7 @@ def run(
     parallel: bool = False,
     max_block: int = DEFAULT_MAX_BLOCK,
     warnings: list[str] | None = None,
+    dedupe_threshold: float | None = None,
 ) -> Candidates:
     pop = np.bitwise_count(filters).sum(axis=1).astype(np.int64)
     sink = warnings if warnings is not None else []
@@ -146,6 +153,7 @@ def run(
         seed=seed,
         parallel=parallel,
         max_block=max_block,
+        dedupe_threshold=dedupe_threshold,
         warn=sink.append,
     )
 
@@ -354,3 +362,59 @@ def test_threshold_monotone(strategy):
         if prev is not None:
             assert cur <= prev
         prev = cur
+
+
+# -- dedupe_threshold (within-party pairs) ---------------------------------------------------
+def _check_split_thresholds(strategy: str, seed: int, threshold: float, t_within: float) -> None:
+    sizes = [40, 35, 30]
+    filters, offsets, party, ent = population(seed, sizes, entities=15)
+    bk = random_block_keys(seed, ent, space=12)
+    truth = brute_force(filters, party, threshold, True, t_within)
+    assert any(party[i] == party[j] for i, j in truth)
+    for parallel in (False, True):
+        # the oversize path too (keys only: many LSH blocks would be oversize, each slow)
+        for max_block in (DEFAULT_MAX_BLOCK, 8) if strategy == "keys" else (DEFAULT_MAX_BLOCK,):
+            c = run(
+                filters,
+                offsets,
+                party,
+                threshold,
+                strategy,
+                dedupe=True,
+                block_keys=bk,
+                seed=seed,
+                parallel=parallel,
+                max_block=max_block,
+                dedupe_threshold=t_within,
+            )
+            got = as_dict(c)
+            if strategy == "none":
+                assert got == truth
+                continue
+            if strategy == "keys":
+                share = sharing(*bk)
+            else:
+                keys, owners, _ = lsh_keys(filters, threshold, seed, 0.995, False)
+                share = sharing(keys, owners)
+            assert got == {p: s for p, s in truth.items() if p in share}
+
+
+@pytest.mark.parametrize("strategy", ["none", "keys", "lsh"])
+@pytest.mark.parametrize(("threshold", "t_within"), [(0.7, 0.9), (0.8, 0.8), (0.6, 0.85)])
+def test_dedupe_threshold_at_or_above_threshold(strategy, threshold, t_within):
+    """Cross-party pairs >= threshold, within-party pairs >= dedupe_threshold."""
+    _check_split_thresholds(strategy, 12, threshold, t_within)
+
+
+def test_dedupe_threshold_below_threshold_exhaustive():
+    _check_split_thresholds("none", 13, 0.9, 0.7)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="keys/lsh keep only pairs >= threshold before applying dedupe_threshold, so "
+    "within-party pairs in [dedupe_threshold, threshold) are lost (exhaustive keeps them)",
+)
+@pytest.mark.parametrize("strategy", ["keys", "lsh"])
+def test_dedupe_threshold_below_threshold_blocked(strategy):
+    _check_split_thresholds(strategy, 13, 0.9, 0.7)
