@@ -279,7 +279,10 @@ SEMANTIC = {
     "date_parts": _set(["fields", 2, "tokeniser", "parts"], ["day", "month", "year"]),
     "field_name": _set(["fields", 5, "name"], "address_lines"),
     "field_order": lambda d: d["fields"].insert(0, d["fields"].pop(1)),
-    "drop_field": lambda d: (d["fields"].pop(), d["block_keys"].pop()),
+    "drop_field": lambda d: (
+        d["fields"].pop(),
+        d.update(block_keys=[b for b in d["block_keys"] if b["name"] != "nhs_number"]),
+    ),
     "block_transform": _set(["block_keys", 0, "parts", 0, "transform"], "initial"),
     "block_name": _set(["block_keys", 0, "name"], "other"),
     "drop_block": lambda d: d["block_keys"].pop(),
