@@ -191,7 +191,9 @@ def _encode_stream(
     rejects: list[tuple[str, str, str]] | None,
     today: _dt.date | None,
     threads: int | None = None,
-) -> Iterator[tuple[pa.Array, np.ndarray, pa.Array | None]]:
+) -> Iterator[pa.RecordBatch]:
+    """Encoded record batches (record_id, clk[, block_keys]) of ``src``, in input order."""
+    aschema = arrow_schema(schema.filter_length, bool(schema.block_keys))
     plan = _Plan(src, schema, id_column, columns, date_formats, absent)
     plan.precheck()
     summary.absent_fields = plan.absent
@@ -248,7 +250,10 @@ def _encode_stream(
         summary.bits_set_total += _filter_popcount(filters)
         if progress is not None:
             progress(n)
-        yield ids, filters, bks
+        arrays = [ids, filters_to_arrow(filters)]
+        if bks is not None:
+            arrays.append(bks)
+        yield pa.RecordBatch.from_arrays(arrays, schema=aschema)
 
 
 T = TypeVar("T")
@@ -312,7 +317,7 @@ def encode_file(
     writer = None
     try:
         writer = pq.ParquetWriter(tmp, aschema, compression="zstd")
-        for ids, filters, bks in _encode_stream(
+        for batch in _encode_stream(
             src,
             schema,
             secret,
@@ -327,19 +332,10 @@ def encode_file(
             today=today,
             threads=threads,
         ):
-            arrays = [ids, filters_to_arrow(filters)]
-            if has_bk:
-                arrays.append(bks)
-            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=aschema))
+            writer.write_batch(batch)
         if summary.rows_encoded == 0:
             raise InputError(f"{src.path}: no row has a usable field; nothing to encode")
-        meta = make_meta(
-            fingerprint=schema.fingerprint,
-            key_check=secret.key_check(schema.fingerprint),
-            party=party,
-            filter_length=schema.filter_length,
-            record_count=summary.rows_encoded,
-        )
+        meta = _meta(schema, secret, party, summary.rows_encoded)
         writer.add_key_value_metadata(metadata_bytes(meta))
         writer.close()
         writer = None
@@ -380,6 +376,16 @@ def write_rejects(path: str | Path, rows: list[tuple[str, str, str]]) -> None:
         raise
 
 
+def _meta(schema: Schema, secret: Secret, party: str, count: int) -> dict[str, str]:
+    return make_meta(
+        fingerprint=schema.fingerprint,
+        key_check=secret.key_check(schema.fingerprint),
+        party=party,
+        filter_length=schema.filter_length,
+        record_count=count,
+    )
+
+
 def _check_party(party: str) -> None:
     if not party or not party.strip():
         raise InputError("--party must name the partner (e.g. council_a)")
@@ -412,7 +418,7 @@ def encode(
     else:
         src = InputFile(table_or_path)
     summary = EncodeSummary(party)
-    parts = list(
+    batches = list(
         _encode_stream(
             src,
             schema,
@@ -429,22 +435,9 @@ def encode(
             threads=threads,
         )
     )
-    has_bk = bool(schema.block_keys)
-    aschema = arrow_schema(schema.filter_length, has_bk)
-    batches = []
-    for ids, filters, bks in parts:
-        arrays = [ids, filters_to_arrow(filters)]
-        if has_bk:
-            arrays.append(bks)
-        batches.append(pa.RecordBatch.from_arrays(arrays, schema=aschema))
+    aschema = arrow_schema(schema.filter_length, bool(schema.block_keys))
     table = pa.Table.from_batches(batches, schema=aschema)
-    meta = make_meta(
-        fingerprint=schema.fingerprint,
-        key_check=secret.key_check(schema.fingerprint),
-        party=party,
-        filter_length=schema.filter_length,
-        record_count=table.num_rows,
-    )
+    meta = _meta(schema, secret, party, table.num_rows)
     return EncodedTable(table, meta)
 
 
