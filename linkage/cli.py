@@ -378,7 +378,9 @@ def synth(
     default="auto",
     show_default=True,
     type=click.Choice(["auto", "none", "lsh", "keys"]),
-    help="none: exhaustive (exact); keys: shared partner block keys; lsh: bit-sampling LSH.",
+    help="none: exhaustive (exact); keys: shared keyed block keys (fast, default for large "
+    "inputs); lsh: bit-sampling LSH (for files without block keys; selective only at high "
+    "thresholds).",
 )
 @click.option("--dedupe", is_flag=True, help="Records of the same party may join one entity.")
 @click.option(
