@@ -66,18 +66,26 @@ def _show_progress(quiet: bool) -> bool:
 
 
 class _Bar:
-    """A progress bar on stderr that is silent when stderr is not a terminal."""
+    """A progress bar on stderr, started once the total is known; off when not enabled."""
 
-    def __init__(self, enabled: bool, total: int | None, label: str) -> None:
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled
+        self.label = label
         self.bar: Any = None
-        if enabled:
+
+    def update(self, n: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
             self.bar = click.progressbar(
-                length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True
+                length=max(total, 1),
+                label=self.label,
+                file=sys.stderr,
+                show_pos=True,
+                show_eta=True,
             )
             self.bar.__enter__()
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
+        if n:
             self.bar.update(n)
 
     def close(self) -> None:
@@ -236,7 +244,7 @@ def encode(
 
     s = Schema.load(schema_file)
     secret = Secret.resolve(secret_file)
-    bar = _Bar(_show_progress(quiet), None, f"encoding {Path(input_file).name}")
+    bar = _Bar(_show_progress(quiet), f"encoding {Path(input_file).name}")
     try:
         summary = encode_file(
             input_file,

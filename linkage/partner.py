@@ -43,7 +43,9 @@ from linkage.schema import Schema
 from linkage.secret import Secret
 
 NO_USABLE_FIELD = "no usable field"
-Progress = Callable[[int], None]
+Progress = Callable[[int, int], None]
+"""``progress(rows_done_now, total_rows)``: called once with 0 when the total is known, then
+after each batch with the rows it held."""
 
 
 @dataclass
@@ -195,7 +197,9 @@ def _encode_stream(
     """Encoded record batches (record_id, clk[, block_keys]) of ``src``, in input order."""
     aschema = arrow_schema(schema.filter_length, bool(schema.block_keys))
     plan = _Plan(src, schema, id_column, columns, date_formats, absent)
-    plan.precheck()
+    total = plan.precheck()
+    if progress is not None:
+        progress(0, total)
     summary.absent_fields = plan.absent
     summary.date_formats = {f: d.fmt for f, d in plan.date_formats.items()}
     read_cols = list(dict.fromkeys([plan.id_column, *plan.field_col.values()]))
@@ -249,7 +253,7 @@ def _encode_stream(
         summary.rows_encoded += len(ids)
         summary.bits_set_total += _filter_popcount(filters)
         if progress is not None:
-            progress(n)
+            progress(n, total)
         arrays = [ids, filters_to_arrow(filters)]
         if bks is not None:
             arrays.append(bks)
