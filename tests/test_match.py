@@ -11,6 +11,10 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -494,3 +498,32 @@ def test_check_compatible_accepts_good_files(files):
     check_compatible(encs, [p.name for p in files.values()], dedupe=False)  # no error
     res = match(list(files.values()), seed=1)
     assert res.links.num_rows == sum(len(e) for e in encs)
+
+
+def test_disable_jit_same_links(tmp_path, pop3):
+    """NUMBA_DISABLE_JIT=1 (pure-Python kernels) gives the same links and pairs."""
+    paths = []
+    for e in pop3.encs:
+        p = tmp_path / f"{e.party}.parquet"
+        small(e, 40).write(p)
+        paths.append(p)
+    code = textwrap.dedent(
+        f"""
+        from linkage.match import match
+        d = {str(tmp_path)!r}
+        for i, blocking in enumerate(("none", "keys", "lsh")):
+            r = match({[str(p) for p in paths]!r}, seed=1, blocking=blocking, dedupe=True)
+            r.write(f"{{d}}/links{{i}}.parquet", f"{{d}}/pairs{{i}}.parquet")
+        print("ok")
+        """
+    )
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    for i, blocking in enumerate(("none", "keys", "lsh")):
+        want = match(paths, seed=1, blocking=blocking, dedupe=True)
+        assert pq.read_table(tmp_path / f"links{i}.parquet").equals(want.links)
+        assert pq.read_table(tmp_path / f"pairs{i}.parquet").equals(want.pairs)
+        assert want.pairs.num_rows > 0
