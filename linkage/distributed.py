@@ -1,0 +1,685 @@
+"""Scale-out on Dask: candidate generation and scoring as tasks over partitions.
+
+The in-process engine (:func:`linkage.match.match`) is the reference; this module reproduces
+its scored pairs exactly, so that solving afterwards (in the client, same code) gives identical
+links for the same seed.
+
+What travels (see docs/scale.md): into each task go FILE PATHS (local paths visible to every
+worker, or ``scheme://`` URLs that ``pyarrow.fs`` understands) plus small parameters (threshold,
+partition number, LSH bit positions); each task reads what it needs from the encoded Parquet
+files itself (never through the scheduler; no shuffle of ``clk``). Out of each task come the
+scored pairs at or above the threshold (global record indices and scores), a few counters and
+warning texts. No secret is needed or sent for matching.
+
+Partitions:
+
+- ``keys`` / ``lsh``: the key space is split by ``key % P``; task ``i`` streams every file,
+  keeps the (key, record) entries whose key falls in partition ``i`` and the filters of those
+  records, and scores those groups with :func:`linkage.blocking.score_blocks` (the same kernels
+  as in-process). Every group lands in exactly one partition; a pair sharing keys in two
+  partitions is scored twice and de-duplicated in the client, exactly as score_blocks does.
+  For ``lsh`` the fill (popcount fraction) is summed exactly over per-file tasks first; bands,
+  rows and bit positions come from the same seed as in-process.
+- ``none``: for every party pair (p, q), p <= q, the rows of file p are tiled into ranges; a
+  task scores its rows of p against all of q (or, within a party with dedupe, against its own
+  tile and the rows after it), with the same all-pairs kernels.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from linkage.blocking import (
+    DEFAULT_MAX_BLOCK,
+    STRATEGIES,
+    Candidates,
+    choose_strategy,
+    possible_pairs,
+    score_blocks,
+)
+from linkage.encoded import FORMAT_VERSION, EncodedTable, arrow_to_filters, read_meta
+from linkage.errors import CompatibilityError, InputError, LinkageError
+
+DASK_MISSING = "--scheduler needs Dask: pip install 'pprl-linkage[dask]'"
+BATCH_ROWS = 65_536  # rows per streamed Parquet batch inside a task
+TARGET_RECALL = 0.995  # as linkage.blocking.generate's default
+
+Warn = Callable[[str], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Scheduler specification
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """A parsed ``--scheduler``: ``local`` (LocalCluster of ``n_workers``) or ``address``."""
+
+    kind: str  # "local" or "remote"
+    n_workers: int | None = None  # local: None means one per core
+    address: str | None = None  # remote: tcp://HOST:PORT or tls://HOST:PORT
+
+
+def _require_dask() -> None:
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        raise LinkageError(DASK_MISSING) from None
+
+
+def parse_scheduler(spec: str) -> SchedulerSpec:
+    """Parse ``local``, ``local:N`` or ``tcp://HOST:PORT`` / ``tls://HOST:PORT``.
+
+    Raises :class:`LinkageError` when Dask is not installed or the text is malformed.
+    """
+    _require_dask()
+    s = spec.strip()
+    if s == "local":
+        return SchedulerSpec("local")
+    if s.startswith("local:"):
+        n = s[len("local:") :]
+        if not n.isdigit() or int(n) < 1:
+            raise LinkageError(f"--scheduler {spec!r}: local:N needs a worker count N >= 1")
+        return SchedulerSpec("local", n_workers=int(n))
+    for scheme in ("tcp://", "tls://"):
+        if s.startswith(scheme):
+            host, sep, port = s[len(scheme) :].rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise LinkageError(f"--scheduler {spec!r}: expected {scheme}HOST:PORT")
+            return SchedulerSpec("remote", address=s)
+    raise LinkageError(
+        f"--scheduler {spec!r}: expected local, local:N, tcp://HOST:PORT or tls://HOST:PORT"
+    )
+
+
+_LOOPBACK = ("127.", "localhost", "[::1]", "::1")
+
+
+class DaskSession:
+    """A connected Dask client (and the LocalCluster it owns, if any); a context manager."""
+
+    def __init__(self, spec: SchedulerSpec, warn: Warn | None = None) -> None:
+        _require_dask()
+        from dask.distributed import Client, LocalCluster
+
+        self.spec = spec
+        self.cluster: Any = None
+        if spec.kind == "local":
+            n = spec.n_workers or (os.cpu_count() or 1)
+            self.cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                # one numba thread per single-threaded worker: no oversubscription
+                env={"NUMBA_NUM_THREADS": "1"},
+            )
+            self.client = Client(self.cluster)
+        else:
+            assert spec.address is not None
+            host = spec.address.split("://", 1)[1]
+            if spec.address.startswith("tcp://") and not host.startswith(_LOOPBACK) and warn:
+                warn(
+                    f"--scheduler {spec.address}: plain tcp carries encodings and scores "
+                    "unencrypted; use tls:// between machines (docs/scale.md)"
+                )
+            self.client = Client(spec.address)
+
+    def n_threads(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def __enter__(self) -> DaskSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_scheduler(spec: str | SchedulerSpec, warn: Warn | None = None) -> DaskSession:
+    """Start a LocalCluster or connect to a scheduler; close the session when done."""
+    if isinstance(spec, str):
+        spec = parse_scheduler(spec)
+    return DaskSession(spec, warn)
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker-side reading (each task opens the files itself)
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path
+
+
+def _parquet(path: str) -> pq.ParquetFile:
+    if _is_url(path):
+        from pyarrow import fs as pafs
+
+        filesystem, inner = pafs.FileSystem.from_uri(path)
+        return pq.ParquetFile(filesystem.open_input_file(inner))
+    return pq.ParquetFile(path)
+
+
+def _read_rows(path: str, r0: int, r1: int) -> np.ndarray:
+    """Filters of rows r0..r1-1 of an encoded file, reading only the row groups needed."""
+    pf = _parquet(path)
+    md = pf.metadata
+    groups, first, start = [], -1, 0
+    for g in range(md.num_row_groups):
+        n = md.row_group(g).num_rows
+        if start < r1 and start + n > r0:
+            if first < 0:
+                first = start
+            groups.append(g)
+        start += n
+    width = pf.schema_arrow.field("clk").type.byte_width
+    if not groups:
+        return np.zeros((0, width // 8), np.uint64)
+    col = pf.read_row_groups(groups, columns=["clk"]).column("clk")
+    col = col.slice(r0 - first, r1 - r0)
+    return np.ascontiguousarray(arrow_to_filters(col))
+
+
+def _iter_batches(path: str, columns: list[str]) -> Any:
+    return _parquet(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+
+
+def _parallel() -> bool:
+    return numba.get_num_threads() > 1
+
+
+def _fill_task(path: str) -> tuple[int, int]:
+    """(set bits, total bits) of one encoded file (exact integers)."""
+    ones = total = 0
+    for batch in _iter_batches(path, ["clk"]):
+        f = arrow_to_filters(batch.column("clk"))
+        ones += int(np.bitwise_count(f).sum(dtype=np.uint64))
+        total += f.size * 64
+    return ones, total
+
+
+def _keys_task(
+    files: list[tuple[str, int]],
+    part: int,
+    nparts: int,
+    positions: np.ndarray | None,
+    threshold: float,
+    dedupe: bool,
+    max_block: int,
+) -> dict[str, Any]:
+    """Score the groups whose key % nparts == part (block keys, or LSH band keys when
+    ``positions`` is given). ``files``: (path, global offset of its first record)."""
+    from linkage.kernels.lsh import band_keys
+    from linkage.kernels.popcount import popcount_rows
+
+    np_ = np.uint64(nparts)
+    pv = np.uint64(part)
+    key_parts: list[np.ndarray] = []
+    own_parts: list[np.ndarray] = []
+    filt_parts: list[np.ndarray] = []
+    gid_parts: list[np.ndarray] = []
+    party_parts: list[np.ndarray] = []
+    n_kept = 0
+    for p, (path, offset) in enumerate(files):
+        cols = ["clk"] if positions is not None else ["clk", "block_keys"]
+        g0 = offset
+        for batch in _iter_batches(path, cols):
+            f = arrow_to_filters(batch.column("clk"))
+            nb = f.shape[0]
+            if positions is not None:
+                bk = band_keys(f, positions, parallel=_parallel())
+                flat = bk.reshape(-1)
+                local = np.repeat(np.arange(nb, dtype=np.int64), positions.shape[0])
+            else:
+                col = batch.column("block_keys")
+                flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.uint64, copy=False)
+                lens = pc.list_value_length(col).to_numpy(zero_copy_only=False).astype(np.int64)
+                local = np.repeat(np.arange(nb, dtype=np.int64), lens)
+            sel = (flat % np_) == pv
+            k, o = flat[sel], local[sel]
+            rows = np.unique(o)
+            key_parts.append(k)
+            own_parts.append(np.searchsorted(rows, o).astype(np.int64) + n_kept)
+            filt_parts.append(f[rows])
+            gid_parts.append(rows + g0)
+            party_parts.append(np.full(len(rows), p, np.int32))
+            n_kept += len(rows)
+            g0 += nb
+    width = filt_parts[0].shape[1] if filt_parts else 1
+    keys = np.concatenate(key_parts) if key_parts else np.zeros(0, np.uint64)
+    owners = np.concatenate(own_parts) if own_parts else np.zeros(0, np.int64)
+    filters = (
+        np.ascontiguousarray(np.concatenate(filt_parts))
+        if filt_parts
+        else np.zeros((0, width), np.uint64)
+    )
+    gids = np.concatenate(gid_parts) if gid_parts else np.zeros(0, np.int64)
+    party = np.concatenate(party_parts) if party_parts else np.zeros(0, np.int32)
+    pop = popcount_rows(filters)
+    warnings: list[str] = []
+    left, right, score, stats = score_blocks(
+        keys, owners, filters, pop, party, threshold, dedupe, _parallel(), max_block,
+        warnings.append,
+    )  # fmt: skip
+    # gids is increasing, so compact order (left < right, sorted) maps to global order
+    return {
+        "left": gids[left],
+        "right": gids[right],
+        "score": score,
+        "stats": stats,
+        "warnings": warnings,
+        "records_read": int(n_kept),
+    }
+
+
+def _tile_task(
+    path_a: str,
+    r0: int,
+    r1: int,
+    off_a: int,
+    path_b: str,
+    off_b: int,
+    within: bool,
+    threshold: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All pairs >= threshold between rows r0..r1-1 of file a and file b (global indices);
+    ``within`` (a is b): pairs i < j with i in the tile, sorted by (i, j)."""
+    from linkage.kernels.dice import allpairs_dice, dedup_dice
+
+    par = _parallel()
+    a = _read_rows(path_a, r0, r1)
+    if not within:
+        n_b = _parquet(path_b).metadata.num_rows
+        b = _read_rows(path_b, 0, n_b)
+        r, c, s = allpairs_dice(a, b, threshold, parallel=par)
+        return r + (off_a + r0), c + off_b, s
+    n_a = _parquet(path_a).metadata.num_rows
+    r_1, c_1, s_1 = dedup_dice(a, threshold, parallel=par)
+    b = _read_rows(path_a, r1, n_a)
+    r_2, c_2, s_2 = allpairs_dice(a, b, threshold, parallel=par)
+    rows = np.concatenate([r_1, r_2])
+    cols = np.concatenate([c_1, c_2 + (r1 - r0)])
+    sc = np.concatenate([s_1, s_2])
+    o = np.lexsort((cols, rows))
+    base = off_a + r0
+    return rows[o] + base, cols[o] + base, sc[o]
+
+
+# ---------------------------------------------------------------------------------------------
+# Client side
+# ---------------------------------------------------------------------------------------------
+
+
+def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+
+
+def _tiles(n: int, k: int) -> list[tuple[int, int]]:
+    k = max(1, min(k, n))
+    step = math.ceil(n / k) if n else 1
+    return [(r, min(n, r + step)) for r in range(0, n, step)]
+
+
+def generate_distributed(
+    paths: Sequence[str | Path],
+    sizes: Sequence[int],
+    threshold: float,
+    *,
+    client: Any,
+    strategy: str,
+    dedupe: bool,
+    have_keys: bool,
+    seed: int,
+    max_block: int = DEFAULT_MAX_BLOCK,
+    target_recall: float = TARGET_RECALL,
+    dedupe_threshold: float | None = None,
+    partitions: int | None = None,
+    warn: Warn | None = None,
+    _task_delay: float = 0.0,
+) -> Candidates:
+    """Scored pairs as :func:`linkage.blocking.generate` returns them, computed as Dask tasks.
+
+    ``paths``: encoded files (readable by every worker), in party order; ``sizes`` their record
+    counts. ``partitions``: key partitions (keys/lsh) or row tiles per party pair (none);
+    default 2 per worker thread. Pairs, scores and their order are identical to the
+    in-process engine for the same arguments.
+    """
+    from linkage.kernels.lsh import choose_bands_rows, sample_positions
+
+    warn = warn or (lambda m: None)
+    files = [str(p) for p in paths]
+    sizes = [int(s) for s in sizes]
+    offsets = np.zeros(len(files) + 1, np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    possible = possible_pairs(sizes, dedupe)
+    if strategy == "auto":
+        strategy = choose_strategy(sizes, dedupe, have_keys)
+    if partitions is None:
+        partitions = 2 * max(1, sum(client.nthreads().values()))
+    if partitions < 1:
+        raise InputError(f"partitions must be >= 1, got {partitions}")
+    delay = _task_delay
+    t0 = time.perf_counter()
+    detail: dict[str, object] = {}
+    if strategy == "none":
+        t_within = threshold if dedupe_threshold is None else dedupe_threshold
+        futures = []
+        compared = 0
+        for p in range(len(files)):
+            a0, a1 = int(offsets[p]), int(offsets[p + 1])
+            if dedupe and a1 - a0 > 1:
+                for r0, r1 in _tiles(a1 - a0, partitions):
+                    args = (files[p], r0, r1, a0, files[p], a0, True, t_within)
+                    futures.append(client.submit(_delayed(_tile_task, delay), *args, pure=False))
+                compared += (a1 - a0) * (a1 - a0 - 1) // 2
+            for q in range(p + 1, len(files)):
+                b0, b1 = int(offsets[q]), int(offsets[q + 1])
+                if a1 == a0 or b1 == b0:
+                    continue
+                for r0, r1 in _tiles(a1 - a0, partitions):
+                    args = (files[p], r0, r1, a0, files[q], b0, False, threshold)
+                    futures.append(client.submit(_delayed(_tile_task, delay), *args, pure=False))
+                compared += (a1 - a0) * (b1 - b0)
+        results = client.gather(futures)
+        left = _cat([r[0] for r in results], np.int64)
+        right = _cat([r[1] for r in results], np.int64)
+        score = _cat([r[2] for r in results], np.float64)
+        detail["tasks"] = len(futures)
+    elif strategy in ("keys", "lsh"):
+        positions = None
+        if strategy == "keys":
+            if not have_keys:
+                raise LinkageError(
+                    "--blocking keys needs block keys in every file (the schema defines none); "
+                    "use --blocking lsh"
+                )
+        else:
+            fills = client.gather([client.submit(_fill_task, f, pure=False) for f in files])
+            ones = sum(o for o, _ in fills)
+            total = sum(t for _, t in fills)
+            fill = float(ones) / max(1, total)
+            fill = min(max(fill, 0.05), 0.95)
+            length = total // max(1, sum(sizes)) if sum(sizes) else 64
+            bands, rows = choose_bands_rows(threshold, target_recall, int(length), fill=fill)
+            positions = sample_positions(int(length), bands, rows, seed)
+            detail.update({"bands": bands, "rows": rows, "fill": round(fill, 3)})
+        file_args = [(files[p], int(offsets[p])) for p in range(len(files))]
+        keys_fn = _delayed(_keys_task, delay)
+        futures = [
+            client.submit(
+                keys_fn,
+                file_args,
+                i,
+                partitions,
+                positions,
+                threshold,
+                dedupe,
+                max_block,
+                pure=False,
+            )
+            for i in range(partitions)
+        ]
+        results = client.gather(futures)
+        for r in results:
+            for w in r["warnings"]:
+                warn(w)
+        left = _cat([r["left"] for r in results], np.int64)
+        right = _cat([r["right"] for r in results], np.int64)
+        score = _cat([r["score"] for r in results], np.float64)
+        if len(left):
+            from linkage.kernels.blocking import dedupe_sorted_pairs
+
+            o = np.lexsort((right, left))
+            left, right, score = left[o], right[o], score[o]
+            keep = dedupe_sorted_pairs(left, right)
+            left, right, score = left[keep], right[keep], score[keep]
+        stats: dict[str, int] = {}
+        for r in results:
+            for k, v in r["stats"].items():
+                stats[k] = stats.get(k, 0) + int(v)
+        detail.update({k: v for k, v in stats.items() if k != "compared_with_repeats"})
+        detail["compared_with_repeats"] = stats.get("compared_with_repeats", 0)
+        compared = int(stats.get("compared_with_repeats", 0))
+        if dedupe and dedupe_threshold is not None and dedupe_threshold > threshold:
+            party = np.repeat(np.arange(len(files), dtype=np.int32), sizes)
+            keep = (party[left] != party[right]) | (score >= dedupe_threshold)
+            left, right, score = left[keep], right[keep], score[keep]
+        detail["partitions"] = partitions
+    else:
+        raise LinkageError(f"unknown blocking {strategy!r} (choose {', '.join(STRATEGIES)})")
+    detail["seconds"] = round(time.perf_counter() - t0, 3)
+    return Candidates(left, right, score, strategy, min(compared, possible), possible, detail)
+
+
+class _delayed:
+    """A picklable wrapper that sleeps before calling (tests use it to kill a worker mid-run)."""
+
+    def __init__(self, fn: Callable[..., Any], delay: float) -> None:
+        self.fn = fn
+        self.delay = delay
+        self.__name__ = fn.__name__  # dask names tasks after this
+
+    def __call__(self, *args: Any) -> Any:
+        if self.delay:
+            time.sleep(self.delay)
+        return self.fn(*args)
+
+
+def _light_inputs(paths: Sequence[str | Path]) -> tuple[list[EncodedTable], list[str], list[str]]:
+    """Record ids and metadata of each file (no filters): what the client needs to check
+    compatibility and write the outputs. Returns (tables, display names, path strings)."""
+    encs, names, strs = [], [], []
+    for item in paths:
+        if isinstance(item, EncodedTable):
+            raise InputError(
+                "--scheduler needs encoded FILES (paths every worker can read), not tables"
+            )
+        s = str(item)
+        if _is_url(s):
+            try:
+                pf = _parquet(s)
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise InputError(f"{s}: cannot open ({exc.__class__.__name__})") from None
+            raw = pf.metadata.metadata or {}
+            meta = {
+                k.decode()[len("linkage.") :]: v.decode()
+                for k, v in raw.items()
+                if k.decode(errors="replace").startswith("linkage.")
+            }
+            if "format_version" not in meta or "filter_length" not in meta:
+                raise InputError(f"{s}: not a linkage encoded file; make it with `linkage encode`")
+            name = s.rstrip("/").rsplit("/", 1)[-1]
+        else:
+            meta = read_meta(s)
+            pf = _parquet(s)
+            name = Path(s).name
+        if meta["format_version"] != FORMAT_VERSION:
+            raise CompatibilityError(
+                f"{s}: encoded-file format version {meta['format_version']} is not supported "
+                f"(this linkage reads version {FORMAT_VERSION})"
+            )
+        schema = pf.schema_arrow
+        length = int(meta["filter_length"])
+        for col in ("record_id", "clk"):
+            if col not in schema.names:
+                raise InputError(f"{s}: column {col!r} is missing")
+        if schema.field("clk").type != pa.binary(length // 8):
+            raise InputError(
+                f"{s}: column 'clk' should be fixed_size_binary({length // 8}) for {length}-bit "
+                f"filters, got {schema.field('clk').type}"
+            )
+        table = pf.read(columns=["record_id"])
+        if "block_keys" in schema.names:  # a placeholder: the client never reads the keys
+            table = table.append_column("block_keys", pa.nulls(table.num_rows))
+        encs.append(EncodedTable(table, meta))
+        names.append(name)
+        strs.append(s)
+    return encs, names, strs
+
+
+def match_on_dask(
+    inputs: Sequence[str | Path],
+    *,
+    scheduler: str | SchedulerSpec | DaskSession | Any,
+    threshold: float | None = None,
+    blocking: str = "auto",
+    dedupe: bool = False,
+    dedupe_threshold: float | None = None,
+    solver: str = "greedy",
+    threads: int | None = None,
+    seed: int | None = None,
+    max_block: int = DEFAULT_MAX_BLOCK,
+    partitions: int | None = None,
+    warn: Warn | None = None,
+    progress: Callable[[str], None] | None = None,
+    _task_delay: float = 0.0,
+) -> Any:
+    """:func:`linkage.match.match` with candidate generation and scoring on Dask.
+
+    ``scheduler``: ``local``, ``local:N``, ``tcp://`` / ``tls://HOST:PORT``, a
+    :class:`DaskSession` or a ``dask.distributed.Client``. Same arguments and result
+    (:class:`linkage.match.LinkageResult`) as ``match``; links are identical for the same seed.
+    ``threads`` sets numba threads of the client (solving); workers use their own.
+    """
+    from linkage.match import DEFAULT_DEDUPE_THRESHOLD, DEFAULT_THRESHOLD, check_compatible
+
+    if threshold is None:
+        threshold = DEFAULT_THRESHOLD
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(f"--threshold must be between 0 and 1, got {threshold}")
+    if dedupe_threshold is None:
+        dedupe_threshold = max(threshold, DEFAULT_DEDUPE_THRESHOLD)
+    if not 0.0 <= dedupe_threshold <= 1.0:
+        raise InputError(f"--dedupe-threshold must be between 0 and 1, got {dedupe_threshold}")
+    if blocking not in STRATEGIES:
+        raise InputError(f"unknown blocking {blocking!r} (choose {', '.join(STRATEGIES)})")
+    if threads is not None:
+        if threads < 1:
+            raise InputError(f"--threads must be >= 1, got {threads}")
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    warn = warn or (lambda m: None)
+    say = progress or (lambda m: None)
+    seconds: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    encs, names, files = _light_inputs(inputs)
+    check_compatible(encs, names, dedupe)
+    sizes = [len(e) for e in encs]
+    seconds["read"] = time.perf_counter() - t0
+    say(f"read ids of {sum(sizes)} records from {len(encs)} file(s)")
+
+    owned: DaskSession | None = None
+    if isinstance(scheduler, DaskSession):
+        client = scheduler.client
+    elif isinstance(scheduler, (str, SchedulerSpec)):
+        t0 = time.perf_counter()
+        owned = open_scheduler(scheduler, warn)
+        client = owned.client
+        seconds["scheduler"] = time.perf_counter() - t0
+    else:
+        client = scheduler  # a dask.distributed.Client
+    try:
+        t0 = time.perf_counter()
+        cand = generate_distributed(
+            files, sizes, threshold, client=client, strategy=blocking, dedupe=dedupe,
+            have_keys=all(e.has_block_keys for e in encs), seed=0 if seed is None else seed,
+            max_block=max_block, dedupe_threshold=dedupe_threshold if dedupe else None,
+            partitions=partitions, warn=warn, _task_delay=_task_delay,
+        )  # fmt: skip
+        seconds["candidates+scoring"] = time.perf_counter() - t0
+        n_workers = len(client.nthreads())
+        worker_threads = sum(client.nthreads().values())
+    finally:
+        if owned is not None:
+            owned.close()
+    say(f"blocking {cand.strategy}: {len(cand.left)} pairs >= {threshold} on {n_workers} worker(s)")
+    result = finish_match(
+        encs, cand, dedupe=dedupe, solver=solver, seed=seed, threshold=threshold,
+        dedupe_threshold=dedupe_threshold, seconds=seconds,
+    )  # fmt: skip
+    result.stats["scheduler"] = {"workers": n_workers, "threads": worker_threads}
+    return result
+
+
+def finish_match(
+    encs: Sequence[EncodedTable],
+    cand: Candidates,
+    *,
+    dedupe: bool,
+    solver: str,
+    seed: int | None,
+    threshold: float,
+    dedupe_threshold: float,
+    seconds: dict[str, float],
+) -> Any:
+    """Solve scored pairs and build the links / pairs tables and statistics exactly as
+    :func:`linkage.match.match` does after candidate generation."""
+    from linkage.match import LinkageResult
+    from linkage.solve import assign_entity_ids, solve
+
+    sizes = [len(e) for e in encs]
+    party = np.repeat(np.arange(len(encs), dtype=np.int32), sizes)
+    t0 = time.perf_counter()
+    res = solve(cand.left, cand.right, cand.score, party, dedupe=dedupe, solver=solver)  # type: ignore[arg-type]
+    ids = assign_entity_ids(res.labels, seed)
+    seconds["solve"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    party_names = pa.array([e.party for e in encs])
+    record_ids = pa.concat_arrays([e.record_ids for e in encs])
+    links = pa.table(
+        {
+            "entity_id": pa.array(ids[res.labels]),
+            "party": pc.take(party_names, pa.array(party)),
+            "record_id": record_ids,
+        }
+    )
+    m = res.pair_mask
+    li, ri = cand.left[m], cand.right[m]
+    pairs = pa.table(
+        {
+            "party_a": pc.take(party_names, pa.array(party[li])),
+            "record_id_a": pc.take(record_ids, pa.array(li)),
+            "party_b": pc.take(party_names, pa.array(party[ri])),
+            "record_id_b": pc.take(record_ids, pa.array(ri)),
+            "score": pa.array(cand.score[m]),
+        }
+    )
+    seconds["output"] = time.perf_counter() - t0
+    ent_sizes = np.bincount(res.labels)
+    by_size = np.bincount(ent_sizes)
+    stats: dict[str, object] = {
+        "records_per_party": {e.party: len(e) for e in encs},
+        "threshold": threshold,
+        "dedupe_threshold": dedupe_threshold if dedupe else None,
+        "blocking": cand.strategy,
+        "blocking_detail": cand.detail,
+        "candidates": cand.compared,
+        "possible_pairs": cand.possible,
+        "reduction_ratio": cand.reduction_ratio,
+        "pairs_above_threshold": len(cand.left),
+        "matched_pairs": int(m.sum()),
+        "entities": len(ent_sizes),
+        "entities_by_size": {int(k): int(v) for k, v in enumerate(by_size) if k and v},
+        "threads": numba.get_num_threads(),
+        "seconds": seconds,
+    }
+    return LinkageResult(links, pairs, stats)
