@@ -178,6 +178,16 @@ def test_dedupe_one_file(work: Work, tmp_path: Path) -> None:
     assert t.num_rows == len(read_encoded(work.encoded[0]))
 
 
+def test_oversize_block_warning(work: Work, tmp_path: Path) -> None:
+    links = tmp_path / "links.parquet"
+    r = ok(["match", *work.encoded, "-o", links, "--blocking", "keys", "--max-block", "2",
+            "--seed", "5"])  # fmt: skip
+    warn = [line for line in r.output.splitlines() if line.startswith("Warning:")]
+    assert len(warn) == 1 and "--max-block 2" in warn[0] and "not dropped" in warn[0]
+    full = match(work.encoded, seed=5, blocking="keys")
+    assert pq.read_table(links).equals(full.links)
+
+
 def test_help_says_scores_are_sensitive() -> None:
     r = ok(["match", "--help"])
     text = " ".join(r.output.split())
