@@ -19,6 +19,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -174,6 +175,23 @@ class ChildRun:
     timed_out: bool
 
 
+# A small launcher measures the command's peak RSS: ru_maxrss survives fork+exec, so a child
+# forked straight from a large benchmark process would report the parent's size as its peak.
+_LAUNCHER = """
+import os, subprocess, sys
+out, cmd = sys.argv[1], sys.argv[2:]
+proc = subprocess.Popen(cmd)
+try:
+    _, status, usage = os.wait4(proc.pid, 0)
+except KeyboardInterrupt:
+    proc.kill()
+    raise
+with open(out, "w") as fh:
+    fh.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status) % 256)
+"""
+
+
 def run_measured(
     cmd: Sequence[str | os.PathLike[str]],
     *,
@@ -188,10 +206,16 @@ def run_measured(
     maximum over the child and the descendants it waited for (e.g. multiprocessing workers),
     not their sum. On timeout the child is killed and ``timed_out`` is set.
     """
-    with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
+    with (
+        tempfile.TemporaryFile() as out_f,
+        tempfile.TemporaryFile() as err_f,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        rss_file = os.path.join(tmp, "rss")
         start = time.perf_counter()
         proc = subprocess.Popen(
-            [os.fspath(c) for c in cmd],
+            [sys.executable, "-c", _LAUNCHER, rss_file, *(os.fspath(c) for c in cmd)],
+            start_new_session=True,
             stdout=out_f,
             stderr=err_f,
             env=dict(env) if env is not None else None,
@@ -204,7 +228,7 @@ def run_measured(
             def _kill() -> None:
                 killed.set()
                 with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+                    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and the command
 
             watchdog = threading.Timer(timeout_s, _kill)
             watchdog.start()
@@ -219,12 +243,17 @@ def run_measured(
         err_f.seek(0)
         # ru_maxrss is KiB on Linux, bytes on macOS.
         scale = 1 if sys.platform == "darwin" else 1024
+        try:
+            with open(rss_file) as fh:
+                maxrss = int(fh.read())
+        except (OSError, ValueError):  # killed before it could write
+            maxrss = int(usage.ru_maxrss)
         return ChildRun(
             returncode=proc.returncode,
             stdout=out_f.read().decode("utf-8", "replace"),
             stderr=err_f.read().decode("utf-8", "replace"),
             wall_s=wall,
-            peak_rss_bytes=int(usage.ru_maxrss) * scale,
+            peak_rss_bytes=maxrss * scale,
             timed_out=killed.is_set(),
         )
 

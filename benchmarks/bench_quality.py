@@ -108,6 +108,7 @@ def cross_pairs(group: np.ndarray, party: np.ndarray) -> int:
     """Sum over groups of the record pairs from different parties: (S^2 - sum_p n_p^2) / 2."""
     if len(group) == 0:
         return 0
+    group = np.unique(group, return_inverse=True)[1]  # dense ids keep bincount small
     gp = group.astype(np.int64) * (int(party.max()) + 1) + party
     cells, counts = np.unique(gp, return_counts=True)
     g_of_cell = cells // (int(party.max()) + 1)

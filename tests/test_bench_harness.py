@@ -121,9 +121,13 @@ def test_run_measured_reports_child_peak_rss_and_exit_code() -> None:
     assert run.returncode == 3
     assert not run.timed_out
     assert run.peak_rss_bytes >= 200 * 2**20
+    # a large parent must not leak into the child's peak (ru_maxrss survives fork + exec)
+    ballast = bytearray(300 * 2**20)
+    ballast[::4096] = b"x" * len(ballast[::4096])
     small = C.run_measured([sys.executable, "-c", "print('hi')"])
+    del ballast
     assert small.stdout.strip() == "hi"
-    assert small.peak_rss_bytes < run.peak_rss_bytes
+    assert small.peak_rss_bytes < 150 * 2**20 < run.peak_rss_bytes
 
 
 def test_run_measured_timeout_kills_child() -> None:
