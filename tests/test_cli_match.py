@@ -179,11 +179,19 @@ def test_dedupe_one_file(work: Work, tmp_path: Path) -> None:
 
 
 def test_oversize_block_warning(work: Work, tmp_path: Path) -> None:
+    # a limit just under the largest block: few oversize blocks (each costs an all-pairs call)
+    keys = pa.chunked_array(
+        [read_encoded(p).table["block_keys"].combine_chunks().flatten() for p in work.encoded]
+    )
+    largest = pc.max(pc.value_counts(keys).field("counts")).as_py()
+    limit = largest - 1
     links = tmp_path / "links.parquet"
-    r = ok(["match", *work.encoded, "-o", links, "--blocking", "keys", "--max-block", "2",
+    r = ok(["match", *work.encoded, "-o", links, "--blocking", "keys", "--max-block", limit,
             "--seed", "5"])  # fmt: skip
     warn = [line for line in r.output.splitlines() if line.startswith("Warning:")]
-    assert len(warn) == 1 and "--max-block 2" in warn[0] and "not dropped" in warn[0]
+    assert len(warn) == 1, r.output
+    assert f"--max-block {limit} (largest {largest} records)" in warn[0]
+    assert "not dropped" in warn[0]
     full = match(work.encoded, seed=5, blocking="keys")
     assert pq.read_table(links).equals(full.links)
 
