@@ -25,6 +25,7 @@ transpose, run the kernels over row tiles (serial or ``prange``) and map indices
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numba
@@ -414,6 +415,17 @@ def popcount_window_tables(t: float, length: int) -> tuple[np.ndarray, np.ndarra
     return qlo, qhi
 
 
+@functools.lru_cache(maxsize=32)
+def threshold_tables(t: float, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cmin, qlo, qhi) for (t, L), computed once: many small all-pairs calls (oversize
+    blocks) share them. The arrays are read-only."""
+    cmin = count_threshold_table(t, length)
+    qlo, qhi = popcount_window_tables(t, length)
+    for arr in (cmin, qlo, qhi):
+        arr.setflags(write=False)
+    return cmin, qlo, qhi
+
+
 def transpose_blocks(b: np.ndarray) -> np.ndarray:
     """bt[k, w, j] = b[k * BLOCK + j, w]; zero filters pad the last block.
 
@@ -480,8 +492,7 @@ def _run_allpairs(
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
     if n == 0 or sb.x.shape[0] == 0:
         return empty
-    cmin = count_threshold_table(t, length)
-    qlo, qhi = popcount_window_tables(t, length)
+    cmin, qlo, qhi = threshold_tables(t, length)
     bt = transpose_blocks(sb.x)
     kernel = allpairs_parallel if parallel else allpairs_serial
     starts = _tile_order(n, TILE_ROWS, parallel)
@@ -581,7 +592,7 @@ def topk_dice(
     kernel = topk_parallel if parallel else topk_serial
     kernel(
         sa.x, sa.p, transpose_blocks(sb.x), sb.p, sb.perm,
-        count_threshold_table(t, length), *popcount_window_tables(t, length),
+        *threshold_tables(t, length),
         _tile_order(n, TILE_ROWS, parallel), TILE_ROWS, top_j, top_s,
     )  # fmt: skip
     out_j = np.empty_like(top_j)

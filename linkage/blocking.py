@@ -272,13 +272,17 @@ def generate(
             detail = {}
         else:
             keys, owners, detail = lsh_keys(filters, threshold, seed, target_recall, parallel)
+        t_low = threshold
+        if dedupe and dedupe_threshold is not None:
+            t_low = min(threshold, dedupe_threshold)
         left, right, score, stats = score_blocks(
-            keys, owners, filters, pop, party, threshold, dedupe, parallel, max_block, warn
+            keys, owners, filters, pop, party, t_low, dedupe, parallel, max_block, warn
         )
         detail.update(stats)
         compared = int(stats["compared_with_repeats"])
-        if dedupe and dedupe_threshold is not None and dedupe_threshold > threshold:
-            keep = (party[left] != party[right]) | (score >= dedupe_threshold)
+        if dedupe and dedupe_threshold is not None and dedupe_threshold != threshold:
+            within = party[left] == party[right]
+            keep = np.where(within, score >= dedupe_threshold, score >= threshold)
             left, right, score = left[keep], right[keep], score[keep]
     else:
         raise LinkageError(f"unknown blocking {strategy!r} (choose {', '.join(STRATEGIES)})")

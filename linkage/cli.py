@@ -434,7 +434,9 @@ def match_cmd(
     Entity ids are opaque and random per run unless --seed is given. All files must share
     schema, secret (key-check value) and filter length.
     """
-    from linkage.match import match
+    from linkage.match import check_output_paths, match
+
+    check_output_paths([output, *([pairs_out] if pairs_out else [])], inputs)
 
     def warn(msg: str) -> None:
         click.echo(f"Warning: {msg}", err=True)

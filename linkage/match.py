@@ -50,10 +50,25 @@ class LinkageResult:
     stats: dict[str, object] = field(default_factory=dict)
 
     def write(self, links_path: str | Path, pairs_path: str | Path | None = None) -> None:
-        """Write links (and pairs, if a path is given) atomically as Parquet."""
-        _write_atomic(self.links, Path(links_path))
+        """Write links (and pairs, if a path is given) as Parquet: all or nothing (both are
+        written to temporary files first, then renamed)."""
+        outputs = [(self.links, Path(links_path))]
         if pairs_path is not None:
-            _write_atomic(self.pairs, Path(pairs_path))
+            outputs.append((self.pairs, Path(pairs_path)))
+        check_output_paths([p for _, p in outputs])
+        temps: list[Path] = []
+        try:
+            for table, path in outputs:
+                tmp = temp_path_for(path)
+                temps.append(tmp)
+                pq.write_table(table, tmp, compression="zstd")
+            for (_, path), tmp in zip(outputs, temps, strict=True):
+                os.replace(tmp, path)
+        except OSError as exc:
+            raise InputError(f"cannot write {exc.filename or 'output'}: {exc.strerror}") from None
+        finally:
+            for tmp in temps:
+                tmp.unlink(missing_ok=True)
 
     def summary_lines(self) -> list[str]:
         s = self.stats
@@ -83,14 +98,22 @@ class LinkageResult:
         return lines
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
-    tmp = temp_path_for(path)
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def check_output_paths(paths: Sequence[str | Path], inputs: Sequence[str | Path] = ()) -> None:
+    """Fail early (before any work) on outputs that cannot be written or would clobber."""
+    seen: set[Path] = set()
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            raise InputError(f"{p}: is a directory")
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.is_dir():
+            raise InputError(f"{parent}: output directory does not exist")
+        r = p.resolve()
+        if r in seen:
+            raise InputError(f"{p}: given as two outputs")
+        if any(r == Path(i).resolve() for i in inputs):
+            raise InputError(f"{p}: output would overwrite an input file")
+        seen.add(r)
 
 
 def _name(enc: EncodedTable, source: str | None) -> str:
@@ -168,10 +191,41 @@ def match(
         raise InputError(f"--dedupe-threshold must be between 0 and 1, got {dedupe_threshold}")
     if blocking not in STRATEGIES:
         raise InputError(f"unknown blocking {blocking!r} (choose {', '.join(STRATEGIES)})")
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads must be >= 1, got {threads}")
+    before = numba.get_num_threads()
     if threads is not None:
-        if threads < 1:
-            raise InputError(f"--threads must be >= 1, got {threads}")
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    try:
+        return _match(
+            inputs,
+            threshold=threshold,
+            blocking=blocking,
+            dedupe=dedupe,
+            dedupe_threshold=dedupe_threshold,
+            solver=solver,
+            seed=seed,
+            max_block=max_block,
+            warn=warn,
+            progress=progress,
+        )
+    finally:
+        numba.set_num_threads(before)
+
+
+def _match(
+    inputs: Sequence[EncodedTable | str | Path],
+    *,
+    threshold: float,
+    blocking: str,
+    dedupe: bool,
+    dedupe_threshold: float,
+    solver: str,
+    seed: int | None,
+    max_block: int,
+    warn: Callable[[str], None] | None,
+    progress: Callable[[str], None] | None,
+) -> LinkageResult:
     parallel = numba.get_num_threads() > 1
     warn = warn or (lambda m: None)
     say = progress or (lambda m: None)

@@ -417,11 +417,6 @@ def test_dedupe_threshold_below_threshold_exhaustive():
     _check_split_thresholds("none", 13, 0.9, 0.7)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="keys/lsh keep only pairs >= threshold before applying dedupe_threshold, so "
-    "within-party pairs in [dedupe_threshold, threshold) are lost (exhaustive keeps them)",
-)
 @pytest.mark.parametrize("strategy", ["keys", "lsh"])
 def test_dedupe_threshold_below_threshold_blocked(strategy):
     _check_split_thresholds(strategy, 13, 0.9, 0.7)

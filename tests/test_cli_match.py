@@ -285,21 +285,11 @@ def test_bad_options(work: Work, out_dir: Path, extra: list[str]) -> None:
     assert_nothing_written(out_dir)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="match: an output path in a missing directory raises FileNotFoundError from "
-    "pyarrow (traceback, exit 1) after the whole run, not a one-line Error (exit 2)",
-)
 def test_missing_output_directory(work: Work, tmp_path: Path) -> None:
     r = run(["match", *work.encoded, "-o", tmp_path / "no_such_dir" / "links.parquet"])
     assert_clean_error(r, "no_such_dir")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LinkageResult.write writes links before pairs: when --pairs cannot be written, "
-    "links.parquet is left behind and the error is a traceback (exit 1)",
-)
 def test_pairs_failure_leaves_no_links(work: Work, out_dir: Path) -> None:
     """If the pairs file cannot be written, the run fails and leaves no links file behind."""
     r = run(["match", *work.encoded, "-o", out_dir / "links.parquet",
