@@ -274,18 +274,19 @@ def _keys_task(
     gids = np.concatenate(gid_parts) if gid_parts else np.zeros(0, np.int64)
     party = np.concatenate(party_parts) if party_parts else np.zeros(0, np.int32)
     pop = popcount_rows(filters)
-    warnings: list[str] = []
+    _u, counts = np.unique(keys, return_counts=True)  # group sizes as score_blocks sees them
+    over = counts[counts > max_block]
     left, right, score, stats = score_blocks(
         keys, owners, filters, pop, party, threshold, dedupe, _parallel(), max_block,
-        warnings.append,
+        lambda m: None,
     )  # fmt: skip
+    stats["largest_oversize"] = int(over.max()) if len(over) else 0
     # gids is increasing, so compact order (left < right, sorted) maps to global order
     return {
         "left": gids[left],
         "right": gids[right],
         "score": score,
         "stats": stats,
-        "warnings": warnings,
         "records_read": int(n_kept),
     }
 
@@ -421,6 +422,9 @@ def generate_distributed(
             bands, rows = choose_bands_rows(threshold, target_recall, int(length), fill=fill)
             positions = sample_positions(int(length), bands, rows, seed)
             detail.update({"bands": bands, "rows": rows, "fill": round(fill, 3)})
+        t_low = threshold
+        if dedupe and dedupe_threshold is not None:
+            t_low = min(threshold, dedupe_threshold)
         file_args = [(files[p], int(offsets[p])) for p in range(len(files))]
         keys_fn = _delayed(_keys_task, delay)
         futures = [
@@ -430,7 +434,7 @@ def generate_distributed(
                 i,
                 partitions,
                 positions,
-                threshold,
+                t_low,
                 dedupe,
                 max_block,
                 pure=False,
@@ -438,9 +442,6 @@ def generate_distributed(
             for i in range(partitions)
         ]
         results = client.gather(futures)
-        for r in results:
-            for w in r["warnings"]:
-                warn(w)
         left = _cat([r["left"] for r in results], np.int64)
         right = _cat([r["right"] for r in results], np.int64)
         score = _cat([r["score"] for r in results], np.float64)
@@ -452,21 +453,37 @@ def generate_distributed(
             keep = dedupe_sorted_pairs(left, right)
             left, right, score = left[keep], right[keep], score[keep]
         stats: dict[str, int] = {}
+        largest = 0
         for r in results:
             for k, v in r["stats"].items():
-                stats[k] = stats.get(k, 0) + int(v)
+                if k == "largest_oversize":
+                    largest = max(largest, int(v))
+                else:
+                    stats[k] = stats.get(k, 0) + int(v)
+        if stats.get("oversize_blocks"):
+            warn(oversize_warning(stats["oversize_blocks"], max_block, largest))
         detail.update({k: v for k, v in stats.items() if k != "compared_with_repeats"})
         detail["compared_with_repeats"] = stats.get("compared_with_repeats", 0)
         compared = int(stats.get("compared_with_repeats", 0))
-        if dedupe and dedupe_threshold is not None and dedupe_threshold > threshold:
+        if dedupe and dedupe_threshold is not None and dedupe_threshold != threshold:
             party = np.repeat(np.arange(len(files), dtype=np.int32), sizes)
-            keep = (party[left] != party[right]) | (score >= dedupe_threshold)
+            within = party[left] == party[right]
+            keep = np.where(within, score >= dedupe_threshold, score >= threshold)
             left, right, score = left[keep], right[keep], score[keep]
         detail["partitions"] = partitions
     else:
         raise LinkageError(f"unknown blocking {strategy!r} (choose {', '.join(STRATEGIES)})")
     detail["seconds"] = round(time.perf_counter() - t0, 3)
     return Candidates(left, right, score, strategy, min(compared, possible), possible, detail)
+
+
+def oversize_warning(n_blocks: int, max_block: int, largest: int) -> str:
+    """The warning :func:`linkage.blocking.score_blocks` gives for oversize blocks (same text)."""
+    return (
+        f"{n_blocks} block(s) exceed --max-block {max_block} (largest "
+        f"{largest} records); they are scored with the all-pairs kernel, "
+        "not dropped"
+    )
 
 
 class _delayed:
@@ -559,7 +576,7 @@ def match_on_dask(
     (:class:`linkage.match.LinkageResult`) as ``match``; links are identical for the same seed.
     ``threads`` sets numba threads of the client (solving); workers use their own.
     """
-    from linkage.match import DEFAULT_DEDUPE_THRESHOLD, DEFAULT_THRESHOLD, check_compatible
+    from linkage.match import DEFAULT_DEDUPE_THRESHOLD, DEFAULT_THRESHOLD
 
     if threshold is None:
         threshold = DEFAULT_THRESHOLD
@@ -571,10 +588,39 @@ def match_on_dask(
         raise InputError(f"--dedupe-threshold must be between 0 and 1, got {dedupe_threshold}")
     if blocking not in STRATEGIES:
         raise InputError(f"unknown blocking {blocking!r} (choose {', '.join(STRATEGIES)})")
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads must be >= 1, got {threads}")
+    before = numba.get_num_threads()
     if threads is not None:
-        if threads < 1:
-            raise InputError(f"--threads must be >= 1, got {threads}")
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    try:
+        return _match_on_dask(
+            inputs, scheduler=scheduler, threshold=threshold, blocking=blocking, dedupe=dedupe,
+            dedupe_threshold=dedupe_threshold, solver=solver, seed=seed, max_block=max_block,
+            partitions=partitions, warn=warn, progress=progress, _task_delay=_task_delay,
+        )  # fmt: skip
+    finally:
+        numba.set_num_threads(before)
+
+
+def _match_on_dask(
+    inputs: Sequence[str | Path],
+    *,
+    scheduler: str | SchedulerSpec | DaskSession | Any,
+    threshold: float,
+    blocking: str,
+    dedupe: bool,
+    dedupe_threshold: float,
+    solver: str,
+    seed: int | None,
+    max_block: int,
+    partitions: int | None,
+    warn: Warn | None,
+    progress: Callable[[str], None] | None,
+    _task_delay: float,
+) -> Any:
+    from linkage.match import check_compatible
+
     warn = warn or (lambda m: None)
     say = progress or (lambda m: None)
     seconds: dict[str, float] = {}
