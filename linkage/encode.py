@@ -8,8 +8,9 @@ bits b*i .. b*i+b-1 of the 32-byte digest read as a little-endian 256-bit intege
 w gives position w when w < L (rejection sampling: unbiased for any L). The token's
 positions are the first k accepted windows, block by block. ``message`` is the token's UTF-8
 bytes, prefixed for salted fields by the salt's length (2 bytes, big-endian) and its UTF-8
-bytes. A block key's value is its parts joined by U+001F; its 64-bit key is the first 8 bytes
-of ``HMAC(block_key_key, value)`` read as a little-endian integer.
+bytes. A block key's value is its parts joined by U+001F; its 64-bit key is SipHash-2-4 of
+the value under the first 16 bytes of the block key's derived key (a keyed PRF: the linkage
+unit cannot reverse it by dictionary, and it costs nanoseconds, not an HMAC).
 
 Tokens (see :class:`linkage.schema.Tokeniser`):
 - q-grams: characters of the normalised value, padded with U+0000 (never in normalised text);
@@ -39,6 +40,7 @@ import pyarrow.compute as pc
 
 from linkage.kernels.encode import dense_ids, qgram_keys, set_bits, set_bits_parallel
 from linkage.kernels.hmac import hmac_batch, hmac_batch_parallel, hmac_states, window_positions
+from linkage.kernels.siphash import key_words, siphash_batch, siphash_batch_parallel
 from linkage.normalise import INVALID, REASONS, DateFormat, Normalised, normalise, soundex
 from linkage.schema import BlockKey, Field, Schema
 from linkage.secret import Secret
@@ -65,11 +67,6 @@ class KeyedHasher:
         if n:
             self.kernel(self.istate, self.ostate, data, offsets, nblocks, out)
         return out
-
-    def digest64(self, data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """First 8 bytes of HMAC(key, message), little-endian, per message."""
-        d = self.digests(data, offsets, 0)
-        return np.ascontiguousarray(d[:, :8]).view("<u8").reshape(-1)
 
     def positions(
         self, data: np.ndarray, offsets: np.ndarray, length: int, kmax: int
@@ -307,7 +304,7 @@ class Encoder:
             for f in schema.fields
         }
         self.block_keys = [
-            (b, KeyedHasher(secret.block_key(self.fp, b.name), parallel)) for b in schema.block_keys
+            (b, key_words(secret.block_key(self.fp, b.name)[:16])) for b in schema.block_keys
         ]
 
     def normalise(self, batch: Mapping[str, pa.Array]) -> dict[str, Normalised]:
@@ -423,11 +420,13 @@ class Encoder:
     def _block_keys(self, norm: Mapping[str, Normalised], n: int) -> pa.Array:
         cols = np.zeros((n, len(self.block_keys)), np.uint64)
         valid = np.zeros((n, len(self.block_keys)), bool)
-        for j, (bk, hasher) in enumerate(self.block_keys):
+        sip = siphash_batch_parallel if self.parallel else siphash_batch
+        for j, (bk, (k0, k1)) in enumerate(self.block_keys):
             joined = _join_parts(bk, norm)
             denc = pc.dictionary_encode(joined)
             data, offs = _string_buffers(denc.dictionary)
-            hv = hasher.digest64(data, offs)
+            hv = np.empty(len(offs) - 1, np.uint64)
+            sip(k0, k1, data, offs, hv)
             idx = np.asarray(pc.fill_null(denc.indices, -1).to_numpy(zero_copy_only=False))
             ok = idx >= 0
             valid[:, j] = ok

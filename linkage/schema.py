@@ -539,7 +539,7 @@ def uk_person_template() -> dict[str, Any]:
                 ),
                 "normaliser": "nhs_number",
                 "tokeniser": {"type": "exact"},
-                "bits_per_token": 30,
+                "bits_per_token": 25,
             },
         ],
         "block_keys": [

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from linkage.kernels.siphash import siphash24_reference
 from linkage.normalise import DateFormat, detect_date_format, normalise, soundex
 from linkage.schema import Field, Schema
 from linkage.secret import Secret
@@ -207,8 +208,8 @@ def reference_encode(
             if any(p == "" for p in parts):
                 continue
             joined = "\x1f".join(parts).encode("utf-8")
-            digest = hmac.new(bkeys[b.name], joined, hashlib.sha256).digest()
-            rec_blocks.append(int.from_bytes(digest[:8], "little"))
+            # the spec: SipHash-2-4 under the first 16 bytes of the derived block key
+            rec_blocks.append(siphash24_reference(bkeys[b.name][:16], joined))
         blocks.append(rec_blocks)
     words = length // 64
     filters = np.frombuffer(b"".join(rows), "<u8").reshape(len(rows), words).copy()
