@@ -123,7 +123,8 @@ class DaskSession:
                 n_workers=n,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                host="127.0.0.1",  # scheduler, workers and HTTP endpoint on loopback only
+                dashboard_address=":0",  # any free loopback port (no clash with 8787)
                 # one numba thread per single-threaded worker: no oversubscription
                 env={"NUMBA_NUM_THREADS": "1"},
             )
