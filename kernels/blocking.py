@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from linkage.kernels.popcount import popcount64
+from linkage.kernels.popcount import popcount64, serial_and_parallel
 
 
 @njit(cache=True, nogil=True)
@@ -86,8 +86,8 @@ def _score_groups_body(
                 k += 1
 
 
-score_groups_serial = njit(cache=True, nogil=True)(_score_groups_body)
-score_groups_parallel = njit(cache=True, nogil=True, parallel=True)(_score_groups_body)
+# distinct qualnames: numba's cache key ignores parallel=True (see serial_and_parallel)
+score_groups_serial, score_groups_parallel = serial_and_parallel(_score_groups_body, nogil=True)
 
 
 @njit(cache=True, nogil=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from linkage.kernels.popcount import serial_and_parallel
+
 # The pad character of padded q-grams is codepoint 0; normalisers never emit it.
 PAD = 0
 CP_BITS = 21  # a Unicode codepoint fits in 21 bits; three fit in a uint64 key
@@ -130,8 +132,8 @@ def _set_bits_body(
                 out[r, p >> 6] |= np.uint64(1) << np.uint64(p & 63)
 
 
-set_bits = njit(cache=True, nogil=True)(_set_bits_body)
-set_bits_parallel = njit(cache=True, nogil=True, parallel=True)(_set_bits_body)
+# distinct qualnames: numba's cache key ignores parallel=True (see serial_and_parallel)
+set_bits, set_bits_parallel = serial_and_parallel(_set_bits_body, nogil=True)
 
 
 @njit(cache=True, nogil=True)

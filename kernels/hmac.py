@@ -16,6 +16,8 @@ import hashlib
 import numpy as np
 from numba import njit, prange
 
+from linkage.kernels.popcount import serial_and_parallel
+
 M32 = 0xFFFFFFFF
 _K = np.array(
     [
@@ -183,8 +185,8 @@ def _hmac_batch_body(
                     out[i, 32 * j + t] = digest[t]
 
 
-hmac_batch = njit(cache=True, nogil=True)(_hmac_batch_body)
-hmac_batch_parallel = njit(cache=True, nogil=True, parallel=True)(_hmac_batch_body)
+# distinct qualnames: numba's cache key ignores parallel=True (see serial_and_parallel)
+hmac_batch, hmac_batch_parallel = serial_and_parallel(_hmac_batch_body, nogil=True)
 
 
 @njit(cache=True, nogil=True)

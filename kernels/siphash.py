@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
+from linkage.kernels.popcount import serial_and_parallel
+
 _M64 = (1 << 64) - 1
 
 
@@ -83,8 +85,8 @@ def _siphash_batch_body(
         out[i] = siphash24_one(k0, k1, data, offsets[i], offsets[i + 1])
 
 
-siphash_batch = njit(cache=True, nogil=True)(_siphash_batch_body)
-siphash_batch_parallel = njit(cache=True, nogil=True, parallel=True)(_siphash_batch_body)
+# distinct qualnames: numba's cache key ignores parallel=True (see serial_and_parallel)
+siphash_batch, siphash_batch_parallel = serial_and_parallel(_siphash_batch_body, nogil=True)
 
 
 def key_words(key: bytes) -> tuple[np.uint64, np.uint64]:
