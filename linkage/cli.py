@@ -106,7 +106,11 @@ def main() -> None:
       linkage encode extract.csv -s schema.json --secret-file secret.key \\
           --party council_a --id-column record_id -o council_a.parquet
     The trusted linkage unit (no secret needed):
-      linkage match council_a.parquet nhs.parquet -o links.parquet
+      linkage match council_a.parquet nhs.parquet --dedupe -o links.parquet
+    Without real data (synthetic people with ground truth):
+      linkage synth -o synth --people 10000 --parties 2
+      linkage evaluate links.parquet --truth synth/truth.csv
+    Each command has --help. Docs: README.md, docs/schema.md, docs/evaluate.md.
     """
 
 
