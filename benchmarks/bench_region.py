@@ -112,8 +112,8 @@ def scenario(work: Path, label: str, people: int, parties: int, overlap: float) 
         info["encode"].append({"party": p["name"], "records": p["records"], **st})
         files.append(out)
     links, pairs = work / f"{label}_links.parquet", work / f"{label}_pairs.parquet"
-    cmd: list[Any] = [linkage_exe(), "match", *files, "-o", links, "--pairs", pairs, "--seed", "1"]
-    st = _stage(cmd)
+    mcmd: list[Any] = [linkage_exe(), "match", *files, "-o", links, "--pairs", pairs, "--seed", "1"]
+    st = _stage(mcmd)
     info["match"] = {
         "seconds": st["seconds"],
         "peak_rss_bytes": st["peak_rss_bytes"],

@@ -138,6 +138,7 @@ class DaskSession:
                     "unencrypted; use tls:// between machines (docs/scale.md)"
                 )
             self.client = Client(spec.address)
+        self.client.run(warm_worker)  # kernels load once per worker, before any timing
 
     def n_threads(self) -> int:
         return max(1, sum(self.client.nthreads().values()))
@@ -205,6 +206,28 @@ def _iter_batches(path: str, columns: list[str]) -> Any:
 
 def _parallel() -> bool:
     return numba.get_num_threads() > 1
+
+
+def warm_worker() -> bool:
+    """Import the kernels and run each once on tiny inputs, so that numba loads (or compiles
+    and caches) them once per worker process, not inside the first task."""
+    from linkage.kernels.dice import allpairs_dice, dedup_dice
+    from linkage.kernels.lsh import band_keys
+    from linkage.kernels.popcount import popcount_rows
+
+    par = _parallel()
+    f = np.zeros((3, 16), np.uint64)
+    f[:, 0] = 1
+    allpairs_dice(f, f, 0.5, parallel=par)
+    dedup_dice(f, 0.5, parallel=par)
+    band_keys(f, np.zeros((2, 3), np.int64), parallel=par)
+    pop = popcount_rows(f)
+    keys = np.zeros(3, np.uint64)
+    owners = np.arange(3, dtype=np.int64)
+    party = np.array([0, 1, 1], np.int32)
+    score_blocks(keys, owners, f, pop, party, 0.5, True, par, 2, lambda m: None)
+    score_blocks(keys, owners, f, pop, party, 0.5, False, par, 5, lambda m: None)
+    return True
 
 
 def _fill_task(path: str) -> tuple[int, int]:
@@ -360,9 +383,9 @@ def generate_distributed(
     """Scored pairs as :func:`linkage.blocking.generate` returns them, computed as Dask tasks.
 
     ``paths``: encoded files (readable by every worker), in party order; ``sizes`` their record
-    counts. ``partitions``: key partitions (keys/lsh) or row tiles per party pair (none);
-    default 2 per worker thread. Pairs, scores and their order are identical to the
-    in-process engine for the same arguments.
+    counts. ``partitions``: key partitions (keys/lsh; default one per worker thread) or row
+    tiles per party pair (none; default two per worker thread). Pairs, scores and their order
+    are identical to the in-process engine for the same arguments.
     """
     from linkage.kernels.lsh import choose_bands_rows, sample_positions
 
@@ -375,7 +398,10 @@ def generate_distributed(
     if strategy == "auto":
         strategy = choose_strategy(sizes, dedupe, have_keys)
     if partitions is None:
-        partitions = 2 * max(1, sum(client.nthreads().values()))
+        # keys/lsh: every task streams all files, so one task per worker thread; none: tiles
+        # read only their rows of p (and all of q), so two per thread balance better
+        threads = max(1, sum(client.nthreads().values()))
+        partitions = 2 * threads if strategy == "none" else threads
     if partitions < 1:
         raise InputError(f"partitions must be >= 1, got {partitions}")
     delay = _task_delay
