@@ -10,7 +10,11 @@
     cluster start is timed apart. Target: Dask within 1.3x of in-process. Links and pairs
     must be identical (checked).
 
-Run: ``.venv/bin/python benchmarks/bench_region.py [--quick] [--parts abc]``
+(d) Scaling for docs/scale.md: about 200k x 200k records (25k x 25k with ``--quick``), blocking
+    keys, on a LocalCluster of 1 and of 2 single-threaded workers (library call, cluster start
+    apart; candidates+scoring seconds reported separately from solving in the client).
+
+Run: ``.venv/bin/python benchmarks/bench_region.py [--quick] [--parts abcd]``
 """
 
 from __future__ import annotations
@@ -233,10 +237,52 @@ def dask_vs_inprocess(work: Path, files: list[str]) -> tuple[list[Figure], dict[
     return figs, out
 
 
+_SCALE_CHILD = r"""
+import json, sys, time
+n, files = int(sys.argv[1]), sys.argv[2:]
+from linkage.distributed import match_on_dask, open_scheduler
+t = time.perf_counter()
+with open_scheduler(f"local:{n}") as s:
+    start = time.perf_counter() - t
+    t = time.perf_counter()
+    r = match_on_dask(files, scheduler=s, blocking="keys", seed=1)
+    total = time.perf_counter() - t
+print(json.dumps({"workers": n, "cluster_start_s": start, "match_s": total,
+                  "stages": r.stats["seconds"], "candidates": r.stats["candidates"],
+                  "records": sum(r.stats["records_per_party"].values())}))
+"""
+
+
+def scaling(work: Path, per_party: int) -> tuple[list[Figure], dict[str, Any]]:
+    info = scenario(work, "d", round(per_party / 0.7), 2, overlap=0.7)
+    out: dict[str, Any] = {"records": info["records"]}
+    for n in (1, 2):
+        run = run_measured([sys.executable, "-c", _SCALE_CHILD, str(n), *info["files"]])
+        if run.returncode != 0:
+            raise RuntimeError(f"scaling run failed: {run.stderr.strip()[-2000:]}")
+        out[str(n)] = json.loads(run.stdout.strip().splitlines()[-1])
+    one, two = out["1"], out["2"]
+    score1 = one["stages"]["candidates+scoring"]
+    score2 = two["stages"]["candidates+scoring"]
+    recs = " x ".join(f"{r:,}" for r in info["records"])
+    figs = [
+        Figure(f"scale: {recs} keys, 1 worker, scoring", score1, "s", note="LocalCluster(1)"),
+        Figure(f"scale: {recs} keys, 2 workers, scoring", score2, "s", note="LocalCluster(2)"),
+        Figure(
+            "scale: speed-up of scoring, 2 vs 1 worker",
+            score1 / score2,
+            "x",
+            note=f"whole match {one['match_s']:.2f} s -> {two['match_s']:.2f} s; "
+            f"client solve {two['stages']['solve']:.2f} s",
+        ),
+    ]
+    return figs, out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="160k people; 8 x 25k records")
-    ap.add_argument("--parts", default="abc", help="which parts to run (subset of 'abc')")
+    ap.add_argument("--parts", default="abcd", help="which parts to run (subset of 'abcd')")
     ap.add_argument("--people", type=int, help="(a) people (1,600,000; 160,000 quick)")
     ap.add_argument("--per-party", type=int, help="(b) records per party (200,000; 25,000 quick)")
     ap.add_argument("--name", default="region")
@@ -263,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
             f, e = dask_vs_inprocess(work, a_info["files"])
             figs += f
             extra["c"] = e
+        if "d" in args.parts:
+            f, e = scaling(work, 25_000 if q else 200_000)
+            figs += f
+            extra["d"] = e
     extra["load_avg_1m_after"] = os.getloadavg()[0]
     json_path, _ = write_results(args.name, figs, extra=extra, machine=machine)
     print_figures(
