@@ -1,0 +1,180 @@
+"""ASCII normaliser kernel (linkage.kernels.text.ascii_normalise) vs the general Unicode path.
+
+The reference is ``linkage.normalise.normalise(kind, values, fast=False)`` (Arrow regexes);
+for ASCII input the fast path must give the same values and statuses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from linkage.kernels.text import (
+    MODE_NAME,
+    MODE_NONE,
+    MODE_TEXT,
+    TITLE_DATA,
+    TITLE_OFFSETS,
+    TITLE_WORDS,
+    ascii_normalise,
+)
+from linkage.normalise import _SIMPLE, TITLES, normalise
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+KINDS = ("name", "text", "none")
+MODES = {"name": MODE_NAME, "text": MODE_TEXT, "none": MODE_NONE}
+
+FRAGMENTS = [
+    "Mr", "MRS.", "mrs", "Dr", "Dr Dr", "Miss", "sir", "Lady", "PROF.", "Mx",
+    " ", "  ", "\t", "\x0b", "\x0c", "\r", "\n", "\r\n",
+    "'", "`", '"', ".", ",", "-", "/", "&", "(", ")",
+    "O'Brien", "Smith-Jones", "de la Cruz", "12", "Flat 3b", "St.", "mary", "ANNE",
+]  # fmt: skip
+PRINTABLE = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+WHITESPACE = st.sampled_from(["\t", "\x0b", "\x0c", "\r", "\n"])
+VALUE = st.lists(
+    st.one_of(st.sampled_from(FRAGMENTS), st.text(st.one_of(PRINTABLE, WHITESPACE), max_size=6)),
+    max_size=6,
+).map("".join)
+ANY_ASCII = st.text(st.characters(min_codepoint=0, max_codepoint=0x7F), max_size=12)
+
+
+def kernel(kind: str, values: list[str]) -> list[str]:
+    enc = [v.encode("ascii") for v in values]
+    off = np.zeros(len(enc) + 1, np.int64)
+    np.cumsum([len(e) for e in enc], out=off[1:])
+    data = np.frombuffer(b"".join(enc), np.uint8).copy()
+    out, out_off = ascii_normalise(data, off, MODES[kind], TITLE_DATA, TITLE_OFFSETS)
+    assert out_off.shape == (len(values) + 1,) and out_off[-1] == len(out)
+    raw = out.tobytes()
+    return [raw[out_off[i] : out_off[i + 1]].decode("ascii") for i in range(len(values))]
+
+
+def general(kind: str, values: list[str]) -> list[str]:
+    """The Unicode path's normaliser itself (no missing-value handling)."""
+    vals, _ = _SIMPLE[kind](pa.array(values, pa.string()))
+    return [v if v is not None else "" for v in vals.to_pylist()]
+
+
+def assert_fast_equals_general(kind: str, values: list[str]) -> None:
+    fast = normalise(kind, values)
+    slow = normalise(kind, values, fast=False)
+    assert fast.values.to_pylist() == slow.values.to_pylist(), values
+    assert fast.status.tolist() == slow.status.tolist(), values
+
+
+@SETTINGS
+@given(st.sampled_from(KINDS), st.lists(VALUE, max_size=12))
+def test_fast_path_equals_unicode_path(kind: str, values: list[str]) -> None:
+    assert_fast_equals_general(kind, values)
+
+
+@SETTINGS
+@given(st.sampled_from(KINDS), st.lists(ANY_ASCII, max_size=12))
+def test_kernel_equals_general_normaliser_any_ascii(kind: str, values: list[str]) -> None:
+    """Every ASCII byte, control characters included, straight through the kernel."""
+    assert kernel(kind, values) == general(kind, values)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fast_path_edge_values(kind: str) -> None:
+    values = [
+        "", " ", "\t\n", "\x0b", "\x0c", "Mr", "MRS.", "Dr Dr", "Mr Dr Smith", "Mr. John  Smith ",
+        "  leading", "trailing  ", "a\x0bb", "a\x0cb", "O'Brien", "`quoted`", '"Q"', "'", "...",
+        "Sir Lady", "MISSY", "Mrs.Smith", "dr .  who", "12 High St., Apt 3", "x" * 300,
+    ]  # fmt: skip
+    assert_fast_equals_general(kind, values)
+    assert kernel(kind, values) == general(kind, values)
+    # mixed ASCII / non-ASCII batches take both paths and are merged back in order
+    assert_fast_equals_general(kind, [*values, "Zoë", "Mr Siân", "李明"])
+
+
+def test_known_values() -> None:
+    assert kernel("name", ["Mr John Smith", "Dr Dr", "MRS.", "O'Brien", "Mr. Mrs x"]) == [
+        "JOHNSMITH",
+        "DR",
+        "MRS",
+        "OBRIEN",
+        "X",
+    ]
+    assert kernel("text", ["12, High St.", "O'Brien's `Yard`", " -- ", ""]) == [
+        "12 HIGH ST",
+        "OBRIENS YARD",
+        "",
+        "",
+    ]
+    assert kernel("none", ["  a \t b  ", "x\x0by", "\r\n"]) == ["a b", "x\x0by", ""]
+
+
+def test_title_table_matches_normaliser() -> None:
+    assert TITLE_WORDS == TITLES
+    blob = TITLE_DATA.tobytes().decode()
+    assert [blob[a:b] for a, b in itertools.pairwise(TITLE_OFFSETS.tolist())] == list(TITLES)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_kernel_empty_batch_and_offset_buffer(kind: str) -> None:
+    out, out_off = ascii_normalise(
+        np.zeros(0, np.uint8), np.zeros(1, np.int64), MODES[kind], TITLE_DATA, TITLE_OFFSETS
+    )
+    assert out.shape == (0,) and out_off.tolist() == [0]
+    # strings that do not start at byte 0 of the buffer (a sliced Arrow array)
+    data = np.frombuffer(b"junkMr  Jo'hn Smith", np.uint8).copy()
+    off = np.array([4, 11, 19], np.int64)
+    out, out_off = ascii_normalise(data, off, MODES[kind], TITLE_DATA, TITLE_OFFSETS)
+    got = [out[out_off[i] : out_off[i + 1]].tobytes().decode() for i in range(2)]
+    assert got == general(kind, ["Mr  Jo'", "hn Smith"])
+
+
+def test_sliced_arrow_array_with_nulls() -> None:
+    arr = pa.array(["x", "Mr Bean", None, " Dr  Who ", "", "a'b"], pa.string()).slice(1)
+    for kind in KINDS:
+        fast = normalise(kind, arr)
+        slow = normalise(kind, arr, fast=False)
+        assert fast.values.to_pylist() == slow.values.to_pylist()
+        assert fast.status.tolist() == slow.status.tolist()
+
+
+def test_ascii_normalise_without_jit_matches_jit() -> None:
+    """NUMBA_DISABLE_JIT=1 runs the same body in Python: same bytes."""
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from linkage.kernels.text import TITLE_DATA, TITLE_OFFSETS, ascii_normalise
+        vals = [b"", b"Mr John Smith", b"Dr Dr", b" O'Brien\\t", b"12, High St.", b"a\\x0bb"]
+        off = np.zeros(len(vals) + 1, np.int64); np.cumsum([len(v) for v in vals], out=off[1:])
+        data = np.frombuffer(b"".join(vals), np.uint8).copy()
+        res = {}
+        for mode in (0, 1, 2):
+            o, oo = ascii_normalise(data, off, mode, TITLE_DATA, TITLE_OFFSETS)
+            res[f"o{mode}"] = o; res[f"oo{mode}"] = oo
+        np.savez(OUT, **res)
+        """
+    )
+    arrays = {}
+    for jit_off in ("0", "1"):
+        out = f"{os.environ.get('TMPDIR', '/tmp')}/text_nojit_{os.getpid()}_{jit_off}.npz"
+        env = dict(os.environ, NUMBA_DISABLE_JIT=jit_off)
+        res = subprocess.run(
+            [sys.executable, "-c", f"OUT = {out!r}\n" + code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert res.returncode == 0, res.stderr[-2000:]
+        with np.load(out) as z:
+            arrays[jit_off] = {k: z[k] for k in z.files}
+        os.unlink(out)
+    assert arrays["0"].keys() == arrays["1"].keys()
+    for k in arrays["0"]:
+        assert np.array_equal(arrays["0"][k], arrays["1"][k]), k
