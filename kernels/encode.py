@@ -2,7 +2,8 @@
 
 The encoder works per *distinct value* ("unit") of a field: tokens and their bit positions
 are computed once per distinct value and once per distinct token, then records set the bits
-of their units. Plain Python references live in :mod:`linkage.kernels.reference_encode`.
+of their units. Plain-Python references are in tests/test_kernels_encode.py and the
+encoder as a whole is compared with tests/reference_encoder.py.
 """
 
 from __future__ import annotations
@@ -137,34 +138,6 @@ set_bits, set_bits_parallel = serial_and_parallel(_set_bits_body, nogil=True)
 
 
 @njit(cache=True, nogil=True)
-def positions_from_words(words: np.ndarray, length: int, kmax: int, out: np.ndarray) -> np.ndarray:
-    """First ``kmax`` accepted positions per row from 16-bit hash words.
-
-    A word w gives position w & (2^ceil(log2 length) - 1) when that is < length (rejection
-    sampling keeps positions unbiased). ``out`` (rows, kmax) is filled; the returned bool
-    array marks rows that ran out of words (the caller extends them with more hash blocks).
-    """
-    mask = 1
-    while mask < length:
-        mask <<= 1
-    mask -= 1
-    rows = words.shape[0]
-    short = np.zeros(rows, np.bool_)
-    for i in range(rows):
-        got = 0
-        for w in range(words.shape[1]):
-            p = words[i, w] & mask
-            if p < length:
-                out[i, got] = p
-                got += 1
-                if got == kmax:
-                    break
-        if got < kmax:
-            short[i] = True
-    return short
-
-
-@njit(cache=True, nogil=True)
 def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct keys in first-appearance order, and each key's index among them.
 
@@ -206,5 +179,4 @@ KERNELS = {
     "qgram_keys": qgram_keys,
     "set_bits": set_bits,
     "set_bits_parallel": set_bits_parallel,
-    "positions_from_words": positions_from_words,
 }

@@ -195,7 +195,8 @@ def window_positions(digests: np.ndarray, length: int, kmax: int, out: np.ndarra
 
     Row i of ``digests`` is a sequence of 32-byte blocks; window t of a block is bits
     b*t .. b*t+b-1 of the block read as a little-endian 256-bit integer, for t < 256 // b.
-    A window w is accepted when w < length. Returns a bool per row: True where the blocks ran
+    A window w is accepted when w < length (b <= 17: windows are read from 3 bytes, enough for
+    filters of up to 2^17 bits). Returns a bool per row: True where the blocks ran
     out before ``kmax`` windows were accepted (the caller hashes more blocks).
     """
     b = 0
@@ -208,6 +209,8 @@ def window_positions(digests: np.ndarray, length: int, kmax: int, out: np.ndarra
     rows = digests.shape[0]
     nblocks = digests.shape[1] // 32
     short = np.zeros(rows, np.bool_)
+    if kmax <= 0:
+        return short
     for i in range(rows):
         got = 0
         for blk in range(nblocks):

@@ -416,6 +416,12 @@ def synth(
     type=click.IntRange(2),
     help="Blocks larger than this are scored by the all-pairs kernel (never dropped).",
 )
+@click.option(
+    "--scheduler",
+    metavar="local[:N]|tls://HOST:PORT",
+    help="Run candidate scoring on Dask (pip install 'pprl-linkage[dask]'); the files must be "
+    "readable by every worker. See docs/scale.md.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No summary.")
 @handle_errors
 def match_cmd(
@@ -430,6 +436,7 @@ def match_cmd(
     threads: int | None,
     seed: int | None,
     max_block: int,
+    scheduler: str | None,
     quiet: bool,
 ) -> None:
     """Link encoded files from two or more partners (or one, with --dedupe).
@@ -461,6 +468,7 @@ def match_cmd(
         max_block=max_block,
         warn=warn,
         progress=progress,
+        scheduler=scheduler,
     )
     result.write(output, pairs_out)
     if not quiet:

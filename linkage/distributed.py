@@ -703,56 +703,16 @@ def finish_match(
     dedupe_threshold: float,
     seconds: dict[str, float],
 ) -> Any:
-    """Solve scored pairs and build the links / pairs tables and statistics exactly as
-    :func:`linkage.match.match` does after candidate generation."""
-    from linkage.match import LinkageResult
-    from linkage.solve import assign_entity_ids, solve
+    """Solve and build the outputs exactly as :func:`linkage.match.match` (same code)."""
+    from linkage.match import finish
 
-    sizes = [len(e) for e in encs]
-    party = np.repeat(np.arange(len(encs), dtype=np.int32), sizes)
-    t0 = time.perf_counter()
-    res = solve(cand.left, cand.right, cand.score, party, dedupe=dedupe, solver=solver)  # type: ignore[arg-type]
-    ids = assign_entity_ids(res.labels, seed)
-    seconds["solve"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    party_names = pa.array([e.party for e in encs])
-    record_ids = pa.concat_arrays([e.record_ids for e in encs])
-    links = pa.table(
-        {
-            "entity_id": pa.array(ids[res.labels]),
-            "party": pc.take(party_names, pa.array(party)),
-            "record_id": record_ids,
-        }
+    return finish(
+        encs,
+        cand,
+        dedupe=dedupe,
+        solver=solver,
+        seed=seed,
+        threshold=threshold,
+        dedupe_threshold=dedupe_threshold,
+        seconds=seconds,
     )
-    m = res.pair_mask
-    li, ri = cand.left[m], cand.right[m]
-    pairs = pa.table(
-        {
-            "party_a": pc.take(party_names, pa.array(party[li])),
-            "record_id_a": pc.take(record_ids, pa.array(li)),
-            "party_b": pc.take(party_names, pa.array(party[ri])),
-            "record_id_b": pc.take(record_ids, pa.array(ri)),
-            "score": pa.array(cand.score[m]),
-        }
-    )
-    seconds["output"] = time.perf_counter() - t0
-    ent_sizes = np.bincount(res.labels)
-    by_size = np.bincount(ent_sizes)
-    stats: dict[str, object] = {
-        "records_per_party": {e.party: len(e) for e in encs},
-        "threshold": threshold,
-        "dedupe_threshold": dedupe_threshold if dedupe else None,
-        "blocking": cand.strategy,
-        "blocking_detail": cand.detail,
-        "candidates": cand.compared,
-        "possible_pairs": cand.possible,
-        "reduction_ratio": cand.reduction_ratio,
-        "pairs_above_threshold": len(cand.left),
-        "matched_pairs": int(m.sum()),
-        "entities": len(ent_sizes),
-        "entities_by_size": {int(k): int(v) for k, v in enumerate(by_size) if k and v},
-        "threads": numba.get_num_threads(),
-        "seconds": seconds,
-    }
-    return LinkageResult(links, pairs, stats)

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from linkage.blocking import DEFAULT_MAX_BLOCK, STRATEGIES, Candidates, generate
 from linkage.encoded import EncodedTable, read_encoded, temp_path_for
-from linkage.errors import CompatibilityError, InputError, LinkageError
+from linkage.errors import CompatibilityError, InputError
 from linkage.kernels.popcount import popcount_rows
 from linkage.solve import assign_entity_ids, solve
 
@@ -173,6 +173,7 @@ def match(
     max_block: int = DEFAULT_MAX_BLOCK,
     warn: Callable[[str], None] | None = None,
     progress: Callable[[str], None] | None = None,
+    scheduler: str | None = None,
 ) -> LinkageResult:
     """Link encoded files (paths or :class:`EncodedTable`) into entities.
 
@@ -181,8 +182,27 @@ def match(
     at least ``dedupe_threshold`` (default ``max(threshold, 0.8)``: duplicates are nearer to
     each other than to household members). ``solver``: greedy or optimal (two
     parties). ``threads``: numba threads (default: all cores). ``seed``: makes entity ids and
-    LSH sampling reproducible (entity ids are random per run when None).
+    LSH sampling reproducible (entity ids are random per run when None). ``scheduler``:
+    run candidate scoring on Dask (``local[:N]`` or ``tls://HOST:PORT``; inputs must be
+    paths every worker can read; see docs/scale.md).
     """
+    if scheduler is not None:
+        from linkage.distributed import match_on_dask
+
+        return match_on_dask(
+            list(inputs),  # type: ignore[arg-type]
+            scheduler=scheduler,
+            threshold=threshold,
+            blocking=blocking,
+            dedupe=dedupe,
+            dedupe_threshold=dedupe_threshold,
+            solver=solver,
+            threads=threads,
+            seed=seed,
+            max_block=max_block,
+            warn=warn,
+            progress=progress,
+        )
     if not 0.0 <= threshold <= 1.0:
         raise InputError(f"--threshold must be between 0 and 1, got {threshold}")
     if dedupe_threshold is None:
@@ -272,11 +292,35 @@ def _match(
     seconds["candidates+scoring"] = time.perf_counter() - t0
     say(f"blocking {cand.strategy}: {len(cand.left)} pairs >= {threshold}")
 
+    return finish(
+        encs,
+        cand,
+        dedupe=dedupe,
+        solver=solver,
+        seed=seed,
+        threshold=threshold,
+        dedupe_threshold=dedupe_threshold,
+        seconds=seconds,
+    )
+
+
+def finish(
+    encs: Sequence[EncodedTable],
+    cand: Candidates,
+    *,
+    dedupe: bool,
+    solver: str,
+    seed: int | None,
+    threshold: float,
+    dedupe_threshold: float,
+    seconds: dict[str, float],
+) -> LinkageResult:
+    """Solve scored pairs into entities and build the links / pairs tables and statistics
+    (shared by the in-process and the Dask engines)."""
+    sizes = [len(e) for e in encs]
+    party = np.repeat(np.arange(len(encs), dtype=np.int32), sizes)
     t0 = time.perf_counter()
-    try:
-        res = solve(cand.left, cand.right, cand.score, party, dedupe=dedupe, solver=solver)  # type: ignore[arg-type]
-    except LinkageError:
-        raise
+    res = solve(cand.left, cand.right, cand.score, party, dedupe=dedupe, solver=solver)  # type: ignore[arg-type]
     ids = assign_entity_ids(res.labels, seed)
     seconds["solve"] = time.perf_counter() - t0
 

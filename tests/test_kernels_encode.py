@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from linkage.kernels.encode import (
     CP_BITS,
     dense_ids,
-    positions_from_words,
     qgram_keys,
     set_bits,
     set_bits_parallel,
@@ -73,19 +72,6 @@ def set_bits_ref(
         p = pos[toks, : int(unit_k[u])].reshape(-1).astype(np.int64)
         bits[r, p] = True
     return np.packbits(bits, axis=1, bitorder="little").view("<u8").astype(np.uint64)
-
-
-def positions_from_words_ref(
-    words: np.ndarray, length: int, kmax: int
-) -> tuple[list[list[int]], list[bool]]:
-    b = max(0, (length - 1).bit_length())
-    mask = (1 << b) - 1
-    rows, short = [], []
-    for row in words.tolist():
-        acc = [w & mask for w in row if (w & mask) < length][:kmax]
-        rows.append(acc)
-        short.append(len(acc) < kmax)
-    return rows, short
 
 
 # -- qgram_keys ------------------------------------------------------------------------------
@@ -291,43 +277,6 @@ def test_dense_ids_random_large() -> None:
     keys = rng.integers(0, 2**63, 20000, dtype=np.int64).astype(np.uint64)
     keys = keys[rng.integers(0, 20000, 50000)]  # many repeats
     check_dense_ids(keys)
-
-
-# -- positions_from_words --------------------------------------------------------------------
-@SETTINGS
-@given(
-    st.integers(1, 65536),
-    st.integers(1, 12),  # kmax = 0 writes out of bounds: see the xfail test below
-    st.integers(0, 20),
-    st.integers(0, 8),
-    st.integers(0, 2**32 - 1),
-)
-def test_positions_from_words_match_reference(
-    length: int, kmax: int, nwords: int, rows: int, seed: int
-) -> None:
-    rng = np.random.default_rng(seed)
-    words = rng.integers(0, 1 << 16, (rows, nwords)).astype(np.uint16)
-    out = np.full((rows, kmax), 99999, np.int64)
-    short = positions_from_words(words, length, kmax, out)
-    want_rows, want_short = positions_from_words_ref(words, length, kmax)
-    assert short.tolist() == want_short
-    for i in range(rows):
-        got = out[i, : len(want_rows[i])].tolist()
-        assert got == want_rows[i]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason="positions_from_words writes out[i, 0] before checking got == kmax, so kmax = 0 "
-    "writes past the end of an (n, 0) array (heap corruption when compiled)",
-)
-def test_positions_from_words_kmax_zero() -> None:
-    words = np.ones((3, 4), np.uint16)
-    out = np.zeros((3, 0), np.int64)
-    # the Python body (py_func) raises where the compiled kernel silently corrupts memory
-    short = positions_from_words.py_func(words, 1024, 0, out)
-    assert not short.any()
 
 
 # -- NUMBA_DISABLE_JIT -----------------------------------------------------------------------
