@@ -32,10 +32,11 @@ BENCHES: dict[str, str] = {
     "encode": "bench_encode.py",
     "match": "bench_match.py",
     "quality": "bench_quality.py",
+    "region": "bench_region.py",
     "kernels": "bench_kernels.py",
     "peers_baseline": "peers.py",
 }
-DEFAULT = ("encode", "match", "quality")
+DEFAULT = ("encode", "match", "quality", "region")
 
 
 def summary_markdown(
