@@ -157,3 +157,45 @@ def ascii_normalise(
 
 
 KERNELS = {"ascii_normalise": ascii_normalise}
+
+
+# Soundex digit per letter A..Z (0: no code: vowels, H, W, Y).
+SOUNDEX_TABLE = np.frombuffer(b"01230120022455012623010202", dtype=np.uint8) - ord("0")
+
+
+@njit(cache=True, nogil=True)
+def soundex_codes(
+    data: np.ndarray, offsets: np.ndarray, table: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """American Soundex of each string, reading only the bytes A-Z (other bytes ignored).
+
+    First letter, then the digits of the following letters, skipping a digit equal to the
+    previous one (H and W do not separate equal digits; vowels do), padded with '0' to 4.
+    Returns (codes uint8[n, 4] ASCII, valid bool[n]); invalid where there is no A-Z letter.
+    """
+    n = offsets.shape[0] - 1
+    out = np.full((n, 4), 48, np.uint8)
+    valid = np.zeros(n, np.bool_)
+    for i in range(n):
+        got = 0
+        prev = 0
+        for p in range(offsets[i], offsets[i + 1]):
+            c = np.int64(data[p])
+            if c < 65 or c > 90:
+                continue
+            code = np.int64(table[c - 65])
+            if got == 0:
+                out[i, 0] = c
+                got = 1
+                prev = code
+                valid[i] = True
+                continue
+            if code != 0 and code != prev and got < 4:
+                out[i, got] = 48 + code
+                got += 1
+            if c != 72 and c != 87:  # H, W
+                prev = code
+    return out, valid
+
+
+KERNELS["soundex_codes"] = soundex_codes

@@ -42,9 +42,11 @@ from linkage.kernels.text import (
     MODE_NAME,
     MODE_NONE,
     MODE_TEXT,
+    SOUNDEX_TABLE,
     TITLE_DATA,
     TITLE_OFFSETS,
     ascii_normalise,
+    soundex_codes,
 )
 
 # Row status codes. Non-zero codes >= INVALID are row problems.
@@ -539,7 +541,29 @@ def soundex(values: pa.Array) -> pa.Array:
 
     Letter, then the digit codes of the following consonants, adjacent equal codes merged
     (also across H and W), vowels separating equal codes, padded with 0 to four characters.
+    Computed once per distinct value by a numba kernel (:func:`soundex_reference` is the
+    plain-Python definition). Null where there is no A-Z letter.
     """
+    denc = pc.dictionary_encode(values)
+    uniq = denc.dictionary
+    if uniq.offset or uniq.null_count:
+        uniq = pa.concat_arrays([uniq.fill_null("")])
+    offs = np.frombuffer(uniq.buffers()[1], np.int32)[: len(uniq) + 1].astype(np.int64)
+    buf = uniq.buffers()[2]
+    data = np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)
+    codes, valid = soundex_codes(data, offs, SOUNDEX_TABLE)
+    n = len(uniq)
+    u_codes = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(4), n, [None, pa.py_buffer(np.ascontiguousarray(codes))]
+    ).cast(pa.string())
+    u_codes = _null_if(u_codes, pa.array(~valid))
+    return pc.take(u_codes, denc.indices)
+
+
+def soundex_reference(value: str | None) -> str | None:
+    """Plain-Python Soundex of one normalised value (the definition; used by tests)."""
+    if value is None:
+        return None
     codes = {
         **dict.fromkeys("BFPV", "1"),
         **dict.fromkeys("CGJKQSXZ", "2"),
@@ -548,24 +572,15 @@ def soundex(values: pa.Array) -> pa.Array:
         **dict.fromkeys("MN", "5"),
         "R": "6",
     }
-    uniq = pc.unique(values)
-    out: dict[str, str | None] = {}
-    for s in uniq.to_pylist():
-        if s is None:
-            continue
-        letters = [c for c in s if "A" <= c <= "Z"]
-        if not letters:
-            out[s] = None
-            continue
-        first = letters[0]
-        res, prev = [first], codes.get(first, "")
-        for c in letters[1:]:
-            code = codes.get(c, "")
-            if code and code != prev:
-                res.append(code)
-            if c not in "HW":
-                prev = code
-        out[s] = ("".join(res) + "000")[:4]
-    keys = pa.array(list(out), pa.string())
-    vals = pa.array(list(out.values()), pa.string())
-    return pc.take(vals, pc.index_in(values, value_set=keys))
+    letters = [c for c in value if "A" <= c <= "Z"]
+    if not letters:
+        return None
+    first = letters[0]
+    res, prev = [first], codes.get(first, "")
+    for c in letters[1:]:
+        code = codes.get(c, "")
+        if code and code != prev:
+            res.append(code)
+        if c not in "HW":
+            prev = code
+    return ("".join(res) + "000")[:4]

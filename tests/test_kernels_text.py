@@ -178,3 +178,26 @@ def test_ascii_normalise_without_jit_matches_jit() -> None:
     assert arrays["0"].keys() == arrays["1"].keys()
     for k in arrays["0"]:
         assert np.array_equal(arrays["0"][k], arrays["1"][k]), k
+
+
+# -- soundex ------------------------------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ HWÖ李'-", max_size=14)),
+        max_size=40,
+    )
+)
+def test_soundex_kernel_matches_reference(values: list[str | None]) -> None:
+    from linkage.normalise import soundex, soundex_reference
+
+    got = soundex(pa.array(values, pa.string())).to_pylist()
+    assert got == [soundex_reference(v) for v in values]
+
+
+def test_soundex_known_codes() -> None:
+    from linkage.normalise import soundex
+
+    names = ["ROBERT", "RUPERT", "ASHCRAFT", "TYMCZAK", "PFISTER", "HONEYMAN", "LEE", "李"]
+    want = ["R163", "R163", "A261", "T522", "P236", "H555", "L000", None]
+    assert soundex(pa.array(names)).to_pylist() == want
