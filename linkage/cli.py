@@ -211,6 +211,12 @@ def schema_check(schema_file: str) -> None:
 @click.option("--delimiter", default=",", show_default=True, help="CSV delimiter.")
 @click.option("--threads", type=click.IntRange(1), help="Worker threads (default: all cores).")
 @click.option(
+    "--scheduler",
+    metavar="local[:N]|tls://HOST:PORT",
+    help="Encode batches on your own Dask cluster (pip install 'pprl-linkage[dask]'); needs "
+    "--secret-file readable by every worker. See docs/scale.md.",
+)
+@click.option(
     "--batch-size",
     default=50_000,
     show_default=True,
@@ -232,6 +238,7 @@ def encode(
     absent: tuple[str, ...],
     delimiter: str,
     threads: int | None,
+    scheduler: str | None,
     batch_size: int,
     quiet: bool,
 ) -> None:
@@ -264,6 +271,8 @@ def encode(
             delimiter=delimiter,
             batch_size=batch_size,
             threads=threads,
+            scheduler=scheduler,
+            secret_file=secret_file,
             progress=bar.update,
         )
     finally:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -193,8 +193,11 @@ def _encode_stream(
     rejects: list[tuple[str, str, str]] | None,
     today: _dt.date | None,
     threads: int | None = None,
+    remote: RemoteEncoder | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Encoded record batches (record_id, clk[, block_keys]) of ``src``, in input order."""
+    """Encoded record batches (record_id, clk[, block_keys]) of ``src``, in input order.
+
+    Batches are encoded on local threads, or by ``remote`` (e.g. Dask workers)."""
     aschema = arrow_schema(schema.filter_length, bool(schema.block_keys))
     plan = _Plan(src, schema, id_column, columns, date_formats, absent)
     total = plan.precheck()
@@ -213,20 +216,15 @@ def _encode_stream(
                 schema, secret, date_formats=plan.date_formats, today=today, parallel=workers == 1
             )
             local.encoder = enc
-        ids = batch[plan.id_column]
-        if isinstance(ids, pa.ChunkedArray):
-            ids = ids.combine_chunks()
-        n = len(ids)
-        cols = {}
-        for f in schema.field_names:
-            if f in plan.field_col:
-                cols[f] = batch[plan.field_col[f]]
-            else:
-                cols[f] = pa.nulls(n, pa.string())
-        return ids, enc.encode_batch(cols, n)
+        ids, cols = batch_columns(batch, plan.id_column, plan.field_col, schema.field_names)
+        return ids, enc.encode_batch(cols, len(ids))
 
     batches = (b for _, b in src.iter_batches(read_cols, batch_size))
-    for ids, res in _ordered_map(work, batches, workers):
+    if remote is not None:
+        results = remote.map(plan, batches)
+    else:
+        results = _ordered_map(work, batches, workers)
+    for ids, res in results:
         n = len(ids)
         summary.rows_read += n
         for rows, fname, codes in res.problems:
@@ -258,6 +256,31 @@ def _encode_stream(
         if bks is not None:
             arrays.append(bks)
         yield pa.RecordBatch.from_arrays(arrays, schema=aschema)
+
+
+def batch_columns(
+    batch: Mapping[str, pa.Array],
+    id_column: str,
+    field_col: Mapping[str, str],
+    field_names: Sequence[str],
+) -> tuple[pa.Array, dict[str, pa.Array]]:
+    """The id array and the schema-field columns of a read batch (absent fields as nulls)."""
+    ids = batch[id_column]
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    n = len(ids)
+    cols = {}
+    for f in field_names:
+        cols[f] = batch[field_col[f]] if f in field_col else pa.nulls(n, pa.string())
+    return ids, cols
+
+
+class RemoteEncoder(Protocol):
+    """Encodes batches elsewhere (see :class:`linkage.distributed.DaskEncoder`)."""
+
+    def map(
+        self, plan: _Plan, batches: Iterator[dict[str, pa.Array]]
+    ) -> Iterator[tuple[pa.Array, BatchResult]]: ...
 
 
 T = TypeVar("T")
@@ -302,10 +325,16 @@ def encode_file(
     progress: Progress | None = None,
     today: _dt.date | None = None,
     threads: int | None = None,
+    scheduler: Any = None,
+    secret_file: str | Path | None = None,
 ) -> EncodeSummary:
     """Encode a CSV or Parquet extract into an encoded Parquet file, streaming in batches.
 
     Nothing is left at ``output_path`` (or ``rejects_path``) unless the whole run succeeds.
+    ``scheduler`` (``local[:N]``, ``tls://HOST:PORT`` or an open
+    :class:`linkage.distributed.DaskSession`): encode batches on the partner's own
+    Dask workers, which read the secret from ``secret_file`` themselves (the secret never
+    travels); see docs/scale.md.
     """
     _check_party(party)
     src = InputFile(input_path, delimiter=delimiter)
@@ -313,6 +342,52 @@ def encode_file(
     _check_output(out, "output", [src.path])
     if rejects_path is not None:
         _check_output(Path(rejects_path), "--rejects file", [src.path, out])
+    own_session = remote = None
+    if scheduler is not None:
+        from linkage.distributed import DaskEncoder, open_scheduler
+
+        if secret_file is None:
+            raise InputError(
+                "encode --scheduler needs --secret-file, a path every worker can read (the "
+                "secret itself is never sent to workers)"
+            )
+        if isinstance(scheduler, str):
+            session = own_session = open_scheduler(scheduler)
+        else:
+            session = scheduler
+        remote = DaskEncoder(
+            session, schema, Path(secret_file), secret.key_check(schema.fingerprint), today
+        )
+    try:
+        return _encode_file(
+            src, out, schema, secret, party=party, id_column=id_column, columns=columns,
+            date_formats=date_formats, absent=absent, rejects_path=rejects_path,
+            batch_size=batch_size, progress=progress, today=today, threads=threads,
+            remote=remote,
+        )  # fmt: skip
+    finally:
+        if own_session is not None:
+            own_session.close()
+
+
+def _encode_file(
+    src: InputFile,
+    out: Path,
+    schema: Schema,
+    secret: Secret,
+    *,
+    party: str,
+    id_column: str,
+    columns: Mapping[str, str] | None,
+    date_formats: Mapping[str, str] | None,
+    absent: Sequence[str],
+    rejects_path: str | Path | None,
+    batch_size: int,
+    progress: Progress | None,
+    today: _dt.date | None,
+    threads: int | None,
+    remote: RemoteEncoder | None,
+) -> EncodeSummary:
     summary = EncodeSummary(party)
     rejects: list[tuple[str, str, str]] | None = [] if rejects_path is not None else None
     has_bk = bool(schema.block_keys)
@@ -335,6 +410,7 @@ def encode_file(
             rejects=rejects,
             today=today,
             threads=threads,
+            remote=remote,
         ):
             writer.write_batch(batch)
         if summary.rows_encoded == 0:

@@ -32,7 +32,7 @@ from linkage.distributed import (
     parse_scheduler,
 )
 from linkage.encoded import EncodedTable, make_meta, read_encoded, write_encoded
-from linkage.errors import InputError, LinkageError
+from linkage.errors import CompatibilityError, InputError, LinkageError
 from linkage.match import LinkageResult, match
 from linkage.partner import encode
 from linkage.schema import Schema, uk_person_template
@@ -41,7 +41,8 @@ from linkage.synth import synth
 
 pytestmark = pytest.mark.dask
 
-SECRET = Secret(b"dask-test-secret-0123456789-ABCDE")
+SECRET_BYTES = b"dask-test-secret-0123456789-ABCDE"
+SECRET = Secret(SECRET_BYTES)
 FIELDS = {
     "given_name": "given",
     "surname": "family",
@@ -239,3 +240,71 @@ def test_worker_killed_mid_run(files: list[Path]) -> None:
         assert isinstance(got, LinkageResult)
         assert pids[victim] not in client.run(os.getpid).values()  # it really died
     same(ref, got)
+
+
+# -- encoding on Dask -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def extract(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("dask_encode") / "pop"
+    synth(out, people=400, parties=1, corruption="high", seed=5)
+    party = json.loads((out / "manifest.json").read_text())["parties"][0]
+    return out / party["file"], party
+
+
+def _encode_kwargs(party: dict) -> dict:
+    return {
+        "party": party["name"],
+        "id_column": party["record_id_column"],
+        "columns": {f: party["columns"][s] for f, s in FIELDS.items() if s in party["columns"]},
+        "date_formats": {"date_of_birth": party["date_format"]},
+        "batch_size": 1000,
+    }
+
+
+def test_encode_on_dask_identical_to_in_process(
+    tmp_path: Path, extract: tuple[Path, dict], session
+) -> None:
+    from linkage.partner import encode_file
+
+    src, party = extract
+    key = tmp_path / "secret.key"
+    key.write_bytes(SECRET_BYTES)
+    schema = Schema.from_dict(uk_person_template())
+    local = encode_file(src, tmp_path / "local.parquet", schema, SECRET,
+                        rejects_path=tmp_path / "local.csv", **_encode_kwargs(party))  # fmt: skip
+    remote = encode_file(src, tmp_path / "dask.parquet", schema, SECRET, scheduler=session,
+                         secret_file=key, rejects_path=tmp_path / "dask.csv",
+                         **_encode_kwargs(party))  # fmt: skip
+    assert local.rows_encoded == remote.rows_encoded > 0
+    assert local.problems == remote.problems
+    a, b = read_encoded(tmp_path / "local.parquet"), read_encoded(tmp_path / "dask.parquet")
+    assert a.table.equals(b.table)
+    assert a.meta["key_check"] == b.meta["key_check"]
+    assert (tmp_path / "local.csv").read_bytes() == (tmp_path / "dask.csv").read_bytes()
+
+
+def test_encode_on_dask_needs_a_secret_file(tmp_path: Path, extract: tuple[Path, dict]) -> None:
+    from linkage.partner import encode_file
+
+    src, party = extract
+    schema = Schema.from_dict(uk_person_template())
+    with pytest.raises(InputError, match="--secret-file"):
+        encode_file(src, tmp_path / "x.parquet", schema, SECRET, scheduler="local:1",
+                    **_encode_kwargs(party))  # fmt: skip
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_encode_on_dask_refuses_a_worker_with_another_secret(
+    tmp_path: Path, extract: tuple[Path, dict], session
+) -> None:
+    from linkage.partner import encode_file
+
+    src, party = extract
+    key = tmp_path / "other.key"
+    key.write_bytes(b"another secret of 32 bytes......")
+    schema = Schema.from_dict(uk_person_template())
+    with pytest.raises(CompatibilityError, match="different secret"):
+        encode_file(src, tmp_path / "x.parquet", schema, SECRET, scheduler=session,
+                    secret_file=key, **_encode_kwargs(party))  # fmt: skip
+    assert list(tmp_path.glob("*.parquet")) == []
+    assert list(tmp_path.glob(".*partial")) == []
