@@ -333,31 +333,32 @@ class Encoder:
             salt = None
             if f.salt is not None:
                 salt = salt_values(f.salt.transform, norm[f.salt.field].values)
-            touched = self._encode_field(f, nv.values, salt, filters)
+            touched = self._encode_field(f, nv, salt, filters)
             usable |= touched
         bks = self._block_keys(norm, n) if self.block_keys else None
         return BatchResult(filters, bks, problems, usable)
 
     def _encode_field(
-        self, f: Field, values: pa.Array, salt: pa.Array | None, filters: np.ndarray
+        self, f: Field, nv: Normalised, salt: pa.Array | None, filters: np.ndarray
     ) -> np.ndarray:
         st = self.states[f.name]
+        values = nv.values
+        unit_salts = None
         if salt is not None:
             # a unit is a distinct (salt, value) pair; a row missing its salt loses the field
             values = pc.if_else(pc.is_null(salt), pa.scalar(None, pa.string()), values)
             combo = pc.binary_join_element_wise(salt, values, "\x00")
             denc = pc.dictionary_encode(combo)
-            units_combo = denc.dictionary
-            parts = pc.split_pattern(units_combo, "\x00", max_splits=1)
+            parts = pc.split_pattern(denc.dictionary, "\x00", max_splits=1)
             unit_salts = pc.list_element(parts, 0)
             units = pc.list_element(parts, 1)
+            unit_of_row = _indices(denc)
+        elif nv.units is not None and nv.unit_of_row is not None:
+            units, unit_of_row = nv.units, nv.unit_of_row  # distinct values from normalise()
         else:
             denc = pc.dictionary_encode(values)
             units = denc.dictionary
-            unit_salts = None
-        unit_of_row = np.asarray(
-            pc.fill_null(denc.indices, -1).to_numpy(zero_copy_only=False), np.int32
-        )
+            unit_of_row = _indices(denc)
         nu = len(units)
         if nu == 0:
             return np.zeros(len(unit_of_row), bool)
@@ -436,6 +437,11 @@ class Encoder:
         np.cumsum(counts, out=offsets[1:])
         flat = cols[valid]
         return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.uint64()))
+
+
+def _indices(denc: pa.DictionaryArray) -> np.ndarray:
+    """Dictionary indices as int32 with -1 for nulls."""
+    return np.asarray(pc.fill_null(denc.indices, -1).to_numpy(zero_copy_only=False), np.int32)
 
 
 def _join_parts(bk: BlockKey, norm: Mapping[str, Normalised]) -> pa.Array:

@@ -98,6 +98,10 @@ class Normalised:
 
     values: pa.Array
     status: np.ndarray  # int8; OK, MISSING, or a row-problem code (see REASONS)
+    # the distinct valid normalised values and each row's index into them (-1: none), so the
+    # encoder need not dictionary-encode again (units may repeat: harmless)
+    units: pa.Array | None = None
+    unit_of_row: np.ndarray | None = None
 
     def problems(self) -> np.ndarray:
         """Row indices whose value was invalid."""
@@ -393,10 +397,13 @@ def detect_date_format(values: pa.Array) -> DateFormat:
     uniq = pc.unique(present)
     if len(uniq) == 0:
         return DateFormat("%Y-%m-%d")
+    # a format must parse every value: most fail on a small sample, and only the survivors
+    # are checked on all distinct values
+    sample = uniq.slice(0, 512)
     fits = []
     for f in COMMON_DATE_FORMATS:
-        *_, ok = DateFormat(f).parse(uniq)
-        if ok.all():
+        fmt = DateFormat(f)
+        if fmt.parse(sample)[3].all() and fmt.parse(uniq)[3].all():
             fits.append(f)
     if len(fits) == 1:
         return DateFormat(fits[0])
@@ -527,7 +534,13 @@ def normalise(
     present_np = present.to_numpy(zero_copy_only=False)
     status = np.where(present_np, status, MISSING).astype(np.int8)
     vals = _null_if(vals, pa.array(status != OK))
-    return Normalised(vals, status)
+    keep = np.flatnonzero(u_status == OK) if len(u_status) else np.zeros(0, np.int64)
+    remap = np.full(len(u_status), -1, np.int32)
+    remap[keep] = np.arange(len(keep), dtype=np.int32)
+    unit_of_row = remap[idx_np] if len(remap) else np.full(n, -1, np.int32)
+    unit_of_row[status != OK] = -1
+    units = pc.take(u_vals, pa.array(keep)).cast(pa.string())
+    return Normalised(vals, status, units, unit_of_row)
 
 
 def normalise_value(kind: str, value: str | None, **kwargs: object) -> str | None:
