@@ -603,31 +603,17 @@ def match_on_dask(
     (:class:`linkage.match.LinkageResult`) as ``match``; links are identical for the same seed.
     ``threads`` sets numba threads of the client (solving); workers use their own.
     """
-    from linkage.match import DEFAULT_DEDUPE_THRESHOLD, DEFAULT_THRESHOLD
+    from linkage.match import DEFAULT_THRESHOLD, check_options, numba_threads
 
     if threshold is None:
         threshold = DEFAULT_THRESHOLD
-    if not 0.0 <= threshold <= 1.0:
-        raise InputError(f"--threshold must be between 0 and 1, got {threshold}")
-    if dedupe_threshold is None:
-        dedupe_threshold = max(threshold, DEFAULT_DEDUPE_THRESHOLD)
-    if not 0.0 <= dedupe_threshold <= 1.0:
-        raise InputError(f"--dedupe-threshold must be between 0 and 1, got {dedupe_threshold}")
-    if blocking not in STRATEGIES:
-        raise InputError(f"unknown blocking {blocking!r} (choose {', '.join(STRATEGIES)})")
-    if threads is not None and threads < 1:
-        raise InputError(f"--threads must be >= 1, got {threads}")
-    before = numba.get_num_threads()
-    if threads is not None:
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
-    try:
+    dedupe_threshold = check_options(threshold, dedupe_threshold, blocking, threads)
+    with numba_threads(threads):
         return _match_on_dask(
             inputs, scheduler=scheduler, threshold=threshold, blocking=blocking, dedupe=dedupe,
             dedupe_threshold=dedupe_threshold, solver=solver, seed=seed, max_block=max_block,
             partitions=partitions, warn=warn, progress=progress, _task_delay=_task_delay,
         )  # fmt: skip
-    finally:
-        numba.set_num_threads(before)
 
 
 def _match_on_dask(

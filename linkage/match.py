@@ -12,9 +12,10 @@ Similarity scores are sensitive (they help re-identification): write them only w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,20 +204,8 @@ def match(
             warn=warn,
             progress=progress,
         )
-    if not 0.0 <= threshold <= 1.0:
-        raise InputError(f"--threshold must be between 0 and 1, got {threshold}")
-    if dedupe_threshold is None:
-        dedupe_threshold = max(threshold, DEFAULT_DEDUPE_THRESHOLD)
-    if not 0.0 <= dedupe_threshold <= 1.0:
-        raise InputError(f"--dedupe-threshold must be between 0 and 1, got {dedupe_threshold}")
-    if blocking not in STRATEGIES:
-        raise InputError(f"unknown blocking {blocking!r} (choose {', '.join(STRATEGIES)})")
-    if threads is not None and threads < 1:
-        raise InputError(f"--threads must be >= 1, got {threads}")
-    before = numba.get_num_threads()
-    if threads is not None:
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
-    try:
+    dedupe_threshold = check_options(threshold, dedupe_threshold, blocking, threads)
+    with numba_threads(threads):
         return _match(
             inputs,
             threshold=threshold,
@@ -229,6 +218,33 @@ def match(
             warn=warn,
             progress=progress,
         )
+
+
+def check_options(
+    threshold: float, dedupe_threshold: float | None, blocking: str, threads: int | None
+) -> float:
+    """Validate match options (shared by both engines); return the dedupe threshold."""
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(f"--threshold must be between 0 and 1, got {threshold}")
+    if dedupe_threshold is None:
+        dedupe_threshold = max(threshold, DEFAULT_DEDUPE_THRESHOLD)
+    if not 0.0 <= dedupe_threshold <= 1.0:
+        raise InputError(f"--dedupe-threshold must be between 0 and 1, got {dedupe_threshold}")
+    if blocking not in STRATEGIES:
+        raise InputError(f"unknown blocking {blocking!r} (choose {', '.join(STRATEGIES)})")
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads must be >= 1, got {threads}")
+    return dedupe_threshold
+
+
+@contextlib.contextmanager
+def numba_threads(threads: int | None) -> Iterator[None]:
+    """Use ``threads`` numba threads inside the block, restoring the previous count after."""
+    before = numba.get_num_threads()
+    if threads is not None:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    try:
+        yield
     finally:
         numba.set_num_threads(before)
 
