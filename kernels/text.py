@@ -199,3 +199,74 @@ def soundex_codes(
 
 
 KERNELS["soundex_codes"] = soundex_codes
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _is_letter(c: int) -> bool:
+    return 65 <= c <= 90
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _is_digit(c: int) -> bool:
+    return 48 <= c <= 57
+
+
+@njit(cache=True, nogil=True)
+def postcode_normalise(
+    data: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """UK postcodes of ASCII strings: whitespace removed, upper-cased, validated against
+    ``[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}`` (or GIR0AA), one space before the inward code.
+
+    Returns (out_data uint8, out_offsets int64, valid bool[n]); invalid values are returned
+    without the space and must be treated as missing by the caller.
+    """
+    n = offsets.shape[0] - 1
+    out = np.empty(data.shape[0] + n, np.uint8)
+    out_off = np.zeros(n + 1, np.int64)
+    valid = np.zeros(n, np.bool_)
+    buf = np.empty(max(1, data.shape[0]), np.uint8)
+    o = 0
+    for i in range(n):
+        m = 0
+        for p in range(offsets[i], offsets[i + 1]):
+            c = np.int64(data[p])
+            if _is_space(c):
+                continue
+            buf[m] = _upper(c)
+            m += 1
+        ok = False
+        if 5 <= m <= 7:
+            inward = (
+                _is_digit(np.int64(buf[m - 3]))
+                and _is_letter(np.int64(buf[m - 2]))
+                and _is_letter(np.int64(buf[m - 1]))
+            )
+            k = m - 3  # outward length 2..4: A9, A9A, A99, AA9, AA9A, AA99
+            letters = 0
+            while letters < 2 and letters < k and _is_letter(np.int64(buf[letters])):
+                letters += 1
+            if inward and letters >= 1 and letters < k and _is_digit(np.int64(buf[letters])):
+                rest = k - letters - 1
+                if rest == 0:
+                    ok = True
+                elif rest == 1:
+                    c = np.int64(buf[k - 1])
+                    ok = _is_letter(c) or _is_digit(c)
+            if not ok and m == 6:
+                ok = (
+                    buf[0] == 71 and buf[1] == 73 and buf[2] == 82
+                    and buf[3] == 48 and buf[4] == 65 and buf[5] == 65
+                )  # GIR0AA  # fmt: skip
+        valid[i] = ok
+        for j in range(m):
+            if ok and j == m - 3:
+                out[o] = 32
+                o += 1
+            out[o] = buf[j]
+            o += 1
+        out_off[i + 1] = o
+    return out[:o], out_off, valid
+
+
+KERNELS["postcode_normalise"] = postcode_normalise

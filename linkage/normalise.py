@@ -46,6 +46,7 @@ from linkage.kernels.text import (
     TITLE_DATA,
     TITLE_OFFSETS,
     ascii_normalise,
+    postcode_normalise,
     soundex_codes,
 )
 
@@ -173,6 +174,30 @@ def _norm_none(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 
 def _norm_postcode(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Postcodes: the numba kernel for ASCII values, the regex path for the rest."""
+    is_ascii = pc.fill_null(pc.string_is_ascii(values), True).to_numpy(zero_copy_only=False)
+    if not is_ascii.all():
+        return _norm_postcode_general(values)
+    data, offs = _buffers(values)
+    out, out_off, valid = postcode_normalise(data, offs)
+    if out_off[-1] >= 2**31:
+        raise ValueError("batch too large")
+    arr = pa.StringArray.from_buffers(
+        len(values), pa.py_buffer(out_off.astype(np.int32)), pa.py_buffer(out)
+    )
+    return arr, np.where(valid, OK, _BAD_POSTCODE).astype(np.int8)
+
+
+def _buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 data and int64 offsets of a string array (nulls as empty strings)."""
+    if values.offset or values.null_count:
+        values = pa.concat_arrays([values.fill_null("")])
+    offs = np.frombuffer(values.buffers()[1], np.int32)[: len(values) + 1].astype(np.int64)
+    buf = values.buffers()[2]
+    return (np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)), offs
+
+
+def _norm_postcode_general(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     v = pc.utf8_upper(pc.replace_substring_regex(values, r"\s+", ""))
     ok = pc.fill_null(pc.match_substring_regex(v, _POSTCODE_RE), False)
     v = pc.replace_substring_regex(v, r"^(.+)(...)$", r"\1 \2")

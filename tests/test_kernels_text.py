@@ -201,3 +201,31 @@ def test_soundex_known_codes() -> None:
     names = ["ROBERT", "RUPERT", "ASHCRAFT", "TYMCZAK", "PFISTER", "HONEYMAN", "LEE", "李"]
     want = ["R163", "R163", "A261", "T522", "P236", "H555", "L000", None]
     assert soundex(pa.array(names)).to_pylist() == want
+
+
+# -- postcodes ----------------------------------------------------------------------------------
+POSTCODE_CHARS = "ABCDEFGHJKLMNOPRSTUVWXYZ0123456789 abcgirx\t\r\n\x0b-"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet=POSTCODE_CHARS, max_size=10),
+            st.sampled_from(["L1 8JQ", "l18jq", "GIR 0AA", "EC1A 1BB", "AA99 9AA", "A9A9AA"]),
+        ),
+        max_size=40,
+    )
+)
+def test_postcode_kernel_matches_regex_path(values: list[str]) -> None:
+    from linkage.normalise import OK, _norm_postcode, _norm_postcode_general
+
+    arr = pa.array(values, pa.string())
+    fast_vals, fast_status = _norm_postcode(arr)
+    ref_vals, ref_status = _norm_postcode_general(arr)
+    assert fast_status.tolist() == ref_status.tolist()
+    ok = fast_status == OK
+    fv, rv = fast_vals.to_pylist(), ref_vals.to_pylist()
+    assert [v for v, k in zip(fv, ok, strict=True) if k] == [
+        v for v, k in zip(rv, ok, strict=True) if k
+    ]
