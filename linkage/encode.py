@@ -423,15 +423,11 @@ class Encoder:
         valid = np.zeros((n, len(self.block_keys)), bool)
         sip = siphash_batch_parallel if self.parallel else siphash_batch
         for j, (bk, (k0, k1)) in enumerate(self.block_keys):
+            # SipHash every row: cheaper than finding the distinct values first
             joined = _join_parts(bk, norm)
-            denc = pc.dictionary_encode(joined)
-            data, offs = _string_buffers(denc.dictionary)
-            hv = np.empty(len(offs) - 1, np.uint64)
-            sip(k0, k1, data, offs, hv)
-            idx = np.asarray(pc.fill_null(denc.indices, -1).to_numpy(zero_copy_only=False))
-            ok = idx >= 0
-            valid[:, j] = ok
-            cols[ok, j] = hv[idx[ok]]
+            data, offs = _string_buffers(joined)
+            sip(k0, k1, data, offs, cols[:, j])
+            valid[:, j] = pc.is_valid(joined).to_numpy(zero_copy_only=False)
         counts = valid.sum(axis=1)
         offsets = np.zeros(n + 1, np.int32)
         np.cumsum(counts, out=offsets[1:])
