@@ -20,6 +20,9 @@ import pyarrow.parquet as pq
 from linkage.errors import InputError
 
 PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
+# CSV files up to this size are parsed once, in parallel, and kept in memory (the pre-check
+# pass and the encoding batches then share one parse); larger files stream twice.
+IN_MEMORY_CSV_BYTES = 256 * 2**20
 
 
 class InputFile:
@@ -84,6 +87,13 @@ class InputFile:
         # Column names in the CSV header may carry surrounding spaces; map stripped -> raw.
         raw_names = self._raw_header()
         name_map = dict(zip(self.columns, raw_names, strict=True))
+        if self.path.stat().st_size <= IN_MEMORY_CSV_BYTES:
+            table = self._whole_csv(name_map)
+            n = table.num_rows
+            for off in range(0, n, batch_size):
+                part = table.slice(off, batch_size)
+                yield off, {c: part.column(name_map[c]).combine_chunks() for c in columns}
+            return
         ropts = pcsv.ReadOptions(block_size=max(1 << 20, batch_size * 128), use_threads=True)
         popts = pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True)
         copts = pcsv.ConvertOptions(
@@ -105,6 +115,29 @@ class InputFile:
                     start += part.num_rows
         except pa.ArrowInvalid as exc:
             raise self._explain_csv_error(str(exc)) from None
+
+    def _whole_csv(self, name_map: dict[str, str]) -> pa.Table:
+        """The whole (small enough) CSV, every column as strings, parsed once and cached."""
+        cached = getattr(self, "_table", None)
+        if cached is not None:
+            return cached
+        popts = pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True)
+        copts = pcsv.ConvertOptions(
+            column_types={name_map[c]: pa.string() for c in self.columns},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        )
+        try:
+            table = pcsv.read_csv(
+                self.path,
+                read_options=pcsv.ReadOptions(use_threads=True),
+                parse_options=popts,
+                convert_options=copts,
+            )
+        except pa.ArrowInvalid as exc:
+            raise self._explain_csv_error(str(exc)) from None
+        self._table: pa.Table | None = table
+        return table
 
     def _raw_header(self) -> list[str]:
         with open(self.path, "rb") as fh:
