@@ -34,6 +34,7 @@ from linkage.encoded import (
     filters_to_arrow,
     make_meta,
     metadata_bytes,
+    parquet_options,
     temp_path_for,
 )
 from linkage.errors import InputError
@@ -395,7 +396,7 @@ def _encode_file(
     tmp = temp_path_for(out)
     writer = None
     try:
-        writer = pq.ParquetWriter(tmp, aschema, compression="zstd")
+        writer = pq.ParquetWriter(tmp, aschema, **parquet_options())
         for batch in _encode_stream(
             src,
             schema,
