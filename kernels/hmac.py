@@ -241,3 +241,151 @@ KERNELS = {
     "hmac_batch_parallel": hmac_batch_parallel,
     "window_positions": window_positions,
 }
+
+
+# -- 16 messages at a time ----------------------------------------------------------------------
+# The same compression, with the 16 messages in SIMD lanes (the loop over lanes is innermost, so
+# LLVM vectorises it); about 6x the scalar throughput on short messages.
+LANES = 16
+_K32 = _K.astype(np.uint32)
+_U = np.uint32
+
+
+@njit(cache=True, nogil=True)
+def sha256_compress_lanes(
+    state: np.ndarray, blocks: np.ndarray, w: np.ndarray, s: np.ndarray
+) -> None:
+    """:func:`sha256_compress` of ``blocks[l]`` into ``state[:, l]`` for the 16 lanes l.
+
+    ``state`` (8, 16) uint32, ``blocks`` (16, 64) uint8, scratch ``w`` (64, 16) and ``s``
+    (8, 16) uint32."""
+    for t in range(16):
+        for lane in range(LANES):
+            w[t, lane] = (
+                (_U(blocks[lane, 4 * t]) << _U(24))
+                | (_U(blocks[lane, 4 * t + 1]) << _U(16))
+                | (_U(blocks[lane, 4 * t + 2]) << _U(8))
+                | _U(blocks[lane, 4 * t + 3])
+            )
+    for t in range(16, 64):
+        for lane in range(LANES):
+            x = w[t - 15, lane]
+            y = w[t - 2, lane]
+            s0 = ((x >> _U(7)) | (x << _U(25))) ^ ((x >> _U(18)) | (x << _U(14))) ^ (x >> _U(3))
+            s1 = ((y >> _U(17)) | (y << _U(15))) ^ ((y >> _U(19)) | (y << _U(13))) ^ (y >> _U(10))
+            w[t, lane] = _U(w[t - 16, lane] + s0 + w[t - 7, lane] + s1)
+    for r in range(8):
+        for lane in range(LANES):
+            s[r, lane] = state[r, lane]
+    for t in range(64):
+        k = _K32[t]
+        for lane in range(LANES):
+            a = s[0, lane]
+            b = s[1, lane]
+            c = s[2, lane]
+            d = s[3, lane]
+            e = s[4, lane]
+            f = s[5, lane]
+            g = s[6, lane]
+            h = s[7, lane]
+            s1 = (
+                ((e >> _U(6)) | (e << _U(26)))
+                ^ ((e >> _U(11)) | (e << _U(21)))
+                ^ ((e >> _U(25)) | (e << _U(7)))
+            )
+            ch = (e & f) ^ (~e & g)
+            t1 = _U(h + s1 + ch + k + w[t, lane])
+            s0 = (
+                ((a >> _U(2)) | (a << _U(30)))
+                ^ ((a >> _U(13)) | (a << _U(19)))
+                ^ ((a >> _U(22)) | (a << _U(10)))
+            )
+            maj = (a & b) ^ (a & c) ^ (b & c)
+            s[7, lane] = g
+            s[6, lane] = f
+            s[5, lane] = e
+            s[4, lane] = _U(d + t1)
+            s[3, lane] = c
+            s[2, lane] = b
+            s[1, lane] = a
+            s[0, lane] = _U(t1 + s0 + maj)
+    for r in range(8):
+        for lane in range(LANES):
+            state[r, lane] = _U(state[r, lane] + s[r, lane])
+
+
+@njit(cache=True, nogil=True)
+def hmac_short_lanes(
+    istate: np.ndarray,
+    ostate: np.ndarray,
+    data: np.ndarray,
+    offsets: np.ndarray,
+    idx: np.ndarray,
+    nblocks: int,
+    out: np.ndarray,
+) -> None:
+    """:func:`hmac_batch` for the messages ``idx`` (each at most 55 bytes with its suffix
+    byte, so the inner hash is one block), 16 at a time in SIMD lanes."""
+    m = idx.shape[0]
+    state = np.empty((8, LANES), np.uint32)
+    blocks = np.zeros((LANES, 64), np.uint8)
+    w = np.empty((64, LANES), np.uint32)
+    s = np.empty((8, LANES), np.uint32)
+    inner = np.empty((8, LANES), np.uint32)
+    reps = max(nblocks, 1)
+    for g0 in range(0, m, LANES):
+        g1 = min(m, g0 + LANES)
+        for j in range(reps):
+            suffix = j if nblocks > 0 else -1
+            for lane in range(LANES):
+                for b in range(64):
+                    blocks[lane, b] = 0
+                if g0 + lane < g1:
+                    i = idx[g0 + lane]
+                    a0 = offsets[i]
+                    n = offsets[i + 1] - a0
+                    for b in range(n):
+                        blocks[lane, b] = data[a0 + b]
+                    mlen = n
+                    if suffix >= 0:
+                        blocks[lane, n] = suffix
+                        mlen = n + 1
+                    blocks[lane, mlen] = 0x80
+                    bits = (64 + mlen) * 8
+                    for b in range(8):
+                        blocks[lane, 63 - b] = (bits >> (8 * b)) & 0xFF
+            for r in range(8):
+                for lane in range(LANES):
+                    state[r, lane] = istate[r]
+            sha256_compress_lanes(state, blocks, w, s)
+            for r in range(8):
+                for lane in range(LANES):
+                    inner[r, lane] = state[r, lane]
+            for lane in range(LANES):
+                for r in range(8):
+                    v = inner[r, lane]
+                    blocks[lane, 4 * r] = (v >> 24) & 0xFF
+                    blocks[lane, 4 * r + 1] = (v >> 16) & 0xFF
+                    blocks[lane, 4 * r + 2] = (v >> 8) & 0xFF
+                    blocks[lane, 4 * r + 3] = v & 0xFF
+                blocks[lane, 32] = 0x80
+                for b in range(33, 62):
+                    blocks[lane, b] = 0
+                blocks[lane, 62] = (96 * 8) >> 8
+                blocks[lane, 63] = (96 * 8) & 0xFF
+            for r in range(8):
+                for lane in range(LANES):
+                    state[r, lane] = ostate[r]
+            sha256_compress_lanes(state, blocks, w, s)
+            for lane in range(g1 - g0):
+                i = idx[g0 + lane]
+                for r in range(8):
+                    v = state[r, lane]
+                    out[i, 32 * j + 4 * r] = (v >> 24) & 0xFF
+                    out[i, 32 * j + 4 * r + 1] = (v >> 16) & 0xFF
+                    out[i, 32 * j + 4 * r + 2] = (v >> 8) & 0xFF
+                    out[i, 32 * j + 4 * r + 3] = v & 0xFF
+
+
+KERNELS["sha256_compress_lanes"] = sha256_compress_lanes
+KERNELS["hmac_short_lanes"] = hmac_short_lanes

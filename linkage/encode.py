@@ -39,7 +39,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from linkage.kernels.encode import dense_ids, qgram_keys, set_bits, set_bits_parallel
-from linkage.kernels.hmac import hmac_batch, hmac_batch_parallel, hmac_states, window_positions
+from linkage.kernels.hmac import (
+    hmac_batch,
+    hmac_batch_parallel,
+    hmac_short_lanes,
+    hmac_states,
+    window_positions,
+)
 from linkage.kernels.siphash import key_words, siphash_batch, siphash_batch_parallel
 from linkage.normalise import INVALID, REASONS, DateFormat, Normalised, normalise, soundex
 from linkage.schema import BlockKey, Field, Schema
@@ -59,13 +65,28 @@ class KeyedHasher:
 
     def __init__(self, key: bytes, parallel: bool = True) -> None:
         self.istate, self.ostate = hmac_states(key)
+        self.istate32 = self.istate.astype(np.uint32)
+        self.ostate32 = self.ostate.astype(np.uint32)
         self.kernel = hmac_batch_parallel if parallel else hmac_batch
 
     def digests(self, data: np.ndarray, offsets: np.ndarray, nblocks: int) -> np.ndarray:
+        """HMAC blocks of each message: short messages (one inner SHA-256 block) 16 at a time
+        in SIMD lanes, longer ones one by one."""
         n = len(offsets) - 1
         out = np.empty((n, 32 * max(nblocks, 1)), np.uint8)
-        if n:
-            self.kernel(self.istate, self.ostate, data, offsets, nblocks, out)
+        if n == 0:
+            return out
+        lengths = np.diff(offsets) + (1 if nblocks > 0 else 0)
+        short = lengths <= 55
+        hmac_short_lanes(
+            self.istate32, self.ostate32, data, offsets, np.flatnonzero(short), nblocks, out
+        )
+        if not short.all():
+            rows = np.flatnonzero(~short)
+            sub_data, sub_off = take_messages(data, offsets, rows)
+            sub = np.empty((len(rows), out.shape[1]), np.uint8)
+            self.kernel(self.istate, self.ostate, sub_data, sub_off, nblocks, sub)
+            out[rows] = sub
         return out
 
     def positions(
