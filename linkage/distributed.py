@@ -670,38 +670,14 @@ def _match_on_dask(
         if owned is not None:
             owned.close()
     say(f"blocking {cand.strategy}: {len(cand.left)} pairs >= {threshold} on {n_workers} worker(s)")
-    result = finish_match(
+    from linkage.match import finish
+
+    result = finish(
         encs, cand, dedupe=dedupe, solver=solver, seed=seed, threshold=threshold,
         dedupe_threshold=dedupe_threshold, seconds=seconds,
     )  # fmt: skip
     result.stats["scheduler"] = {"workers": n_workers, "threads": worker_threads}
     return result
-
-
-def finish_match(
-    encs: Sequence[EncodedTable],
-    cand: Candidates,
-    *,
-    dedupe: bool,
-    solver: str,
-    seed: int | None,
-    threshold: float,
-    dedupe_threshold: float,
-    seconds: dict[str, float],
-) -> Any:
-    """Solve and build the outputs exactly as :func:`linkage.match.match` (same code)."""
-    from linkage.match import finish
-
-    return finish(
-        encs,
-        cand,
-        dedupe=dedupe,
-        solver=solver,
-        seed=seed,
-        threshold=threshold,
-        dedupe_threshold=dedupe_threshold,
-        seconds=seconds,
-    )
 
 
 # ---------------------------------------------------------------------------------------------

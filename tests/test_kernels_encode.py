@@ -5,15 +5,13 @@ The references below are written from the kernels' docstrings, not from their co
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jit_parity import same_with_and_without_jit
 
 from linkage.kernels.encode import (
     CP_BITS,
@@ -310,22 +308,5 @@ def test_encode_kernels_without_jit_match_jit() -> None:
         np.savez(OUT, **res)
         """
     )
-    arrays = {}
-    for jit_off in ("0", "1"):
-        out = f"{os.environ.get('TMPDIR', '/tmp')}/enc_nojit_{os.getpid()}_{jit_off}.npz"
-        env = dict(os.environ, NUMBA_DISABLE_JIT=jit_off)
-        res = subprocess.run(
-            [sys.executable, "-c", f"OUT = {out!r}\n" + code],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert res.returncode == 0, res.stderr[-2000:]
-        with np.load(out) as z:
-            arrays[jit_off] = {k: z[k] for k in z.files}
-        os.unlink(out)
-    assert arrays["0"].keys() == arrays["1"].keys()
-    for k in arrays["0"]:
-        assert np.array_equal(arrays["0"][k], arrays["1"][k]), k
-    assert arrays["0"]["sb"].any()
+    jit = same_with_and_without_jit(code)
+    assert jit["sb"].any()

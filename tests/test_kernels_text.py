@@ -7,9 +7,6 @@ for ASCII input the fast path must give the same values and statuses.
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -17,6 +14,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jit_parity import same_with_and_without_jit
 
 from linkage.kernels.text import (
     MODE_NAME,
@@ -160,24 +158,7 @@ def test_ascii_normalise_without_jit_matches_jit() -> None:
         np.savez(OUT, **res)
         """
     )
-    arrays = {}
-    for jit_off in ("0", "1"):
-        out = f"{os.environ.get('TMPDIR', '/tmp')}/text_nojit_{os.getpid()}_{jit_off}.npz"
-        env = dict(os.environ, NUMBA_DISABLE_JIT=jit_off)
-        res = subprocess.run(
-            [sys.executable, "-c", f"OUT = {out!r}\n" + code],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert res.returncode == 0, res.stderr[-2000:]
-        with np.load(out) as z:
-            arrays[jit_off] = {k: z[k] for k in z.files}
-        os.unlink(out)
-    assert arrays["0"].keys() == arrays["1"].keys()
-    for k in arrays["0"]:
-        assert np.array_equal(arrays["0"][k], arrays["1"][k]), k
+    same_with_and_without_jit(code)
 
 
 # -- soundex ------------------------------------------------------------------------------------
