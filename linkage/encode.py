@@ -78,9 +78,10 @@ class KeyedHasher:
             return out
         lengths = np.diff(offsets) + (1 if nblocks > 0 else 0)
         short = lengths <= 55
-        hmac_short_lanes(
-            self.istate32, self.ostate32, data, offsets, np.flatnonzero(short), nblocks, out
-        )
+        with np.errstate(over="ignore"):  # wrapping uint32 arithmetic without the JIT
+            hmac_short_lanes(
+                self.istate32, self.ostate32, data, offsets, np.flatnonzero(short), nblocks, out
+            )
         if not short.all():
             rows = np.flatnonzero(~short)
             sub_data, sub_off = take_messages(data, offsets, rows)
@@ -393,7 +394,8 @@ class Encoder:
             pos, tok_rows = self._hash_salted(st, keys, tok_off, to_bytes, unit_salts)
         else:
             tok_off, keys, to_bytes = _tokens(f, units)
-            inv, uk = dense_ids(keys)
+            with np.errstate(over="ignore"):  # multiplicative hashing wraps (no-JIT mode)
+                inv, uk = dense_ids(keys)
             tok_rows = st.rows_for(uk, to_bytes, self.length)[inv]
             pos = st.pos
         ntok = np.diff(tok_off)
@@ -447,7 +449,8 @@ class Encoder:
             # SipHash every row: cheaper than finding the distinct values first
             joined = _join_parts(bk, norm)
             data, offs = _string_buffers(joined)
-            sip(k0, k1, data, offs, cols[:, j])
+            with np.errstate(over="ignore"):  # wrapping arithmetic when NUMBA_DISABLE_JIT=1
+                sip(k0, k1, data, offs, cols[:, j])
             valid[:, j] = pc.is_valid(joined).to_numpy(zero_copy_only=False)
         counts = valid.sum(axis=1)
         offsets = np.zeros(n + 1, np.int32)
