@@ -179,28 +179,36 @@ def check_ids(ids: pa.Array, path: object, column: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How one input is read and encoded (shared by encode() and encode_file())."""
+
+    id_column: str
+    columns: Mapping[str, str] | None
+    date_formats: Mapping[str, str] | None
+    absent: Sequence[str]
+    batch_size: int
+    today: _dt.date | None
+    threads: int | None
+
+
 def _encode_stream(
     src: InputFile,
     schema: Schema,
     secret: Secret,
     summary: EncodeSummary,
+    opts: _Options,
     *,
-    id_column: str,
-    columns: Mapping[str, str] | None,
-    date_formats: Mapping[str, str] | None,
-    absent: Sequence[str],
-    batch_size: int,
     progress: Progress | None,
     rejects: list[tuple[str, str, str]] | None,
-    today: _dt.date | None,
-    threads: int | None = None,
     remote: RemoteEncoder | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Encoded record batches (record_id, clk[, block_keys]) of ``src``, in input order.
 
     Batches are encoded on local threads, or by ``remote`` (e.g. Dask workers)."""
     aschema = arrow_schema(schema.filter_length, bool(schema.block_keys))
-    plan = _Plan(src, schema, id_column, columns, date_formats, absent)
+    plan = _Plan(src, schema, opts.id_column, opts.columns, opts.date_formats, opts.absent)
+    today, threads = opts.today, opts.threads
     total = plan.precheck()
     if progress is not None:
         progress(0, total)
@@ -220,7 +228,7 @@ def _encode_stream(
         ids, cols = batch_columns(batch, plan.id_column, plan.field_col, schema.field_names)
         return ids, enc.encode_batch(cols, len(ids))
 
-    batches = (b for _, b in src.iter_batches(read_cols, batch_size))
+    batches = (b for _, b in src.iter_batches(read_cols, opts.batch_size))
     if remote is not None:
         results = remote.map(plan, batches)
     else:
@@ -360,11 +368,10 @@ def encode_file(
             session, schema, Path(secret_file), secret.key_check(schema.fingerprint), today
         )
     try:
+        opts = _Options(id_column, columns, date_formats, absent, batch_size, today, threads)
         return _encode_file(
-            src, out, schema, secret, party=party, id_column=id_column, columns=columns,
-            date_formats=date_formats, absent=absent, rejects_path=rejects_path,
-            batch_size=batch_size, progress=progress, today=today, threads=threads,
-            remote=remote,
+            src, out, schema, secret, opts,
+            party=party, rejects_path=rejects_path, progress=progress, remote=remote,
         )  # fmt: skip
     finally:
         if own_session is not None:
@@ -376,17 +383,11 @@ def _encode_file(
     out: Path,
     schema: Schema,
     secret: Secret,
+    opts: _Options,
     *,
     party: str,
-    id_column: str,
-    columns: Mapping[str, str] | None,
-    date_formats: Mapping[str, str] | None,
-    absent: Sequence[str],
     rejects_path: str | Path | None,
-    batch_size: int,
     progress: Progress | None,
-    today: _dt.date | None,
-    threads: int | None,
     remote: RemoteEncoder | None,
 ) -> EncodeSummary:
     summary = EncodeSummary(party)
@@ -398,20 +399,7 @@ def _encode_file(
     try:
         writer = pq.ParquetWriter(tmp, aschema, **parquet_options())
         for batch in _encode_stream(
-            src,
-            schema,
-            secret,
-            summary,
-            id_column=id_column,
-            columns=columns,
-            date_formats=date_formats,
-            absent=absent,
-            batch_size=batch_size,
-            progress=progress,
-            rejects=rejects,
-            today=today,
-            threads=threads,
-            remote=remote,
+            src, schema, secret, summary, opts, progress=progress, rejects=rejects, remote=remote
         ):
             writer.write_batch(batch)
         if summary.rows_encoded == 0:
@@ -499,22 +487,9 @@ def encode(
     else:
         src = InputFile(table_or_path)
     summary = EncodeSummary(party)
+    opts = _Options(id_column, columns, date_formats, absent, batch_size, today, threads)
     batches = list(
-        _encode_stream(
-            src,
-            schema,
-            secret,
-            summary,
-            id_column=id_column,
-            columns=columns,
-            date_formats=date_formats,
-            absent=absent,
-            batch_size=batch_size,
-            progress=None,
-            rejects=rejects,
-            today=today,
-            threads=threads,
-        )
+        _encode_stream(src, schema, secret, summary, opts, progress=None, rejects=rejects)
     )
     aschema = arrow_schema(schema.filter_length, bool(schema.block_keys))
     table = pa.Table.from_batches(batches, schema=aschema)
