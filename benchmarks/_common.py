@@ -817,6 +817,25 @@ def format_table(
     return "\n".join(out)
 
 
+def report(
+    name: str,
+    label: str,
+    figures: Sequence[Figure],
+    extra: dict[str, Any],
+    machine: Mapping[str, Any],
+) -> int:
+    """Record the load average after the run, write the results files, print the table."""
+    extra["load_avg_1m_after"] = os.getloadavg()[0]
+    json_path, _ = write_results(name, figures, extra=extra, machine=machine)
+    print_figures(
+        f"{label} benchmark (load avg {machine['load_avg_1m']:.2f} -> "
+        f"{extra['load_avg_1m_after']:.2f}, {machine['usable_cpus']} CPUs)",
+        figures,
+    )
+    print(f"wrote {json_path}")
+    return 0
+
+
 def print_figures(title: str, figures: Sequence[Figure]) -> None:
     """Print figures as a table with the ratio to the peer (>1: linkage better)."""
     rows = [

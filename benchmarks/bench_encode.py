@@ -41,11 +41,10 @@ from benchmarks._common import (
     linkage_exe,
     linkage_person_schema,
     machine_info,
-    print_figures,
+    report,
     run_measured_cpu,
     write_json,
     write_person_csv,
-    write_results,
 )
 from benchmarks.peers import PeerFailedError, PeerMissingError, clkhash_encode, peer_python
 
@@ -251,15 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-encode-") as tmp:
         figs, extra = measure(Path(tmp), n=n, repeat=repeat, big_n=big_n, peer=not args.no_peer)
     extra["quick"] = args.quick
-    extra["load_avg_1m_after"] = os.getloadavg()[0]
-    json_path, _ = write_results(args.name, figs, extra=extra, machine=machine)
-    print_figures(
-        f"encode benchmark (load avg {machine['load_avg_1m']:.2f} -> "
-        f"{extra['load_avg_1m_after']:.2f}, {machine['usable_cpus']} CPUs)",
-        figs,
-    )
-    print(f"wrote {json_path}")
-    return 0
+    return report(args.name, "encode", figs, extra, machine)
 
 
 if __name__ == "__main__":

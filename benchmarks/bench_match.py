@@ -43,11 +43,10 @@ from benchmarks._common import (
     Figure,
     linkage_exe,
     machine_info,
-    print_figures,
+    report,
     run_measured_cpu,
     run_synth,
     synth_encode_cmd,
-    write_results,
     write_secret_file,
 )
 from benchmarks.peers import PeerFailedError, PeerMissingError, anonlink_all_pairs, peer_python
@@ -450,15 +449,7 @@ def main(argv: list[str] | None = None) -> int:
             f, e = part_c(work, n, args.n_recall, strategies, args.timeout)
             figs += f
             extra["c"] = e
-    extra["load_avg_1m_after"] = os.getloadavg()[0]
-    json_path, _ = write_results(args.name, figs, extra=extra, machine=machine)
-    print_figures(
-        f"match benchmark (load avg {machine['load_avg_1m']:.2f} -> "
-        f"{extra['load_avg_1m_after']:.2f}, {machine['usable_cpus']} CPUs)",
-        figs,
-    )
-    print(f"wrote {json_path}")
-    return 0
+    return report(args.name, "match", figs, extra, machine)
 
 
 if __name__ == "__main__":

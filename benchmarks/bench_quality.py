@@ -49,12 +49,11 @@ from benchmarks._common import (
     clkhash_schema_v3,
     linkage_exe,
     machine_info,
-    print_figures,
+    report,
     run_measured_cpu,
     run_synth,
     synth_encode_cmd,
     write_json,
-    write_results,
     write_secret_file,
 )
 from benchmarks.peers import (
@@ -485,15 +484,7 @@ def main(argv: list[str] | None = None) -> int:
             figs += f
             extra["multi"] = e
     extra["quick"] = args.quick
-    extra["load_avg_1m_after"] = os.getloadavg()[0]
-    json_path, _ = write_results(args.name, figs, extra=extra, machine=machine)
-    print_figures(
-        f"quality benchmark (load avg {machine['load_avg_1m']:.2f} -> "
-        f"{extra['load_avg_1m_after']:.2f})",
-        figs,
-    )
-    print(f"wrote {json_path}")
-    return 0
+    return report(args.name, "quality", figs, extra, machine)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import tempfile
@@ -36,11 +35,10 @@ from benchmarks._common import (
     Figure,
     linkage_exe,
     machine_info,
-    print_figures,
+    report,
     run_measured,
     run_synth,
     synth_encode_cmd,
-    write_results,
     write_secret_file,
 )
 
@@ -313,15 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             f, e = scaling(work, 25_000 if q else 200_000)
             figs += f
             extra["d"] = e
-    extra["load_avg_1m_after"] = os.getloadavg()[0]
-    json_path, _ = write_results(args.name, figs, extra=extra, machine=machine)
-    print_figures(
-        f"region benchmark (load avg {machine['load_avg_1m']:.2f} -> "
-        f"{extra['load_avg_1m_after']:.2f}, {machine['usable_cpus']} CPUs)",
-        figs,
-    )
-    print(f"wrote {json_path}")
-    return 0
+    return report(args.name, "region", figs, extra, machine)
 
 
 if __name__ == "__main__":
