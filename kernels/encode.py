@@ -138,34 +138,55 @@ set_bits, set_bits_parallel = serial_and_parallel(_set_bits_body, nogil=True)
 
 
 @njit(cache=True, nogil=True)
+def _dense_table(uniq: np.ndarray, nu: int, log2: int) -> np.ndarray:
+    """An open-addressing table (capacity 2**log2) holding indices 0..nu-1 of ``uniq``."""
+    cap = 1 << log2
+    mask = cap - 1
+    shift = np.uint64(64 - log2)
+    table = np.full(cap, -1, np.int64)
+    for i in range(nu):
+        h = np.int64((uniq[i] * np.uint64(0x9E3779B97F4A7C15)) >> shift) & mask
+        while table[h] >= 0:
+            h = (h + 1) & mask
+        table[h] = i
+    return table
+
+
+@njit(cache=True, nogil=True)
 def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct keys in first-appearance order, and each key's index among them.
 
     ``uniq[ids[t]] == keys[t]`` for every t; ``uniq`` has no repeats. An open-addressing hash
-    table (linear probing, Fibonacci hashing) makes this O(T), unlike sorting.
+    table (linear probing, Fibonacci hashing) makes this O(T), unlike sorting. The table grows
+    with the number of *distinct* keys (kept at most half full), so for the few thousand
+    distinct q-grams of a field it stays in cache however many tokens there are.
     """
     t_len = keys.shape[0]
-    cap = 16
-    log2 = 4
-    while cap < 2 * t_len:
-        cap <<= 1
-        log2 += 1
-    shift = np.uint64(64 - log2)
-    table = np.full(cap, -1, np.int64)
+    log2 = 10
+    cap = 1 << log2
     uniq = np.empty(t_len, np.uint64)
     ids = np.empty(t_len, np.int64)
-    nu = 0
+    table = np.full(cap, -1, np.int64)
+    shift = np.uint64(64 - log2)
     mask = cap - 1
+    nu = 0
     for t in range(t_len):
         k = keys[t]
         h = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> shift) & mask
         while True:
             slot = table[h]
             if slot < 0:
-                table[h] = nu
                 uniq[nu] = k
                 ids[t] = nu
                 nu += 1
+                if 2 * nu > cap:  # grow: rehash the distinct keys into a table twice as big
+                    log2 += 1
+                    cap <<= 1
+                    mask = cap - 1
+                    shift = np.uint64(64 - log2)
+                    table = _dense_table(uniq, nu, log2)
+                else:
+                    table[h] = nu - 1
                 break
             if uniq[slot] == k:
                 ids[t] = slot
