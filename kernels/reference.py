@@ -15,6 +15,7 @@ __all__ = [
     "dedup_ref",
     "dice_matrix_ref",
     "dice_pairs_ref",
+    "join_strings_ref",
     "popcount64_ref",
     "popcount_rows_ref",
     "splitmix64_ref",
@@ -134,3 +135,17 @@ def band_keys_ref(a: np.ndarray, positions: np.ndarray) -> np.ndarray:
                 payload = h & ((1 << width) - 1)
             out[i, b] = np.uint64(tag | payload)
     return out
+
+
+def join_strings_ref(
+    strings: list[bytes], rows: np.ndarray, sep: int
+) -> tuple[list[bytes], list[bool]]:
+    """Per column r of ``rows`` (m, n): ``sep.join(strings[rows[j, r]] for j)``, or b"" and
+    False when any index is negative."""
+    out, ok = [], []
+    for r in range(rows.shape[1]):
+        idx = [int(i) for i in rows[:, r]]
+        good = all(i >= 0 for i in idx)
+        out.append(bytes([sep]).join(strings[i] for i in idx) if good else b"")
+        ok.append(good)
+    return out, ok

@@ -270,3 +270,45 @@ def postcode_normalise(
 
 
 KERNELS["postcode_normalise"] = postcode_normalise
+
+
+@njit(cache=True, nogil=True)
+def join_strings(
+    data: np.ndarray, offsets: np.ndarray, rows: np.ndarray, sep: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Join, for each column r of ``rows`` (an (m, n) int64 array), the strings
+    ``rows[0, r], ..., rows[m-1, r]`` (string i is ``data[offsets[i]:offsets[i+1]]``) with the
+    byte ``sep`` between them.
+
+    Returns (out uint8, out_offsets int64[n+1], ok bool[n]). A column with any index < 0 is
+    not joined: ok False and an empty result.
+    """
+    m, n = rows.shape
+    out_off = np.zeros(n + 1, np.int64)
+    ok = np.ones(n, np.bool_)
+    for r in range(n):
+        ln = m - 1
+        for j in range(m):
+            i = rows[j, r]
+            if i < 0:
+                ok[r] = False
+                break
+            ln += offsets[i + 1] - offsets[i]
+        out_off[r + 1] = out_off[r] + (ln if ok[r] else 0)
+    out = np.empty(out_off[n], np.uint8)
+    for r in range(n):
+        if not ok[r]:
+            continue
+        at = out_off[r]
+        for j in range(m):
+            if j:
+                out[at] = sep
+                at += 1
+            i = rows[j, r]
+            for b in range(offsets[i], offsets[i + 1]):
+                out[at] = data[b]
+                at += 1
+    return out, out_off, ok
+
+
+KERNELS["join_strings"] = join_strings

@@ -47,11 +47,14 @@ from linkage.kernels.hmac import (
     window_positions,
 )
 from linkage.kernels.siphash import key_words, siphash_batch, siphash_batch_parallel
+from linkage.kernels.text import join_strings
 from linkage.normalise import INVALID, REASONS, DateFormat, Normalised, normalise, soundex
-from linkage.schema import BlockKey, Field, Schema
+from linkage.schema import Field, Schema
 from linkage.secret import Secret
 
 DATE_PART_TAGS = {"day": 1, "month": 2, "year": 3, "day_month": 4, "full": 5}
+Messages = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""Token keys (uint64) -> their messages' bytes packed as (data uint8, offsets int64)."""
 
 
 # -- hashing -----------------------------------------------------------------------------
@@ -218,6 +221,38 @@ def _date_token_bytes(key: int) -> bytes:
     return b"F%08d" % v
 
 
+_DATE_TOKEN_FORMS = {1: (b"D", 2), 2: (b"M", 2), 3: (b"Y", 4), 4: (b"DM", 4), 5: (b"F", 8)}
+
+
+def date_token_messages(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bytes of date-part tokens (as :func:`_date_token_bytes`), packed, without a Python
+    call per token: a field of full dates has tens of thousands of distinct tokens."""
+    tag = (keys >> np.uint64(32)).astype(np.int64)
+    v = (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    lens = np.full(len(keys), -1, np.int64)
+    for t, (prefix, width) in _DATE_TOKEN_FORMS.items():
+        lens[(tag == t) & (v < 10**width)] = len(prefix) + width
+    if (lens < 0).any():  # not a form below (never for validated dates): one by one
+        return per_key_messages(_date_token_bytes)(keys)
+    off = np.zeros(len(keys) + 1, np.int64)
+    np.cumsum(lens, out=off[1:])
+    data = np.empty(off[-1], np.uint8)
+    for t, (prefix, width) in _DATE_TOKEN_FORMS.items():
+        idx = np.flatnonzero(tag == t)
+        if len(idx) == 0:
+            continue
+        digits = v[idx, None] // 10 ** np.arange(width - 1, -1, -1, dtype=np.int64) % 10 + 48
+        head = np.broadcast_to(np.frombuffer(prefix, np.uint8), (len(idx), len(prefix)))
+        msg = np.concatenate([head, digits.astype(np.uint8)], axis=1)
+        data[off[idx][:, None] + np.arange(len(prefix) + width)] = msg
+    return data, off
+
+
+def per_key_messages(to_bytes: Callable[[int], bytes]) -> Messages:
+    """A :data:`Messages` function calling ``to_bytes`` once per key."""
+    return lambda keys: pack_messages([to_bytes(k) for k in keys.tolist()])
+
+
 def _numeric_token_bytes(key: int) -> bytes:
     v = key - (1 << 64) if key >= 1 << 63 else key
     return b"%d" % v
@@ -251,41 +286,48 @@ def block_part(transform: str, values: pa.Array) -> pa.Array:
 # -- the encoder -------------------------------------------------------------------------------
 @dataclass
 class _FieldState:
+    """A field's hasher and its cache of token positions across batches: ``pos[r]`` holds the
+    positions of the token whose key is ``keys[i]`` where ``rows[i] == r`` (``keys`` sorted)."""
+
     field: Field
     hasher: KeyedHasher
     kmax: int
-    cache: dict[int, int] = dc_field(default_factory=dict)
+    keys: np.ndarray = dc_field(default_factory=lambda: np.zeros(0, np.uint64))
+    rows: np.ndarray = dc_field(default_factory=lambda: np.zeros(0, np.int64))
     pos: np.ndarray = dc_field(default_factory=lambda: np.zeros((0, 0), np.uint32))
     used: int = 0
 
-    def rows_for(self, uniq_keys: np.ndarray, to_bytes: Callable[[int], bytes], length: int):
+    def rows_for(self, uniq_keys: np.ndarray, messages: Messages, length: int) -> np.ndarray:
         """Rows of ``self.pos`` for each distinct token key, hashing unseen keys once."""
-        cache = self.cache
-        rows = np.empty(len(uniq_keys), np.int64)
-        new_keys: list[int] = []
-        new_at: list[int] = []
-        for i, k in enumerate(uniq_keys.tolist()):
-            r = cache.get(k)
-            if r is None:
-                new_keys.append(k)
-                new_at.append(i)
-            else:
-                rows[i] = r
-        if new_keys:
-            data, off = pack_messages([to_bytes(k) for k in new_keys])
-            fresh = self.hasher.positions(data, off, length, self.kmax)
-            need = self.used + len(new_keys)
-            if need > self.pos.shape[0]:
-                grown = np.zeros((max(need, 2 * self.pos.shape[0], 256), self.kmax), np.uint32)
-                if self.used:
-                    grown[: self.used] = self.pos[: self.used]
-                self.pos = grown
-            self.pos[self.used : need] = fresh
-            for j, (k, i) in enumerate(zip(new_keys, new_at, strict=True)):
-                cache[k] = self.used + j
-                rows[i] = self.used + j
-            self.used = need
-        return rows
+        out = np.empty(len(uniq_keys), np.int64)
+        at = np.searchsorted(self.keys, uniq_keys)
+        if len(self.keys):
+            at_c = np.minimum(at, len(self.keys) - 1)
+            hit = self.keys[at_c] == uniq_keys
+            out[hit] = self.rows[at_c[hit]]
+        else:
+            hit = np.zeros(len(uniq_keys), bool)
+        new_at = np.flatnonzero(~hit)
+        if len(new_at) == 0:
+            return out
+        new_keys = uniq_keys[new_at]
+        data, off = messages(new_keys)
+        fresh = self.hasher.positions(data, off, length, self.kmax)
+        need = self.used + len(new_keys)
+        if need > self.pos.shape[0]:
+            grown = np.zeros((max(need, 2 * self.pos.shape[0], 256), self.kmax), np.uint32)
+            if self.used:
+                grown[: self.used] = self.pos[: self.used]
+            self.pos = grown
+        self.pos[self.used : need] = fresh
+        new_rows = np.arange(self.used, need, dtype=np.int64)
+        out[new_at] = new_rows
+        self.used = need
+        order = np.argsort(new_keys)
+        ins = np.searchsorted(self.keys, new_keys[order])
+        self.keys = np.insert(self.keys, ins, new_keys[order])
+        self.rows = np.insert(self.rows, ins, new_rows[order])
+        return out
 
 
 @dataclass
@@ -364,23 +406,18 @@ class Encoder:
         self, f: Field, nv: Normalised, salt: pa.Array | None, filters: np.ndarray
     ) -> np.ndarray:
         st = self.states[f.name]
-        values = nv.values
         unit_salts = None
         if salt is not None:
             # a unit is a distinct (salt, value) pair; a row missing its salt loses the field
-            values = pc.if_else(pc.is_null(salt), pa.scalar(None, pa.string()), values)
+            values = pc.if_else(pc.is_null(salt), pa.scalar(None, pa.string()), nv.values)
             combo = pc.binary_join_element_wise(salt, values, "\x00")
             denc = pc.dictionary_encode(combo)
             parts = pc.split_pattern(denc.dictionary, "\x00", max_splits=1)
             unit_salts = pc.list_element(parts, 0)
             units = pc.list_element(parts, 1)
             unit_of_row = _indices(denc)
-        elif nv.units is not None and nv.unit_of_row is not None:
-            units, unit_of_row = nv.units, nv.unit_of_row  # distinct values from normalise()
         else:
-            denc = pc.dictionary_encode(values)
-            units = denc.dictionary
-            unit_of_row = _indices(denc)
+            units, unit_of_row = nv.units, nv.unit_of_row  # distinct values from normalise()
         nu = len(units)
         if nu == 0:
             return np.zeros(len(unit_of_row), bool)
@@ -396,7 +433,10 @@ class Encoder:
             tok_off, keys, to_bytes = _tokens(f, units)
             with np.errstate(over="ignore"):  # multiplicative hashing wraps (no-JIT mode)
                 inv, uk = dense_ids(keys)
-            tok_rows = st.rows_for(uk, to_bytes, self.length)[inv]
+            messages = (
+                date_token_messages if f.tokeniser.type == "date" else per_key_messages(to_bytes)
+            )
+            tok_rows = st.rows_for(uk, messages, self.length)[inv]
             pos = st.pos
         ntok = np.diff(tok_off)
         if f.bits_per_token is not None:
@@ -445,13 +485,24 @@ class Encoder:
         cols = np.zeros((n, len(self.block_keys)), np.uint64)
         valid = np.zeros((n, len(self.block_keys)), bool)
         sip = siphash_batch_parallel if self.parallel else siphash_batch
+        parts: dict[tuple[str, str], tuple[pa.Array, np.ndarray]] = {}
         for j, (bk, (k0, k1)) in enumerate(self.block_keys):
-            # SipHash every row: cheaper than finding the distinct values first
-            joined = _join_parts(bk, norm)
-            data, offs = _string_buffers(joined)
+            # each part is computed once per distinct value (unit), then joined per row
+            strings, rows = [], np.empty((len(bk.parts), n), np.int64)
+            base = 0
+            for i, p in enumerate(bk.parts):
+                key = (p.field, p.transform)
+                if key not in parts:
+                    parts[key] = _unit_part(p.transform, norm[p.field])
+                unit_strings, unit_row = parts[key]
+                strings.append(unit_strings)
+                rows[i] = np.where(unit_row >= 0, unit_row + base, -1)
+                base += len(unit_strings)
+            data, offs = _string_buffers(pa.concat_arrays(strings))
+            joined, joined_off, ok = join_strings(data, offs, rows, 0x1F)
             with np.errstate(over="ignore"):  # wrapping arithmetic when NUMBA_DISABLE_JIT=1
-                sip(k0, k1, data, offs, cols[:, j])
-            valid[:, j] = pc.is_valid(joined).to_numpy(zero_copy_only=False)
+                sip(k0, k1, joined, joined_off, cols[:, j])
+            valid[:, j] = ok
         counts = valid.sum(axis=1)
         offsets = np.zeros(n + 1, np.int32)
         np.cumsum(counts, out=offsets[1:])
@@ -459,17 +510,18 @@ class Encoder:
         return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.uint64()))
 
 
+def _unit_part(transform: str, nv: Normalised) -> tuple[pa.Array, np.ndarray]:
+    """A block-key part of each distinct value, and each row's index into them (-1: the row
+    has no usable value or its part is empty)."""
+    part = block_part(transform, nv.units)
+    usable = pc.fill_null(pc.not_equal(part, ""), False).to_numpy(zero_copy_only=False)
+    row_of_unit = np.append(np.where(usable, np.arange(len(part)), -1), -1)
+    return part.fill_null(""), row_of_unit[nv.unit_of_row]
+
+
 def _indices(denc: pa.DictionaryArray) -> np.ndarray:
     """Dictionary indices as int32 with -1 for nulls."""
     return np.asarray(pc.fill_null(denc.indices, -1).to_numpy(zero_copy_only=False), np.int32)
-
-
-def _join_parts(bk: BlockKey, norm: Mapping[str, Normalised]) -> pa.Array:
-    parts = [block_part(p.transform, norm[p.field].values) for p in bk.parts]
-    parts = [pc.if_else(pc.equal(p, ""), pa.scalar(None, pa.string()), p) for p in parts]
-    if len(parts) == 1:
-        return parts[0]
-    return pc.binary_join_element_wise(*parts, "\x1f", null_handling="emit_null")
 
 
 def reason(code: int) -> str:

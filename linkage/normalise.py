@@ -30,6 +30,7 @@ is reported (never with its value).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,14 +96,19 @@ _POSTCODE_RE = r"^(?:[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}|GIR0AA)$"
 
 @dataclass(frozen=True)
 class Normalised:
-    """Normalised values (null where missing or invalid) and a status code per row."""
+    """A normalised column: its distinct valid normalised values (``units``), each row's index
+    into them (``unit_of_row``, -1 where the value is missing or invalid) and a status code
+    per row. ``values`` spells the rows out (null where missing or invalid); it is built on
+    first use, since the encoder works from units and indices."""
 
-    values: pa.Array
+    units: pa.Array  # string; may repeat a value (harmless)
+    unit_of_row: np.ndarray  # int32, -1: no usable value
     status: np.ndarray  # int8; OK, MISSING, or a row-problem code (see REASONS)
-    # the distinct valid normalised values and each row's index into them (-1: none), so the
-    # encoder need not dictionary-encode again (units may repeat: harmless)
-    units: pa.Array | None = None
-    unit_of_row: np.ndarray | None = None
+
+    @functools.cached_property
+    def values(self) -> pa.Array:
+        idx = pa.array(self.unit_of_row, mask=self.unit_of_row < 0)
+        return pc.take(self.units, idx)
 
     def problems(self) -> np.ndarray:
         """Row indices whose value was invalid."""
@@ -540,32 +546,31 @@ def normalise(
     """
     arr = _as_string_array(values)
     n = len(arr)
-    miss = _missing_mask(arr, missing)
-    present = pc.invert(miss)
-    denc = pc.dictionary_encode(_null_if(arr, miss))
+    denc = pc.dictionary_encode(arr)
     uniq = denc.dictionary
+    # the missing-value test and the normaliser run once per distinct raw value
+    u_miss = _missing_mask(uniq, missing).to_numpy(zero_copy_only=False)
+    present = np.flatnonzero(~u_miss)
+    u_status = np.full(len(uniq), MISSING, np.int8)
+    todo = uniq if len(present) == len(uniq) else uniq.take(pa.array(present))
     if kind == "date":
-        u_vals, u_status = _norm_date(uniq, date_format, today)
+        t_vals, t_status = _norm_date(todo, date_format, today)
     elif kind in _ASCII_MODES and fast:
-        u_vals, u_status = _norm_textlike(kind, uniq)
+        t_vals, t_status = _norm_textlike(kind, todo)
     elif kind in _SIMPLE:
-        u_vals, u_status = _SIMPLE[kind](uniq)
+        t_vals, t_status = _SIMPLE[kind](todo)
     else:
         raise ValueError(f"unknown normaliser {kind!r}")
-    idx = denc.indices
-    vals = pc.take(u_vals, idx)
-    idx_np = np.asarray(pc.fill_null(idx, 0).to_numpy(zero_copy_only=False), np.int64)
-    status = u_status[idx_np] if len(u_status) else np.zeros(n, np.int8)
-    present_np = present.to_numpy(zero_copy_only=False)
-    status = np.where(present_np, status, MISSING).astype(np.int8)
-    vals = _null_if(vals, pa.array(status != OK))
-    keep = np.flatnonzero(u_status == OK) if len(u_status) else np.zeros(0, np.int64)
-    remap = np.full(len(u_status), -1, np.int32)
-    remap[keep] = np.arange(len(keep), dtype=np.int32)
-    unit_of_row = remap[idx_np] if len(remap) else np.full(n, -1, np.int32)
-    unit_of_row[status != OK] = -1
-    units = pc.take(u_vals, pa.array(keep)).cast(pa.string())
-    return Normalised(vals, status, units, unit_of_row)
+    u_status[present] = t_status
+    idx = np.asarray(pc.fill_null(denc.indices, -1).to_numpy(zero_copy_only=False), np.int64)
+    status = u_status[idx] if len(uniq) else np.zeros(n, np.int8)
+    status[idx < 0] = MISSING
+    keep = np.flatnonzero(t_status == OK)
+    remap = np.full(len(uniq) + 1, -1, np.int32)  # last slot: the null index -1
+    remap[present[keep]] = np.arange(len(keep), dtype=np.int32)
+    unit_of_row = remap[idx]
+    units = t_vals.take(pa.array(keep)).cast(pa.string())
+    return Normalised(units, unit_of_row, status)
 
 
 def normalise_value(kind: str, value: str | None, **kwargs: object) -> str | None:

@@ -452,3 +452,24 @@ def test_filter_bit_order() -> None:
         assert np.bitwise_count(word).sum() == 1
         assert bits[i][p] == 1 and bits[i].count() == 1
     np.testing.assert_array_equal(type(enc).filters_from_bitarrays(bits), enc.filters)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 5), st.one_of(st.integers(0, 99_999_999), st.integers(0, 2**32 - 1))
+        ),
+        max_size=40,
+    )
+)
+def test_date_token_messages_match_per_token_bytes(pairs: list[tuple[int, int]]) -> None:
+    """The vectorised date-token messages equal the per-token definition, including values
+    too wide for their form (the one-by-one fallback)."""
+    from linkage.encode import _date_token_bytes, date_token_messages, pack_messages
+
+    keys = np.array([(t << 32) | v for t, v in pairs], np.uint64)
+    data, off = date_token_messages(keys)
+    want_data, want_off = pack_messages([_date_token_bytes(int(k)) for k in keys])
+    assert off.tolist() == want_off.tolist()
+    assert data.tobytes() == want_data.tobytes()

@@ -210,3 +210,73 @@ def test_postcode_kernel_matches_regex_path(values: list[str]) -> None:
     assert [v for v, k in zip(fv, ok, strict=True) if k] == [
         v for v, k in zip(rv, ok, strict=True) if k
     ]
+
+
+# -- join_strings -------------------------------------------------------------------------------
+def _pack(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    off = np.zeros(len(strings) + 1, np.int64)
+    np.cumsum([len(s) for s in strings], out=off[1:])
+    return np.frombuffer(b"".join(strings), np.uint8).copy(), off
+
+
+def _check_join(strings: list[bytes], rows: np.ndarray, sep: int) -> None:
+    from linkage.kernels.reference import join_strings_ref
+    from linkage.kernels.text import join_strings
+
+    data, off = _pack(strings)
+    out, out_off, ok = join_strings(data, off, rows, sep)
+    want, want_ok = join_strings_ref(strings, rows, sep)
+    assert ok.tolist() == want_ok
+    assert len(out_off) == rows.shape[1] + 1 and out_off[0] == 0
+    got = [out[out_off[r] : out_off[r + 1]].tobytes() for r in range(rows.shape[1])]
+    assert got == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.binary(max_size=9), min_size=1, max_size=12).flatmap(
+        lambda strings: st.tuples(
+            st.just(strings),
+            st.integers(1, 4).flatmap(
+                lambda m: st.lists(
+                    st.lists(st.integers(-1, len(strings) - 1), min_size=m, max_size=m),
+                    max_size=20,
+                )
+            ),
+            st.integers(0, 255),
+        )
+    )
+)
+def test_join_strings_matches_reference(args: tuple[list[bytes], list[list[int]], int]) -> None:
+    strings, cols, sep = args
+    m = len(cols[0]) if cols else 2
+    rows = np.array(cols, np.int64).reshape(len(cols), m).T.copy()
+    _check_join(strings, rows, sep)
+
+
+@pytest.mark.parametrize(
+    "strings, rows",
+    [
+        ([b"A"], np.zeros((2, 0), np.int64)),  # no rows
+        ([b""], np.zeros((3, 2), np.int64)),  # empty strings: only separators
+        ([b"\x00\xff", b"\xff"], np.ones((1, 5), np.int64)),  # one part: no separator
+        ([b"AB", b"C"], np.array([[0, -1, 1], [1, 1, -1]], np.int64)),  # missing parts
+    ],
+)
+def test_join_strings_edge_cases(strings: list[bytes], rows: np.ndarray) -> None:
+    _check_join(strings, rows, 0x1F)
+
+
+def test_join_strings_without_jit_matches_jit() -> None:
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from linkage.kernels.text import join_strings
+        data = np.frombuffer(b"ABCDEFG", np.uint8).copy()
+        off = np.array([0, 2, 2, 5, 7], np.int64)
+        rows = np.array([[0, 1, -1, 3, 2], [3, 0, 1, 2, 2]], np.int64)
+        out, out_off, ok = join_strings(data, off, rows, 31)
+        np.savez(OUT, out=out, out_off=out_off, ok=ok)
+        """
+    )
+    same_with_and_without_jit(code)
