@@ -11,10 +11,12 @@ import numpy.typing as npt
 
 __all__ = [
     "allpairs_ref",
+    "ascii_missing_ref",
     "band_keys_ref",
     "dedup_ref",
     "dice_matrix_ref",
     "dice_pairs_ref",
+    "distinct_strings_ref",
     "join_strings_ref",
     "popcount64_ref",
     "popcount_rows_ref",
@@ -149,3 +151,31 @@ def join_strings_ref(
         out.append(bytes([sep]).join(strings[i] for i in idx) if good else b"")
         ok.append(good)
     return out, ok
+
+
+def distinct_strings_ref(strings: list[bytes]) -> tuple[list[int], list[int]]:
+    """(ids, first): each string's index among the distinct strings in first-appearance
+    order, and the position where each distinct string first appears."""
+    seen: dict[bytes, int] = {}
+    ids: list[int] = []
+    first: list[int] = []
+    for i, s in enumerate(strings):
+        if s not in seen:
+            seen[s] = len(first)
+            first.append(i)
+        ids.append(seen[s])
+    return ids, first
+
+
+def ascii_missing_ref(strings: list[bytes], sentinels: list[bytes]) -> list[int]:
+    """2 for a string with a non-ASCII byte; else 1 if, trimmed of Arrow's ASCII whitespace
+    (tab..CR, 0x1C-0x1F, space) and upper-cased, it is empty or a sentinel; else 0."""
+    space = bytes([9, 10, 11, 12, 13, 28, 29, 30, 31, 32])
+    out = []
+    for s in strings:
+        if any(b >= 128 for b in s):
+            out.append(2)
+            continue
+        t = s.strip(space).upper()
+        out.append(1 if t == b"" or t in sentinels else 0)
+    return out

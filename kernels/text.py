@@ -7,6 +7,8 @@ in :mod:`linkage.normalise`, which is also the reference these kernels are teste
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
@@ -156,7 +158,7 @@ def ascii_normalise(
     return out[:o], out_off
 
 
-KERNELS = {"ascii_normalise": ascii_normalise}
+KERNELS: dict[str, Any] = {"ascii_normalise": ascii_normalise}
 
 
 # Soundex digit per letter A..Z (0: no code: vowels, H, W, Y).
@@ -312,3 +314,159 @@ def join_strings(
 
 
 KERNELS["join_strings"] = join_strings
+
+
+# -- distinct strings ----------------------------------------------------------------------------
+@njit(cache=True, nogil=True, inline="always")
+def _word(d64: np.ndarray, i: int) -> np.uint64:
+    """The 8 bytes at byte offset i of the buffer viewed as ``d64`` (little-endian, any
+    alignment; the buffer must extend 8 bytes past i)."""
+    s = np.uint64((i & 7) * 8)
+    lo = d64[i >> 3]
+    if s == 0:
+        return lo
+    return (lo >> s) | (d64[(i >> 3) + 1] << (np.uint64(64) - s))
+
+
+@njit(cache=True, nogil=True)
+def _str_hash(d64: np.ndarray, a: int, b: int) -> np.uint64:
+    h = np.uint64(b - a) * np.uint64(0x9E3779B97F4A7C15)
+    i = a
+    while i < b:
+        w = _word(d64, i)
+        if b - i < 8:
+            w &= (np.uint64(1) << np.uint64(8 * (b - i))) - np.uint64(1)
+        h = (h ^ w) * np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(31)
+        i += 8
+    h ^= h >> np.uint64(29)
+    return h * np.uint64(0x94D049BB133111EB)
+
+
+@njit(cache=True, nogil=True)
+def _str_equal(d64: np.ndarray, a: int, b: int, c: int, d: int) -> bool:
+    if b - a != d - c:
+        return False
+    i, j = a, c
+    while i < b:
+        w1 = _word(d64, i)
+        w2 = _word(d64, j)
+        if b - i < 8:
+            m = (np.uint64(1) << np.uint64(8 * (b - i))) - np.uint64(1)
+            w1 &= m
+            w2 &= m
+        if w1 != w2:
+            return False
+        i += 8
+        j += 8
+    return True
+
+
+@njit(cache=True, nogil=True)
+def distinct_strings(padded: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct strings in first-appearance order, and each string's index among them.
+
+    String i is ``padded[offsets[i]:offsets[i+1]]``; ``padded`` is a uint64 view of the
+    bytes followed by at least 8 bytes of padding (see :func:`padded_words`). Returns
+    (ids int32[n], first int64[U]: the row where each distinct string first appears).
+    An open-addressing table keyed by a 64-bit
+    hash of the bytes (8 at a time), compared byte-exactly on a hit; it grows with the
+    number of distinct strings.
+    """
+    n = offsets.shape[0] - 1
+    log2 = 10
+    cap = 1 << log2
+    table = np.full(cap, -1, np.int64)
+    first = np.empty(n, np.int64)
+    hashes = np.empty(n, np.uint64)
+    ids = np.empty(n, np.int32)
+    nu = 0
+    for r in range(n):
+        a, b = offsets[r], offsets[r + 1]
+        h = _str_hash(padded, a, b)
+        slot = np.int64(h >> np.uint64(64 - log2))
+        while True:
+            u = table[slot]
+            if u < 0:
+                first[nu] = r
+                hashes[nu] = h
+                ids[r] = nu
+                nu += 1
+                if 2 * nu > cap:
+                    log2 += 1
+                    cap <<= 1
+                    table = np.full(cap, -1, np.int64)
+                    for v in range(nu):
+                        s2 = np.int64(hashes[v] >> np.uint64(64 - log2))
+                        while table[s2] >= 0:
+                            s2 = (s2 + 1) & (cap - 1)
+                        table[s2] = v
+                else:
+                    table[slot] = nu - 1
+                break
+            fr = first[u]
+            if hashes[u] == h and _str_equal(padded, a, b, offsets[fr], offsets[fr + 1]):
+                ids[r] = u
+                break
+            slot = (slot + 1) & (cap - 1)
+    return ids, first[:nu].copy()
+
+
+KERNELS["distinct_strings"] = distinct_strings
+
+
+def padded_words(data: np.ndarray) -> np.ndarray:
+    """The bytes ``data`` copied into a zero-padded uint64 buffer (for :func:`distinct_strings`)."""
+    words = np.zeros((len(data) + 15) // 8 + 1, np.uint64)
+    words.view(np.uint8)[: len(data)] = data
+    return words
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _is_trim_space(c: int) -> bool:
+    """Arrow's utf8_trim_whitespace, on ASCII: tab..CR, the separators 0x1C-0x1F, space."""
+    return (9 <= c <= 13) or (28 <= c <= 32)
+
+
+@njit(cache=True, nogil=True)
+def ascii_missing(
+    data: np.ndarray, offsets: np.ndarray, sent_data: np.ndarray, sent_offsets: np.ndarray
+) -> np.ndarray:
+    """Per string: 1 if, trimmed of whitespace and upper-cased, it is empty or one of the
+    sentinels (``sent_data[sent_offsets[j]:sent_offsets[j+1]]``, already trimmed and
+    upper-case); 0 if not; 2 if it has a non-ASCII byte (undecided: the caller decides)."""
+    n = offsets.shape[0] - 1
+    out = np.zeros(n, np.int8)
+    for i in range(n):
+        a, b = offsets[i], offsets[i + 1]
+        ascii_only = True
+        for p in range(a, b):
+            if data[p] >= 128:
+                ascii_only = False
+                break
+        if not ascii_only:
+            out[i] = 2
+            continue
+        while a < b and _is_trim_space(data[a]):
+            a += 1
+        while b > a and _is_trim_space(data[b - 1]):
+            b -= 1
+        if a == b:
+            out[i] = 1
+            continue
+        for j in range(sent_offsets.shape[0] - 1):
+            sa, sb = sent_offsets[j], sent_offsets[j + 1]
+            if sb - sa != b - a:
+                continue
+            same = True
+            for t in range(b - a):
+                if _upper(data[a + t]) != sent_data[sa + t]:
+                    same = False
+                    break
+            if same:
+                out[i] = 1
+                break
+    return out
+
+
+KERNELS["ascii_missing"] = ascii_missing

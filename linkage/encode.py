@@ -48,7 +48,15 @@ from linkage.kernels.hmac import (
 )
 from linkage.kernels.siphash import key_words, siphash_batch, siphash_batch_parallel
 from linkage.kernels.text import join_strings
-from linkage.normalise import INVALID, REASONS, DateFormat, Normalised, normalise, soundex
+from linkage.normalise import (
+    INVALID,
+    REASONS,
+    DateFormat,
+    Normalised,
+    normalise,
+    soundex,
+    string_buffers,
+)
 from linkage.schema import Field, Schema
 from linkage.secret import Secret
 
@@ -148,16 +156,6 @@ def qgram_token_bytes(key: int, q: int) -> bytes:
 
 
 # -- tokenisers over distinct values ---------------------------------------------------------
-def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 data and int64 offsets of a string array without nulls."""
-    if arr.offset or arr.null_count:
-        arr = pa.concat_arrays([arr.fill_null("")])
-    offs = np.frombuffer(arr.buffers()[1], np.int32)[: len(arr) + 1].astype(np.int64)
-    data_buf = arr.buffers()[2]
-    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    return data, offs
-
-
 def _tokens(field: Field, units: pa.Array) -> tuple[np.ndarray, np.ndarray, Callable[[int], bytes]]:
     """Token keys of each distinct value: (tok_off int64[U+1], keys uint64[T], key -> bytes).
 
@@ -165,7 +163,7 @@ def _tokens(field: Field, units: pa.Array) -> tuple[np.ndarray, np.ndarray, Call
     t = field.tokeniser
     u = len(units)
     if t.type == "qgram":
-        data, offs = _string_buffers(units)
+        data, offs = string_buffers(units)
         tok_off, keys = qgram_keys(data, offs, t.q, t.padding)
         q = t.q
         return tok_off, keys, lambda k: qgram_token_bytes(k, q)
@@ -422,7 +420,7 @@ class Encoder:
         if nu == 0:
             return np.zeros(len(unit_of_row), bool)
         if unit_salts is None and f.tokeniser.type == "exact":
-            data, offs = _string_buffers(units)
+            data, offs = string_buffers(units)
             pos = st.hasher.positions(data, offs, self.length, st.kmax)
             tok_off = np.arange(nu + 1, dtype=np.int64)
             tok_rows = np.arange(nu, dtype=np.int64)
@@ -498,7 +496,7 @@ class Encoder:
                 strings.append(unit_strings)
                 rows[i] = np.where(unit_row >= 0, unit_row + base, -1)
                 base += len(unit_strings)
-            data, offs = _string_buffers(pa.concat_arrays(strings))
+            data, offs = string_buffers(pa.concat_arrays(strings))
             joined, joined_off, ok = join_strings(data, offs, rows, 0x1F)
             with np.errstate(over="ignore"):  # wrapping arithmetic when NUMBA_DISABLE_JIT=1
                 sip(k0, k1, joined, joined_off, cols[:, j])

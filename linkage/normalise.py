@@ -46,7 +46,10 @@ from linkage.kernels.text import (
     SOUNDEX_TABLE,
     TITLE_DATA,
     TITLE_OFFSETS,
+    ascii_missing,
     ascii_normalise,
+    distinct_strings,
+    padded_words,
     postcode_normalise,
     soundex_codes,
 )
@@ -141,6 +144,26 @@ def _missing_mask(values: pa.Array, missing: Sequence[str]) -> pa.Array:
     return pc.fill_null(m, True)
 
 
+def _unique_missing(uniq: pa.Array, missing: Sequence[str], fast: bool = True) -> np.ndarray:
+    """:func:`_missing_mask` of distinct values as a numpy bool array: ASCII values in one
+    numba pass, the rest (everything when ``fast`` is false) through Arrow."""
+    if not fast:
+        return _missing_mask(uniq, missing).to_numpy(zero_copy_only=False)
+    sent = sorted({s.strip().upper() for s in missing})
+    sent_b = [s.encode("utf-8") for s in sent]
+    sent_off = np.zeros(len(sent_b) + 1, np.int64)
+    np.cumsum([len(b) for b in sent_b], out=sent_off[1:])
+    sent_data = np.frombuffer(b"".join(sent_b), np.uint8)
+    data, offs = string_buffers(uniq)
+    code = ascii_missing(data, offs, sent_data, sent_off)
+    out = code == 1
+    other = np.flatnonzero(code == 2)
+    if len(other):
+        sub = uniq.take(pa.array(other))
+        out[other] = _missing_mask(sub, missing).to_numpy(zero_copy_only=False)
+    return out
+
+
 def fold_letters(values: pa.Array) -> pa.Array:
     """NFKD; strip combining marks from Latin letters; upper-case; map Latin letters without
     decompositions (ß, Ł, Ø...); NFC, so other scripts keep their marks (Й, नमस्ते)."""
@@ -184,23 +207,26 @@ def _norm_postcode(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     is_ascii = pc.fill_null(pc.string_is_ascii(values), True).to_numpy(zero_copy_only=False)
     if not is_ascii.all():
         return _norm_postcode_general(values)
-    data, offs = _buffers(values)
-    out, out_off, valid = postcode_normalise(data, offs)
-    if out_off[-1] >= 2**31:
-        raise ValueError("batch too large")
-    arr = pa.StringArray.from_buffers(
-        len(values), pa.py_buffer(out_off.astype(np.int32)), pa.py_buffer(out)
-    )
-    return arr, np.where(valid, OK, _BAD_POSTCODE).astype(np.int8)
+    out, out_off, valid = postcode_normalise(*string_buffers(values))
+    return string_array(out, out_off), np.where(valid, OK, _BAD_POSTCODE).astype(np.int8)
 
 
-def _buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """UTF-8 data and int64 offsets of a string array (nulls as empty strings)."""
     if values.offset or values.null_count:
         values = pa.concat_arrays([values.fill_null("")])
     offs = np.frombuffer(values.buffers()[1], np.int32)[: len(values) + 1].astype(np.int64)
     buf = values.buffers()[2]
     return (np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)), offs
+
+
+def string_array(data: np.ndarray, offsets: np.ndarray) -> pa.Array:
+    """A string array over kernel output (``offsets`` int64, n+1 of them)."""
+    if offsets[-1] >= 2**31:
+        raise ValueError("batch too large")
+    return pa.StringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
+    )
 
 
 def _norm_postcode_general(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -481,17 +507,9 @@ _ASCII_MODES = {"name": MODE_NAME, "text": MODE_TEXT, "none": MODE_NONE}
 
 def _ascii_fast(kind: str, values: pa.Array) -> pa.Array:
     """The ``name``/``text``/``none`` normaliser of all-ASCII values, in one numba pass."""
-    if values.offset or values.null_count:
-        values = pa.concat_arrays([values.fill_null("")])
-    offs = np.frombuffer(values.buffers()[1], np.int32)[: len(values) + 1].astype(np.int64)
-    buf = values.buffers()[2]
-    data = np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)
+    data, offs = string_buffers(values)
     out, out_off = ascii_normalise(data, offs, _ASCII_MODES[kind], TITLE_DATA, TITLE_OFFSETS)
-    if out_off[-1] >= 2**31:
-        raise ValueError("batch too large")
-    return pa.StringArray.from_buffers(
-        len(values), pa.py_buffer(out_off.astype(np.int32)), pa.py_buffer(out)
-    )
+    return string_array(out, out_off)
 
 
 def _norm_textlike(kind: str, values: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -546,10 +564,14 @@ def normalise(
     """
     arr = _as_string_array(values)
     n = len(arr)
-    denc = pc.dictionary_encode(arr)
-    uniq = denc.dictionary
+    if arr.offset or arr.null_count:  # a null is missing, like an empty string
+        arr = pa.concat_arrays([arr.fill_null("")])
+    data, offs = string_buffers(arr)
+    with np.errstate(over="ignore"):  # wrapping hash arithmetic when NUMBA_DISABLE_JIT=1
+        idx, first = distinct_strings(padded_words(data), offs)
+    uniq = arr.take(pa.array(first))
     # the missing-value test and the normaliser run once per distinct raw value
-    u_miss = _missing_mask(uniq, missing).to_numpy(zero_copy_only=False)
+    u_miss = _unique_missing(uniq, missing, fast)
     present = np.flatnonzero(~u_miss)
     u_status = np.full(len(uniq), MISSING, np.int8)
     todo = uniq if len(present) == len(uniq) else uniq.take(pa.array(present))
@@ -562,11 +584,9 @@ def normalise(
     else:
         raise ValueError(f"unknown normaliser {kind!r}")
     u_status[present] = t_status
-    idx = np.asarray(pc.fill_null(denc.indices, -1).to_numpy(zero_copy_only=False), np.int64)
     status = u_status[idx] if len(uniq) else np.zeros(n, np.int8)
-    status[idx < 0] = MISSING
     keep = np.flatnonzero(t_status == OK)
-    remap = np.full(len(uniq) + 1, -1, np.int32)  # last slot: the null index -1
+    remap = np.full(len(uniq), -1, np.int32)
     remap[present[keep]] = np.arange(len(keep), dtype=np.int32)
     unit_of_row = remap[idx]
     units = t_vals.take(pa.array(keep)).cast(pa.string())
@@ -589,11 +609,7 @@ def soundex(values: pa.Array) -> pa.Array:
     """
     denc = pc.dictionary_encode(values)
     uniq = denc.dictionary
-    if uniq.offset or uniq.null_count:
-        uniq = pa.concat_arrays([uniq.fill_null("")])
-    offs = np.frombuffer(uniq.buffers()[1], np.int32)[: len(uniq) + 1].astype(np.int64)
-    buf = uniq.buffers()[2]
-    data = np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)
+    data, offs = string_buffers(uniq)
     codes, valid = soundex_codes(data, offs, SOUNDEX_TABLE)
     n = len(uniq)
     u_codes = pa.FixedSizeBinaryArray.from_buffers(

@@ -38,7 +38,8 @@ from linkage.encoded import (
     temp_path_for,
 )
 from linkage.errors import InputError
-from linkage.normalise import AmbiguousDateFormat, DateFormat, detect_date_format
+from linkage.kernels.text import distinct_strings, padded_words
+from linkage.normalise import AmbiguousDateFormat, DateFormat, detect_date_format, string_buffers
 from linkage.reader import InputFile
 from linkage.schema import Schema
 from linkage.secret import Secret
@@ -166,16 +167,15 @@ def check_ids(ids: pa.Array, path: object, column: str) -> None:
     if pc.any(blank).as_py():
         row = int(np.flatnonzero(blank.to_numpy(zero_copy_only=False))[0]) + 1
         raise InputError(f"{path}: row {row}, column {column!r}: empty record id")
-    if pc.count_distinct(ids).as_py() != n:
-        order = np.asarray(pc.sort_indices(ids))
-        s = ids.take(pa.array(order))
-        eq = pc.equal(s.slice(1), s.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-        k = int(np.flatnonzero(eq)[0])
-        a, b = sorted((int(order[k]) + 1, int(order[k + 1]) + 1))
-        dup_total = n - pc.count_distinct(ids).as_py()
+    data, offs = string_buffers(ids)
+    with np.errstate(over="ignore"):  # wrapping hash arithmetic when NUMBA_DISABLE_JIT=1
+        which, first = distinct_strings(padded_words(data), offs)
+    if len(first) != n:
+        b = int(np.flatnonzero(first[which] != np.arange(n))[0])  # first repeated row
+        a = int(first[which[b]])
         raise InputError(
-            f"{path}: column {column!r}: duplicate record ids ({dup_total} duplicates; "
-            f"first: row {b} repeats row {a})"
+            f"{path}: column {column!r}: duplicate record ids ({n - len(first)} duplicates; "
+            f"first: row {b + 1} repeats row {a + 1})"
         )
 
 

@@ -280,3 +280,99 @@ def test_join_strings_without_jit_matches_jit() -> None:
         """
     )
     same_with_and_without_jit(code)
+
+
+# -- distinct_strings and ascii_missing ----------------------------------------------------------
+def _distinct(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    from linkage.kernels.text import distinct_strings, padded_words
+
+    data, off = _pack(strings)
+    return distinct_strings(padded_words(data), off)
+
+
+# short alphabets make repeats and hash-slot collisions common; lengths cross the 8-byte words
+DISTINCT_STRINGS = st.lists(
+    st.one_of(
+        st.binary(max_size=20), st.sampled_from([b"", b"A", b"AB", b"ABCDEFGH", b"ABCDEFGHI"])
+    ),
+    max_size=200,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(DISTINCT_STRINGS)
+def test_distinct_strings_matches_reference(strings: list[bytes]) -> None:
+    from linkage.kernels.reference import distinct_strings_ref
+
+    ids, first = _distinct(strings)
+    want_ids, want_first = distinct_strings_ref(strings)
+    assert ids.tolist() == want_ids
+    assert first.tolist() == want_first
+
+
+@pytest.mark.parametrize(
+    "strings",
+    [
+        [],
+        [b""] * 5,
+        [b"\x00"] * 3 + [b"", b"\x00\x00"],  # zero bytes vs padding vs length
+        [b"\xff" * 8, b"\xff" * 9, b"\xff" * 7, b"\xff" * 8],
+        [str(i % 3000).encode() for i in range(20000)],  # table growth, many repeats
+        [b"same prefix 12345678" + bytes([i]) for i in range(256)],
+    ],
+)
+def test_distinct_strings_edge_cases(strings: list[bytes]) -> None:
+    from linkage.kernels.reference import distinct_strings_ref
+
+    ids, first = _distinct(strings)
+    want_ids, want_first = distinct_strings_ref(strings)
+    assert ids.tolist() == want_ids and first.tolist() == want_first
+
+
+ASCII_MISSING_CHARS = [*"ANKUnk/ ", "\t", "\x0b", "\x1c", "\x1f", "\x7f", "é", "\u00a0"]
+SENTINELS = [b"NK", b"N/A", b"UNKNOWN", b"NOT KNOWN"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet=ASCII_MISSING_CHARS, max_size=9),
+            st.sampled_from([" nk ", "n/a", "Unknown\t", "not known", "NOT  KNOWN", "\x1c"]),
+        ),
+        max_size=40,
+    )
+)
+def test_ascii_missing_matches_reference_and_arrow(values: list[str]) -> None:
+    from linkage.kernels.reference import ascii_missing_ref
+    from linkage.kernels.text import ascii_missing
+    from linkage.normalise import _missing_mask
+
+    strings = [v.encode() for v in values]
+    data, off = _pack(strings)
+    sdata, soff = _pack(SENTINELS)
+    got = ascii_missing(data, off, sdata, soff)
+    assert got.tolist() == ascii_missing_ref(strings, SENTINELS)
+    # decided values agree with the Arrow definition of missing
+    arrow = _missing_mask(pa.array(values, pa.string()), [s.decode() for s in SENTINELS])
+    arrow_np = arrow.to_numpy(zero_copy_only=False)
+    for g, a in zip(got.tolist(), arrow_np.tolist(), strict=True):
+        if g != 2:
+            assert bool(g) == a
+
+
+def test_distinct_and_missing_without_jit_match_jit() -> None:
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from linkage.kernels.text import ascii_missing, distinct_strings, padded_words
+        vals = [b"", b"ANN", b" nk", b"ANN", b"\\xc3\\xa9", b"ABCDEFGHIJ", b"ABCDEFGHIJ", b"\\t"]
+        off = np.zeros(len(vals) + 1, np.int64); np.cumsum([len(v) for v in vals], out=off[1:])
+        data = np.frombuffer(b"".join(vals), np.uint8).copy()
+        ids, first = distinct_strings(padded_words(data), off)
+        s = np.frombuffer(b"NKN/A", np.uint8).copy()
+        miss = ascii_missing(data, off, s, np.array([0, 2, 5], np.int64))
+        np.savez(OUT, ids=ids, first=first, miss=miss)
+        """
+    )
+    same_with_and_without_jit(code)
