@@ -54,10 +54,12 @@ def arrow_schema(filter_length: int, with_block_keys: bool) -> pa.Schema:
 
 def parquet_options() -> dict[str, object]:
     """Writer options for encoded files: filters and keyed block keys are random bits, so
-    compressing or dictionary-encoding them only costs time; record ids compress well."""
+    compressing them, dictionary-encoding them or keeping min/max statistics of them only
+    costs time; record ids are unique (no dictionary) but compress well."""
     return {
         "compression": {"record_id": "zstd", "clk": "none", "block_keys": "none"},
-        "use_dictionary": ["record_id"],
+        "use_dictionary": False,
+        "write_statistics": ["record_id"],
     }
 
 
