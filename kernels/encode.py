@@ -137,67 +137,188 @@ def _set_bits_body(
 set_bits, set_bits_parallel = serial_and_parallel(_set_bits_body, nogil=True)
 
 
+# -- a persistent token table: token key -> row of the field's position table -----------------
+@njit(cache=True, nogil=True, inline="always")
+def _slot(key: np.uint64, mask: int) -> np.int64:
+    """Multiplicative (Fibonacci) hashing: bits 32 and up of key * 2^64/phi, masked to the
+    table size (a power of two up to 2^32)."""
+    return np.int64((key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & mask
+
+
 @njit(cache=True, nogil=True)
-def _dense_table(uniq: np.ndarray, nu: int, log2: int) -> np.ndarray:
-    """An open-addressing table (capacity 2**log2) holding indices 0..nu-1 of ``uniq``."""
-    cap = 1 << log2
+def _rehash(tkeys: np.ndarray, trows: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """The table's entries in a new table of capacity ``cap`` (a power of two)."""
+    nkeys = np.zeros(cap, np.uint64)
+    nrows = np.full(cap, -1, np.int64)
     mask = cap - 1
-    shift = np.uint64(64 - log2)
-    table = np.full(cap, -1, np.int64)
-    for i in range(nu):
-        h = np.int64((uniq[i] * np.uint64(0x9E3779B97F4A7C15)) >> shift) & mask
-        while table[h] >= 0:
-            h = (h + 1) & mask
-        table[h] = i
-    return table
+    for i in range(tkeys.shape[0]):
+        if trows[i] >= 0:
+            h = _slot(tkeys[i], mask)
+            while nrows[h] >= 0:
+                h = (h + 1) & mask
+            nkeys[h] = tkeys[i]
+            nrows[h] = trows[i]
+    return nkeys, nrows
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _find_or_add(tkeys: np.ndarray, trows: np.ndarray, key: np.uint64, free: int) -> int:
+    """The row of ``key``; an unseen key is added with row ``free`` (returned as is)."""
+    mask = tkeys.shape[0] - 1
+    h = _slot(key, mask)
+    while True:
+        r = trows[h]
+        if r < 0:
+            tkeys[h] = key
+            trows[h] = free
+            return free
+        if tkeys[h] == key:
+            return r
+        h = (h + 1) & mask
+
+
+def empty_token_table() -> tuple[np.ndarray, np.ndarray]:
+    """An empty token table (keys, rows) for :func:`token_rows`/:func:`qgram_token_rows`."""
+    return np.zeros(1024, np.uint64), np.full(1024, -1, np.int64)
 
 
 @njit(cache=True, nogil=True)
-def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct keys in first-appearance order, and each key's index among them.
+def _rows_until_full(
+    keys: np.ndarray,
+    start: int,
+    tkeys: np.ndarray,
+    trows: np.ndarray,
+    free: int,
+    rows: np.ndarray,
+    new_keys: np.ndarray,
+    m: int,
+) -> tuple[int, int]:
+    """token_rows' loop from ``keys[start]`` until done or the table would pass half full;
+    returns (next key, new keys so far). (A loop that rebinds the table arrays when it grows
+    runs 15x slower, so growing happens outside.)"""
+    half = tkeys.shape[0] // 2
+    for t in range(start, keys.shape[0]):
+        if free + m + 1 > half:
+            return t, m
+        r = _find_or_add(tkeys, trows, keys[t], free + m)
+        if r == free + m:
+            new_keys[m] = keys[t]
+            m += 1
+        rows[t] = r
+    return keys.shape[0], m
 
-    ``uniq[ids[t]] == keys[t]`` for every t; ``uniq`` has no repeats. An open-addressing hash
-    table (linear probing, Fibonacci hashing) makes this O(T), unlike sorting. The table grows
-    with the number of *distinct* keys (kept at most half full), so for the few thousand
-    distinct q-grams of a field it stays in cache however many tokens there are.
+
+@njit(cache=True, nogil=True)
+def token_rows(
+    keys: np.ndarray, tkeys: np.ndarray, trows: np.ndarray, used: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each key's row in a persistent table (an open-addressing hash map key -> row, kept at
+    most half full); keys not yet in it get the next free rows ``used, used + 1, ...`` in
+    first-appearance order.
+
+    Returns (rows int64[T], new keys uint64[m] in row order, table keys, table rows); the
+    table arrays are updated in place, or replaced by bigger ones when the table grows.
     """
-    t_len = keys.shape[0]
-    log2 = 10
-    cap = 1 << log2
-    uniq = np.empty(t_len, np.uint64)
-    ids = np.empty(t_len, np.int64)
-    table = np.full(cap, -1, np.int64)
-    shift = np.uint64(64 - log2)
-    mask = cap - 1
-    nu = 0
-    for t in range(t_len):
-        k = keys[t]
-        h = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> shift) & mask
-        while True:
-            slot = table[h]
-            if slot < 0:
-                uniq[nu] = k
-                ids[t] = nu
-                nu += 1
-                if 2 * nu > cap:  # grow: rehash the distinct keys into a table twice as big
-                    log2 += 1
-                    cap <<= 1
-                    mask = cap - 1
-                    shift = np.uint64(64 - log2)
-                    table = _dense_table(uniq, nu, log2)
-                else:
-                    table[h] = nu - 1
-                break
-            if uniq[slot] == k:
-                ids[t] = slot
-                break
-            h = (h + 1) & mask
-    return ids, uniq[:nu]
+    n = keys.shape[0]
+    rows = np.empty(n, np.int64)
+    new_keys = np.empty(n, np.uint64)
+    t, m = _rows_until_full(keys, 0, tkeys, trows, used, rows, new_keys, 0)
+    while t < n:
+        tkeys, trows = _rehash(tkeys, trows, 2 * tkeys.shape[0])
+        t, m = _rows_until_full(keys, t, tkeys, trows, used, rows, new_keys, m)
+    return rows, new_keys[:m].copy(), tkeys, trows
+
+
+@njit(cache=True, nogil=True)
+def _qgram_rows_until_full(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    q: int,
+    pad: int,
+    start: int,
+    tkeys: np.ndarray,
+    trows: np.ndarray,
+    free: int,
+    tok_off: np.ndarray,
+    buf: np.ndarray,
+    rows: np.ndarray,
+    new_keys: np.ndarray,
+    m: int,
+) -> tuple[int, int]:
+    """qgram_token_rows' second pass from string ``start`` until done or the table could
+    pass half full within the next string; returns (next string, new keys so far)."""
+    half = tkeys.shape[0] // 2
+    n = offsets.shape[0] - 1
+    for i in range(start, n):
+        o = tok_off[i]
+        if free + m + (tok_off[i + 1] - o) > half:
+            return i, m
+        for j in range(pad):
+            buf[j] = PAD
+        k = _decode_utf8(data, offsets[i], offsets[i + 1], buf, pad)
+        if k == pad:
+            continue
+        for j in range(pad):
+            buf[k + j] = PAD
+        total = k + pad
+        cnt = total - q + 1 if total >= q else 1
+        width = q if total >= q else total
+        for s in range(cnt):
+            key = np.uint64(0)
+            for j in range(width):
+                key = (key << np.uint64(CP_BITS)) | np.uint64(buf[s + j])
+            r = _find_or_add(tkeys, trows, key, free + m)
+            if r == free + m:
+                new_keys[m] = key
+                m += 1
+            rows[o + s] = r
+    return n, m
+
+
+@njit(cache=True, nogil=True)
+def qgram_token_rows(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    q: int,
+    padding: bool,
+    tkeys: np.ndarray,
+    trows: np.ndarray,
+    used: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`qgram_keys` and :func:`token_rows` in one pass, without the keys array:
+    (tok_off int64[n+1], rows int64[T], new keys, table keys, table rows)."""
+    n = offsets.shape[0] - 1
+    tok_off = np.zeros(n + 1, np.int64)
+    maxlen = 0
+    for i in range(n):
+        ln = offsets[i + 1] - offsets[i]
+        if ln > maxlen:
+            maxlen = ln
+    buf = np.zeros(maxlen + 2 * q, np.uint32)
+    pad = q - 1 if padding else 0
+    for i in range(n):
+        m = _decode_utf8(data, offsets[i], offsets[i + 1], buf, 0)
+        if m == 0:
+            cnt = 0
+        elif m + 2 * pad >= q:
+            cnt = m + 2 * pad - q + 1
+        else:
+            cnt = 1
+        tok_off[i + 1] = tok_off[i] + cnt
+    rows = np.empty(tok_off[n], np.int64)
+    new_keys = np.empty(tok_off[n], np.uint64)
+    args = (data, offsets, q, pad)
+    i, m = _qgram_rows_until_full(*args, 0, tkeys, trows, used, tok_off, buf, rows, new_keys, 0)
+    while i < n:
+        tkeys, trows = _rehash(tkeys, trows, 2 * tkeys.shape[0])
+        i, m = _qgram_rows_until_full(*args, i, tkeys, trows, used, tok_off, buf, rows, new_keys, m)
+    return tok_off, rows, new_keys[:m].copy(), tkeys, trows
 
 
 KERNELS = {
-    "dense_ids": dense_ids,
     "qgram_keys": qgram_keys,
+    "qgram_token_rows": qgram_token_rows,
+    "token_rows": token_rows,
     "set_bits": set_bits,
     "set_bits_parallel": set_bits_parallel,
 }

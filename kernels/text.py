@@ -470,3 +470,32 @@ def ascii_missing(
 
 
 KERNELS["ascii_missing"] = ascii_missing
+
+
+@njit(cache=True, nogil=True)
+def nhs_digits(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The digits of NHS numbers: each string with RE2's ``\\s`` and ``-`` removed must be
+    exactly 10 ASCII digits. Returns (digits uint8 (n, 10) as values 0-9, is10 bool[n]);
+    rows that are not 10 digits have undefined digits."""
+    n = offsets.shape[0] - 1
+    digits = np.zeros((n, 10), np.uint8)
+    is10 = np.zeros(n, np.bool_)
+    for i in range(n):
+        k = 0
+        ok = True
+        for p in range(offsets[i], offsets[i + 1]):
+            c = np.int64(data[p])
+            if 48 <= c <= 57:
+                if k == 10:
+                    ok = False
+                    break
+                digits[i, k] = c - 48
+                k += 1
+            elif not (_is_space(c) or c == 45):
+                ok = False
+                break
+        is10[i] = ok and k == 10
+    return digits, is10
+
+
+KERNELS["nhs_digits"] = nhs_digits

@@ -38,7 +38,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from linkage.kernels.encode import dense_ids, qgram_keys, set_bits, set_bits_parallel
+from linkage.kernels.encode import (
+    empty_token_table,
+    qgram_keys,
+    qgram_token_rows,
+    set_bits,
+    set_bits_parallel,
+    token_rows,
+)
 from linkage.kernels.hmac import (
     hmac_batch,
     hmac_batch_parallel,
@@ -269,7 +276,7 @@ def block_part(transform: str, values: pa.Array) -> pa.Array:
     if transform == "initial":
         return pc.utf8_slice_codeunits(values, 0, 1)
     if transform == "soundex":
-        return soundex(values)
+        return soundex(values, distinct=True)
     if transform == "year":
         return pc.utf8_slice_codeunits(values, 0, 4)
     if transform == "month":
@@ -284,31 +291,39 @@ def block_part(transform: str, values: pa.Array) -> pa.Array:
 # -- the encoder -------------------------------------------------------------------------------
 @dataclass
 class _FieldState:
-    """A field's hasher and its cache of token positions across batches: ``pos[r]`` holds the
-    positions of the token whose key is ``keys[i]`` where ``rows[i] == r`` (``keys`` sorted)."""
+    """A field's hasher and its cache of token positions across batches: a numba hash table
+    maps each token key seen so far to its row of ``pos``."""
 
     field: Field
     hasher: KeyedHasher
     kmax: int
-    keys: np.ndarray = dc_field(default_factory=lambda: np.zeros(0, np.uint64))
-    rows: np.ndarray = dc_field(default_factory=lambda: np.zeros(0, np.int64))
+    table: tuple[np.ndarray, np.ndarray] = dc_field(default_factory=empty_token_table)
     pos: np.ndarray = dc_field(default_factory=lambda: np.zeros((0, 0), np.uint32))
     used: int = 0
 
-    def rows_for(self, uniq_keys: np.ndarray, messages: Messages, length: int) -> np.ndarray:
-        """Rows of ``self.pos`` for each distinct token key, hashing unseen keys once."""
-        out = np.empty(len(uniq_keys), np.int64)
-        at = np.searchsorted(self.keys, uniq_keys)
-        if len(self.keys):
-            at_c = np.minimum(at, len(self.keys) - 1)
-            hit = self.keys[at_c] == uniq_keys
-            out[hit] = self.rows[at_c[hit]]
-        else:
-            hit = np.zeros(len(uniq_keys), bool)
-        new_at = np.flatnonzero(~hit)
-        if len(new_at) == 0:
-            return out
-        new_keys = uniq_keys[new_at]
+    def rows_for(self, keys: np.ndarray, messages: Messages, length: int) -> np.ndarray:
+        """Rows of ``self.pos`` for each token key, hashing unseen keys once."""
+        rows, new_keys, *table = token_rows(keys, *self.table, self.used)
+        self.table = (table[0], table[1])
+        self._add(new_keys, messages, length)
+        return rows
+
+    def qgram_rows(self, units: pa.Array, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """(tok_off, rows of ``self.pos``) of each distinct value's q-grams."""
+        t = self.field.tokeniser
+        data, offs = string_buffers(units)
+        tok_off, rows, new_keys, *table = qgram_token_rows(
+            data, offs, t.q, t.padding, *self.table, self.used
+        )
+        self.table = (table[0], table[1])
+        q = t.q
+        self._add(new_keys, per_key_messages(lambda k: qgram_token_bytes(k, q)), length)
+        return tok_off, rows
+
+    def _add(self, new_keys: np.ndarray, messages: Messages, length: int) -> None:
+        """Hash the tokens the table just gave rows ``used, used + 1, ...``."""
+        if len(new_keys) == 0:
+            return
         data, off = messages(new_keys)
         fresh = self.hasher.positions(data, off, length, self.kmax)
         need = self.used + len(new_keys)
@@ -318,14 +333,7 @@ class _FieldState:
                 grown[: self.used] = self.pos[: self.used]
             self.pos = grown
         self.pos[self.used : need] = fresh
-        new_rows = np.arange(self.used, need, dtype=np.int64)
-        out[new_at] = new_rows
         self.used = need
-        order = np.argsort(new_keys)
-        ins = np.searchsorted(self.keys, new_keys[order])
-        self.keys = np.insert(self.keys, ins, new_keys[order])
-        self.rows = np.insert(self.rows, ins, new_rows[order])
-        return out
 
 
 @dataclass
@@ -427,14 +435,17 @@ class Encoder:
         elif unit_salts is not None:
             tok_off, keys, to_bytes = _tokens(f, units)
             pos, tok_rows = self._hash_salted(st, keys, tok_off, to_bytes, unit_salts)
+        elif f.tokeniser.type == "qgram":
+            with np.errstate(over="ignore"):  # multiplicative hashing wraps (no-JIT mode)
+                tok_off, tok_rows = st.qgram_rows(units, self.length)
+            pos = st.pos
         else:
             tok_off, keys, to_bytes = _tokens(f, units)
-            with np.errstate(over="ignore"):  # multiplicative hashing wraps (no-JIT mode)
-                inv, uk = dense_ids(keys)
             messages = (
                 date_token_messages if f.tokeniser.type == "date" else per_key_messages(to_bytes)
             )
-            tok_rows = st.rows_for(uk, messages, self.length)[inv]
+            with np.errstate(over="ignore"):
+                tok_rows = st.rows_for(keys, messages, self.length)
             pos = st.pos
         ntok = np.diff(tok_off)
         if f.bits_per_token is not None:

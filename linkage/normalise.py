@@ -49,6 +49,7 @@ from linkage.kernels.text import (
     ascii_missing,
     ascii_normalise,
     distinct_strings,
+    nhs_digits,
     padded_words,
     postcode_normalise,
     soundex_codes,
@@ -204,8 +205,7 @@ def _norm_none(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 def _norm_postcode(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """Postcodes: the numba kernel for ASCII values, the regex path for the rest."""
-    is_ascii = pc.fill_null(pc.string_is_ascii(values), True).to_numpy(zero_copy_only=False)
-    if not is_ascii.all():
+    if not _ascii_rows(values).all():
         return _norm_postcode_general(values)
     out, out_off, valid = postcode_normalise(*string_buffers(values))
     return string_array(out, out_off), np.where(valid, OK, _BAD_POSTCODE).astype(np.int8)
@@ -253,10 +253,28 @@ def nhs_check_ok(digits: np.ndarray) -> np.ndarray:
 
 
 def _norm_nhs(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """NHS numbers: the numba kernel finds the digits, numpy checks them."""
+    digits, is10 = nhs_digits(*string_buffers(values))
+    status = _nhs_status(digits, is10)
+    text = (digits + ord("0")).astype(np.uint8).reshape(-1)
+    out = string_array(text, np.arange(len(values) + 1, dtype=np.int64) * 10)
+    return _null_if(out, pa.array(~is10)), status
+
+
+def _nhs_status(digits: np.ndarray, is10: np.ndarray) -> np.ndarray:
+    good = nhs_check_ok(digits)
+    same = (digits == digits[:, :1]).all(axis=1)
+    status = np.where(good, OK, _NHS_CHECK)
+    status = np.where(good & same, _NHS_PLACEHOLDER, status)
+    return np.where(is10, status, _NHS_LEN).astype(np.int8)
+
+
+def _norm_nhs_general(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """NHS numbers through Arrow regexes (the reference for :func:`_norm_nhs`)."""
     v = pc.replace_substring_regex(values, r"[\s\-]", "")
     is10 = pc.fill_null(pc.match_substring_regex(v, r"^[0-9]{10}$"), False)
     is10_np = is10.to_numpy(zero_copy_only=False)
-    status = np.where(is10_np, OK, _NHS_LEN).astype(np.int8)
+    digits = np.zeros((len(values), 10), np.uint8)
     idx = np.flatnonzero(is10_np)
     if len(idx):
         sub = v.take(pa.array(idx))
@@ -264,13 +282,8 @@ def _norm_nhs(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
         offsets = np.frombuffer(sub.buffers()[1], np.int32)[sub.offset : sub.offset + len(sub) + 1]
         start = offsets[0]
         raw = np.frombuffer(sub.buffers()[2], np.uint8)[start : start + 10 * len(sub)]
-        digits = (raw.reshape(-1, 10) - ord("0")).astype(np.uint8)
-        good = nhs_check_ok(digits)
-        same = (digits == digits[:, :1]).all(axis=1)
-        sub_status = np.where(good, OK, _NHS_CHECK)
-        sub_status = np.where(good & same, _NHS_PLACEHOLDER, sub_status)
-        status[idx] = sub_status
-    return v, status
+        digits[idx] = (raw.reshape(-1, 10) - ord("0")).astype(np.uint8)
+    return v, _nhs_status(digits, is10_np)
 
 
 _SEX_MAP = {
@@ -512,10 +525,24 @@ def _ascii_fast(kind: str, values: pa.Array) -> pa.Array:
     return string_array(out, out_off)
 
 
+def _ascii_rows(values: pa.Array) -> np.ndarray:
+    """True where a value is pure ASCII (or null); one numpy pass when all of them are."""
+    data, _ = string_buffers(values)
+    if not (data >= 128).any():
+        return np.ones(len(values), bool)
+    return pc.fill_null(pc.string_is_ascii(values), True).to_numpy(zero_copy_only=False)
+
+
+def _empty_rows(values: pa.Array) -> np.ndarray:
+    """True where a value is the empty string (not null)."""
+    _, offs = string_buffers(values)
+    return (np.diff(offs) == 0) & values.is_valid().to_numpy(zero_copy_only=False)
+
+
 def _norm_textlike(kind: str, values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """ASCII values through the numba kernel, the rest through the Unicode path."""
     general = _SIMPLE[kind]
-    is_ascii = pc.fill_null(pc.string_is_ascii(values), True).to_numpy(zero_copy_only=False)
+    is_ascii = _ascii_rows(values)
     if not is_ascii.all():
         if not is_ascii.any():
             return general(values)
@@ -531,8 +558,7 @@ def _norm_textlike(kind: str, values: pa.Array) -> tuple[pa.Array, np.ndarray]:
         merged = _ascii_fast(kind, values)
     status = np.zeros(len(values), np.int8)
     if kind != "none":
-        empty = pc.fill_null(pc.equal(merged, ""), False).to_numpy(zero_copy_only=False)
-        status[empty] = _NO_CONTENT
+        status[_empty_rows(merged)] = _NO_CONTENT
     return merged, status
 
 
@@ -589,7 +615,9 @@ def normalise(
     remap = np.full(len(uniq), -1, np.int32)
     remap[present[keep]] = np.arange(len(keep), dtype=np.int32)
     unit_of_row = remap[idx]
-    units = t_vals.take(pa.array(keep)).cast(pa.string())
+    units = t_vals if len(keep) == len(t_vals) else t_vals.take(pa.array(keep))
+    if units.type != pa.string():
+        units = units.cast(pa.string())
     return Normalised(units, unit_of_row, status)
 
 
@@ -599,16 +627,17 @@ def normalise_value(kind: str, value: str | None, **kwargs: object) -> str | Non
     return out.values[0].as_py()
 
 
-def soundex(values: pa.Array) -> pa.Array:
+def soundex(values: pa.Array, *, distinct: bool = False) -> pa.Array:
     """American Soundex of normalised (upper-case A-Z) names; other characters are ignored.
 
     Letter, then the digit codes of the following consonants, adjacent equal codes merged
     (also across H and W), vowels separating equal codes, padded with 0 to four characters.
     Computed once per distinct value by a numba kernel (:func:`soundex_reference` is the
-    plain-Python definition). Null where there is no A-Z letter.
+    plain-Python definition). Null where there is no A-Z letter. ``distinct``: the values
+    are (mostly) distinct, so skip finding the distinct ones first.
     """
-    denc = pc.dictionary_encode(values)
-    uniq = denc.dictionary
+    denc = None if distinct else pc.dictionary_encode(values)
+    uniq = values if denc is None else denc.dictionary
     data, offs = string_buffers(uniq)
     codes, valid = soundex_codes(data, offs, SOUNDEX_TABLE)
     n = len(uniq)
@@ -616,7 +645,7 @@ def soundex(values: pa.Array) -> pa.Array:
         pa.binary(4), n, [None, pa.py_buffer(np.ascontiguousarray(codes))]
     ).cast(pa.string())
     u_codes = _null_if(u_codes, pa.array(~valid))
-    return pc.take(u_codes, denc.indices)
+    return u_codes if denc is None else pc.take(u_codes, denc.indices)
 
 
 def soundex_reference(value: str | None) -> str | None:

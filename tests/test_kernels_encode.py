@@ -15,10 +15,12 @@ from jit_parity import same_with_and_without_jit
 
 from linkage.kernels.encode import (
     CP_BITS,
-    dense_ids,
+    empty_token_table,
     qgram_keys,
+    qgram_token_rows,
     set_bits,
     set_bits_parallel,
+    token_rows,
 )
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -233,24 +235,45 @@ def test_set_bits_end_positions_and_noop_cases() -> None:
     set_bits(np.zeros((0, 16), np.uint64), np.zeros(0, np.int32), tok_off, toks, unit_k, pos)
 
 
-# -- dense_ids -------------------------------------------------------------------------------
-def check_dense_ids(keys: np.ndarray) -> None:
-    ids, uniq = dense_ids(keys)
-    assert ids.shape == keys.shape and uniq.dtype == np.uint64
-    assert np.array_equal(uniq[ids], keys)
-    assert len(np.unique(uniq)) == len(uniq)
-    _, first = np.unique(keys, return_index=True)
-    assert np.array_equal(uniq, keys[np.sort(first)])  # first-appearance order
+# -- the token table (token_rows, qgram_token_rows) ------------------------------------------
+def token_rows_ref(keys: list[int], table: dict[int, int]) -> tuple[list[int], list[int]]:
+    """Docstring of token_rows: each key's row; unseen keys get the next free rows in
+    first-appearance order (``table`` is updated)."""
+    rows, new = [], []
+    for k in keys:
+        if k not in table:
+            table[k] = len(table)
+            new.append(k)
+        rows.append(table[k])
+    return rows, new
+
+
+def run_token_rows(batches: list[np.ndarray]) -> None:
+    """Feed batches through one table (as the encoder does) and compare with the dict."""
+    tkeys, trows = empty_token_table()
+    used = 0
+    ref: dict[int, int] = {}
+    for keys in batches:
+        rows, new, tkeys, trows = token_rows(keys, tkeys, trows, used)
+        want_rows, want_new = token_rows_ref([int(k) for k in keys], ref)
+        assert rows.tolist() == want_rows
+        assert new.tolist() == want_new
+        used += len(new)
+        assert (trows >= 0).sum() == used and 2 * used <= len(trows)  # at most half full
 
 
 @SETTINGS
 @given(
     st.lists(
-        st.one_of(st.integers(0, 40), st.integers(0, M64), st.sampled_from([0, M64])), max_size=300
+        st.lists(
+            st.one_of(st.integers(0, 40), st.integers(0, M64), st.sampled_from([0, M64])),
+            max_size=300,
+        ),
+        max_size=4,
     )
 )
-def test_dense_ids_match_unique(values: list[int]) -> None:
-    check_dense_ids(np.array(values, np.uint64))
+def test_token_rows_match_reference(batches: list[list[int]]) -> None:
+    run_token_rows([np.array(b, np.uint64) for b in batches])
 
 
 @pytest.mark.parametrize(
@@ -260,21 +283,45 @@ def test_dense_ids_match_unique(values: list[int]) -> None:
         np.zeros(1, np.uint64),
         np.full(1000, 7, np.uint64),
         np.full(33, M64, np.uint64),
-        np.arange(5000, dtype=np.uint64)[::-1].copy(),
-        # keys that collide in the Fibonacci hash's top bits: multiples of 2**60
+        np.arange(5000, dtype=np.uint64)[::-1].copy(),  # grows the table several times
+        # keys that collide in the multiplicative hash's low bits: multiples of 2**60
         (np.arange(64, dtype=np.uint64) % np.uint64(16)) << np.uint64(60),
         np.array([M64, 0, M64 - 1, 1, M64, 0], np.uint64),
     ],
 )
-def test_dense_ids_edge_cases(keys: np.ndarray) -> None:
-    check_dense_ids(keys)
+def test_token_rows_edge_cases(keys: np.ndarray) -> None:
+    run_token_rows([keys, keys[::-1].copy(), keys[: len(keys) // 2]])
 
 
-def test_dense_ids_random_large() -> None:
+def test_token_rows_random_large() -> None:
     rng = np.random.default_rng(11)
     keys = rng.integers(0, 2**63, 20000, dtype=np.int64).astype(np.uint64)
-    keys = keys[rng.integers(0, 20000, 50000)]  # many repeats
-    check_dense_ids(keys)
+    run_token_rows([keys[rng.integers(0, 20000, 30000)] for _ in range(3)])
+
+
+@SETTINGS
+@given(
+    st.lists(st.lists(st.text(CHARS, max_size=8), max_size=20), max_size=3),
+    st.integers(1, 3),
+    st.booleans(),
+)
+def test_qgram_token_rows_equal_qgram_keys_then_token_rows(
+    batches: list[list[str]], q: int, padding: bool
+) -> None:
+    """The fused kernel gives qgram_keys' offsets and token_rows' rows for the same table."""
+    t1 = empty_token_table()
+    t2 = empty_token_table()
+    used1 = used2 = 0
+    for strings in batches:
+        data, off = pack(strings)
+        tok_off, keys = qgram_keys(data, off, q, padding)
+        rows, new, *t1 = token_rows(keys, *t1, used1)
+        f_off, f_rows, f_new, *t2 = qgram_token_rows(data, off, q, padding, *t2, used2)
+        assert f_off.tolist() == tok_off.tolist()
+        assert f_rows.tolist() == rows.tolist()
+        assert f_new.tolist() == new.tolist()
+        used1 += len(new)
+        used2 += len(f_new)
 
 
 # -- NUMBA_DISABLE_JIT -----------------------------------------------------------------------
@@ -283,7 +330,10 @@ def test_encode_kernels_without_jit_match_jit() -> None:
     code = textwrap.dedent(
         """
         import numpy as np
-        from linkage.kernels.encode import dense_ids, qgram_keys, set_bits, set_bits_parallel
+        from linkage.kernels.encode import (
+            empty_token_table, qgram_keys, qgram_token_rows, set_bits, set_bits_parallel,
+            token_rows,
+        )
         strings = ["", "MARY", "ZOË", "李明", "😀x", "A"]
         enc = [s.encode() for s in strings]
         off = np.zeros(len(enc) + 1, np.int64); np.cumsum([len(e) for e in enc], out=off[1:])
@@ -295,7 +345,10 @@ def test_encode_kernels_without_jit_match_jit() -> None:
                 res[f"q{q}{pad}t"] = t; res[f"q{q}{pad}k"] = k
         rng = np.random.default_rng(1)
         keys = rng.integers(0, 50, 400).astype(np.uint64); keys[3] = np.uint64(2**64 - 1)
-        res["ids"], res["uniq"] = dense_ids(keys)
+        res["rows"], res["new"], res["tk"], res["tr"] = token_rows(keys, *empty_token_table(), 5)
+        for pad in (False, True):
+            t, r, nk, tk, tr = qgram_token_rows(data, off, 2, pad, *empty_token_table(), 0)
+            res[f"qr{pad}"] = r; res[f"qn{pad}"] = nk
         pos = rng.integers(0, 1024, (40, 6)).astype(np.uint32)
         tok_off = np.array([0, 3, 3, 9, 12], np.int64)
         toks = rng.integers(0, 40, 12).astype(np.int64)

@@ -376,3 +376,48 @@ def test_distinct_and_missing_without_jit_match_jit() -> None:
         """
     )
     same_with_and_without_jit(code)
+
+
+# -- NHS numbers --------------------------------------------------------------------------------
+NHS_CHARS = "0123456789 -\t\r\n\x0b\x0c/xé"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet=NHS_CHARS, max_size=14),
+            st.sampled_from(["943 476 5919", "943-476-5919", "9434765919", "0000000000"]),
+            st.sampled_from(["9434765918", " 9434765919\t", "943476591", "94347659190"]),
+        ),
+        max_size=40,
+    )
+)
+def test_nhs_kernel_matches_regex_path(values: list[str]) -> None:
+    from linkage.normalise import OK, _norm_nhs, _norm_nhs_general
+
+    arr = pa.array(values, pa.string())
+    fast_vals, fast_status = _norm_nhs(arr)
+    ref_vals, ref_status = _norm_nhs_general(arr)
+    assert fast_status.tolist() == ref_status.tolist()
+    ok = fast_status == OK
+    fv, rv = fast_vals.to_pylist(), ref_vals.to_pylist()
+    assert [v for v, k in zip(fv, ok, strict=True) if k] == [
+        v for v, k in zip(rv, ok, strict=True) if k
+    ]
+
+
+def test_nhs_digits_without_jit_matches_jit() -> None:
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from linkage.kernels.text import nhs_digits
+        vals = [b"943 476 5919", b"", b"12345678901", b"943-476-591x", b"\\x0b9434765919"]
+        off = np.zeros(len(vals) + 1, np.int64); np.cumsum([len(v) for v in vals], out=off[1:])
+        data = np.frombuffer(b"".join(vals), np.uint8).copy()
+        digits, is10 = nhs_digits(data, off)
+        np.savez(OUT, digits=digits, is10=is10)
+        """
+    )
+    jit = same_with_and_without_jit(code)
+    assert jit["is10"].tolist() == [True, False, False, False, False]
