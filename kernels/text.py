@@ -499,3 +499,105 @@ def nhs_digits(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 KERNELS["nhs_digits"] = nhs_digits
+
+
+# -- dates -------------------------------------------------------------------------------------
+DATE_LITERAL, DATE_DAY, DATE_MONTH, DATE_YEAR4, DATE_YEAR2 = 0, 1, 2, 3, 4
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _is_digit_byte(c: int) -> bool:
+    return 48 <= c <= 57
+
+
+@njit(cache=True, nogil=True)
+def _time_suffix_ok(data: np.ndarray, p: int, b: int) -> bool:
+    """``data[p:b]`` matches ``(?:[T ][0-9:.]+(?:Z|[+-][0-9:]+)?)?`` exactly."""
+    if p == b:
+        return True
+    if data[p] != 84 and data[p] != 32:  # T or space
+        return False
+    p += 1
+    q = p
+    while q < b and (_is_digit_byte(data[q]) or data[q] == 58 or data[q] == 46):
+        q += 1
+    if q == p:
+        return False
+    if q == b:
+        return True
+    if data[q] == 90:  # Z
+        return q + 1 == b
+    if data[q] != 43 and data[q] != 45:  # + or -
+        return False
+    p = q + 1
+    q = p
+    while q < b and (_is_digit_byte(data[q]) or data[q] == 58):
+        q += 1
+    return q > p and q == b
+
+
+@njit(cache=True, nogil=True)
+def parse_dates(
+    data: np.ndarray, offsets: np.ndarray, program: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Parse ASCII dates against a format program: rows (op, arg) of ``DATE_LITERAL`` (the
+    byte arg), ``DATE_DAY``/``DATE_MONTH`` (1-2 digits), ``DATE_YEAR4`` (4 digits) or
+    ``DATE_YEAR2`` (2 digits). Each number must be followed by a non-digit literal or be
+    last (then the run of digits is the number, as the regex would match it). The value is
+    trimmed of whitespace (Arrow's ASCII set) and may end in a time part,
+    ``[T ][0-9:.]+(Z|[+-][0-9:]+)?``, which is ignored.
+
+    Returns (year, month, day int64, matched bool); unmatched rows have zeros.
+    """
+    n = offsets.shape[0] - 1
+    year = np.zeros(n, np.int64)
+    month = np.zeros(n, np.int64)
+    day = np.zeros(n, np.int64)
+    matched = np.zeros(n, np.bool_)
+    for i in range(n):
+        a, b = offsets[i], offsets[i + 1]
+        while a < b and _is_trim_space(data[a]):
+            a += 1
+        while b > a and _is_trim_space(data[b - 1]):
+            b -= 1
+        p = a
+        ok = True
+        y = mo = d = 0
+        for k in range(program.shape[0]):
+            op = program[k, 0]
+            if op == DATE_LITERAL:
+                if p < b and data[p] == program[k, 1]:
+                    p += 1
+                    continue
+                ok = False
+                break
+            q = p
+            v = 0
+            while q < b and _is_digit_byte(data[q]):
+                v = v * 10 + (np.int64(data[q]) - 48)
+                q += 1
+            width = q - p
+            if op == DATE_YEAR4:
+                ok = width == 4
+            elif op == DATE_YEAR2:
+                ok = width == 2
+            else:  # day or month
+                ok = 1 <= width <= 2
+            if not ok:
+                break
+            if op == DATE_DAY:
+                d = v
+            elif op == DATE_MONTH:
+                mo = v
+            else:
+                y = v
+            p = q
+        if ok and _time_suffix_ok(data, p, b):
+            year[i] = y
+            month[i] = mo
+            day[i] = d
+            matched[i] = True
+    return year, month, day, matched
+
+
+KERNELS["parse_dates"] = parse_dates

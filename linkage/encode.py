@@ -182,9 +182,7 @@ def _tokens(field: Field, units: pa.Array) -> tuple[np.ndarray, np.ndarray, Call
             lambda k: strs[k].encode("utf-8"),
         )
     if t.type == "date":
-        year = _ints(pc.utf8_slice_codeunits(units, 0, 4))
-        month = _ints(pc.utf8_slice_codeunits(units, 5, 7))
-        day = _ints(pc.utf8_slice_codeunits(units, 8, 10))
+        year, month, day = _iso_parts(units)
         cols = []
         for part in t.parts:
             tag = np.int64(DATE_PART_TAGS[part]) << 32
@@ -207,6 +205,16 @@ def _tokens(field: Field, units: pa.Array) -> tuple[np.ndarray, np.ndarray, Call
     grid = vals[:, None] + np.arange(-nb, nb + 1, dtype=np.int64)[None, :]
     keys = grid.reshape(-1).view(np.uint64)
     return np.arange(u + 1, dtype=np.int64) * (2 * nb + 1), keys, _numeric_token_bytes
+
+
+def _iso_parts(units: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Year, month and day of ISO ``YYYY-MM-DD`` strings (the date normaliser's output)."""
+    data, offs = string_buffers(units)
+    if len(data) != 10 * len(units) or (np.diff(offs) != 10).any():
+        raise ValueError("date units must be ISO YYYY-MM-DD strings")
+    d = data.reshape(-1, 10).astype(np.int64) - ord("0")
+    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    return year, d[:, 5] * 10 + d[:, 6], d[:, 8] * 10 + d[:, 9]
 
 
 def _ints(arr: pa.Array) -> np.ndarray:

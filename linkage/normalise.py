@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from linkage.kernels.text import (
+    DATE_DAY,
+    DATE_LITERAL,
+    DATE_MONTH,
+    DATE_YEAR2,
+    DATE_YEAR4,
     MODE_NAME,
     MODE_NONE,
     MODE_TEXT,
@@ -51,6 +57,7 @@ from linkage.kernels.text import (
     distinct_strings,
     nhs_digits,
     padded_words,
+    parse_dates,
     postcode_normalise,
     soundex_codes,
 )
@@ -346,6 +353,7 @@ _FULL_MONTHS = [
     "NOVEMBER",
     "DECEMBER",
 ]
+_DATE_OPS = {"%d": DATE_DAY, "%m": DATE_MONTH, "%Y": DATE_YEAR4, "%y": DATE_YEAR2}
 _DIRECTIVES = {
     "%d": r"(?P<d>[0-9]{1,2})",
     "%m": r"(?P<m>[0-9]{1,2})",
@@ -404,13 +412,53 @@ class DateFormat:
                 i += 1
         return "^" + "".join(out) + r"(?:[T ][0-9:.]+(?:Z|[+-][0-9:]+)?)?$"
 
+    @functools.cached_property
+    def program(self) -> np.ndarray | None:
+        """The format as a :func:`linkage.kernels.text.parse_dates` program, or None when the
+        kernel cannot match it as the regex would (a month name, or a number followed by a
+        digit or another number, as in ``%Y%m%d``)."""
+        ops: list[tuple[int, int]] = []
+        i = 0
+        while i < len(self.fmt):
+            tok = self.fmt[i : i + 2]
+            if tok in _DATE_OPS:
+                ops.append((_DATE_OPS[tok], 0))
+                i += 2
+            elif tok in ("%b", "%B"):
+                return None
+            else:
+                ops.append((DATE_LITERAL, ord(self.fmt[i])))
+                i += 1
+        for (op, _), (nxt, arg) in itertools.pairwise(ops):
+            if op != DATE_LITERAL and (nxt != DATE_LITERAL or chr(arg).isdigit() or arg > 127):
+                return None
+        return np.array(ops, np.int64).reshape(-1, 2)
+
     def parse(
         self, values: pa.Array, today: _dt.date | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(year, month, day, matched) int arrays; unmatched rows have matched False.
+        """(year, month, day, plausible) int arrays; unmatched rows have plausible False.
 
         Two-digit years take the latest century that does not put the date after ``today``.
         """
+        data, offs = string_buffers(values)
+        program = self.program
+        if program is not None and not (data >= 128).any():
+            year, month, day, matched = parse_dates(data, offs, program)
+        else:
+            year, month, day, matched = self._parse_regex(values)
+        if "%Y" not in self.fmt:  # two-digit years
+            this = (today or _dt.date.today()).year
+            century = this // 100 * 100
+            year = np.where(century + year > this, century - 100 + year, century + year)
+        plausible = matched & (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
+        return year, month, day, plausible
+
+    def _parse_regex(
+        self, values: pa.Array
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(year or two-digit year, month, day, matched) through Arrow's regex engine (the
+        reference for the kernel path)."""
         v = pc.utf8_trim_whitespace(values)
         ext = pc.extract_regex(v, self.regex)
         n = len(values)
@@ -423,13 +471,7 @@ class DateFormat:
             return np.asarray(pc.cast(f, pa.int64()).to_numpy(zero_copy_only=False), np.int64)
 
         day = ints("d")
-        if "Y" in names:
-            year = ints("Y")
-        else:
-            yy = ints("y")
-            this = (today or _dt.date.today()).year
-            century = this // 100 * 100
-            year = np.where(century + yy > this, century - 100 + yy, century + yy)
+        year = ints("Y") if "Y" in names else ints("y")
         if "m" in names:
             month = ints("m")
         else:
@@ -441,8 +483,7 @@ class DateFormat:
         if n == 0:
             z = np.zeros(0, np.int64)
             return z, z, z, np.zeros(0, bool)
-        plausible = matched & (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
-        return year, month, day, plausible
+        return year, month, day, matched
 
 
 def _days_in_month(year: np.ndarray, month: np.ndarray) -> np.ndarray:
@@ -489,11 +530,16 @@ def detect_date_format(values: pa.Array) -> DateFormat:
 
 
 def _format_iso(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> pa.Array:
-    """ISO strings from int arrays, vectorised through Arrow."""
-    y = pc.utf8_lpad(pa.array(year).cast(pa.string()), 4, "0")
-    m = pc.utf8_lpad(pa.array(month).cast(pa.string()), 2, "0")
-    d = pc.utf8_lpad(pa.array(day).cast(pa.string()), 2, "0")
-    return pc.binary_join_element_wise(y, m, d, "-")
+    """ISO ``YYYY-MM-DD`` strings from int arrays (each clipped to its width), in numpy."""
+    n = len(year)
+    out = np.full((n, 10), ord("-"), np.uint8)
+    for col, (vals, width, top) in zip(
+        (0, 5, 8), ((year, 4, 9999), (month, 2, 99), (day, 2, 99)), strict=True
+    ):
+        v = np.clip(vals, 0, top)
+        for j in range(width):
+            out[:, col + width - 1 - j] = ord("0") + v // 10**j % 10
+    return string_array(out.reshape(-1), np.arange(n + 1, dtype=np.int64) * 10)
 
 
 def _norm_date(

@@ -421,3 +421,70 @@ def test_nhs_digits_without_jit_matches_jit() -> None:
     )
     jit = same_with_and_without_jit(code)
     assert jit["is10"].tolist() == [True, False, False, False, False]
+
+
+# -- dates --------------------------------------------------------------------------------------
+DATE_CHARS = "0123456789/-. T:Z+\t\x1cab"
+FAST_FORMATS = [
+    "%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d-%m-%Y", "%d.%m.%Y", "%Y/%m/%d", "%d/%m/%y",
+    "%d-%m-%y", "%d %m %Y", "%y.%m.%d",
+]  # fmt: skip
+
+
+def test_date_programs_only_where_the_kernel_matches_like_the_regex() -> None:
+    from linkage.normalise import COMMON_DATE_FORMATS, DateFormat
+
+    for f in FAST_FORMATS:
+        assert DateFormat(f).program is not None, f
+    for f in ["%Y%m%d", "%d-%b-%Y", "%d %B %Y", "%d%m%Y", "%d1%m%Y"]:
+        assert DateFormat(f).program is None, f
+    assert {f for f in COMMON_DATE_FORMATS if DateFormat(f).program is not None} <= set(
+        FAST_FORMATS
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(FAST_FORMATS),
+    st.lists(
+        st.one_of(
+            st.text(alphabet=DATE_CHARS, max_size=22),
+            st.sampled_from(
+                ["1990-12-05", " 1990-1-5 ", "05/12/1990", "5/12/90", "1990-12-05T10:00:00Z",
+                 "1990-12-05 10:00+01:00", "1990-12-05T", "1990-12-05T10:00-", "31.12.1999",
+                 "05/12/1990 00:00", "12/5/1990", "1990-012-05", "19901205"]
+            ),
+        ),
+        max_size=30,
+    ),
+)  # fmt: skip
+def test_date_kernel_matches_regex_path(fmt: str, values: list[str]) -> None:
+    from linkage.kernels.text import parse_dates
+    from linkage.normalise import DateFormat, string_buffers
+
+    df = DateFormat(fmt)
+    arr = pa.array(values, pa.string())
+    program = df.program
+    assert program is not None
+    got = parse_dates(*string_buffers(arr), program)
+    want = df._parse_regex(arr)
+    assert got[3].tolist() == want[3].tolist()  # matched
+    for g, w in zip(got[:3], want[:3], strict=True):
+        assert g[got[3]].tolist() == w[want[3]].tolist()
+
+
+def test_parse_dates_without_jit_matches_jit() -> None:
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from linkage.kernels.text import parse_dates
+        from linkage.normalise import DateFormat
+        vals = [b"1990-12-05", b" 1990-1-5T10:00Z", b"x", b"", b"1990-12-5 1:2+3", b"1990-123-1"]
+        off = np.zeros(len(vals) + 1, np.int64); np.cumsum([len(v) for v in vals], out=off[1:])
+        data = np.frombuffer(b"".join(vals), np.uint8).copy()
+        y, m, d, ok = parse_dates(data, off, DateFormat("%Y-%m-%d").program)
+        np.savez(OUT, y=y, m=m, d=d, ok=ok)
+        """
+    )
+    jit = same_with_and_without_jit(code)
+    assert jit["ok"].tolist() == [True, True, False, False, True, False]
