@@ -177,6 +177,17 @@ def _find_or_add(tkeys: np.ndarray, trows: np.ndarray, key: np.uint64, free: int
         h = (h + 1) & mask
 
 
+@njit(cache=True, nogil=True)
+def _keys_from(tkeys: np.ndarray, trows: np.ndarray, used: int, m: int) -> np.ndarray:
+    """The table's keys with rows ``used .. used + m - 1``, in row order."""
+    out = np.empty(m, np.uint64)
+    for h in range(trows.shape[0]):
+        r = trows[h]
+        if r >= used:
+            out[r - used] = tkeys[h]
+    return out
+
+
 def empty_token_table() -> tuple[np.ndarray, np.ndarray]:
     """An empty token table (keys, rows) for :func:`token_rows`/:func:`qgram_token_rows`."""
     return np.zeros(1024, np.uint64), np.full(1024, -1, np.int64)
@@ -190,7 +201,6 @@ def _rows_until_full(
     trows: np.ndarray,
     free: int,
     rows: np.ndarray,
-    new_keys: np.ndarray,
     m: int,
 ) -> tuple[int, int]:
     """token_rows' loop from ``keys[start]`` until done or the table would pass half full;
@@ -202,7 +212,6 @@ def _rows_until_full(
             return t, m
         r = _find_or_add(tkeys, trows, keys[t], free + m)
         if r == free + m:
-            new_keys[m] = keys[t]
             m += 1
         rows[t] = r
     return keys.shape[0], m
@@ -216,17 +225,27 @@ def token_rows(
     most half full); keys not yet in it get the next free rows ``used, used + 1, ...`` in
     first-appearance order.
 
-    Returns (rows int64[T], new keys uint64[m] in row order, table keys, table rows); the
+    Returns (rows int32[T], new keys uint64[m] in row order, table keys, table rows); the
     table arrays are updated in place, or replaced by bigger ones when the table grows.
     """
     n = keys.shape[0]
-    rows = np.empty(n, np.int64)
-    new_keys = np.empty(n, np.uint64)
-    t, m = _rows_until_full(keys, 0, tkeys, trows, used, rows, new_keys, 0)
+    rows = np.empty(n, np.int32)
+    t, m = _rows_until_full(keys, 0, tkeys, trows, used, rows, 0)
     while t < n:
         tkeys, trows = _rehash(tkeys, trows, 2 * tkeys.shape[0])
-        t, m = _rows_until_full(keys, t, tkeys, trows, used, rows, new_keys, m)
-    return rows, new_keys[:m].copy(), tkeys, trows
+        t, m = _rows_until_full(keys, t, tkeys, trows, used, rows, m)
+    return rows, _keys_from(tkeys, trows, used, m), tkeys, trows
+
+
+ASCII_BITS = 7  # an ASCII character as a direct-cache index digit
+
+
+@njit(cache=True, nogil=True)
+def _is_ascii(data: np.ndarray, a: int, b: int) -> bool:
+    for p in range(a, b):  # noqa: SIM110 (a loop numba compiles well)
+        if data[p] >= 128:
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -235,33 +254,63 @@ def _qgram_rows_until_full(
     offsets: np.ndarray,
     q: int,
     pad: int,
+    all_ascii: bool,
     start: int,
     tkeys: np.ndarray,
     trows: np.ndarray,
     free: int,
     tok_off: np.ndarray,
     buf: np.ndarray,
+    direct: np.ndarray,
     rows: np.ndarray,
-    new_keys: np.ndarray,
     m: int,
 ) -> tuple[int, int]:
     """qgram_token_rows' second pass from string ``start`` until done or the table could
-    pass half full within the next string; returns (next string, new keys so far)."""
+    pass half full within the next string; returns (next string, new keys so far).
+
+    ASCII strings take a rolling key straight from the bytes and, for q <= 2, a direct cache
+    indexed by the q characters (7 bits each; ``direct`` of size 1 when q = 3); other
+    strings are decoded from UTF-8. (All in one loop body: moving the ASCII loop or the
+    row lookup into helper functions made it 3-15x slower.)"""
     half = tkeys.shape[0] // 2
     n = offsets.shape[0] - 1
+    key_mask = (np.uint64(1) << np.uint64(CP_BITS * q)) - np.uint64(1)
+    idx_mask = (1 << (ASCII_BITS * q)) - 1
+    use_direct = direct.shape[0] > 1
     for i in range(start, n):
         o = tok_off[i]
-        if free + m + (tok_off[i + 1] - o) > half:
+        cnt = tok_off[i + 1] - o
+        if cnt == 0:
+            continue
+        if free + m + cnt > half:
             return i, m
+        a, b = offsets[i], offsets[i + 1]
+        length = b - a
+        if length + 2 * pad >= q and (all_ascii or _is_ascii(data, a, b)):
+            key = np.uint64(0)
+            idx = 0
+            s = 0
+            for t in range(-pad, length + pad):
+                c = np.int64(data[a + t]) if 0 <= t < length else np.int64(0)
+                key = ((key << np.uint64(CP_BITS)) | np.uint64(c)) & key_mask
+                idx = ((idx << ASCII_BITS) | c) & idx_mask
+                if t + pad + 1 >= q:
+                    r = direct[idx] if use_direct else np.int64(-1)
+                    if r < 0:
+                        r = _find_or_add(tkeys, trows, key, free + m)
+                        if r == free + m:
+                            m += 1
+                        if use_direct:
+                            direct[idx] = r
+                    rows[o + s] = r
+                    s += 1
+            continue
         for j in range(pad):
             buf[j] = PAD
-        k = _decode_utf8(data, offsets[i], offsets[i + 1], buf, pad)
-        if k == pad:
-            continue
+        k = _decode_utf8(data, a, b, buf, pad)
         for j in range(pad):
             buf[k + j] = PAD
         total = k + pad
-        cnt = total - q + 1 if total >= q else 1
         width = q if total >= q else total
         for s in range(cnt):
             key = np.uint64(0)
@@ -269,7 +318,6 @@ def _qgram_rows_until_full(
                 key = (key << np.uint64(CP_BITS)) | np.uint64(buf[s + j])
             r = _find_or_add(tkeys, trows, key, free + m)
             if r == free + m:
-                new_keys[m] = key
                 m += 1
             rows[o + s] = r
     return n, m
@@ -286,7 +334,7 @@ def qgram_token_rows(
     used: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`qgram_keys` and :func:`token_rows` in one pass, without the keys array:
-    (tok_off int64[n+1], rows int64[T], new keys, table keys, table rows)."""
+    (tok_off int64[n+1], rows int32[T], new keys, table keys, table rows)."""
     n = offsets.shape[0] - 1
     tok_off = np.zeros(n + 1, np.int64)
     maxlen = 0
@@ -296,8 +344,12 @@ def qgram_token_rows(
             maxlen = ln
     buf = np.zeros(maxlen + 2 * q, np.uint32)
     pad = q - 1 if padding else 0
+    all_ascii = _is_ascii(data, 0, data.shape[0])
     for i in range(n):
-        m = _decode_utf8(data, offsets[i], offsets[i + 1], buf, 0)
+        if all_ascii:
+            m = offsets[i + 1] - offsets[i]
+        else:
+            m = _decode_utf8(data, offsets[i], offsets[i + 1], buf, 0)
         if m == 0:
             cnt = 0
         elif m + 2 * pad >= q:
@@ -305,14 +357,14 @@ def qgram_token_rows(
         else:
             cnt = 1
         tok_off[i + 1] = tok_off[i] + cnt
-    rows = np.empty(tok_off[n], np.int64)
-    new_keys = np.empty(tok_off[n], np.uint64)
-    args = (data, offsets, q, pad)
-    i, m = _qgram_rows_until_full(*args, 0, tkeys, trows, used, tok_off, buf, rows, new_keys, 0)
+    rows = np.empty(tok_off[n], np.int32)
+    direct = np.full(1 << (ASCII_BITS * q) if q <= 2 else 1, -1, np.int32)
+    args = (data, offsets, q, pad, all_ascii)
+    i, m = _qgram_rows_until_full(*args, 0, tkeys, trows, used, tok_off, buf, direct, rows, 0)
     while i < n:
         tkeys, trows = _rehash(tkeys, trows, 2 * tkeys.shape[0])
-        i, m = _qgram_rows_until_full(*args, i, tkeys, trows, used, tok_off, buf, rows, new_keys, m)
-    return tok_off, rows, new_keys[:m].copy(), tkeys, trows
+        i, m = _qgram_rows_until_full(*args, i, tkeys, trows, used, tok_off, buf, direct, rows, m)
+    return tok_off, rows, _keys_from(tkeys, trows, used, m), tkeys, trows
 
 
 KERNELS = {

@@ -439,7 +439,7 @@ class Encoder:
             data, offs = string_buffers(units)
             pos = st.hasher.positions(data, offs, self.length, st.kmax)
             tok_off = np.arange(nu + 1, dtype=np.int64)
-            tok_rows = np.arange(nu, dtype=np.int64)
+            tok_rows = np.arange(nu, dtype=np.int32)
         elif unit_salts is not None:
             tok_off, keys, to_bytes = _tokens(f, units)
             pos, tok_rows = self._hash_salted(st, keys, tok_off, to_bytes, unit_salts)
@@ -467,7 +467,7 @@ class Encoder:
             filters,
             unit_of_row,
             tok_off,
-            np.ascontiguousarray(tok_rows, np.int64),
+            np.ascontiguousarray(tok_rows, np.int32),
             unit_k,
             pos,
         )

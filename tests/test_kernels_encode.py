@@ -168,7 +168,7 @@ def set_bits_case(draw: st.DrawFn) -> tuple[np.ndarray, ...]:
     ntok[: min(nu, 1)] = 0  # a unit with no tokens
     unit_tok_off = np.zeros(nu + 1, np.int64)
     np.cumsum(ntok, out=unit_tok_off[1:])
-    unit_tok = rng.integers(0, ntok_pos, unit_tok_off[-1]).astype(np.int64)
+    unit_tok = rng.integers(0, ntok_pos, unit_tok_off[-1]).astype(np.int32)
     if unit_tok.size:
         unit_tok[0] = 0
         unit_tok[-1] = ntok_pos - 1
@@ -204,7 +204,7 @@ def test_set_bits_serial_equals_parallel_large() -> None:
     ntok = rng.integers(0, 12, nu)
     tok_off = np.zeros(nu + 1, np.int64)
     np.cumsum(ntok, out=tok_off[1:])
-    toks = rng.integers(0, 500, tok_off[-1]).astype(np.int64)
+    toks = rng.integers(0, 500, tok_off[-1]).astype(np.int32)
     unit_k = rng.integers(0, kmax + 1, nu).astype(np.int32)
     rows = rng.integers(-1, nu, n).astype(np.int32)
     a = np.zeros((n, w), np.uint64)
@@ -222,7 +222,7 @@ def test_set_bits_end_positions_and_noop_cases() -> None:
     pos = np.array([[0, 1023], [63, 64]], np.uint32)
     out = np.zeros((4, 16), np.uint64)
     tok_off = np.array([0, 2, 2, 3], np.int64)  # unit 1 has no tokens
-    toks = np.array([0, 1, 1], np.int64)
+    toks = np.array([0, 1, 1], np.int32)
     unit_k = np.array([2, 2, 0], np.int32)  # unit 2 has k = 0
     rows = np.array([0, -1, 1, 2], np.int32)
     set_bits(out, rows, tok_off, toks, unit_k, pos)
@@ -351,7 +351,7 @@ def test_encode_kernels_without_jit_match_jit() -> None:
             res[f"qr{pad}"] = r; res[f"qn{pad}"] = nk
         pos = rng.integers(0, 1024, (40, 6)).astype(np.uint32)
         tok_off = np.array([0, 3, 3, 9, 12], np.int64)
-        toks = rng.integers(0, 40, 12).astype(np.int64)
+        toks = rng.integers(0, 40, 12).astype(np.int32)
         unit_k = np.array([6, 2, 0, 4], np.int32)
         rows = rng.integers(-1, 4, 50).astype(np.int32)
         for name, f in (("sb", set_bits), ("sbp", set_bits_parallel)):
