@@ -329,37 +329,99 @@ def _word(d64: np.ndarray, i: int) -> np.uint64:
 
 
 @njit(cache=True, nogil=True)
-def _str_hash(d64: np.ndarray, a: int, b: int) -> np.uint64:
-    h = np.uint64(b - a) * np.uint64(0x9E3779B97F4A7C15)
-    i = a
-    while i < b:
-        w = _word(d64, i)
-        if b - i < 8:
-            w &= (np.uint64(1) << np.uint64(8 * (b - i))) - np.uint64(1)
-        h = (h ^ w) * np.uint64(0xBF58476D1CE4E5B9)
-        h ^= h >> np.uint64(31)
-        i += 8
-    h ^= h >> np.uint64(29)
-    return h * np.uint64(0x94D049BB133111EB)
+def _distinct_until_full(
+    padded: np.ndarray,
+    offsets: np.ndarray,
+    start: int,
+    table: np.ndarray,
+    first: np.ndarray,
+    ids: np.ndarray,
+    nu: int,
+) -> tuple[int, int]:
+    """distinct_strings' loop from string ``start`` until done or the table would pass half
+    full; returns (next string, distinct so far). A table entry is (hash >> 33) << 32 | index
+    (-1: empty), so most probes need no other memory. Hashing and comparing are written out
+    here: as helper functions they cost more than the rest of the loop."""
+    cap = table.shape[0]
+    log2 = 0
+    while (1 << log2) < cap:
+        log2 += 1
+    half = cap // 2
+    mask = cap - 1
+    n = offsets.shape[0] - 1
+    for r in range(start, n):
+        if nu + 1 > half:
+            return r, nu
+        a, b = offsets[r], offsets[r + 1]
+        # hash: 8 bytes at a time (unaligned reads from the uint64 view), tail masked
+        h = np.uint64(b - a) * np.uint64(0x9E3779B97F4A7C15)
+        i = a
+        while i < b:
+            sh = np.uint64((i & 7) * 8)
+            w = padded[i >> 3]
+            if sh != 0:
+                w = (w >> sh) | (padded[(i >> 3) + 1] << (np.uint64(64) - sh))
+            if b - i < 8:
+                w &= (np.uint64(1) << np.uint64(8 * (b - i))) - np.uint64(1)
+            h = (h ^ w) * np.uint64(0xBF58476D1CE4E5B9)
+            h ^= h >> np.uint64(31)
+            i += 8
+        h ^= h >> np.uint64(29)
+        h *= np.uint64(0x94D049BB133111EB)
+        tag = np.int64(h >> np.uint64(33))  # 31 bits: entries stay non-negative
+        slot = np.int64(h >> np.uint64(64 - log2))
+        while True:
+            e = table[slot]
+            if e < 0:
+                table[slot] = (tag << 32) | nu
+                first[nu] = r
+                ids[r] = nu
+                nu += 1
+                break
+            if (e >> 32) == tag:
+                u = e & 0xFFFFFFFF
+                fr = first[u]
+                c, d = offsets[fr], offsets[fr + 1]
+                same = d - c == b - a
+                j = 0
+                while same and j < b - a:  # compare 8 bytes at a time
+                    i1, i2 = a + j, c + j
+                    s1 = np.uint64((i1 & 7) * 8)
+                    s2 = np.uint64((i2 & 7) * 8)
+                    w1 = padded[i1 >> 3]
+                    if s1 != 0:
+                        w1 = (w1 >> s1) | (padded[(i1 >> 3) + 1] << (np.uint64(64) - s1))
+                    w2 = padded[i2 >> 3]
+                    if s2 != 0:
+                        w2 = (w2 >> s2) | (padded[(i2 >> 3) + 1] << (np.uint64(64) - s2))
+                    if b - a - j < 8:
+                        tail = (np.uint64(1) << np.uint64(8 * (b - a - j))) - np.uint64(1)
+                        w1 &= tail
+                        w2 &= tail
+                    same = w1 == w2
+                    j += 8
+                if same:
+                    ids[r] = u
+                    break
+            slot = (slot + 1) & mask
+    return n, nu
 
 
 @njit(cache=True, nogil=True)
-def _str_equal(d64: np.ndarray, a: int, b: int, c: int, d: int) -> bool:
-    if b - a != d - c:
-        return False
-    i, j = a, c
-    while i < b:
-        w1 = _word(d64, i)
-        w2 = _word(d64, j)
-        if b - i < 8:
-            m = (np.uint64(1) << np.uint64(8 * (b - i))) - np.uint64(1)
-            w1 &= m
-            w2 &= m
-        if w1 != w2:
-            return False
-        i += 8
-        j += 8
-    return True
+def _regrow(table: np.ndarray) -> np.ndarray:
+    """The entries of a distinct_strings table in one twice as big (slots from the tags)."""
+    cap = table.shape[0] * 2
+    log2 = 0
+    while (1 << log2) < cap:
+        log2 += 1
+    out = np.full(cap, -1, np.int64)
+    for e in table:
+        if e >= 0:
+            slot = (e >> 32) >> (31 - log2)  # the top log2 bits of the hash
+            while out[slot] >= 0:
+                slot = (slot + 1) & (cap - 1)
+            out[slot] = e
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -369,46 +431,17 @@ def distinct_strings(padded: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarra
     String i is ``padded[offsets[i]:offsets[i+1]]``; ``padded`` is a uint64 view of the
     bytes followed by at least 8 bytes of padding (see :func:`padded_words`). Returns
     (ids int32[n], first int64[U]: the row where each distinct string first appears).
-    An open-addressing table keyed by a 64-bit
-    hash of the bytes (8 at a time), compared byte-exactly on a hit; it grows with the
-    number of distinct strings.
+    An open-addressing table keyed by a 64-bit hash of the bytes (8 at a time), compared
+    byte-exactly on a hit; it grows with the number of distinct strings (up to 2^30).
     """
     n = offsets.shape[0] - 1
-    log2 = 10
-    cap = 1 << log2
-    table = np.full(cap, -1, np.int64)
+    table = np.full(1024, -1, np.int64)
     first = np.empty(n, np.int64)
-    hashes = np.empty(n, np.uint64)
     ids = np.empty(n, np.int32)
-    nu = 0
-    for r in range(n):
-        a, b = offsets[r], offsets[r + 1]
-        h = _str_hash(padded, a, b)
-        slot = np.int64(h >> np.uint64(64 - log2))
-        while True:
-            u = table[slot]
-            if u < 0:
-                first[nu] = r
-                hashes[nu] = h
-                ids[r] = nu
-                nu += 1
-                if 2 * nu > cap:
-                    log2 += 1
-                    cap <<= 1
-                    table = np.full(cap, -1, np.int64)
-                    for v in range(nu):
-                        s2 = np.int64(hashes[v] >> np.uint64(64 - log2))
-                        while table[s2] >= 0:
-                            s2 = (s2 + 1) & (cap - 1)
-                        table[s2] = v
-                else:
-                    table[slot] = nu - 1
-                break
-            fr = first[u]
-            if hashes[u] == h and _str_equal(padded, a, b, offsets[fr], offsets[fr + 1]):
-                ids[r] = u
-                break
-            slot = (slot + 1) & (cap - 1)
+    r, nu = _distinct_until_full(padded, offsets, 0, table, first, ids, 0)
+    while r < n:
+        table = _regrow(table)
+        r, nu = _distinct_until_full(padded, offsets, r, table, first, ids, nu)
     return ids, first[:nu].copy()
 
 
