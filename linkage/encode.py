@@ -531,7 +531,8 @@ def _unit_part(transform: str, nv: Normalised) -> tuple[pa.Array, np.ndarray]:
     """A block-key part of each distinct value, and each row's index into them (-1: the row
     has no usable value or its part is empty)."""
     part = block_part(transform, nv.units)
-    usable = pc.fill_null(pc.not_equal(part, ""), False).to_numpy(zero_copy_only=False)
+    _, offs = string_buffers(part)
+    usable = (np.diff(offs) > 0) & part.is_valid().to_numpy(zero_copy_only=False)
     row_of_unit = np.append(np.where(usable, np.arange(len(part)), -1), -1)
     return part.fill_null(""), row_of_unit[nv.unit_of_row]
 

@@ -314,15 +314,25 @@ _SEX_MAP = {
 _SEX_MISSING = {"U", "X", "0", "9", "UNKNOWN", "NOT KNOWN", "NOTKNOWN", "NOT STATED", "NK", "NS"}
 
 
+@functools.cache
+def _sex_tables() -> tuple[pa.Array, pa.Array, pa.Array]:
+    """The codings, their canonical values and the missing codings as Arrow arrays (built
+    once: building Arrow arrays from Python lists is slow)."""
+    return (
+        pa.array(list(_SEX_MAP), pa.string()),
+        pa.array(list(_SEX_MAP.values()), pa.string()),
+        pa.array(sorted(_SEX_MISSING), pa.string()),
+    )
+
+
 def _norm_sex(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     t = pc.utf8_upper(pc.utf8_trim_whitespace(pc.replace_substring_regex(values, r"[-_.]", " ")))
     t = pc.replace_substring_regex(t, r"\s+", " ")
-    keys = pa.array(list(_SEX_MAP), pa.string())
-    vals = pa.array(list(_SEX_MAP.values()), pa.string())
+    keys, vals, missing = _sex_tables()
     idx = pc.index_in(t, value_set=keys)
     out = pc.take(vals, idx)
     known = pc.is_valid(idx).to_numpy(zero_copy_only=False)
-    miss = pc.fill_null(pc.is_in(t, value_set=pa.array(sorted(_SEX_MISSING))), False)
+    miss = pc.fill_null(pc.is_in(t, value_set=missing), False)
     miss_np = miss.to_numpy(zero_copy_only=False)
     status = np.where(known, OK, np.where(miss_np, MISSING, _BAD_SEX)).astype(np.int8)
     return out, status
