@@ -228,7 +228,11 @@ def _encode_stream(
         ids, cols = batch_columns(batch, plan.id_column, plan.field_col, schema.field_names)
         return ids, enc.encode_batch(cols, len(ids))
 
-    batches = (b for _, b in src.iter_batches(read_cols, opts.batch_size))
+    # a small input is split so that every worker gets a share (batches of at least 1000)
+    batch_size = opts.batch_size
+    if remote is None and workers > 1:
+        batch_size = min(batch_size, max(1000, -(-total // workers)))
+    batches = (b for _, b in src.iter_batches(read_cols, batch_size))
     if remote is not None:
         results = remote.map(plan, batches)
     else:
