@@ -137,6 +137,22 @@ def _set_bits_body(
 set_bits, set_bits_parallel = serial_and_parallel(_set_bits_body, nogil=True)
 
 
+def _or_unit_rows_body(out: np.ndarray, unit_of_row: np.ndarray, unit_bits: np.ndarray) -> None:
+    """``out[r] |= unit_bits[unit_of_row[r]]`` for each row with a unit (>= 0): filters
+    from per-unit filters built once (with :func:`set_bits`), when units repeat enough."""
+    n = unit_of_row.shape[0]
+    w = out.shape[1]
+    for r in prange(n):
+        u = unit_of_row[r]
+        if u < 0:
+            continue
+        for j in range(w):
+            out[r, j] |= unit_bits[u, j]
+
+
+or_unit_rows, or_unit_rows_parallel = serial_and_parallel(_or_unit_rows_body, nogil=True)
+
+
 # -- a persistent token table: token key -> row of the field's position table -----------------
 @njit(cache=True, nogil=True, inline="always")
 def _slot(key: np.uint64, mask: int) -> np.int64:
@@ -373,4 +389,6 @@ KERNELS = {
     "token_rows": token_rows,
     "set_bits": set_bits,
     "set_bits_parallel": set_bits_parallel,
+    "or_unit_rows": or_unit_rows,
+    "or_unit_rows_parallel": or_unit_rows_parallel,
 }

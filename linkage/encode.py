@@ -40,6 +40,8 @@ import pyarrow.compute as pc
 
 from linkage.kernels.encode import (
     empty_token_table,
+    or_unit_rows,
+    or_unit_rows_parallel,
     qgram_keys,
     qgram_token_rows,
     set_bits,
@@ -205,6 +207,36 @@ def _tokens(field: Field, units: pa.Array) -> tuple[np.ndarray, np.ndarray, Call
     grid = vals[:, None] + np.arange(-nb, nb + 1, dtype=np.int64)[None, :]
     keys = grid.reshape(-1).view(np.uint64)
     return np.arange(u + 1, dtype=np.int64) * (2 * nb + 1), keys, _numeric_token_bytes
+
+
+def _set_field_bits(
+    filters: np.ndarray,
+    unit_of_row: np.ndarray,
+    tok_off: np.ndarray,
+    tok_rows: np.ndarray,
+    unit_k: np.ndarray,
+    pos: np.ndarray,
+    parallel: bool,
+) -> None:
+    """Set a field's bits in the rows' filters: bit by bit per row, or, when units repeat
+    enough to pay for it, through a filter per unit ORed into its rows (same result)."""
+    nu = len(unit_k)
+    bits = np.diff(tok_off) * unit_k.astype(np.int64)  # bit settings per unit
+    rows_of_unit = np.bincount(unit_of_row[unit_of_row >= 0], minlength=nu)
+    direct = int(rows_of_unit @ bits)
+    # a bit setting costs about as much as ORing 4 words
+    via_units = int(bits.sum()) + int(rows_of_unit.sum()) * filters.shape[1] // 4
+    if via_units < 0.75 * direct:
+        unit_bits = np.zeros((nu, filters.shape[1]), np.uint64)
+        all_units = np.arange(nu, dtype=np.int32)
+        (set_bits_parallel if parallel else set_bits)(
+            unit_bits, all_units, tok_off, tok_rows, unit_k, pos
+        )
+        (or_unit_rows_parallel if parallel else or_unit_rows)(filters, unit_of_row, unit_bits)
+    else:
+        (set_bits_parallel if parallel else set_bits)(
+            filters, unit_of_row, tok_off, tok_rows, unit_k, pos
+        )
 
 
 def _iso_parts(units: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -463,14 +495,10 @@ class Encoder:
             with np.errstate(divide="ignore"):
                 k = np.ceil(f.bit_budget / np.maximum(ntok, 1)).astype(np.int64)
             unit_k = np.clip(k, 1, st.kmax).astype(np.int32)
-        (set_bits_parallel if self.parallel else set_bits)(
-            filters,
-            unit_of_row,
-            tok_off,
-            np.ascontiguousarray(tok_rows, np.int32),
-            unit_k,
-            pos,
-        )
+        _set_field_bits(
+            filters, unit_of_row, tok_off, np.ascontiguousarray(tok_rows, np.int32), unit_k, pos,
+            self.parallel,
+        )  # fmt: skip
         has_tokens = ntok > 0
         return (unit_of_row >= 0) & has_tokens[np.maximum(unit_of_row, 0)]
 

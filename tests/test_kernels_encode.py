@@ -16,6 +16,8 @@ from jit_parity import same_with_and_without_jit
 from linkage.kernels.encode import (
     CP_BITS,
     empty_token_table,
+    or_unit_rows,
+    or_unit_rows_parallel,
     qgram_keys,
     qgram_token_rows,
     set_bits,
@@ -235,6 +237,29 @@ def test_set_bits_end_positions_and_noop_cases() -> None:
     set_bits(np.zeros((0, 16), np.uint64), np.zeros(0, np.int32), tok_off, toks, unit_k, pos)
 
 
+# -- or_unit_rows: filters through per-unit filters ----------------------------------------
+@SETTINGS
+@given(st.integers(0, 60), st.integers(1, 30), st.integers(0, 2**32 - 1))
+def test_unit_filters_ored_into_rows_equal_set_bits(n: int, nu: int, seed: int) -> None:
+    """set_bits into one filter per unit, then or_unit_rows, gives set_bits per row."""
+    rng = np.random.default_rng(seed)
+    tok_off = np.zeros(nu + 1, np.int64)
+    np.cumsum(rng.integers(0, 5, nu), out=tok_off[1:])
+    toks = rng.integers(0, 50, tok_off[-1]).astype(np.int32)
+    pos = rng.integers(0, 1024, (50, 8)).astype(np.uint32)
+    unit_k = rng.integers(0, 9, nu).astype(np.int32)
+    rows = rng.integers(-1, nu, n).astype(np.int32)
+    start = rng.integers(0, 2**63, (n, 16), dtype=np.int64).astype(np.uint64)
+    want = start.copy()
+    set_bits(want, rows, tok_off, toks, unit_k, pos)
+    unit_bits = np.zeros((nu, 16), np.uint64)
+    set_bits(unit_bits, np.arange(nu, dtype=np.int32), tok_off, toks, unit_k, pos)
+    for f in (or_unit_rows, or_unit_rows_parallel):
+        got = start.copy()
+        f(got, rows, unit_bits)
+        assert np.array_equal(got, want)
+
+
 # -- the token table (token_rows, qgram_token_rows) ------------------------------------------
 def token_rows_ref(keys: list[int], table: dict[int, int]) -> tuple[list[int], list[int]]:
     """Docstring of token_rows: each key's row; unseen keys get the next free rows in
@@ -331,8 +356,8 @@ def test_encode_kernels_without_jit_match_jit() -> None:
         """
         import numpy as np
         from linkage.kernels.encode import (
-            empty_token_table, qgram_keys, qgram_token_rows, set_bits, set_bits_parallel,
-            token_rows,
+            empty_token_table, or_unit_rows, or_unit_rows_parallel, qgram_keys, qgram_token_rows,
+            set_bits, set_bits_parallel, token_rows,
         )
         strings = ["", "MARY", "ZOË", "李明", "😀x", "A"]
         enc = [s.encode() for s in strings]
@@ -354,6 +379,12 @@ def test_encode_kernels_without_jit_match_jit() -> None:
         toks = rng.integers(0, 40, 12).astype(np.int32)
         unit_k = np.array([6, 2, 0, 4], np.int32)
         rows = rng.integers(-1, 4, 50).astype(np.int32)
+        ub = np.zeros((4, 16), np.uint64)
+        set_bits(ub, np.arange(4, dtype=np.int32), tok_off, toks, unit_k, pos)
+        for name, f in (("or", or_unit_rows), ("orp", or_unit_rows_parallel)):
+            o = np.zeros((50, 16), np.uint64)
+            f(o, rows, ub)
+            res[name] = o
         for name, f in (("sb", set_bits), ("sbp", set_bits_parallel)):
             o = np.zeros((50, 16), np.uint64)
             f(o, rows, tok_off, toks, unit_k, pos)
