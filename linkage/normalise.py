@@ -651,7 +651,7 @@ def normalise(
     data, offs = string_buffers(arr)
     with np.errstate(over="ignore"):  # wrapping hash arithmetic when NUMBA_DISABLE_JIT=1
         idx, first = distinct_strings(padded_words(data), offs)
-    uniq = arr.take(pa.array(first))
+    uniq = arr if len(first) == n else arr.take(pa.array(first))  # all distinct: as they are
     # the missing-value test and the normaliser run once per distinct raw value
     u_miss = _unique_missing(uniq, missing, fast)
     present = np.flatnonzero(~u_miss)
