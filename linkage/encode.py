@@ -30,7 +30,7 @@ Work is done once per distinct value and once per distinct token; numba kernels 
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
@@ -572,12 +572,3 @@ def _indices(denc: pa.DictionaryArray) -> np.ndarray:
 
 def reason(code: int) -> str:
     return REASONS.get(int(code), "invalid value")
-
-
-def iter_problem_rows(
-    res: BatchResult, ids: pa.Array
-) -> Iterator[tuple[str, str, str]]:  # pragma: no cover - thin
-    for rows, fname, codes in res.problems:
-        idl = ids.take(pa.array(rows)).to_pylist()
-        for rid, c in zip(idl, codes.tolist(), strict=True):
-            yield rid, fname, reason(c)

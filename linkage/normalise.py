@@ -1,10 +1,11 @@
 """Normalisers: shared, deterministic, idempotent clean-up of raw values before encoding.
 
 All partners must normalise alike, or equal people encode differently. Each normaliser works
-on a whole pyarrow string array at once (vectorised in Arrow's C++ kernels; no per-row Python)
-and returns the normalised strings (null where the value is missing or invalid) with a status
-code per row. Invalid values are *row problems*: the value is treated as missing and the row
-is reported (never with its value).
+on a whole pyarrow string array at once, once per distinct value (found by a numba hash
+table), and returns the normalised values with a status code per row. ASCII values (most UK
+person data) go through numba kernels; the rest through Arrow's Unicode kernels, which are
+also the reference the kernels are tested against. No per-row Python. Invalid values are *row
+problems*: the value is treated as missing and the row is reported (never with its value).
 
 - ``name``: Unicode NFKD (compatibility forms such as full-width letters folded), diacritics
   stripped from Latin letters (Zoë -> ZOE, Siân -> SIAN), Latin letters without a
