@@ -607,7 +607,8 @@ def parse_dates(
             q = p
             v = 0
             while q < b and _is_digit_byte(data[q]):
-                v = v * 10 + (np.int64(data[q]) - 48)
+                if q - p < 4:  # no number has more digits (a longer run fails below)
+                    v = v * 10 + (np.int64(data[q]) - 48)
                 q += 1
             width = q - p
             if op == DATE_YEAR4:

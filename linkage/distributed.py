@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -684,7 +685,7 @@ def _match_on_dask(
 # Encoding on Dask (the partner's own cluster)
 # ---------------------------------------------------------------------------------------------
 
-_WORKER_ENCODERS: dict[tuple[Any, ...], Any] = {}
+_WORKER_ENCODERS = threading.local()  # one Encoder per worker thread: it is not thread-safe
 
 
 def _encode_task(
@@ -697,7 +698,8 @@ def _encode_task(
     batch: dict[str, pa.Array],
 ) -> tuple[pa.Array, Any, str]:
     """Encode one batch on a worker. The worker reads the secret from ``secret_file`` itself
-    (the secret never travels) and keeps one Encoder (token cache) per configuration."""
+    (the secret never travels) and keeps one Encoder (token cache) per configuration and
+    worker thread (an Encoder's token table must not be shared between threads)."""
     import datetime as _dt
     import json
 
@@ -708,7 +710,8 @@ def _encode_task(
     from linkage.secret import Secret
 
     key = (schema_json, secret_file, tuple(sorted(date_formats.items())), today)
-    enc = _WORKER_ENCODERS.get(key)
+    cached = getattr(_WORKER_ENCODERS, "by_key", None)
+    enc = cached.get(key) if cached is not None else None
     if enc is None:
         schema = Schema.from_dict(json.loads(schema_json))
         secret = Secret.from_file(secret_file)
@@ -719,8 +722,7 @@ def _encode_task(
             today=_dt.date.fromisoformat(today) if today else None,
             parallel=False,
         )
-        _WORKER_ENCODERS.clear()
-        _WORKER_ENCODERS[key] = enc
+        _WORKER_ENCODERS.by_key = {key: enc}
     ids, cols = batch_columns(batch, id_column, field_col, enc.schema.field_names)
     return ids, enc.encode_batch(cols, len(ids)), enc.key_check
 

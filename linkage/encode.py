@@ -344,8 +344,7 @@ class _FieldState:
     def rows_for(self, keys: np.ndarray, messages: Messages, length: int) -> np.ndarray:
         """Rows of ``self.pos`` for each token key, hashing unseen keys once."""
         rows, new_keys, *table = token_rows(keys, *self.table, self.used)
-        self.table = (table[0], table[1])
-        self._add(new_keys, messages, length)
+        self._add(new_keys, messages, length, table)
         return rows
 
     def qgram_rows(self, units: pa.Array, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -355,25 +354,35 @@ class _FieldState:
         tok_off, rows, new_keys, *table = qgram_token_rows(
             data, offs, t.q, t.padding, *self.table, self.used
         )
-        self.table = (table[0], table[1])
         q = t.q
-        self._add(new_keys, per_key_messages(lambda k: qgram_token_bytes(k, q)), length)
+        self._add(new_keys, per_key_messages(lambda k: qgram_token_bytes(k, q)), length, table)
         return tok_off, rows
 
-    def _add(self, new_keys: np.ndarray, messages: Messages, length: int) -> None:
-        """Hash the tokens the table just gave rows ``used, used + 1, ...``."""
-        if len(new_keys) == 0:
-            return
-        data, off = messages(new_keys)
-        fresh = self.hasher.positions(data, off, length, self.kmax)
-        need = self.used + len(new_keys)
-        if need > self.pos.shape[0]:
-            grown = np.zeros((max(need, 2 * self.pos.shape[0], 256), self.kmax), np.uint32)
-            if self.used:
-                grown[: self.used] = self.pos[: self.used]
-            self.pos = grown
-        self.pos[self.used : need] = fresh
-        self.used = need
+    def _add(
+        self, new_keys: np.ndarray, messages: Messages, length: int, table: list[np.ndarray]
+    ) -> None:
+        """Hash the tokens the (updated) table just gave rows ``used, used + 1, ...``. If that
+        fails, the whole cache is dropped: the table (updated in place) would otherwise point
+        new keys at rows that were never filled."""
+        try:
+            if len(new_keys):
+                data, off = messages(new_keys)
+                fresh = self.hasher.positions(data, off, length, self.kmax)
+                need = self.used + len(new_keys)
+                if need > self.pos.shape[0]:
+                    shape = (max(need, 2 * self.pos.shape[0], 256), self.kmax)
+                    grown = np.zeros(shape, np.uint32)
+                    if self.used:
+                        grown[: self.used] = self.pos[: self.used]
+                    self.pos = grown
+                self.pos[self.used : need] = fresh
+                self.used = need
+            self.table = (table[0], table[1])
+        except BaseException:
+            self.table = empty_token_table()
+            self.pos = np.zeros((0, 0), np.uint32)
+            self.used = 0
+            raise
 
 
 @dataclass

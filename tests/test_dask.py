@@ -308,3 +308,29 @@ def test_encode_on_dask_refuses_a_worker_with_another_secret(
                     secret_file=key, **_encode_kwargs(party))  # fmt: skip
     assert list(tmp_path.glob("*.parquet")) == []
     assert list(tmp_path.glob(".*partial")) == []
+
+
+def test_worker_keeps_one_encoder_per_thread(tmp_path: Path) -> None:
+    """An Encoder's token table is not thread-safe: a Dask worker with several threads must
+    not share one (it gave wrong filters without an error)."""
+    from linkage import distributed
+
+    key = tmp_path / "secret.key"
+    key.write_bytes(SECRET_BYTES)
+    schema_json = json.dumps(uk_person_template())
+    batch = {"rid": pa.array(["a", "b"]), "surname": pa.array(["SMITH", "JONES"])}
+    seen: list[object] = []
+
+    def run() -> None:
+        for _ in range(2):  # the second call reuses the thread's encoder
+            distributed._encode_task(
+                schema_json, str(key), {}, None, "rid", {"surname": "surname"}, batch
+            )
+        seen.extend(distributed._WORKER_ENCODERS.by_key.values())
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(seen) == 2 and seen[0] is not seen[1]

@@ -473,3 +473,31 @@ def test_date_token_messages_match_per_token_bytes(pairs: list[tuple[int, int]])
     want_data, want_off = pack_messages([_date_token_bytes(int(k)) for k in keys])
     assert off.tolist() == want_off.tolist()
     assert data.tobytes() == want_data.tobytes()
+
+
+def test_encoder_after_a_failed_batch_encodes_like_a_fresh_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch that fails while hashing new tokens must not leave the token cache pointing
+    at positions that were never filled (later batches would be silently wrong)."""
+    from linkage.encode import Encoder, KeyedHasher
+
+    schema = Schema.from_dict(uk_person_template())
+    first = {
+        f: pa.array(["AB"] if f == "surname" else [None], pa.string()) for f in schema.field_names
+    }
+    later = {f: pa.array(["CD", "AB"] if f == "surname" else [None, None], pa.string())
+             for f in schema.field_names}  # fmt: skip
+    enc = Encoder(schema, SECRET, today=TODAY)
+    real = KeyedHasher.positions
+
+    def fail(*args: Any, **kwargs: Any) -> np.ndarray:
+        raise MemoryError
+
+    monkeypatch.setattr(KeyedHasher, "positions", fail)
+    with pytest.raises(MemoryError):
+        enc.encode_batch(first, 1)
+    monkeypatch.setattr(KeyedHasher, "positions", real)
+    got = enc.encode_batch(later, 2).filters
+    want = Encoder(schema, SECRET, today=TODAY).encode_batch(later, 2).filters
+    assert np.array_equal(got, want)
