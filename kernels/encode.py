@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from linkage.kernels.popcount import serial_and_parallel
+from linkage.kernels.text import is_ascii
 
 # The pad character of padded q-grams is codepoint 0; normalisers never emit it.
 PAD = 0
@@ -52,6 +53,36 @@ def _decode_utf8(data: np.ndarray, start: int, end: int, buf: np.ndarray, at: in
 
 
 @njit(cache=True, nogil=True)
+def _qgram_counts(
+    data: np.ndarray, offsets: np.ndarray, q: int, pad: int, all_ascii: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(tok_off int64[n+1], a codepoint buffer for the longest string): string i has
+    ``len + 2 pad - q + 1`` q-grams (its length in codepoints; bytes when ``all_ascii``), one
+    if it is shorter than that allows, none if empty."""
+    n = offsets.shape[0] - 1
+    tok_off = np.zeros(n + 1, np.int64)
+    maxlen = 0
+    for i in range(n):
+        ln = offsets[i + 1] - offsets[i]
+        if ln > maxlen:
+            maxlen = ln
+    buf = np.zeros(maxlen + 2 * q, np.uint32)
+    for i in range(n):
+        if all_ascii:
+            m = offsets[i + 1] - offsets[i]
+        else:
+            m = _decode_utf8(data, offsets[i], offsets[i + 1], buf, 0)
+        if m == 0:
+            cnt = 0
+        elif m + 2 * pad >= q:
+            cnt = m + 2 * pad - q + 1
+        else:
+            cnt = 1
+        tok_off[i + 1] = tok_off[i] + cnt
+    return tok_off, buf
+
+
+@njit(cache=True, nogil=True)
 def qgram_keys(
     data: np.ndarray, offsets: np.ndarray, q: int, padding: bool
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -65,24 +96,8 @@ def qgram_keys(
     Returns (tok_off int64[n+1], keys uint64[T]); string i's keys are keys[tok_off[i]:tok_off[i+1]].
     """
     n = offsets.shape[0] - 1
-    tok_off = np.zeros(n + 1, np.int64)
-    maxlen = 0
-    for i in range(n):
-        ln = offsets[i + 1] - offsets[i]
-        if ln > maxlen:
-            maxlen = ln
-    buf = np.zeros(maxlen + 2 * q, np.uint32)
-    # pass 1: count
     pad = q - 1 if padding else 0
-    for i in range(n):
-        m = _decode_utf8(data, offsets[i], offsets[i + 1], buf, 0)
-        if m == 0:
-            cnt = 0
-        elif m + 2 * pad >= q:
-            cnt = m + 2 * pad - q + 1
-        else:
-            cnt = 1
-        tok_off[i + 1] = tok_off[i] + cnt
+    tok_off, buf = _qgram_counts(data, offsets, q, pad, False)
     keys = np.empty(tok_off[n], np.uint64)
     # pass 2: fill
     for i in range(n):
@@ -257,14 +272,6 @@ ASCII_BITS = 7  # an ASCII character as a direct-cache index digit
 
 
 @njit(cache=True, nogil=True)
-def _is_ascii(data: np.ndarray, a: int, b: int) -> bool:
-    for p in range(a, b):  # noqa: SIM110 (a loop numba compiles well)
-        if data[p] >= 128:
-            return False
-    return True
-
-
-@njit(cache=True, nogil=True)
 def _qgram_rows_until_full(
     data: np.ndarray,
     offsets: np.ndarray,
@@ -302,7 +309,7 @@ def _qgram_rows_until_full(
             return i, m
         a, b = offsets[i], offsets[i + 1]
         length = b - a
-        if length + 2 * pad >= q and (all_ascii or _is_ascii(data, a, b)):
+        if length + 2 * pad >= q and (all_ascii or is_ascii(data, a, b)):
             key = np.uint64(0)
             idx = 0
             s = 0
@@ -352,27 +359,9 @@ def qgram_token_rows(
     """:func:`qgram_keys` and :func:`token_rows` in one pass, without the keys array:
     (tok_off int64[n+1], rows int32[T], new keys, table keys, table rows)."""
     n = offsets.shape[0] - 1
-    tok_off = np.zeros(n + 1, np.int64)
-    maxlen = 0
-    for i in range(n):
-        ln = offsets[i + 1] - offsets[i]
-        if ln > maxlen:
-            maxlen = ln
-    buf = np.zeros(maxlen + 2 * q, np.uint32)
     pad = q - 1 if padding else 0
-    all_ascii = _is_ascii(data, 0, data.shape[0])
-    for i in range(n):
-        if all_ascii:
-            m = offsets[i + 1] - offsets[i]
-        else:
-            m = _decode_utf8(data, offsets[i], offsets[i + 1], buf, 0)
-        if m == 0:
-            cnt = 0
-        elif m + 2 * pad >= q:
-            cnt = m + 2 * pad - q + 1
-        else:
-            cnt = 1
-        tok_off[i + 1] = tok_off[i] + cnt
+    all_ascii = is_ascii(data, 0, data.shape[0])
+    tok_off, buf = _qgram_counts(data, offsets, q, pad, all_ascii)
     rows = np.empty(tok_off[n], np.int32)
     direct = np.full(1 << (ASCII_BITS * q) if q <= 2 else 1, -1, np.int32)
     args = (data, offsets, q, pad, all_ascii)

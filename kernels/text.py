@@ -47,14 +47,28 @@ def _upper(c: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _is_title(buf: np.ndarray, a: int, b: int, tdata: np.ndarray, toffs: np.ndarray) -> bool:
+def is_ascii(data: np.ndarray, a: int, b: int) -> bool:
+    """No byte of ``data[a:b]`` is >= 128."""
+    for p in range(a, b):  # noqa: SIM110 (a loop numba compiles well)
+        if data[p] >= 128:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _in_table(
+    buf: np.ndarray, a: int, b: int, tdata: np.ndarray, toffs: np.ndarray, fold: bool
+) -> bool:
+    """``buf[a:b]`` (ASCII upper-cased first when ``fold``) is one of the strings
+    ``tdata[toffs[t]:toffs[t+1]]``."""
     for t in range(toffs.shape[0] - 1):
         ta, tb = toffs[t], toffs[t + 1]
         if tb - ta != b - a:
             continue
         same = True
         for j in range(b - a):
-            if buf[a + j] != tdata[ta + j]:
+            c = _upper(buf[a + j]) if fold else buf[a + j]
+            if c != tdata[ta + j]:
                 same = False
                 break
         if same:
@@ -116,7 +130,9 @@ def ascii_normalise(
                 nw += 1
                 p = q
             first = 0
-            while first < nw - 1 and _is_title(scratch, w_start[first], w_end[first], tdata, toffs):
+            while first < nw - 1 and _in_table(
+                scratch, w_start[first], w_end[first], tdata, toffs, False
+            ):
                 first += 1
             for wd in range(first, nw):
                 for p in range(w_start[wd], w_end[wd]):
@@ -472,33 +488,15 @@ def ascii_missing(
     out = np.zeros(n, np.int8)
     for i in range(n):
         a, b = offsets[i], offsets[i + 1]
-        ascii_only = True
-        for p in range(a, b):
-            if data[p] >= 128:
-                ascii_only = False
-                break
-        if not ascii_only:
+        if not is_ascii(data, a, b):
             out[i] = 2
             continue
         while a < b and _is_trim_space(data[a]):
             a += 1
         while b > a and _is_trim_space(data[b - 1]):
             b -= 1
-        if a == b:
+        if a == b or _in_table(data, a, b, sent_data, sent_offsets, True):
             out[i] = 1
-            continue
-        for j in range(sent_offsets.shape[0] - 1):
-            sa, sb = sent_offsets[j], sent_offsets[j + 1]
-            if sb - sa != b - a:
-                continue
-            same = True
-            for t in range(b - a):
-                if _upper(data[a + t]) != sent_data[sa + t]:
-                    same = False
-                    break
-            if same:
-                out[i] = 1
-                break
     return out
 
 
