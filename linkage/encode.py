@@ -253,20 +253,15 @@ def _ints(arr: pa.Array) -> np.ndarray:
     return np.asarray(pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False), np.int64)
 
 
-def _date_token_bytes(key: int) -> bytes:
-    tag, v = key >> 32, key & 0xFFFFFFFF
-    if tag == 1:
-        return b"D%02d" % v
-    if tag == 2:
-        return b"M%02d" % v
-    if tag == 3:
-        return b"Y%04d" % v
-    if tag == 4:
-        return b"DM%04d" % v
-    return b"F%08d" % v
-
-
 _DATE_TOKEN_FORMS = {1: (b"D", 2), 2: (b"M", 2), 3: (b"Y", 4), 4: (b"DM", 4), 5: (b"F", 8)}
+
+
+def _date_token_bytes(key: int) -> bytes:
+    """``D05``, ``M12``, ``Y1990``, ``DM0512``, ``F19901205``: a tag's prefix, then the value
+    zero-padded to the tag's width (see :data:`_DATE_TOKEN_FORMS`)."""
+    tag, v = key >> 32, key & 0xFFFFFFFF
+    prefix, width = _DATE_TOKEN_FORMS.get(tag, _DATE_TOKEN_FORMS[5])
+    return prefix + b"%0*d" % (width, v)
 
 
 def date_token_messages(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

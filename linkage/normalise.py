@@ -228,6 +228,14 @@ def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return (np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)), offs
 
 
+def distinct_rows(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's index among the distinct values, the row where each first appears), by
+    :func:`linkage.kernels.text.distinct_strings` (nulls count as empty strings)."""
+    data, offs = string_buffers(values)
+    with np.errstate(over="ignore"):  # wrapping hash arithmetic when NUMBA_DISABLE_JIT=1
+        return distinct_strings(padded_words(data), offs)
+
+
 def string_array(data: np.ndarray, offsets: np.ndarray) -> pa.Array:
     """A string array over kernel output (``offsets`` int64, n+1 of them)."""
     if offsets[-1] >= 2**31:
@@ -649,9 +657,7 @@ def normalise(
     n = len(arr)
     if arr.offset or arr.null_count:  # a null is missing, like an empty string
         arr = pa.concat_arrays([arr.fill_null("")])
-    data, offs = string_buffers(arr)
-    with np.errstate(over="ignore"):  # wrapping hash arithmetic when NUMBA_DISABLE_JIT=1
-        idx, first = distinct_strings(padded_words(data), offs)
+    idx, first = distinct_rows(arr)
     uniq = arr if len(first) == n else arr.take(pa.array(first))  # all distinct: as they are
     # the missing-value test and the normaliser run once per distinct raw value
     u_miss = _unique_missing(uniq, missing, fast)

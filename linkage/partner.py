@@ -38,8 +38,7 @@ from linkage.encoded import (
     temp_path_for,
 )
 from linkage.errors import InputError
-from linkage.kernels.text import distinct_strings, padded_words
-from linkage.normalise import AmbiguousDateFormat, DateFormat, detect_date_format, string_buffers
+from linkage.normalise import AmbiguousDateFormat, DateFormat, detect_date_format, distinct_rows
 from linkage.reader import InputFile
 from linkage.schema import Schema
 from linkage.secret import Secret
@@ -167,9 +166,7 @@ def check_ids(ids: pa.Array, path: object, column: str) -> None:
     if pc.any(blank).as_py():
         row = int(np.flatnonzero(blank.to_numpy(zero_copy_only=False))[0]) + 1
         raise InputError(f"{path}: row {row}, column {column!r}: empty record id")
-    data, offs = string_buffers(ids)
-    with np.errstate(over="ignore"):  # wrapping hash arithmetic when NUMBA_DISABLE_JIT=1
-        which, first = distinct_strings(padded_words(data), offs)
+    which, first = distinct_rows(ids)
     if len(first) != n:
         b = int(np.flatnonzero(first[which] != np.arange(n))[0])  # first repeated row
         a = int(first[which[b]])

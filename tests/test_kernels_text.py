@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import textwrap
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -184,6 +185,22 @@ def test_soundex_known_codes() -> None:
     assert soundex(pa.array(names)).to_pylist() == want
 
 
+def assert_kernel_matches_general(fast: Any, general: Any, values: list[str]) -> None:
+    """A kernel normaliser and its Arrow-regex reference give the same statuses, and the same
+    values where the status is OK (other values are dropped by the caller)."""
+    from linkage.normalise import OK
+
+    arr = pa.array(values, pa.string())
+    fast_vals, fast_status = fast(arr)
+    ref_vals, ref_status = general(arr)
+    assert fast_status.tolist() == ref_status.tolist()
+    ok = fast_status == OK
+    fv, rv = fast_vals.to_pylist(), ref_vals.to_pylist()
+    assert [v for v, k in zip(fv, ok, strict=True) if k] == [
+        v for v, k in zip(rv, ok, strict=True) if k
+    ]
+
+
 # -- postcodes ----------------------------------------------------------------------------------
 POSTCODE_CHARS = "ABCDEFGHJKLMNOPRSTUVWXYZ0123456789 abcgirx\t\r\n\x0b-"
 
@@ -199,17 +216,9 @@ POSTCODE_CHARS = "ABCDEFGHJKLMNOPRSTUVWXYZ0123456789 abcgirx\t\r\n\x0b-"
     )
 )
 def test_postcode_kernel_matches_regex_path(values: list[str]) -> None:
-    from linkage.normalise import OK, _norm_postcode, _norm_postcode_general
+    from linkage.normalise import _norm_postcode, _norm_postcode_general
 
-    arr = pa.array(values, pa.string())
-    fast_vals, fast_status = _norm_postcode(arr)
-    ref_vals, ref_status = _norm_postcode_general(arr)
-    assert fast_status.tolist() == ref_status.tolist()
-    ok = fast_status == OK
-    fv, rv = fast_vals.to_pylist(), ref_vals.to_pylist()
-    assert [v for v, k in zip(fv, ok, strict=True) if k] == [
-        v for v, k in zip(rv, ok, strict=True) if k
-    ]
+    assert_kernel_matches_general(_norm_postcode, _norm_postcode_general, values)
 
 
 # -- join_strings -------------------------------------------------------------------------------
@@ -394,17 +403,9 @@ NHS_CHARS = "0123456789 -\t\r\n\x0b\x0c/xé"
     )
 )
 def test_nhs_kernel_matches_regex_path(values: list[str]) -> None:
-    from linkage.normalise import OK, _norm_nhs, _norm_nhs_general
+    from linkage.normalise import _norm_nhs, _norm_nhs_general
 
-    arr = pa.array(values, pa.string())
-    fast_vals, fast_status = _norm_nhs(arr)
-    ref_vals, ref_status = _norm_nhs_general(arr)
-    assert fast_status.tolist() == ref_status.tolist()
-    ok = fast_status == OK
-    fv, rv = fast_vals.to_pylist(), ref_vals.to_pylist()
-    assert [v for v, k in zip(fv, ok, strict=True) if k] == [
-        v for v, k in zip(rv, ok, strict=True) if k
-    ]
+    assert_kernel_matches_general(_norm_nhs, _norm_nhs_general, values)
 
 
 def test_nhs_digits_without_jit_matches_jit() -> None:
