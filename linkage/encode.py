@@ -272,7 +272,7 @@ def date_token_messages(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lens = np.full(len(keys), -1, np.int64)
     for t, (prefix, width) in _DATE_TOKEN_FORMS.items():
         lens[(tag == t) & (v < 10**width)] = len(prefix) + width
-    if (lens < 0).any():  # not a form below (never for validated dates): one by one
+    if (lens < 0).any():  # a value too wide for its form (never for valid dates): one by one
         return per_key_messages(_date_token_bytes)(keys)
     off = np.zeros(len(keys) + 1, np.int64)
     np.cumsum(lens, out=off[1:])
