@@ -12,16 +12,21 @@ import numpy.typing as npt
 __all__ = [
     "allpairs_ref",
     "ascii_missing_ref",
+    "balance_ref",
     "band_keys_ref",
+    "blip_ref",
     "dedup_ref",
     "dice_matrix_ref",
     "dice_pairs_ref",
+    "diffusion_ref",
     "distinct_strings_ref",
     "join_strings_ref",
     "popcount64_ref",
     "popcount_rows_ref",
+    "rule90_ref",
     "splitmix64_ref",
     "topk_ref",
+    "xor_fold_ref",
 ]
 
 _MASK64 = (1 << 64) - 1
@@ -37,6 +42,14 @@ def _bits(a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a, dtype=np.uint64)
     by = a.astype("<u8").view(np.uint8).reshape(a.shape[0], 8 * a.shape[1])
     return np.unpackbits(by, axis=1, bitorder="little")
+
+
+def _pack(bits: np.ndarray) -> np.ndarray:
+    """(n, 64 W) of 0/1 -> (n, W) uint64, the inverse of :func:`_bits`."""
+    bits = np.ascontiguousarray(bits, dtype=np.uint8)
+    by = np.packbits(bits, axis=1, bitorder="little")
+    words = bits.shape[1] // 64
+    return np.ascontiguousarray(by).view("<u8").astype(np.uint64).reshape(bits.shape[0], words)
 
 
 def popcount_rows_ref(a: np.ndarray) -> np.ndarray:
@@ -179,3 +192,50 @@ def ascii_missing_ref(strings: list[bytes], sentinels: list[bytes]) -> list[int]
         t = s.strip(space).upper()
         out.append(1 if t == b"" or t in sentinels else 0)
     return out
+
+
+# ------------------------------------------------------------------------------ hardening
+
+
+def balance_ref(a: np.ndarray, perm: np.ndarray | None = None) -> np.ndarray:
+    """(n, 2 W): bits x || (1 - x), then y'[j] = y[perm[j]] if perm is given."""
+    bits = _bits(a)
+    y = np.concatenate([bits, 1 - bits], axis=1)
+    if perm is not None:
+        y = y[:, np.asarray(perm, dtype=np.int64)]
+    return _pack(y)
+
+
+def xor_fold_ref(a: np.ndarray) -> np.ndarray:
+    """(n, W / 2): y[p] = x[p] XOR x[p + L/2]."""
+    bits = _bits(a)
+    h = bits.shape[1] // 2
+    return _pack(bits[:, :h] ^ bits[:, h:])
+
+
+def rule90_ref(a: np.ndarray, steps: int = 1) -> np.ndarray:
+    """(n, W): ``steps`` times y[p] = x[(p - 1) mod L] XOR x[(p + 1) mod L]."""
+    bits = _bits(a)
+    for _ in range(steps):
+        bits = np.roll(bits, 1, axis=1) ^ np.roll(bits, -1, axis=1)
+    return _pack(bits)
+
+
+def diffusion_ref(a: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """(n, m / 64): y[j] = XOR over r of x[taps[j, r]] (parity of the sum of the tapped bits)."""
+    bits = _bits(a).astype(np.int64)
+    tp = np.asarray(taps, dtype=np.int64)
+    return _pack((bits[:, tp].sum(axis=2) % 2).astype(np.uint8))
+
+
+def blip_ref(a: np.ndarray, thr: int, seeds: np.ndarray) -> np.ndarray:
+    """(n, W): bit p of row i flipped iff coin U_p(seeds[i]) < thr, with (Python ints)
+    S = splitmix64(seed), u = splitmix64(S ^ (p >> 1)), U_p = (u >> 32 (p & 1)) & (2^32 - 1)."""
+    bits = _bits(a).copy()
+    for i in range(bits.shape[0]):
+        s = splitmix64_ref(int(seeds[i]))
+        for p in range(bits.shape[1]):
+            u = splitmix64_ref(s ^ (p >> 1))
+            if (u >> (32 * (p & 1))) & 0xFFFFFFFF < thr:
+                bits[i, p] ^= 1
+    return _pack(bits)
