@@ -59,7 +59,7 @@ def _inproc(csv_path: str, schema_path: str, secret_path: str, out_path: str) ->
     """Child-process body: encode once cold, then ``STEADY_CALLS`` times; print JSON timings
     of each call. Each call writes a new file (clkhash's timed call writes none, so neither
     side pays for replacing an earlier output)."""
-    from linkage.partner import encode_file
+    from linkage.partner.pipeline import encode_file
     from linkage.schema import Schema
     from linkage.secret import Secret
 

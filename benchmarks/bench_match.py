@@ -300,7 +300,7 @@ def part_b(work: Path, n: int, repeat: int, peer: bool) -> tuple[list[Figure], d
 
 def _recall(files: list[Path], n_sub: int, strategies: list[str]) -> dict[str, Any]:
     from linkage.encoded import EncodedTable, read_encoded
-    from linkage.match import match
+    from linkage.tlu.linker import match
 
     encs = []
     for f in files:

@@ -53,15 +53,16 @@ _CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 mode, out, files = sys.argv[1], sys.argv[2], sys.argv[3:]
-from linkage.match import match
+from linkage.tlu.linker import match
 res = {"import_s": time.perf_counter() - t0}
 if mode == "dask":
-    from linkage.distributed import match_on_dask, open_scheduler
+    from linkage.dask_session import open_scheduler
+    from linkage.tlu.dask_match import warm_worker
     t = time.perf_counter()
-    with open_scheduler("local:2") as s:
+    with open_scheduler("local:2", warm=warm_worker) as s:
         res["cluster_start_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        r = match_on_dask(files, scheduler=s, blocking="auto", seed=1)
+        r = match(files, scheduler=s, blocking="auto", seed=1)
         res["match_s"] = time.perf_counter() - t
 else:
     t = time.perf_counter()
@@ -238,12 +239,14 @@ def dask_vs_inprocess(work: Path, files: list[str]) -> tuple[list[Figure], dict[
 _SCALE_CHILD = r"""
 import json, sys, time
 n, files = int(sys.argv[1]), sys.argv[2:]
-from linkage.distributed import match_on_dask, open_scheduler
+from linkage.dask_session import open_scheduler
+from linkage.tlu.dask_match import warm_worker
+from linkage.tlu.linker import match
 t = time.perf_counter()
-with open_scheduler(f"local:{n}") as s:
+with open_scheduler(f"local:{n}", warm=warm_worker) as s:
     start = time.perf_counter() - t
     t = time.perf_counter()
-    r = match_on_dask(files, scheduler=s, blocking="keys", seed=1)
+    r = match(files, scheduler=s, blocking="keys", seed=1)
     total = time.perf_counter() - t
 print(json.dumps({"workers": n, "cluster_start_s": start, "match_s": total,
                   "stages": r.stats["seconds"], "candidates": r.stats["candidates"],

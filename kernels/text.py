@@ -2,7 +2,7 @@
 
 Most values in UK person data are plain ASCII; for them one pass over the bytes replaces a
 chain of Unicode regular expressions. Values with any non-ASCII byte take the general path
-in :mod:`linkage.normalise`, which is also the reference these kernels are tested against.
+in :mod:`linkage.partner.normalisers`, which is also the reference these kernels are tested against.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ MODE_NAME = 0
 MODE_TEXT = 1
 MODE_NONE = 2
 
-# Titles dropped from the front of names (must match linkage.normalise.TITLES).
+# Titles dropped from the front of names (must match linkage.partner.normalisers.TITLES).
 TITLE_WORDS = ("MR", "MRS", "MS", "MISS", "MX", "DR", "PROF", "REV", "SIR", "DAME", "LORD", "LADY")
 
 

@@ -23,17 +23,17 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Schema": "linkage.schema",
     "Secret": "linkage.secret",
-    "encode": "linkage.partner",
-    "encode_file": "linkage.partner",
-    "EncodeSummary": "linkage.partner",
+    "encode": "linkage.partner.pipeline",
+    "encode_file": "linkage.partner.pipeline",
+    "EncodeSummary": "linkage.partner.pipeline",
     "EncodedTable": "linkage.encoded",
     "read_encoded": "linkage.encoded",
-    "match": "linkage.match",
-    "LinkageResult": "linkage.match",
-    "solve": "linkage.solve",
-    "synth": "linkage.synth",
-    "evaluate": "linkage.evaluate",
-    "normalise": "linkage.normalise",
+    "match": "linkage.tlu.linker",
+    "LinkageResult": "linkage.tlu.result",
+    "solve": "linkage.tlu.solver",
+    "synth": "linkage.lab.synthetic",
+    "evaluate": "linkage.lab.quality",
+    "normalise": "linkage.partner.normalisers",
     "LinkageError": "linkage.errors",
     "SchemaError": "linkage.errors",
     "SecretError": "linkage.errors",
@@ -72,13 +72,13 @@ if TYPE_CHECKING:  # pragma: no cover
         SchemaError,
         SecretError,
     )
-    from linkage.match import LinkageResult, match
-    from linkage.normalise import normalise
-    from linkage.partner import EncodeSummary, encode, encode_file
+    from linkage.lab.synthetic import synth
+    from linkage.partner.normalisers import normalise
+    from linkage.partner.pipeline import EncodeSummary, encode, encode_file
     from linkage.schema import Schema
     from linkage.secret import Secret
-    from linkage.solve import solve
-    from linkage.synth import synth
+    from linkage.tlu.linker import LinkageResult, match
+    from linkage.tlu.solver import solve
 
 
 def __getattr__(name: str) -> Any:

@@ -250,6 +250,7 @@ def encode(
     field, reason; never the value). Exit status 2 on any file-level problem, with no output.
     """
     from linkage.partner import encode_file
+    from linkage.report.text import encode_summary_lines
     from linkage.schema import Schema
     from linkage.secret import Secret
 
@@ -278,7 +279,7 @@ def encode(
     finally:
         bar.close()
     if not quiet:
-        for line in summary.lines(s.filter_length):
+        for line in encode_summary_lines(summary, s.filter_length):
             click.echo(line, err=True)
         click.echo(f"wrote {output}", err=True)
 
@@ -343,7 +344,7 @@ def synth(
 ) -> None:
     """Write a synthetic UK population with ground truth: one extract per partner (own
     column names, date formats, duplicates and corruption), truth.csv and manifest.json."""
-    from linkage.synth import synth as run
+    from linkage.lab.synthetic import synth as run
 
     show = _show_progress(quiet)
 
@@ -454,7 +455,8 @@ def match_cmd(
     Entity ids are opaque and random per run unless --seed is given. All files must share
     schema, secret (key-check value) and filter length.
     """
-    from linkage.match import check_output_paths, match
+    from linkage.report.text import match_summary_lines
+    from linkage.tlu.linker import check_output_paths, match
 
     check_output_paths([output, *([pairs_out] if pairs_out else [])], inputs)
 
@@ -482,7 +484,7 @@ def match_cmd(
     result.write(output, pairs_out)
     if not quiet:
         click.echo("linked:", err=True)
-        for line in result.summary_lines():
+        for line in match_summary_lines(result.stats):
             click.echo(line, err=True)
         click.echo(f"wrote {output}" + (f" and {pairs_out}" if pairs_out else ""), err=True)
 
@@ -528,7 +530,7 @@ def evaluate_cmd(
     threshold sweep and the best-F1 threshold; with --candidates pairs completeness and
     reduction ratio. Details in docs/evaluate.md."""
     from linkage.errors import InputError
-    from linkage.evaluate import evaluate, parse_sweep
+    from linkage.lab.quality import evaluate, parse_sweep
 
     if sweep is not None and pairs is None:
         raise InputError("--sweep needs --pairs (a scored pairs file)")

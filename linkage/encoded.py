@@ -241,3 +241,18 @@ def read_encoded(path: str | Path) -> EncodedTable:
             f"filters, got {table.schema.field('clk').type}"
         )
     return EncodedTable(table, meta)
+
+
+def is_url(path: str) -> bool:
+    """True for ``scheme://`` locations (read through ``pyarrow.fs``), False for local paths."""
+    return "://" in path
+
+
+def open_parquet(path: str) -> pq.ParquetFile:
+    """A ParquetFile over a local path or a ``scheme://`` URL that ``pyarrow.fs`` understands."""
+    if is_url(path):
+        from pyarrow import fs as pafs
+
+        filesystem, inner = pafs.FileSystem.from_uri(path)
+        return pq.ParquetFile(filesystem.open_input_file(inner))
+    return pq.ParquetFile(path)

@@ -1,5 +1,5 @@
 """A plain, obviously-correct reference encoder, written from the spec in the module docstring
-of :mod:`linkage.encode` and the docstring of :class:`linkage.schema.Tokeniser`.
+of :mod:`linkage.partner.encoder` and the docstring of :class:`linkage.schema.Tokeniser`.
 
 Per-record Python loops, Python strings for q-grams, :mod:`hmac` for hashing and
 ``int.from_bytes`` for bit windows. It reuses the library's normalisers (tested separately in
@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from linkage.kernels.siphash import siphash24_reference
-from linkage.normalise import DateFormat, detect_date_format, normalise, soundex
+from linkage.partner.normalisers import DateFormat, detect_date_format, normalise, soundex
 from linkage.schema import Field, Schema
 from linkage.secret import Secret
 

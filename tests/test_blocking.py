@@ -1,4 +1,4 @@
-"""Candidate generation (linkage.blocking.generate) against brute-force all-pairs Dice.
+"""Candidate generation (linkage.tlu.blocking.generate) against brute-force all-pairs Dice.
 
 ``none`` must equal brute force exactly; ``keys`` and ``lsh`` must equal brute force restricted
 to pairs that share a key (so every pair they report is a true pair with the same score);
@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from linkage.blocking import (
+from linkage.errors import LinkageError
+from linkage.tlu.blocking import (
     DEFAULT_MAX_BLOCK,
     EXHAUSTIVE_LIMIT,
     Candidates,
@@ -27,7 +28,6 @@ from linkage.blocking import (
     lsh_keys,
     possible_pairs,
 )
-from linkage.errors import LinkageError
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ONES = np.uint64(0xFFFFFFFFFFFFFFFF)

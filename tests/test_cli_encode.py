@@ -25,7 +25,7 @@ from click.testing import CliRunner, Result
 
 from linkage.cli import main
 from linkage.encoded import read_encoded
-from linkage.partner import encode
+from linkage.partner.pipeline import encode
 from linkage.schema import Schema, uk_person_template
 from linkage.secret import ENV_VAR, Secret
 

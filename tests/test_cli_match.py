@@ -21,8 +21,8 @@ from click.testing import CliRunner, Result
 
 from linkage.cli import main
 from linkage.encoded import read_encoded
-from linkage.match import match
 from linkage.secret import ENV_VAR
+from linkage.tlu.linker import match
 
 FIELDS = {
     "given_name": "given",

@@ -1,8 +1,8 @@
-"""linkage.distributed: matching on a Dask LocalCluster gives exactly the in-process output.
+"""linkage.tlu.dask_match: matching on a Dask LocalCluster gives exactly the in-process output.
 
 A LocalCluster of 2 single-threaded worker processes links small synthetic encoded files with
 blocking none, keys and lsh (with and without dedupe) and the links and pairs tables must equal
-those of :func:`linkage.match.match` for the same seed. A worker killed mid-run must not change
+those of :func:`linkage.tlu.linker.match` for the same seed. A worker killed mid-run must not change
 the output. Scheduler parsing and the missing-Dask message are checked without a cluster.
 """
 
@@ -24,20 +24,16 @@ import pytest
 
 pytest.importorskip("dask.distributed")
 
-from linkage.distributed import (
-    DASK_MISSING,
-    SchedulerSpec,
-    match_on_dask,
-    open_scheduler,
-    parse_scheduler,
-)
+from linkage.dask_session import DASK_MISSING, SchedulerSpec, open_scheduler, parse_scheduler
 from linkage.encoded import EncodedTable, make_meta, read_encoded, write_encoded
 from linkage.errors import CompatibilityError, InputError, LinkageError
-from linkage.match import LinkageResult, match
-from linkage.partner import encode
+from linkage.lab.synthetic import synth
+from linkage.partner.pipeline import encode
 from linkage.schema import Schema, uk_person_template
 from linkage.secret import Secret
-from linkage.synth import synth
+from linkage.tlu.dask_match import DaskEngine, warm_worker
+from linkage.tlu.linker import match
+from linkage.tlu.result import LinkageResult
 
 pytestmark = pytest.mark.dask
 
@@ -82,7 +78,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def session() -> Iterator:
-    with open_scheduler("local:2") as s:
+    with open_scheduler("local:2", warm=warm_worker) as s:
         assert len(s.client.nthreads()) == 2
         assert all(n == 1 for n in s.client.nthreads().values())
         yield s
@@ -128,7 +124,7 @@ def test_without_dask_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> No
 def test_tables_are_refused(files: list[Path], session) -> None:
     encs = [read_encoded(p) for p in files]
     with pytest.raises(InputError, match="paths every worker can read"):
-        match_on_dask(encs, scheduler=session)  # type: ignore[arg-type]
+        match(encs, scheduler=session)  # type: ignore[arg-type]
 
 
 # -- identical to in-process ---------------------------------------------------------------------
@@ -136,9 +132,7 @@ def test_tables_are_refused(files: list[Path], session) -> None:
 @pytest.mark.parametrize("dedupe", [False, True])
 def test_identical_to_in_process(files: list[Path], session, blocking: str, dedupe: bool) -> None:
     ref = match(files, blocking=blocking, dedupe=dedupe, seed=7)
-    got = match_on_dask(
-        files, scheduler=session, blocking=blocking, dedupe=dedupe, seed=7, partitions=3
-    )
+    got = match(files, scheduler=session, blocking=blocking, dedupe=dedupe, seed=7, partitions=3)
     assert len(ref.pairs) > 100  # the files really link
     same(ref, got)
     if blocking != "none":
@@ -151,7 +145,7 @@ def test_identical_to_in_process(files: list[Path], session, blocking: str, dedu
 @pytest.mark.parametrize("partitions", [1, 2, 5])
 def test_partition_count_does_not_matter(files: list[Path], session, partitions: int) -> None:
     ref = match(files[:2], blocking="keys", seed=3, threshold=0.6)
-    got = match_on_dask(
+    got = match(
         files[:2], scheduler=session, blocking="keys", seed=3, threshold=0.6, partitions=partitions
     )
     same(ref, got)
@@ -161,9 +155,7 @@ def test_oversize_blocks_and_warnings(files: list[Path], session) -> None:
     w_ref: list[str] = []
     w_got: list[str] = []
     ref = match(files, blocking="lsh", max_block=40, seed=1, warn=w_ref.append)
-    got = match_on_dask(
-        files, scheduler=session, blocking="lsh", max_block=40, seed=1, warn=w_got.append
-    )
+    got = match(files, scheduler=session, blocking="lsh", max_block=40, seed=1, warn=w_got.append)
     detail: Any = ref.stats["blocking_detail"]
     assert detail["oversize_blocks"] > 0
     same(ref, got)
@@ -172,7 +164,7 @@ def test_oversize_blocks_and_warnings(files: list[Path], session) -> None:
 
 def test_file_urls(files: list[Path], session) -> None:
     ref = match(files, blocking="keys", seed=2)
-    got = match_on_dask([p.resolve().as_uri() for p in files], scheduler=session, blocking="keys")
+    got = match([p.resolve().as_uri() for p in files], scheduler=session, blocking="keys")
     assert ref.pairs.equals(got.pairs)
 
 
@@ -196,9 +188,9 @@ def test_random_filters_without_block_keys(tmp_path: Path, session) -> None:
         write_encoded(EncodedTable(pa.table({"record_id": ids, "clk": clk}), meta), path)
         paths.append(path)
     with pytest.raises(LinkageError, match="needs block keys"):
-        match_on_dask(paths, scheduler=session, blocking="keys")
+        match(paths, scheduler=session, blocking="keys")
     ref = match(paths, blocking="auto", seed=4)
-    got = match_on_dask(paths, scheduler=session, blocking="auto", seed=4)
+    got = match(paths, scheduler=session, blocking="auto", seed=4)
     assert len(ref.pairs) > 250
     same(ref, got)
 
@@ -213,9 +205,9 @@ def test_worker_killed_mid_run(files: list[Path]) -> None:
 
         def run() -> None:
             try:
-                box["result"] = match_on_dask(
-                    files, scheduler=s, blocking="keys", dedupe=True, seed=9, partitions=4,
-                    _task_delay=1.5,
+                engine = DaskEngine(s, partitions=4, _task_delay=1.5)
+                box["result"] = match(
+                    files, engine=engine, blocking="keys", dedupe=True, seed=9
                 )  # fmt: skip
             except BaseException as exc:  # pragma: no cover - reported below
                 box["error"] = exc
@@ -264,7 +256,7 @@ def _encode_kwargs(party: dict) -> dict:
 def test_encode_on_dask_identical_to_in_process(
     tmp_path: Path, extract: tuple[Path, dict], session
 ) -> None:
-    from linkage.partner import encode_file
+    from linkage.partner.pipeline import encode_file
 
     src, party = extract
     key = tmp_path / "secret.key"
@@ -284,7 +276,7 @@ def test_encode_on_dask_identical_to_in_process(
 
 
 def test_encode_on_dask_needs_a_secret_file(tmp_path: Path, extract: tuple[Path, dict]) -> None:
-    from linkage.partner import encode_file
+    from linkage.partner.pipeline import encode_file
 
     src, party = extract
     schema = Schema.from_dict(uk_person_template())
@@ -297,7 +289,7 @@ def test_encode_on_dask_needs_a_secret_file(tmp_path: Path, extract: tuple[Path,
 def test_encode_on_dask_refuses_a_worker_with_another_secret(
     tmp_path: Path, extract: tuple[Path, dict], session
 ) -> None:
-    from linkage.partner import encode_file
+    from linkage.partner.pipeline import encode_file
 
     src, party = extract
     key = tmp_path / "other.key"
@@ -313,7 +305,7 @@ def test_encode_on_dask_refuses_a_worker_with_another_secret(
 def test_worker_keeps_one_encoder_per_thread(tmp_path: Path) -> None:
     """An Encoder's token table is not thread-safe: a Dask worker with several threads must
     not share one (it gave wrong filters without an error)."""
-    from linkage import distributed
+    from linkage.partner import dask_encode
 
     key = tmp_path / "secret.key"
     key.write_bytes(SECRET_BYTES)
@@ -323,10 +315,10 @@ def test_worker_keeps_one_encoder_per_thread(tmp_path: Path) -> None:
 
     def run() -> None:
         for _ in range(2):  # the second call reuses the thread's encoder
-            distributed._encode_task(
+            dask_encode._encode_task(
                 schema_json, str(key), {}, None, "rid", {"surname": "surname"}, batch
             )
-        seen.extend(distributed._WORKER_ENCODERS.by_key.values())
+        seen.extend(dask_encode._WORKER_ENCODERS.by_key.values())
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for t in threads:

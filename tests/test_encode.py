@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference_encoder import reference_encode, token_positions
 
-from linkage.normalise import nhs_check_ok
-from linkage.partner import encode
+from linkage.partner.normalisers import nhs_check_ok
+from linkage.partner.pipeline import encode
 from linkage.schema import Schema, uk_person_template
 from linkage.secret import Secret
 
@@ -466,7 +466,7 @@ def test_filter_bit_order() -> None:
 def test_date_token_messages_match_per_token_bytes(pairs: list[tuple[int, int]]) -> None:
     """The vectorised date-token messages equal the per-token definition, including values
     too wide for their form (the one-by-one fallback)."""
-    from linkage.encode import _date_token_bytes, date_token_messages, pack_messages
+    from linkage.partner.encoder import _date_token_bytes, date_token_messages, pack_messages
 
     keys = np.array([(t << 32) | v for t, v in pairs], np.uint64)
     data, off = date_token_messages(keys)
@@ -480,7 +480,7 @@ def test_encoder_after_a_failed_batch_encodes_like_a_fresh_one(
 ) -> None:
     """A batch that fails while hashing new tokens must not leave the token cache pointing
     at positions that were never filled (later batches would be silently wrong)."""
-    from linkage.encode import Encoder, KeyedHasher
+    from linkage.partner.encoder import Encoder, KeyedHasher
 
     schema = Schema.from_dict(uk_person_template())
     first = {

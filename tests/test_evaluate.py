@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linkage.errors import InputError, LinkageError
-from linkage.evaluate import (
+from linkage.lab.quality import (
     EvaluationReport,
     PairCounts,
     evaluate,
@@ -472,7 +472,7 @@ def test_report_dict_and_text() -> None:
 
 
 def test_synth_truth_with_perfect_links(tmp_path: Path) -> None:
-    from linkage.synth import synth
+    from linkage.lab.synthetic import synth
 
     s = synth(tmp_path / "pop", 300, 3, duplicates=0.1, corruption="none", seed=3)
     truth = pacsv.read_csv(

@@ -1,6 +1,6 @@
 """ASCII normaliser kernel (linkage.kernels.text.ascii_normalise) vs the general Unicode path.
 
-The reference is ``linkage.normalise.normalise(kind, values, fast=False)`` (Arrow regexes);
+The reference is ``linkage.partner.normalisers.normalise(kind, values, fast=False)`` (Arrow regexes);
 for ASCII input the fast path must give the same values and statuses.
 """
 
@@ -26,7 +26,7 @@ from linkage.kernels.text import (
     TITLE_WORDS,
     ascii_normalise,
 )
-from linkage.normalise import _SIMPLE, TITLES, normalise
+from linkage.partner.normalisers import _SIMPLE, TITLES, normalise
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KINDS = ("name", "text", "none")
@@ -171,14 +171,14 @@ def test_ascii_normalise_without_jit_matches_jit() -> None:
     )
 )
 def test_soundex_kernel_matches_reference(values: list[str | None]) -> None:
-    from linkage.normalise import soundex, soundex_reference
+    from linkage.partner.normalisers import soundex, soundex_reference
 
     got = soundex(pa.array(values, pa.string())).to_pylist()
     assert got == [soundex_reference(v) for v in values]
 
 
 def test_soundex_known_codes() -> None:
-    from linkage.normalise import soundex
+    from linkage.partner.normalisers import soundex
 
     names = ["ROBERT", "RUPERT", "ASHCRAFT", "TYMCZAK", "PFISTER", "HONEYMAN", "LEE", "李"]
     want = ["R163", "R163", "A261", "T522", "P236", "H555", "L000", None]
@@ -188,7 +188,7 @@ def test_soundex_known_codes() -> None:
 def assert_kernel_matches_general(fast: Any, general: Any, values: list[str]) -> None:
     """A kernel normaliser and its Arrow-regex reference give the same statuses, and the same
     values where the status is OK (other values are dropped by the caller)."""
-    from linkage.normalise import OK
+    from linkage.partner.normalisers import OK
 
     arr = pa.array(values, pa.string())
     fast_vals, fast_status = fast(arr)
@@ -216,7 +216,7 @@ POSTCODE_CHARS = "ABCDEFGHJKLMNOPRSTUVWXYZ0123456789 abcgirx\t\r\n\x0b-"
     )
 )
 def test_postcode_kernel_matches_regex_path(values: list[str]) -> None:
-    from linkage.normalise import _norm_postcode, _norm_postcode_general
+    from linkage.partner.normalisers import _norm_postcode, _norm_postcode_general
 
     assert_kernel_matches_general(_norm_postcode, _norm_postcode_general, values)
 
@@ -355,7 +355,7 @@ SENTINELS = [b"NK", b"N/A", b"UNKNOWN", b"NOT KNOWN"]
 def test_ascii_missing_matches_reference_and_arrow(values: list[str]) -> None:
     from linkage.kernels.reference import ascii_missing_ref
     from linkage.kernels.text import ascii_missing
-    from linkage.normalise import _missing_mask
+    from linkage.partner.normalisers import _missing_mask
 
     strings = [v.encode() for v in values]
     data, off = _pack(strings)
@@ -403,7 +403,7 @@ NHS_CHARS = "0123456789 -\t\r\n\x0b\x0c/xé"
     )
 )
 def test_nhs_kernel_matches_regex_path(values: list[str]) -> None:
-    from linkage.normalise import _norm_nhs, _norm_nhs_general
+    from linkage.partner.normalisers import _norm_nhs, _norm_nhs_general
 
     assert_kernel_matches_general(_norm_nhs, _norm_nhs_general, values)
 
@@ -433,7 +433,7 @@ FAST_FORMATS = [
 
 
 def test_date_programs_only_where_the_kernel_matches_like_the_regex() -> None:
-    from linkage.normalise import COMMON_DATE_FORMATS, DateFormat
+    from linkage.partner.normalisers import COMMON_DATE_FORMATS, DateFormat
 
     for f in FAST_FORMATS:
         assert DateFormat(f).program is not None, f
@@ -461,7 +461,7 @@ def test_date_programs_only_where_the_kernel_matches_like_the_regex() -> None:
 )  # fmt: skip
 def test_date_kernel_matches_regex_path(fmt: str, values: list[str]) -> None:
     from linkage.kernels.text import parse_dates
-    from linkage.normalise import DateFormat, string_buffers
+    from linkage.partner.normalisers import DateFormat, string_buffers
 
     df = DateFormat(fmt)
     arr = pa.array(values, pa.string())
@@ -479,7 +479,7 @@ def test_parse_dates_without_jit_matches_jit() -> None:
         """
         import numpy as np
         from linkage.kernels.text import parse_dates
-        from linkage.normalise import DateFormat
+        from linkage.partner.normalisers import DateFormat
         vals = [b"1990-12-05", b" 1990-1-5T10:00Z", b"x", b"", b"1990-12-5 1:2+3", b"1990-123-1"]
         off = np.zeros(len(vals) + 1, np.int64); np.cumsum([len(v) for v in vals], out=off[1:])
         data = np.frombuffer(b"".join(vals), np.uint8).copy()

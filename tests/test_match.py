@@ -29,17 +29,17 @@ import pytest
 
 from linkage.encoded import EncodedTable, read_encoded, write_encoded
 from linkage.errors import CompatibilityError, InputError, LinkageError
-from linkage.match import (
+from linkage.lab.synthetic import synth
+from linkage.partner.pipeline import encode
+from linkage.schema import Schema, uk_person_template
+from linkage.secret import Secret
+from linkage.tlu.linker import (
     DEFAULT_DEDUPE_THRESHOLD,
     DEFAULT_THRESHOLD,
     LinkageResult,
     check_compatible,
     match,
 )
-from linkage.partner import encode
-from linkage.schema import Schema, uk_person_template
-from linkage.secret import Secret
-from linkage.synth import synth
 
 SECRET = Secret(b"match-test-secret-0123456789-ABC")
 OTHER_SECRET = Secret(b"another-secret-entirely-98765-xyz")
@@ -510,7 +510,7 @@ def test_disable_jit_same_links(tmp_path, pop3):
         paths.append(p)
     code = textwrap.dedent(
         f"""
-        from linkage.match import match
+        from linkage.tlu.linker import match
         d = {str(tmp_path)!r}
         for i, blocking in enumerate(("none", "keys", "lsh")):
             r = match({[str(p) for p in paths]!r}, seed=1, blocking=blocking, dedupe=True)

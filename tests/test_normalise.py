@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkage.normalise import (
+from linkage.partner.normalisers import (
     INVALID,
     MISSING,
     OK,

@@ -27,7 +27,7 @@ from linkage.kernels.cluster import (
     rank_then_pair_order,
     sort_score_ties,
 )
-from linkage.solve import SolveError, assign_entity_ids, entity_sizes, solve
+from linkage.tlu.solver import SolveError, assign_entity_ids, entity_sizes, solve
 
 TIE_SCORES = [0.0, 0.25, 0.5, 0.75, 1.0]
 
@@ -427,7 +427,7 @@ def test_kernels_work_without_jit():
     code = textwrap.dedent(
         """
         import numpy as np
-        from linkage.solve import solve
+        from linkage.tlu.solver import solve
         from linkage.kernels.cluster import greedy_cluster_reference
         rng = np.random.default_rng(1)
         n, m = 30, 80

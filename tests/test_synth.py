@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linkage.errors import LinkageError
-from linkage.synth import (
+from linkage.lab.synthetic import (
     PARTY_NAMES,
     POSTCODE_REGEX,
     RATES,

@@ -1,6 +1,6 @@
 """Scale-out on Dask: candidate generation and scoring as tasks over partitions.
 
-The in-process engine (:func:`linkage.match.match`) is the reference; this module reproduces
+The in-process engine (:func:`linkage.tlu.linker.match`) is the reference; this module reproduces
 its scored pairs exactly, so that solving afterwards (in the client, same code) gives identical
 links for the same seed.
 
@@ -15,7 +15,7 @@ Partitions:
 
 - ``keys`` / ``lsh``: the key space is split by ``key % P``; task ``i`` streams every file,
   keeps the (key, record) entries whose key falls in partition ``i`` and the filters of those
-  records, and scores those groups with :func:`linkage.blocking.score_blocks` (the same kernels
+  records, and scores those groups with :func:`linkage.tlu.blocking.score_blocks` (the same kernels
   as in-process). Every group lands in exactly one partition; a pair sharing keys in two
   partitions is scored twice and de-duplicated in the client, exactly as score_blocks does.
   For ``lsh`` the fill (popcount fraction) is summed exactly over per-file tasks first; bands,
@@ -28,11 +28,8 @@ Partitions:
 from __future__ import annotations
 
 import math
-import os
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +37,18 @@ import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from linkage.blocking import (
+from linkage.dask_session import DaskSession, SchedulerSpec, Warn, open_scheduler
+from linkage.encoded import (
+    FORMAT_VERSION,
+    EncodedTable,
+    arrow_to_filters,
+    is_url,
+    open_parquet,
+    read_meta,
+)
+from linkage.errors import CompatibilityError, InputError, LinkageError
+from linkage.tlu.blocking import (
     DEFAULT_MAX_BLOCK,
     STRATEGIES,
     Candidates,
@@ -50,14 +56,10 @@ from linkage.blocking import (
     possible_pairs,
     score_blocks,
 )
-from linkage.encoded import FORMAT_VERSION, EncodedTable, arrow_to_filters, read_meta
-from linkage.errors import CompatibilityError, InputError, LinkageError
+from linkage.tlu.engines import CandidateOptions
 
-DASK_MISSING = "--scheduler needs Dask: pip install 'pprl-linkage[dask]'"
 BATCH_ROWS = 65_536  # rows per streamed Parquet batch inside a task
-TARGET_RECALL = 0.995  # as linkage.blocking.generate's default
-
-Warn = Callable[[str], None]
+TARGET_RECALL = 0.995  # as linkage.tlu.blocking.generate's default
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,125 +67,14 @@ Warn = Callable[[str], None]
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SchedulerSpec:
-    """A parsed ``--scheduler``: ``local`` (LocalCluster of ``n_workers``) or ``address``."""
-
-    kind: str  # "local" or "remote"
-    n_workers: int | None = None  # local: None means one per core
-    address: str | None = None  # remote: tcp://HOST:PORT or tls://HOST:PORT
-
-
-def _require_dask() -> None:
-    try:
-        import dask.distributed  # noqa: F401
-    except ImportError:
-        raise LinkageError(DASK_MISSING) from None
-
-
-def parse_scheduler(spec: str) -> SchedulerSpec:
-    """Parse ``local``, ``local:N`` or ``tcp://HOST:PORT`` / ``tls://HOST:PORT``.
-
-    Raises :class:`LinkageError` when Dask is not installed or the text is malformed.
-    """
-    _require_dask()
-    s = spec.strip()
-    if s == "local":
-        return SchedulerSpec("local")
-    if s.startswith("local:"):
-        n = s[len("local:") :]
-        if not n.isdigit() or int(n) < 1:
-            raise LinkageError(f"--scheduler {spec!r}: local:N needs a worker count N >= 1")
-        return SchedulerSpec("local", n_workers=int(n))
-    for scheme in ("tcp://", "tls://"):
-        if s.startswith(scheme):
-            host, sep, port = s[len(scheme) :].rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise LinkageError(f"--scheduler {spec!r}: expected {scheme}HOST:PORT")
-            return SchedulerSpec("remote", address=s)
-    raise LinkageError(
-        f"--scheduler {spec!r}: expected local, local:N, tcp://HOST:PORT or tls://HOST:PORT"
-    )
-
-
-_LOOPBACK = ("127.", "localhost", "[::1]", "::1")
-
-
-class DaskSession:
-    """A connected Dask client (and the LocalCluster it owns, if any); a context manager."""
-
-    def __init__(self, spec: SchedulerSpec, warn: Warn | None = None) -> None:
-        _require_dask()
-        from dask.distributed import Client, LocalCluster
-
-        self.spec = spec
-        self.cluster: Any = None
-        if spec.kind == "local":
-            n = spec.n_workers or (os.cpu_count() or 1)
-            self.cluster = LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",  # scheduler, workers and HTTP endpoint on loopback only
-                dashboard_address=":0",  # any free loopback port (no clash with 8787)
-                # one numba thread per single-threaded worker: no oversubscription
-                env={"NUMBA_NUM_THREADS": "1"},
-            )
-            self.client = Client(self.cluster)
-        else:
-            assert spec.address is not None
-            host = spec.address.split("://", 1)[1]
-            if spec.address.startswith("tcp://") and not host.startswith(_LOOPBACK) and warn:
-                warn(
-                    f"--scheduler {spec.address}: plain tcp carries encodings and scores "
-                    "unencrypted; use tls:// between machines (docs/scale.md)"
-                )
-            self.client = Client(spec.address)
-        self.client.run(warm_worker)  # kernels load once per worker, before any timing
-
-    def n_threads(self) -> int:
-        return max(1, sum(self.client.nthreads().values()))
-
-    def close(self) -> None:
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-
-    def __enter__(self) -> DaskSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def open_scheduler(spec: str | SchedulerSpec, warn: Warn | None = None) -> DaskSession:
-    """Start a LocalCluster or connect to a scheduler; close the session when done."""
-    if isinstance(spec, str):
-        spec = parse_scheduler(spec)
-    return DaskSession(spec, warn)
-
-
 # ---------------------------------------------------------------------------------------------
 # Worker-side reading (each task opens the files itself)
 # ---------------------------------------------------------------------------------------------
 
 
-def _is_url(path: str) -> bool:
-    return "://" in path
-
-
-def _parquet(path: str) -> pq.ParquetFile:
-    if _is_url(path):
-        from pyarrow import fs as pafs
-
-        filesystem, inner = pafs.FileSystem.from_uri(path)
-        return pq.ParquetFile(filesystem.open_input_file(inner))
-    return pq.ParquetFile(path)
-
-
 def _read_rows(path: str, r0: int, r1: int) -> np.ndarray:
     """Filters of rows r0..r1-1 of an encoded file, reading only the row groups needed."""
-    pf = _parquet(path)
+    pf = open_parquet(path)
     md = pf.metadata
     groups, first, start = [], -1, 0
     for g in range(md.num_row_groups):
@@ -202,7 +93,7 @@ def _read_rows(path: str, r0: int, r1: int) -> np.ndarray:
 
 
 def _iter_batches(path: str, columns: list[str]) -> Any:
-    return _parquet(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+    return open_parquet(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
 
 
 def _parallel() -> bool:
@@ -333,11 +224,11 @@ def _tile_task(
     par = _parallel()
     a = _read_rows(path_a, r0, r1)
     if not within:
-        n_b = _parquet(path_b).metadata.num_rows
+        n_b = open_parquet(path_b).metadata.num_rows
         b = _read_rows(path_b, 0, n_b)
         r, c, s = allpairs_dice(a, b, threshold, parallel=par)
         return r + (off_a + r0), c + off_b, s
-    n_a = _parquet(path_a).metadata.num_rows
+    n_a = open_parquet(path_a).metadata.num_rows
     r_1, c_1, s_1 = dedup_dice(a, threshold, parallel=par)
     b = _read_rows(path_a, r1, n_a)
     r_2, c_2, s_2 = allpairs_dice(a, b, threshold, parallel=par)
@@ -381,7 +272,7 @@ def generate_distributed(
     warn: Warn | None = None,
     _task_delay: float = 0.0,
 ) -> Candidates:
-    """Scored pairs as :func:`linkage.blocking.generate` returns them, computed as Dask tasks.
+    """Scored pairs as :func:`linkage.tlu.blocking.generate` returns them, computed as Dask tasks.
 
     ``paths``: encoded files (readable by every worker), in party order; ``sizes`` their record
     counts. ``partitions``: key partitions (keys/lsh; default one per worker thread) or row
@@ -506,7 +397,7 @@ def generate_distributed(
 
 
 def oversize_warning(n_blocks: int, max_block: int, largest: int) -> str:
-    """The warning :func:`linkage.blocking.score_blocks` gives for oversize blocks (same text)."""
+    """The warning :func:`~linkage.tlu.blocking.score_blocks` gives for oversize blocks."""
     return (
         f"{n_blocks} block(s) exceed --max-block {max_block} (largest "
         f"{largest} records); they are scored with the all-pairs kernel, "
@@ -538,9 +429,9 @@ def _light_inputs(paths: Sequence[str | Path]) -> tuple[list[EncodedTable], list
                 "--scheduler needs encoded FILES (paths every worker can read), not tables"
             )
         s = str(item)
-        if _is_url(s):
+        if is_url(s):
             try:
-                pf = _parquet(s)
+                pf = open_parquet(s)
             except (OSError, pa.ArrowInvalid) as exc:
                 raise InputError(f"{s}: cannot open ({exc.__class__.__name__})") from None
             raw = pf.metadata.metadata or {}
@@ -554,7 +445,7 @@ def _light_inputs(paths: Sequence[str | Path]) -> tuple[list[EncodedTable], list
             name = s.rstrip("/").rsplit("/", 1)[-1]
         else:
             meta = read_meta(s)
-            pf = _parquet(s)
+            pf = open_parquet(s)
             name = Path(s).name
         if meta["format_version"] != FORMAT_VERSION:
             raise CompatibilityError(
@@ -580,201 +471,65 @@ def _light_inputs(paths: Sequence[str | Path]) -> tuple[list[EncodedTable], list
     return encs, names, strs
 
 
-def match_on_dask(
-    inputs: Sequence[str | Path],
-    *,
-    scheduler: str | SchedulerSpec | DaskSession | Any,
-    threshold: float | None = None,
-    blocking: str = "auto",
-    dedupe: bool = False,
-    dedupe_threshold: float | None = None,
-    solver: str = "greedy",
-    threads: int | None = None,
-    seed: int | None = None,
-    max_block: int = DEFAULT_MAX_BLOCK,
-    partitions: int | None = None,
-    warn: Warn | None = None,
-    progress: Callable[[str], None] | None = None,
-    _task_delay: float = 0.0,
-) -> Any:
-    """:func:`linkage.match.match` with candidate generation and scoring on Dask.
+class DaskEngine:
+    """Candidates as Dask tasks whose workers read the encoded files themselves.
 
     ``scheduler``: ``local``, ``local:N``, ``tcp://`` / ``tls://HOST:PORT``, a
-    :class:`DaskSession` or a ``dask.distributed.Client``. Same arguments and result
-    (:class:`linkage.match.LinkageResult`) as ``match``; links are identical for the same seed.
-    ``threads`` sets numba threads of the client (solving); workers use their own.
+    :class:`~linkage.dask_session.DaskSession` or a ``dask.distributed.Client``. The client
+    reads only record ids and metadata; inputs must be paths (or URLs) every worker can read.
     """
-    from linkage.match import DEFAULT_THRESHOLD, check_options, numba_threads
 
-    if threshold is None:
-        threshold = DEFAULT_THRESHOLD
-    dedupe_threshold = check_options(threshold, dedupe_threshold, blocking, threads)
-    with numba_threads(threads):
-        return _match_on_dask(
-            inputs, scheduler=scheduler, threshold=threshold, blocking=blocking, dedupe=dedupe,
-            dedupe_threshold=dedupe_threshold, solver=solver, seed=seed, max_block=max_block,
-            partitions=partitions, warn=warn, progress=progress, _task_delay=_task_delay,
-        )  # fmt: skip
-
-
-def _match_on_dask(
-    inputs: Sequence[str | Path],
-    *,
-    scheduler: str | SchedulerSpec | DaskSession | Any,
-    threshold: float,
-    blocking: str,
-    dedupe: bool,
-    dedupe_threshold: float,
-    solver: str,
-    seed: int | None,
-    max_block: int,
-    partitions: int | None,
-    warn: Warn | None,
-    progress: Callable[[str], None] | None,
-    _task_delay: float,
-) -> Any:
-    from linkage.match import check_compatible
-
-    warn = warn or (lambda m: None)
-    say = progress or (lambda m: None)
-    seconds: dict[str, float] = {}
-
-    t0 = time.perf_counter()
-    encs, names, files = _light_inputs(inputs)
-    check_compatible(encs, names, dedupe)
-    sizes = [len(e) for e in encs]
-    seconds["read"] = time.perf_counter() - t0
-    say(f"read ids of {sum(sizes)} records from {len(encs)} file(s)")
-
-    owned: DaskSession | None = None
-    if isinstance(scheduler, DaskSession):
-        client = scheduler.client
-    elif isinstance(scheduler, (str, SchedulerSpec)):
-        t0 = time.perf_counter()
-        owned = open_scheduler(scheduler, warn)
-        client = owned.client
-        seconds["scheduler"] = time.perf_counter() - t0
-    else:
-        client = scheduler  # a dask.distributed.Client
-    try:
-        t0 = time.perf_counter()
-        cand = generate_distributed(
-            files, sizes, threshold, client=client, strategy=blocking, dedupe=dedupe,
-            have_keys=all(e.has_block_keys for e in encs), seed=0 if seed is None else seed,
-            max_block=max_block, dedupe_threshold=dedupe_threshold if dedupe else None,
-            partitions=partitions, warn=warn, _task_delay=_task_delay,
-        )  # fmt: skip
-        seconds["candidates+scoring"] = time.perf_counter() - t0
-        n_workers = len(client.nthreads())
-        worker_threads = sum(client.nthreads().values())
-    finally:
-        if owned is not None:
-            owned.close()
-    say(f"blocking {cand.strategy}: {len(cand.left)} pairs >= {threshold} on {n_workers} worker(s)")
-    from linkage.match import finish
-
-    result = finish(
-        encs, cand, dedupe=dedupe, solver=solver, seed=seed, threshold=threshold,
-        dedupe_threshold=dedupe_threshold, seconds=seconds,
-    )  # fmt: skip
-    result.stats["scheduler"] = {"workers": n_workers, "threads": worker_threads}
-    return result
-
-
-# ---------------------------------------------------------------------------------------------
-# Encoding on Dask (the partner's own cluster)
-# ---------------------------------------------------------------------------------------------
-
-_WORKER_ENCODERS = threading.local()  # one Encoder per worker thread: it is not thread-safe
-
-
-def _encode_task(
-    schema_json: str,
-    secret_file: str,
-    date_formats: dict[str, str],
-    today: str | None,
-    id_column: str,
-    field_col: dict[str, str],
-    batch: dict[str, pa.Array],
-) -> tuple[pa.Array, Any, str]:
-    """Encode one batch on a worker. The worker reads the secret from ``secret_file`` itself
-    (the secret never travels) and keeps one Encoder (token cache) per configuration and
-    worker thread (an Encoder's token table must not be shared between threads)."""
-    import datetime as _dt
-    import json
-
-    from linkage.encode import Encoder
-    from linkage.normalise import DateFormat
-    from linkage.partner import batch_columns
-    from linkage.schema import Schema
-    from linkage.secret import Secret
-
-    key = (schema_json, secret_file, tuple(sorted(date_formats.items())), today)
-    cached = getattr(_WORKER_ENCODERS, "by_key", None)
-    enc = cached.get(key) if cached is not None else None
-    if enc is None:
-        schema = Schema.from_dict(json.loads(schema_json))
-        secret = Secret.from_file(secret_file)
-        enc = Encoder(
-            schema,
-            secret,
-            date_formats={f: DateFormat(fmt) for f, fmt in date_formats.items()},
-            today=_dt.date.fromisoformat(today) if today else None,
-            parallel=False,
-        )
-        _WORKER_ENCODERS.by_key = {key: enc}
-    ids, cols = batch_columns(batch, id_column, field_col, enc.schema.field_names)
-    return ids, enc.encode_batch(cols, len(ids)), enc.key_check
-
-
-class DaskEncoder:
-    """Encodes read batches on Dask workers, in order, a bounded number in flight.
-
-    Each worker reads the secret from the same ``secret_file`` path; the key-check value each
-    task returns is compared with the client's, so a worker that read a different secret
-    stops the run (nothing is written)."""
+    name = "dask"
 
     def __init__(
         self,
-        session: DaskSession,
-        schema: Any,
-        secret_file: Path,
-        key_check: str,
-        today: Any = None,
+        scheduler: str | SchedulerSpec | DaskSession | Any,
+        *,
+        partitions: int | None = None,
+        warn: Warn | None = None,
+        _task_delay: float = 0.0,
     ) -> None:
-        self.session = session
-        self.schema_json = schema.to_json()
-        self.secret_file = str(secret_file.resolve())
-        self.key_check = key_check
-        self.today = today.isoformat() if today is not None else None
+        self.scheduler = scheduler
+        self.partitions = partitions
+        self.warn = warn
+        self._task_delay = _task_delay
+        self.files: list[str] = []
+        self.workers = self.worker_threads = 0
 
-    def map(self, plan: Any, batches: Any) -> Any:
-        from collections import deque
+    def load(
+        self, inputs: Sequence[EncodedTable | str | Path]
+    ) -> tuple[list[EncodedTable], list[str]]:
+        encs, names, self.files = _light_inputs(inputs)
+        return encs, names
 
-        client = self.session.client
-        in_flight = 2 * self.session.n_threads()
-        fmts = {f: d.fmt for f, d in plan.date_formats.items()}
-        args = (self.schema_json, self.secret_file, fmts, self.today, plan.id_column)
-        pending: deque[Any] = deque()
-
-        def result(fut: Any) -> Any:
-            ids, res, kc = fut.result()
-            if kc != self.key_check:
-                raise CompatibilityError(
-                    f"a Dask worker read a different secret from {self.secret_file} than this "
-                    "machine: every worker must see the same secret file"
-                )
-            return ids, res
-
+    def candidates(
+        self, encs: Sequence[EncodedTable], opts: CandidateOptions, warn: Warn
+    ) -> Candidates:
+        owned: DaskSession | None = None
+        if isinstance(self.scheduler, DaskSession):
+            client = self.scheduler.client
+        elif isinstance(self.scheduler, (str, SchedulerSpec)):
+            owned = open_scheduler(self.scheduler, self.warn or warn, warm=warm_worker)
+            client = owned.client
+        else:
+            client = self.scheduler  # a dask.distributed.Client
         try:
-            for batch in batches:
-                pending.append(
-                    client.submit(_encode_task, *args, dict(plan.field_col), batch, pure=False)
-                )
-                if len(pending) > in_flight:
-                    yield result(pending.popleft())
-            while pending:
-                yield result(pending.popleft())
+            cand = generate_distributed(
+                self.files, [len(e) for e in encs], opts.threshold, client=client,
+                strategy=opts.strategy, dedupe=opts.dedupe,
+                have_keys=all(e.has_block_keys for e in encs), seed=opts.seed,
+                max_block=opts.max_block, dedupe_threshold=opts.dedupe_threshold,
+                partitions=self.partitions, warn=warn, _task_delay=self._task_delay,
+            )  # fmt: skip
+            self.workers = len(client.nthreads())
+            self.worker_threads = sum(client.nthreads().values())
         finally:
-            for fut in pending:
-                fut.cancel()
+            if owned is not None:
+                owned.close()
+        return cand
+
+    def describe(self) -> dict[str, int]:
+        return {"workers": self.workers, "threads": self.worker_threads}
+
+    def close(self) -> None:
+        pass

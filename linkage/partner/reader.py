@@ -207,3 +207,27 @@ def _to_string(col: pa.Array, path: Path, name: str) -> pa.Array:
         return col.cast(pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise InputError(f"{path}: column {name!r} of type {t} cannot be read as text") from None
+
+
+class TableInput(InputFile):
+    """An in-memory table behaving like an :class:`InputFile`."""
+
+    def __init__(self, table: pa.Table) -> None:  # no super().__init__: there is no file
+        self.table = table
+        self.path = Path("<table>")
+        self.columns = list(table.column_names)
+        self.is_parquet = True
+
+    def iter_batches(
+        self, columns: Sequence[str], batch_size: int = 65536
+    ) -> Iterator[tuple[int, dict[str, pa.Array]]]:
+        missing = [c for c in columns if c not in self.columns]
+        if missing:
+            raise InputError(f"table: column(s) not found: {', '.join(missing)}")
+        n = self.table.num_rows
+        for start in range(0, n, batch_size):
+            part = self.table.slice(start, batch_size)
+            yield (
+                start,
+                {c: _to_string(part.column(c).combine_chunks(), self.path, c) for c in columns},
+            )

@@ -57,7 +57,7 @@ from linkage.kernels.hmac import (
 )
 from linkage.kernels.siphash import key_words, siphash_batch, siphash_batch_parallel
 from linkage.kernels.text import join_strings
-from linkage.normalise import (
+from linkage.partner.normalisers import (
     INVALID,
     REASONS,
     DateFormat,

@@ -24,10 +24,8 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from linkage.encode import BatchResult, Encoder, reason
 from linkage.encoded import (
     EncodedTable,
     arrow_schema,
@@ -38,8 +36,9 @@ from linkage.encoded import (
     temp_path_for,
 )
 from linkage.errors import InputError
-from linkage.normalise import AmbiguousDateFormat, DateFormat, detect_date_format, distinct_rows
-from linkage.reader import InputFile
+from linkage.partner.encoder import BatchResult, Encoder, reason
+from linkage.partner.plan import Plan, encode_one_batch
+from linkage.partner.reader import InputFile, TableInput
 from linkage.schema import Schema
 from linkage.secret import Secret
 
@@ -64,116 +63,9 @@ class EncodeSummary:
     def mean_bits_set(self) -> float:
         return self.bits_set_total / self.rows_encoded if self.rows_encoded else 0.0
 
-    def lines(self, filter_length: int) -> list[str]:
-        out = [
-            f"party {self.party}: {self.rows_read} rows read, {self.rows_encoded} encoded, "
-            f"{self.rows_left_out} left out (no usable field)",
-            f"mean bits set {self.mean_bits_set:.1f} of {filter_length} "
-            f"({100 * self.mean_bits_set / filter_length:.1f}%)",
-        ]
-        for f, fmt in sorted(self.date_formats.items()):
-            out.append(f"date format of {f}: {fmt}")
-        for f in self.absent_fields:
-            out.append(f"field {f}: declared absent, encoded as missing")
-        if self.problems:
-            out.append("row problems (value treated as missing):")
-            for (f, why), n in sorted(self.problems.items()):
-                out.append(f"  {f}: {why}: {n}")
-        return out
-
 
 def _filter_popcount(filters: np.ndarray) -> int:
     return int(np.bitwise_count(filters).sum())
-
-
-class _Plan:
-    """Column mapping, date formats and checks for one input against one schema."""
-
-    def __init__(
-        self,
-        src: InputFile,
-        schema: Schema,
-        id_column: str,
-        columns: Mapping[str, str] | None,
-        date_formats: Mapping[str, str] | None,
-        absent: Sequence[str],
-    ) -> None:
-        self.src = src
-        names = set(schema.field_names)
-        columns = dict(columns or {})
-        for f in list(columns) + list(date_formats or {}) + list(absent):
-            if f not in names:
-                raise InputError(
-                    f"unknown schema field {f!r} (the schema has: {', '.join(schema.field_names)})"
-                )
-        if id_column not in src.columns:
-            raise InputError(f"{src.path}: id column {id_column!r} not found in the header")
-        self.absent = [f for f in schema.field_names if f in set(absent)]
-        self.field_col: dict[str, str] = {}
-        unmatched = []
-        for f in schema.field_names:
-            if f in self.absent:
-                continue
-            col = columns.get(f, f)
-            if col not in src.columns:
-                if f in columns:
-                    raise InputError(f"{src.path}: column {col!r} (mapped to field {f}) not found")
-                unmatched.append(f)
-            else:
-                self.field_col[f] = col
-        if unmatched:
-            raise InputError(
-                f"{src.path}: no column for schema field(s) {', '.join(unmatched)}; map them "
-                "with --column FIELD=COLUMN or declare them --absent FIELD"
-            )
-        self.id_column = id_column
-        self.date_formats: dict[str, DateFormat] = {}
-        for f, fmt in (date_formats or {}).items():
-            if schema.field(f).normaliser != "date":
-                raise InputError(f"--date-format {f}=...: field {f} is not a date field")
-            try:
-                self.date_formats[f] = DateFormat(fmt)
-            except ValueError as exc:
-                raise InputError(f"--date-format {f}: {exc}") from None
-        self.date_fields = [
-            f.name for f in schema.fields if f.normaliser == "date" and f.name in self.field_col
-        ]
-
-    def precheck(self) -> int:
-        """Whole-file checks: ids present and unique; one date format per date column."""
-        need = [self.id_column] + [
-            self.field_col[f] for f in self.date_fields if f not in self.date_formats
-        ]
-        cols = self.src.read_columns(list(dict.fromkeys(need)))
-        ids = cols[self.id_column]
-        check_ids(ids, self.src.path, self.id_column)
-        for f in self.date_fields:
-            if f in self.date_formats:
-                continue
-            col = self.field_col[f]
-            try:
-                self.date_formats[f] = detect_date_format(cols[col])
-            except AmbiguousDateFormat as exc:
-                raise InputError(f"{self.src.path}: column {col!r} (field {f}): {exc}") from None
-        return len(ids)
-
-
-def check_ids(ids: pa.Array, path: object, column: str) -> None:
-    n = len(ids)
-    if n == 0:
-        raise InputError(f"{path}: no data rows")
-    blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(ids), ""), True)
-    if pc.any(blank).as_py():
-        row = int(np.flatnonzero(blank.to_numpy(zero_copy_only=False))[0]) + 1
-        raise InputError(f"{path}: row {row}, column {column!r}: empty record id")
-    which, first = distinct_rows(ids)
-    if len(first) != n:
-        b = int(np.flatnonzero(first[which] != np.arange(n))[0])  # first repeated row
-        a = int(first[which[b]])
-        raise InputError(
-            f"{path}: column {column!r}: duplicate record ids ({n - len(first)} duplicates; "
-            f"first: row {b + 1} repeats row {a + 1})"
-        )
 
 
 @dataclass(frozen=True)
@@ -204,7 +96,7 @@ def _encode_stream(
 
     Batches are encoded on local threads, or by ``remote`` (e.g. Dask workers)."""
     aschema = arrow_schema(schema.filter_length, bool(schema.block_keys))
-    plan = _Plan(src, schema, opts.id_column, opts.columns, opts.date_formats, opts.absent)
+    plan = Plan(src, schema, opts.id_column, opts.columns, opts.date_formats, opts.absent)
     today, threads = opts.today, opts.threads
     total = plan.precheck()
     if progress is not None:
@@ -222,8 +114,7 @@ def _encode_stream(
                 schema, secret, date_formats=plan.date_formats, today=today, parallel=workers == 1
             )
             local.encoder = enc
-        ids, cols = batch_columns(batch, plan.id_column, plan.field_col, schema.field_names)
-        return ids, enc.encode_batch(cols, len(ids))
+        return encode_one_batch(enc, batch, plan.id_column, plan.field_col)
 
     # a small input is split so that every worker gets a share (batches of at least 1000)
     batch_size = opts.batch_size
@@ -268,28 +159,11 @@ def _encode_stream(
         yield pa.RecordBatch.from_arrays(arrays, schema=aschema)
 
 
-def batch_columns(
-    batch: Mapping[str, pa.Array],
-    id_column: str,
-    field_col: Mapping[str, str],
-    field_names: Sequence[str],
-) -> tuple[pa.Array, dict[str, pa.Array]]:
-    """The id array and the schema-field columns of a read batch (absent fields as nulls)."""
-    ids = batch[id_column]
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    n = len(ids)
-    cols = {}
-    for f in field_names:
-        cols[f] = batch[field_col[f]] if f in field_col else pa.nulls(n, pa.string())
-    return ids, cols
-
-
 class RemoteEncoder(Protocol):
-    """Encodes batches elsewhere (see :class:`linkage.distributed.DaskEncoder`)."""
+    """Encodes batches elsewhere (see :class:`linkage.partner.dask_encode.DaskEncoder`)."""
 
     def map(
-        self, plan: _Plan, batches: Iterator[dict[str, pa.Array]]
+        self, plan: Plan, batches: Iterator[dict[str, pa.Array]]
     ) -> Iterator[tuple[pa.Array, BatchResult]]: ...
 
 
@@ -342,7 +216,7 @@ def encode_file(
 
     Nothing is left at ``output_path`` (or ``rejects_path``) unless the whole run succeeds.
     ``scheduler`` (``local[:N]``, ``tls://HOST:PORT`` or an open
-    :class:`linkage.distributed.DaskSession`): encode batches on the partner's own
+    :class:`linkage.dask_session.DaskSession`): encode batches on the partner's own
     Dask workers, which read the secret from ``secret_file`` themselves (the secret never
     travels); see docs/scale.md.
     """
@@ -354,7 +228,8 @@ def encode_file(
         _check_output(Path(rejects_path), "--rejects file", [src.path, out])
     own_session = remote = None
     if scheduler is not None:
-        from linkage.distributed import DaskEncoder, open_scheduler
+        from linkage.dask_session import open_scheduler
+        from linkage.partner.dask_encode import DaskEncoder
 
         if secret_file is None:
             raise InputError(
@@ -484,7 +359,7 @@ def encode(
     """
     _check_party(party)
     if isinstance(table_or_path, pa.Table):
-        src: InputFile = _TableInput(table_or_path)
+        src: InputFile = TableInput(table_or_path)
     else:
         src = InputFile(table_or_path)
     summary = EncodeSummary(party)
@@ -496,29 +371,3 @@ def encode(
     table = pa.Table.from_batches(batches, schema=aschema)
     meta = _meta(schema, secret, party, table.num_rows)
     return EncodedTable(table, meta)
-
-
-class _TableInput(InputFile):
-    """An in-memory table behaving like an :class:`InputFile`."""
-
-    def __init__(self, table: pa.Table) -> None:  # no super().__init__: there is no file
-        self.table = table
-        self.path = Path("<table>")
-        self.columns = list(table.column_names)
-        self.is_parquet = True
-
-    def iter_batches(
-        self, columns: Sequence[str], batch_size: int = 65536
-    ) -> Iterator[tuple[int, dict[str, pa.Array]]]:
-        missing = [c for c in columns if c not in self.columns]
-        if missing:
-            raise InputError(f"table: column(s) not found: {', '.join(missing)}")
-        from linkage.reader import _to_string
-
-        n = self.table.num_rows
-        for start in range(0, n, batch_size):
-            part = self.table.slice(start, batch_size)
-            yield (
-                start,
-                {c: _to_string(part.column(c).combine_chunks(), self.path, c) for c in columns},
-            )

@@ -1,0 +1,145 @@
+"""The plan for one input against one schema, and the per-batch encode recipe.
+
+:class:`Plan` maps schema fields to the extract's columns, fixes date formats and runs the
+whole-file checks (ids present and unique). :func:`encode_one_batch` is the one recipe that
+turns a read batch into encoded rows; local threads and Dask workers both call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from linkage.errors import InputError
+from linkage.partner.encoder import BatchResult, Encoder
+from linkage.partner.normalisers import (
+    AmbiguousDateFormat,
+    DateFormat,
+    detect_date_format,
+    distinct_rows,
+)
+from linkage.partner.reader import InputFile
+from linkage.schema import Schema
+
+
+class Plan:
+    """Column mapping, date formats and checks for one input against one schema."""
+
+    def __init__(
+        self,
+        src: InputFile,
+        schema: Schema,
+        id_column: str,
+        columns: Mapping[str, str] | None,
+        date_formats: Mapping[str, str] | None,
+        absent: Sequence[str],
+    ) -> None:
+        self.src = src
+        names = set(schema.field_names)
+        columns = dict(columns or {})
+        for f in list(columns) + list(date_formats or {}) + list(absent):
+            if f not in names:
+                raise InputError(
+                    f"unknown schema field {f!r} (the schema has: {', '.join(schema.field_names)})"
+                )
+        if id_column not in src.columns:
+            raise InputError(f"{src.path}: id column {id_column!r} not found in the header")
+        self.absent = [f for f in schema.field_names if f in set(absent)]
+        self.field_col: dict[str, str] = {}
+        unmatched = []
+        for f in schema.field_names:
+            if f in self.absent:
+                continue
+            col = columns.get(f, f)
+            if col not in src.columns:
+                if f in columns:
+                    raise InputError(f"{src.path}: column {col!r} (mapped to field {f}) not found")
+                unmatched.append(f)
+            else:
+                self.field_col[f] = col
+        if unmatched:
+            raise InputError(
+                f"{src.path}: no column for schema field(s) {', '.join(unmatched)}; map them "
+                "with --column FIELD=COLUMN or declare them --absent FIELD"
+            )
+        self.id_column = id_column
+        self.date_formats: dict[str, DateFormat] = {}
+        for f, fmt in (date_formats or {}).items():
+            if schema.field(f).normaliser != "date":
+                raise InputError(f"--date-format {f}=...: field {f} is not a date field")
+            try:
+                self.date_formats[f] = DateFormat(fmt)
+            except ValueError as exc:
+                raise InputError(f"--date-format {f}: {exc}") from None
+        self.date_fields = [
+            f.name for f in schema.fields if f.normaliser == "date" and f.name in self.field_col
+        ]
+
+    def precheck(self) -> int:
+        """Whole-file checks: ids present and unique; one date format per date column."""
+        need = [self.id_column] + [
+            self.field_col[f] for f in self.date_fields if f not in self.date_formats
+        ]
+        cols = self.src.read_columns(list(dict.fromkeys(need)))
+        ids = cols[self.id_column]
+        check_ids(ids, self.src.path, self.id_column)
+        for f in self.date_fields:
+            if f in self.date_formats:
+                continue
+            col = self.field_col[f]
+            try:
+                self.date_formats[f] = detect_date_format(cols[col])
+            except AmbiguousDateFormat as exc:
+                raise InputError(f"{self.src.path}: column {col!r} (field {f}): {exc}") from None
+        return len(ids)
+
+
+def check_ids(ids: pa.Array, path: object, column: str) -> None:
+    n = len(ids)
+    if n == 0:
+        raise InputError(f"{path}: no data rows")
+    blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(ids), ""), True)
+    if pc.any(blank).as_py():
+        row = int(np.flatnonzero(blank.to_numpy(zero_copy_only=False))[0]) + 1
+        raise InputError(f"{path}: row {row}, column {column!r}: empty record id")
+    which, first = distinct_rows(ids)
+    if len(first) != n:
+        b = int(np.flatnonzero(first[which] != np.arange(n))[0])  # first repeated row
+        a = int(first[which[b]])
+        raise InputError(
+            f"{path}: column {column!r}: duplicate record ids ({n - len(first)} duplicates; "
+            f"first: row {b + 1} repeats row {a + 1})"
+        )
+
+
+def batch_columns(
+    batch: Mapping[str, pa.Array],
+    id_column: str,
+    field_col: Mapping[str, str],
+    field_names: Sequence[str],
+) -> tuple[pa.Array, dict[str, pa.Array]]:
+    """The id array and the schema-field columns of a read batch (absent fields as nulls)."""
+    ids = batch[id_column]
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    n = len(ids)
+    cols = {}
+    for f in field_names:
+        cols[f] = batch[field_col[f]] if f in field_col else pa.nulls(n, pa.string())
+    return ids, cols
+
+
+def encode_one_batch(
+    encoder: Encoder,
+    batch: Mapping[str, pa.Array],
+    id_column: str,
+    field_col: Mapping[str, str],
+) -> tuple[pa.Array, BatchResult]:
+    """Encode one read batch: (record ids, the encoder's :class:`BatchResult`).
+
+    The only per-batch recipe: in-process threads and Dask workers both call it."""
+    ids, cols = batch_columns(batch, id_column, field_col, encoder.schema.field_names)
+    return ids, encoder.encode_batch(cols, len(ids))

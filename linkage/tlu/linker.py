@@ -1,0 +1,261 @@
+"""The trusted linkage unit's match: encodings in, linkage map out. One flow, any engine.
+
+``match([enc_a, enc_b, ...])`` checks the options and that the files belong together (same
+format version, schema fingerprint, filter length and key-check value: a mismatch names the
+files and the property), asks an engine (:mod:`linkage.tlu.engines`: in-process, or Dask with
+``scheduler=``) for scored candidate pairs, solves them into entities
+(:mod:`linkage.tlu.solver`) and returns a :class:`~linkage.tlu.result.LinkageResult`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from linkage.encoded import EncodedTable
+from linkage.errors import CompatibilityError, InputError
+from linkage.tlu.blocking import DEFAULT_MAX_BLOCK, STRATEGIES, Candidates
+from linkage.tlu.engines import CandidateOptions, Engine, InProcessEngine, load_tables
+from linkage.tlu.result import LinkageResult, MatchStats
+from linkage.tlu.solver import assign_entity_ids, solve
+
+DEFAULT_THRESHOLD = 0.7  # calibrated for the uk-person template (benchmarks/bench_quality.py)
+DEFAULT_DEDUPE_THRESHOLD = 0.8
+
+_PROPERTY_WORDS = {
+    "format_version": "a different encoded-file format version",
+    "schema_fingerprint": "a different schema",
+    "filter_length": "a different filter length",
+    "key_check": "a different secret",
+}
+
+__all__ = ["DEFAULT_THRESHOLD", "LinkageResult", "MatchStats", "match"]
+
+
+def check_output_paths(paths: Sequence[str | Path], inputs: Sequence[str | Path] = ()) -> None:
+    """Fail early (before any work) on outputs that cannot be written or would clobber."""
+    seen: set[Path] = set()
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            raise InputError(f"{p}: is a directory")
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.is_dir():
+            raise InputError(f"{parent}: output directory does not exist")
+        r = p.resolve()
+        if r in seen:
+            raise InputError(f"{p}: given as two outputs")
+        if any(r == Path(i).resolve() for i in inputs):
+            raise InputError(f"{p}: output would overwrite an input file")
+        seen.add(r)
+
+
+def load_inputs(
+    inputs: Sequence[EncodedTable | str | Path],
+) -> tuple[list[EncodedTable], list[str]]:
+    """Encoded files (or tables) with display names; see :func:`engines.load_tables`."""
+    return load_tables(inputs)
+
+
+def check_compatible(encs: Sequence[EncodedTable], names: Sequence[str], dedupe: bool) -> None:
+    """Raise :class:`CompatibilityError` / :class:`InputError` unless the inputs can be linked
+    together (same format, schema, filter length and secret; distinct parties; unique ids)."""
+    if not encs:
+        raise InputError("no encoded files given")
+    if len(encs) < 2 and not dedupe:
+        raise InputError("give at least two encoded files to link, or --dedupe for one file")
+    first, fname = encs[0], names[0]
+    for enc, name in zip(encs[1:], names[1:], strict=True):
+        for prop, words in _PROPERTY_WORDS.items():
+            if enc.meta.get(prop) != first.meta.get(prop):
+                raise CompatibilityError(f"{name} was encoded with {words} than {fname}")
+    seen: dict[str, str] = {}
+    for enc, name in zip(encs, names, strict=True):
+        if enc.party in seen:
+            raise InputError(f"{name} and {seen[enc.party]} both have party name {enc.party!r}")
+        seen[enc.party] = name
+        if len(enc) == 0:
+            raise InputError(f"{name}: no records")
+        ids = enc.record_ids
+        if pc.count_distinct(ids).as_py() != len(ids):
+            raise InputError(f"{name}: duplicate record ids within party {enc.party!r}")
+    have = [enc.has_block_keys for enc in encs]
+    if any(have) and not all(have):
+        missing = [n for n, h in zip(names, have, strict=True) if not h]
+        raise CompatibilityError(f"{', '.join(missing)} lack(s) block keys that the others have")
+
+
+def check_options(
+    threshold: float, dedupe_threshold: float | None, blocking: str, threads: int | None
+) -> float:
+    """Validate match options; return the dedupe threshold."""
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(f"--threshold must be between 0 and 1, got {threshold}")
+    if dedupe_threshold is None:
+        dedupe_threshold = max(threshold, DEFAULT_DEDUPE_THRESHOLD)
+    if not 0.0 <= dedupe_threshold <= 1.0:
+        raise InputError(f"--dedupe-threshold must be between 0 and 1, got {dedupe_threshold}")
+    if blocking not in STRATEGIES:
+        raise InputError(f"unknown blocking {blocking!r} (choose {', '.join(STRATEGIES)})")
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads must be >= 1, got {threads}")
+    return dedupe_threshold
+
+
+@contextlib.contextmanager
+def numba_threads(threads: int | None) -> Iterator[None]:
+    """Use ``threads`` numba threads inside the block, restoring the previous count after."""
+    before = numba.get_num_threads()
+    if threads is not None:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def match(
+    inputs: Sequence[EncodedTable | str | Path],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    blocking: str = "auto",
+    dedupe: bool = False,
+    dedupe_threshold: float | None = None,
+    solver: str = "greedy",
+    threads: int | None = None,
+    seed: int | None = None,
+    max_block: int = DEFAULT_MAX_BLOCK,
+    warn: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+    scheduler: Any = None,
+    partitions: int | None = None,
+    engine: Engine | None = None,
+) -> LinkageResult:
+    """Link encoded files (paths or :class:`EncodedTable`) into entities.
+
+    ``threshold``: minimum Dice score of a pair. ``blocking``: auto, none, keys or lsh.
+    ``dedupe``: records of one party may join one entity, through a within-party pair scoring
+    at least ``dedupe_threshold`` (default ``max(threshold, 0.8)``: duplicates are nearer to
+    each other than to household members). ``solver``: greedy or optimal (two
+    parties). ``threads``: numba threads (default: all cores). ``seed``: makes entity ids and
+    LSH sampling reproducible (entity ids are random per run when None). ``scheduler``:
+    score candidates on Dask (``local[:N]``, ``tls://HOST:PORT``, a DaskSession or a Client;
+    inputs must be paths every worker can read; see docs/scale.md); ``partitions``: its task
+    count. ``engine``: any other candidate engine (:class:`linkage.tlu.engines.Engine`).
+
+    Raises :class:`InputError` on bad options or inputs and :class:`CompatibilityError`
+    when the inputs were encoded with different schemas, secrets or formats.
+    """
+    dedupe_threshold = check_options(threshold, dedupe_threshold, blocking, threads)
+    if engine is None:
+        if scheduler is not None:
+            from linkage.tlu.dask_match import DaskEngine
+
+            engine = DaskEngine(scheduler, partitions=partitions, warn=warn)
+        else:
+            engine = InProcessEngine()
+    warn = warn or (lambda m: None)
+    say = progress or (lambda m: None)
+    seconds: dict[str, float] = {}
+    with numba_threads(threads):
+        try:
+            t0 = time.perf_counter()
+            encs, names = engine.load(inputs)
+            check_compatible(encs, names, dedupe)
+            seconds["read"] = time.perf_counter() - t0
+            say(f"read {sum(len(e) for e in encs)} records from {len(encs)} file(s)")
+
+            t0 = time.perf_counter()
+            opts = CandidateOptions(
+                threshold=threshold,
+                strategy=blocking,
+                dedupe=dedupe,
+                dedupe_threshold=dedupe_threshold if dedupe else None,
+                seed=0 if seed is None else seed,
+                max_block=max_block,
+            )
+            cand = engine.candidates(encs, opts, warn)
+            seconds["candidates+scoring"] = time.perf_counter() - t0
+            say(f"blocking {cand.strategy}: {len(cand.left)} pairs >= {threshold}")
+        finally:
+            engine.close()
+        result = finish(
+            encs, cand, dedupe=dedupe, solver=solver, seed=seed, threshold=threshold,
+            dedupe_threshold=dedupe_threshold, seconds=seconds,
+        )  # fmt: skip
+        where = engine.describe()
+    result.stats.engine = engine.name
+    result.stats.threads = int(where.get("threads", 1))
+    result.stats.workers = where.get("workers")
+    return result
+
+
+def finish(
+    encs: Sequence[EncodedTable],
+    cand: Candidates,
+    *,
+    dedupe: bool,
+    solver: str,
+    seed: int | None,
+    threshold: float,
+    dedupe_threshold: float,
+    seconds: dict[str, float],
+) -> LinkageResult:
+    """Solve scored pairs into entities and build the links / pairs tables and statistics."""
+    sizes = [len(e) for e in encs]
+    party = np.repeat(np.arange(len(encs), dtype=np.int32), sizes)
+    t0 = time.perf_counter()
+    res = solve(cand.left, cand.right, cand.score, party, dedupe=dedupe, solver=solver)  # type: ignore[arg-type]
+    ids = assign_entity_ids(res.labels, seed)
+    seconds["solve"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    party_names = pa.array([e.party for e in encs])
+    record_ids = pa.concat_arrays([e.record_ids for e in encs])
+    links = pa.table(
+        {
+            "entity_id": pa.array(ids[res.labels]),
+            "party": pc.take(party_names, pa.array(party)),
+            "record_id": record_ids,
+        }
+    )
+    m = res.pair_mask
+    li, ri = cand.left[m], cand.right[m]
+    pairs = pa.table(
+        {
+            "party_a": pc.take(party_names, pa.array(party[li])),
+            "record_id_a": pc.take(record_ids, pa.array(li)),
+            "party_b": pc.take(party_names, pa.array(party[ri])),
+            "record_id_b": pc.take(record_ids, pa.array(ri)),
+            "score": pa.array(cand.score[m]),
+        }
+    )
+    seconds["output"] = time.perf_counter() - t0
+    ent_sizes = np.bincount(res.labels)
+    by_size = np.bincount(ent_sizes)
+    stats = MatchStats(
+        records_per_party={e.party: len(e) for e in encs},
+        threshold=threshold,
+        dedupe_threshold=dedupe_threshold if dedupe else None,
+        blocking=cand.strategy,
+        blocking_detail=dict(cand.detail),
+        candidates=cand.compared,
+        possible_pairs=cand.possible,
+        reduction_ratio=cand.reduction_ratio,
+        pairs_above_threshold=len(cand.left),
+        matched_pairs=int(m.sum()),
+        entities=len(ent_sizes),
+        entities_by_size={int(k): int(v) for k, v in enumerate(by_size) if k and v},
+        engine="in-process",
+        threads=numba.get_num_threads(),
+        seconds=seconds,
+    )
+    return LinkageResult(links, pairs, stats, dict(encs[0].meta) if encs else {})

@@ -1,0 +1,120 @@
+"""The result of a match: the linkage map (links), matched pairs and typed statistics.
+
+``links`` has ``entity_id, party, record_id`` for every input record (singletons included);
+``pairs`` has ``party_a, record_id_a, party_b, record_id_b, score`` for matched pairs.
+Written files carry metadata like encoded files do (``linkage.`` keys in the Parquet
+footer): format version, schema fingerprint, key-check value, parties and counts, so a later
+step (evaluation, an incremental update) can check that it belongs to the same project.
+Similarity scores are sensitive (they help re-identification): write pairs only when needed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from linkage.encoded import metadata_bytes, temp_path_for
+from linkage.errors import InputError
+
+LINKS_FORMAT_VERSION = "1"
+
+
+@dataclass
+class MatchStats:
+    """Figures of one match (counts are exact; seconds are wall-clock per stage).
+
+    ``reduction_ratio`` = 1 - candidates / possible pairs (Christen, TKDE 2012).
+    ``entities_by_size``: entity size -> number of entities of that size.
+    """
+
+    records_per_party: dict[str, int]
+    threshold: float
+    dedupe_threshold: float | None
+    blocking: str
+    blocking_detail: dict[str, object]
+    candidates: int
+    possible_pairs: int
+    reduction_ratio: float
+    pairs_above_threshold: int
+    matched_pairs: int
+    entities: int
+    entities_by_size: dict[int, int]
+    engine: str
+    threads: int
+    workers: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> object:
+        """Dict-style read access (``stats["threshold"]``), for scripts written before."""
+        return getattr(self, key)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class LinkageResult:
+    """Links (every record's entity) and matched pairs, as pyarrow Tables, plus statistics
+    and the project metadata the inputs carried (schema fingerprint, key-check...)."""
+
+    links: pa.Table
+    pairs: pa.Table
+    stats: MatchStats
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def links_meta(self) -> dict[str, str]:
+        """Metadata written with the links: format version, schema fingerprint, key-check,
+        filter length, parties with their record counts, entity count, creation time."""
+        from linkage import __version__
+
+        meta = {_CARRIED[k]: v for k, v in self.meta.items() if k in _CARRIED}
+        meta.update(
+            {
+                "links_format_version": LINKS_FORMAT_VERSION,
+                "parties": json.dumps(self.stats.records_per_party),
+                "record_count": str(self.links.num_rows),
+                "entity_count": str(self.stats.entities),
+                "threshold": repr(self.stats.threshold),
+                "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+                "package_version": __version__,
+            }
+        )
+        return meta
+
+    def write(self, links_path: str | Path, pairs_path: str | Path | None = None) -> None:
+        """Write links (and pairs, if a path is given) as Parquet with metadata: all or
+        nothing (both go to temporary files first, then are renamed)."""
+        from linkage.tlu.linker import check_output_paths
+
+        meta = metadata_bytes(self.links_meta())
+        outputs = [(self.links, Path(links_path))]
+        if pairs_path is not None:
+            outputs.append((self.pairs, Path(pairs_path)))
+        check_output_paths([p for _, p in outputs])
+        temps: list[Path] = []
+        try:
+            for table, path in outputs:
+                tmp = temp_path_for(path)
+                temps.append(tmp)
+                pq.write_table(table.replace_schema_metadata(meta), tmp, compression="zstd")
+            for (_, path), tmp in zip(outputs, temps, strict=True):
+                os.replace(tmp, path)
+        except OSError as exc:
+            raise InputError(f"cannot write {exc.filename or 'output'}: {exc.strerror}") from None
+        finally:
+            for tmp in temps:
+                tmp.unlink(missing_ok=True)
+
+
+_CARRIED = {  # encoded-file metadata -> links metadata
+    "format_version": "encoded_format_version",
+    "schema_fingerprint": "schema_fingerprint",
+    "key_check": "key_check",
+    "filter_length": "filter_length",
+}
