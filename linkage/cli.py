@@ -531,6 +531,7 @@ def evaluate_cmd(
     reduction ratio. Details in docs/evaluate.md."""
     from linkage.errors import InputError
     from linkage.lab.quality import evaluate, parse_sweep
+    from linkage.report.text import evaluation_text
 
     if sweep is not None and pairs is None:
         raise InputError("--sweep needs --pairs (a scored pairs file)")
@@ -542,7 +543,7 @@ def evaluate_cmd(
         candidates=candidates,
         within_party=within_party,
     )
-    click.echo(report.to_json() if as_json else report.to_text())
+    click.echo(report.to_json() if as_json else evaluation_text(report))
 
 
 if __name__ == "__main__":  # pragma: no cover

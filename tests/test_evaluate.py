@@ -25,6 +25,7 @@ from linkage.lab.quality import (
     parse_sweep,
     sweep_thresholds,
 )
+from linkage.report.text import evaluation_text
 
 # --------------------------------------------------------------------------- helpers
 
@@ -200,7 +201,7 @@ def test_truth_records_missing_from_links_are_a_recall_loss() -> None:
     assert (rep.cross.tp, rep.cross.fp, rep.cross.fn) == (3, 0, 1)
     assert rep.clusters["persons_split"] == 1  # p2: a2 linked, b2 missing
     assert any("2 truth records are not in the links" in n for n in rep.notes)
-    assert "2 truth records missing from links" in rep.to_text()
+    assert "2 truth records missing from links" in evaluation_text(rep)
 
 
 def test_same_record_id_in_two_parties() -> None:
@@ -322,7 +323,7 @@ def test_sweep_hand_computed() -> None:
     assert rep.best["threshold"] == pytest.approx(0.5)
     assert rep.best["f1"] == pytest.approx(6 / 7)
     assert rep.pairs["cross_pairs"] == 4 and rep.pairs["rows"] == 6
-    text = rep.to_text()
+    text = evaluation_text(rep)
     assert "best F1 0.8571 at threshold 0.5" in text
 
 
@@ -395,7 +396,7 @@ def test_blocking_quality() -> None:
     assert bl["possible"] == 12 and bl["true"] == 3 and bl["true_found"] == 1
     assert bl["pairs_completeness"] == pytest.approx(1 / 3)
     assert bl["reduction_ratio"] == pytest.approx(1 - 3 / 12)
-    assert "pairs completeness 0.3333" in rep.to_text()
+    assert "pairs completeness 0.3333" in evaluation_text(rep)
 
 
 @settings(max_examples=60, deadline=None)
@@ -466,9 +467,14 @@ def test_report_dict_and_text() -> None:
     assert d["cross_party"]["tp"] == 2 and d["cross_party"]["fn"] == 1
     assert d["within_party"] is None and len(d["sweep"]) == 2 and d["blocking"]["candidates"] == 1
     assert json.loads(rep.to_json()) == d
-    text = rep.to_text()
+    text = evaluation_text(rep)
     for s in ("cross-party (overall)", "A - B", "persons split", "threshold", "blocking"):
         assert s in text
+
+
+def test_report_data_holds_no_presentation() -> None:
+    """The text lives in linkage.report.text (issue 9): the report is figures only."""
+    assert not hasattr(EvaluationReport, "to_text")
 
 
 def test_synth_truth_with_perfect_links(tmp_path: Path) -> None:

@@ -21,17 +21,23 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from linkage.errors import InputError
+from linkage.lab.tables import (
+    TableLike,
+    TruthIndex,
+    check_known,
+    dense_codes,
+    read_table,
+    sorted_runs,
+    source_name,
+    string_column,
+)
 
 __all__ = [
     "EvaluationReport",
@@ -46,9 +52,6 @@ LINKS_COLUMNS = ("entity_id", "party", "record_id")
 TRUTH_COLUMNS = ("party", "record_id", "person_id")
 PAIR_COLUMNS = ("party_a", "record_id_a", "party_b", "record_id_b")
 MAX_SWEEP_STEPS = 100_000
-
-TableLike: TypeAlias = "str | Path | pa.Table"
-
 
 # --------------------------------------------------------------------------- figures
 
@@ -98,7 +101,8 @@ class PairCounts:
 
 @dataclass
 class EvaluationReport:
-    """Result of :func:`evaluate`. ``to_dict()`` is JSON-serialisable; ``to_text()`` reads."""
+    """Result of :func:`evaluate`. ``to_dict()`` is JSON-serialisable; the text that
+    ``linkage evaluate`` prints is :func:`linkage.report.text.evaluation_text`."""
 
     sources: dict[str, str | None]
     parties: list[str]
@@ -144,119 +148,6 @@ class EvaluationReport:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
-    def to_text(self) -> str:
-        out: list[str] = []
-        r = self.records
-        out.append(
-            f"records: {r['truth']} in truth, {r['links']} in links, "
-            f"{r['missing_from_links']} truth records missing from links; "
-            f"{len(self.parties)} parties ({', '.join(self.parties)})"
-        )
-        out.append("")
-        head = (
-            f"{'pairs':<28} {'precision':>9} {'recall':>9} {'F1':>9} "
-            f"{'TP':>12} {'FP':>12} {'FN':>12}"
-        )
-        out.append(head)
-        out.append("-" * len(head))
-        rows: list[tuple[str, PairCounts]] = [("cross-party (overall)", self.cross)]
-        if self.within is not None:
-            rows.append(("within-party", self.within))
-            allp = self.all_pairs
-            assert allp is not None
-            rows.append(("all pairs", allp))
-        rows += [(_pp_label(a, b), c) for a, b, c in self.by_party_pair]
-        for i, (label, c) in enumerate(rows):
-            if i == len(rows) - len(self.by_party_pair) and self.by_party_pair:
-                out.append("")
-            out.append(
-                f"{_clip(label, 28):<28} {_fmt(c.precision):>9} {_fmt(c.recall):>9} "
-                f"{_fmt(c.f1):>9} {c.tp:>12} {c.fp:>12} {c.fn:>12}"
-            )
-        cl = self.clusters
-        out.append("")
-        out.append("clusters:")
-        out.append(
-            f"  persons {cl['persons']} ({cl['persons_multi']} with 2+ records), "
-            f"entities {cl['entities']} ({cl['entities_multi']} with 2+ records)"
-        )
-        out.append(
-            f"  persons split over 2+ entities: {cl['persons_split']} "
-            f"({_pct(cl['persons_split'], cl['persons_multi'])} of persons with 2+ records)"
-        )
-        out.append(
-            f"  entities merging 2+ persons:    {cl['entities_merged']} "
-            f"({_pct(cl['entities_merged'], cl['entities_multi'])} of entities with 2+ records)"
-        )
-        out.append(
-            f"  exact entities (one person, all its records): {cl['exact']} "
-            f"({_pct(cl['exact'], cl['persons'])} of persons)"
-        )
-        if self.pairs is not None:
-            p = self.pairs
-            pcnt = PairCounts(p["tp"], p["fp"], p["fn"])
-            out.append("")
-            out.append(
-                f"scored pairs: {p['rows']} rows, {p['cross_pairs']} distinct cross-party pairs, "
-                f"scores {_fmt(p['min_score'])}..{_fmt(p['max_score'])}; all of them: "
-                f"precision {_fmt(pcnt.precision)} recall {_fmt(pcnt.recall)} F1 {_fmt(pcnt.f1)}"
-            )
-        if self.sweep is not None:
-            out.append("")
-            h = (
-                f"{'threshold':>9} {'precision':>9} {'recall':>9} {'F1':>9} "
-                f"{'pairs':>12} {'TP':>12}"
-            )
-            out.append(h)
-            out.append("-" * len(h))
-            for s in self.sweep:
-                out.append(
-                    f"{s['threshold']:>9.4g} {_fmt(s['precision']):>9} {_fmt(s['recall']):>9} "
-                    f"{_fmt(s['f1']):>9} {s['predicted']:>12} {s['tp']:>12}"
-                )
-        if self.best is not None:
-            b = self.best
-            out.append(
-                f"best F1 {_fmt(b['f1'])} at threshold {b['threshold']:.4g} "
-                f"(precision {_fmt(b['precision'])}, recall {_fmt(b['recall'])})"
-            )
-        if self.blocking is not None:
-            bl = self.blocking
-            out.append("")
-            out.append(
-                f"blocking: {bl['candidates']} distinct cross-party candidate pairs of "
-                f"{bl['possible']} possible; pairs completeness {_fmt(bl['pairs_completeness'])} "
-                f"({bl['true_found']} of {bl['true']} true pairs), reduction ratio "
-                f"{_fmt(bl['reduction_ratio'], 6)}"
-            )
-            if len(bl["by_party_pair"]) > 1:
-                for r in bl["by_party_pair"]:
-                    out.append(
-                        f"  {_clip(_pp_label(r['party_a'], r['party_b']), 28):<28} "
-                        f"pairs completeness {_fmt(r['pairs_completeness'])} "
-                        f"reduction ratio {_fmt(r['reduction_ratio'], 6)} "
-                        f"({r['candidates']} candidates)"
-                    )
-        for n in self.notes:
-            out.append(f"note: {n}")
-        return "\n".join(out)
-
-
-def _fmt(x: float | None, digits: int = 4) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
-
-
-def _pct(a: int, b: int) -> str:
-    return "-" if b == 0 else f"{100.0 * a / b:.2f}%"
-
-
-def _clip(s: str, n: int) -> str:
-    return s if len(s) <= n else s[: n - 1] + "~"
-
-
-def _pp_label(a: str, b: str) -> str:
-    return f"{a} (within)" if a == b else f"{a} - {b}"
-
 
 # --------------------------------------------------------------------------- sweep parsing
 
@@ -294,197 +185,6 @@ def sweep_thresholds(sweep: Sequence[float]) -> NDArray[np.float64]:
     return np.minimum(t, hi) if k > 1 else t
 
 
-# --------------------------------------------------------------------------- reading
-
-
-def _name(src: TableLike, what: str) -> str:
-    return str(src) if isinstance(src, str | Path) else f"{what} table"
-
-
-def _read(src: TableLike, what: str, columns: Sequence[str], csv_ok: bool) -> pa.Table:
-    """Read a Parquet (or, where allowed, CSV) file or take a Table; check the columns."""
-    name = _name(src, what)
-    if isinstance(src, pa.Table):
-        table = src
-    elif isinstance(src, str | Path):
-        p = Path(src)
-        if not p.exists():
-            raise InputError(f"{what} file {p} does not exist")
-        if p.is_dir():
-            raise InputError(f"{what} file {p} is a directory")
-        is_csv = p.suffix.lower() in (".csv", ".tsv", ".txt") or (
-            csv_ok and p.suffix.lower() != ".parquet" and not _is_parquet(p)
-        )
-        try:
-            if is_csv:
-                if not csv_ok:
-                    raise InputError(f"{p}: {what} must be a Parquet file")
-                table = _read_csv(p, columns)
-            else:
-                table = pq.read_table(p)
-        except InputError:
-            raise
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise InputError(f"{p}: cannot read {what} file: {_one_line(exc)}") from None
-    else:
-        raise InputError(f"{what}: expected a path or a pyarrow Table, got {type(src).__name__}")
-    missing = [c for c in columns if c not in table.column_names]
-    if missing:
-        raise InputError(
-            f"{name}: missing column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)} (has: {', '.join(table.column_names) or 'no columns'})"
-        )
-    return table
-
-
-def _is_parquet(p: Path) -> bool:
-    try:
-        with p.open("rb") as f:
-            return f.read(4) == b"PAR1"
-    except OSError:
-        return False
-
-
-def _read_csv(p: Path, columns: Sequence[str]) -> pa.Table:
-    delim = "\t" if p.suffix.lower() == ".tsv" else ","
-    return pacsv.read_csv(
-        p,
-        parse_options=pacsv.ParseOptions(delimiter=delim),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in columns},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
-
-
-def _strings(table: pa.Table, col: str, name: str) -> pa.Array:
-    """A column as a plain string array, with no nulls."""
-    arr = table.column(col)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
-    if not pa.types.is_string(arr.type):
-        try:
-            arr = pc.cast(
-                arr, pa.large_string() if pa.types.is_large_string(arr.type) else pa.string()
-            )
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise InputError(
-                f"{name}: column {col} has type {arr.type}; expected strings"
-            ) from None
-        if pa.types.is_large_string(arr.type):
-            arr = pc.cast(arr, pa.string())
-    empty = pc.or_kleene(arr.is_null(), pc.equal(pc.utf8_length(arr), 0))
-    n_empty = pc.sum(empty).as_py() or 0
-    if n_empty:
-        first = int(np.flatnonzero(empty.to_numpy(zero_copy_only=False))[0])
-        raise InputError(f"{name}: column {col} has {n_empty} empty values (first at row {first})")
-    return arr
-
-
-def _codes(arr: pa.Array) -> tuple[NDArray[np.int64], int]:
-    """Dense integer codes of an array's values (first-seen order) and their number."""
-    enc = pc.dictionary_encode(arr)
-    return enc.indices.to_numpy().astype(np.int64), len(enc.dictionary)
-
-
-def _sorted_runs(keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Distinct values of ``keys`` (ascending) and how often each occurs (sort-based)."""
-    if keys.size == 0:
-        return keys[:0].astype(np.int64), np.zeros(0, dtype=np.int64)
-    sk = np.sort(keys)
-    start = np.flatnonzero(np.concatenate(([True], sk[1:] != sk[:-1])))
-    counts = np.diff(np.append(start, sk.size)).astype(np.int64)
-    return sk[start], counts
-
-
-class _Index:
-    """The truth records keyed by (party, record_id), for vectorised look-ups.
-
-    Record ids are hashed once into dense codes. An id held by one truth record maps straight
-    to its row; ids held by several records (same id in several parties) are looked up as
-    ``record code * n_parties + party code`` in a sorted array.
-    """
-
-    def __init__(self, party: pa.Array, record_id: pa.Array, name: str) -> None:
-        self.name = name
-        self.parties: list[str] = sorted(pc.unique(party).to_pylist())
-        self._pv = pa.array(self.parties, pa.string())
-        self.n_parties = len(self.parties)
-        self.party = self.party_codes(party)
-        enc = pc.dictionary_encode(record_id)
-        self._rid_dict = enc.dictionary
-        rcode = enc.indices.to_numpy().astype(np.int64)
-        n = rcode.size
-        # a record id used by one truth record only (the usual case) is looked up directly
-        self._rid_count = np.bincount(rcode, minlength=len(self._rid_dict))
-        self._row_of_rid = np.full(len(self._rid_dict), -1, dtype=np.int64)
-        self._row_of_rid[rcode] = np.arange(n, dtype=np.int64)
-        # ids shared by several records (several parties, or repeats) go through sorted keys
-        shared = np.flatnonzero(self._rid_count[rcode] > 1)
-        keys = rcode[shared] * self.n_parties + self.party[shared]
-        order = np.argsort(keys)
-        self._order = shared[order]
-        self._sorted = keys[order]
-        dup = np.flatnonzero(self._sorted[1:] == self._sorted[:-1])
-        if dup.size:
-            first = int(self._order[dup + 1].min())
-            n_dup = int(_sorted_runs(self._sorted[dup])[0].size)
-            raise InputError(
-                f"{name}: {n_dup} records appear more than once (first repeat: party "
-                f"{party[first].as_py()!r}, record_id {record_id[first].as_py()!r}, row {first}); "
-                "every record must appear once"
-            )
-
-    def party_codes(self, party: pa.Array) -> NDArray[np.int64]:
-        """Party codes (-1 for a party not in the truth)."""
-        return pc.index_in(party, value_set=self._pv).fill_null(-1).to_numpy().astype(np.int64)
-
-    def lookup(self, party: pa.Array, record_id: pa.Array) -> NDArray[np.int64]:
-        """Truth row of each (party, record_id), -1 where absent."""
-        pcode = self.party_codes(party)
-        rcode = pc.index_in(record_id, value_set=self._rid_dict).fill_null(-1).to_numpy()
-        rcode = rcode.astype(np.int64)
-        out = np.full(rcode.size, -1, dtype=np.int64)
-        ok = (pcode >= 0) & (rcode >= 0)
-        cnt = np.zeros(rcode.size, dtype=np.int64)
-        cnt[ok] = self._rid_count[rcode[ok]]
-        one = np.flatnonzero(cnt == 1)
-        r = self._row_of_rid[rcode[one]]
-        hit = self.party[r] == pcode[one]
-        out[one[hit]] = r[hit]
-        many = np.flatnonzero(cnt > 1)
-        if many.size:
-            key = rcode[many] * self.n_parties + pcode[many]
-            pos = np.minimum(np.searchsorted(self._sorted, key), self._sorted.size - 1)
-            hit = self._sorted[pos] == key
-            out[many[hit]] = self._order[pos[hit]]
-        return out
-
-
-def _check_known(
-    idx: NDArray[np.int64],
-    party: pa.Array,
-    record_id: pa.Array,
-    name: str,
-    truth: str,
-    what: str,
-) -> None:
-    bad = np.flatnonzero(idx < 0)
-    if bad.size:
-        i = int(bad[0])
-        raise InputError(
-            f"{name}: {bad.size} of {idx.size} {what} are not in the truth file {truth} "
-            f"(first: party {party[i].as_py()!r}, record_id {record_id[i].as_py()!r}, row {i})"
-        )
-
-
 # --------------------------------------------------------------------------- counting
 
 
@@ -502,7 +202,7 @@ def group_pair_matrix(
     if group.size == 0:
         return w
     key = group.astype(np.int64) * n_parties + party.astype(np.int64)
-    cells, n = _sorted_runs(key)
+    cells, n = sorted_runs(key)
     cg, cp = cells // n_parties, cells % n_parties
     diag = np.zeros(n_parties, dtype=np.int64)
     np.add.at(diag, cp, n * (n - 1) // 2)
@@ -558,22 +258,22 @@ def evaluate(
     if sweep is not None and pairs is None:
         raise InputError("sweep needs scored pairs (pairs=..., --pairs FILE)")
     thresholds = sweep_thresholds(sweep) if sweep is not None else None
-    links_name, truth_name = _name(links, "links"), _name(truth, "truth")
+    links_name, truth_name = source_name(links, "links"), source_name(truth, "truth")
 
-    tt = _read(truth, "truth", TRUTH_COLUMNS, csv_ok=True)
-    t_party = _strings(tt, "party", truth_name)
-    t_rid = _strings(tt, "record_id", truth_name)
-    t_person = _strings(tt, "person_id", truth_name)
+    tt = read_table(truth, "truth", TRUTH_COLUMNS, csv_ok=True)
+    t_party = string_column(tt, "party", truth_name)
+    t_rid = string_column(tt, "record_id", truth_name)
+    t_person = string_column(tt, "person_id", truth_name)
     n = len(t_rid)
     if n == 0:
         raise InputError(f"{truth_name}: the truth file has no records")
-    index = _Index(t_party, t_rid, truth_name)
-    person, n_persons = _codes(t_person)
+    index = TruthIndex(t_party, t_rid, truth_name)
+    person, n_persons = dense_codes(t_person)
 
-    lt = _read(links, "links", LINKS_COLUMNS, csv_ok=False)
-    l_party = _strings(lt, "party", links_name)
-    l_rid = _strings(lt, "record_id", links_name)
-    l_ent = _strings(lt, "entity_id", links_name)
+    lt = read_table(links, "links", LINKS_COLUMNS, csv_ok=False)
+    l_party = string_column(lt, "party", links_name)
+    l_rid = string_column(lt, "record_id", links_name)
+    l_ent = string_column(lt, "entity_id", links_name)
     row = index.lookup(l_party, l_rid)
     if len(row) == 0:
         raise InputError(f"{links_name}: the links file has no records")
@@ -582,7 +282,7 @@ def evaluate(
             f"{links_name}: ids do not match the truth file {truth_name} "
             f"(none of its {len(row)} (party, record_id) pairs is in the truth)"
         )
-    _check_known(row, l_party, l_rid, links_name, truth_name, "records")
+    check_known(row, l_party, l_rid, links_name, truth_name, "records")
     counts = np.bincount(row, minlength=n)
     if (counts > 1).any():
         i = int(np.flatnonzero(counts[row] > 1)[0])
@@ -591,7 +291,7 @@ def evaluate(
             f"party {l_party[i].as_py()!r}, record_id {l_rid[i].as_py()!r}, row {i}); every "
             "record must appear once"
         )
-    ent_l, n_ent_l = _codes(l_ent)
+    ent_l, n_ent_l = dense_codes(l_ent)
     entity = np.empty(n, dtype=np.int64)
     entity[row] = ent_l
     missing = np.flatnonzero(counts == 0)
@@ -651,8 +351,8 @@ def evaluate(
         sources={
             "links": links_name,
             "truth": truth_name,
-            "pairs": _name(pairs, "pairs") if pairs is not None else None,
-            "candidates": _name(candidates, "candidates") if candidates is not None else None,
+            "pairs": source_name(pairs, "pairs") if pairs is not None else None,
+            "candidates": source_name(candidates, "candidates") if candidates is not None else None,
         },
         parties=list(index.parties),
         records={
@@ -679,7 +379,7 @@ def evaluate(
 def _cluster_figures(
     entity: NDArray[np.int64], person: NDArray[np.int64], n_ent: int, n_persons: int
 ) -> dict[str, Any]:
-    cells, _ = _sorted_runs(entity * np.int64(n_persons) + person)
+    cells, _ = sorted_runs(entity * np.int64(n_persons) + person)
     ce, cp = cells // n_persons, cells % n_persons
     ent_cells = np.bincount(ce, minlength=n_ent)
     per_cells = np.bincount(cp, minlength=n_persons)
@@ -700,16 +400,16 @@ def _cluster_figures(
 
 
 def _pair_rows(
-    src: TableLike, what: str, index: _Index, truth_name: str, extra: Sequence[str]
+    src: TableLike, what: str, index: TruthIndex, truth_name: str, extra: Sequence[str]
 ) -> tuple[pa.Table, str, NDArray[np.int64], NDArray[np.int64]]:
-    name = _name(src, what)
-    t = _read(src, what, (*PAIR_COLUMNS, *extra), csv_ok=False)
+    name = source_name(src, what)
+    t = read_table(src, what, (*PAIR_COLUMNS, *extra), csv_ok=False)
     ends = []
     for s in ("a", "b"):
-        p = _strings(t, f"party_{s}", name)
-        r = _strings(t, f"record_id_{s}", name)
+        p = string_column(t, f"party_{s}", name)
+        r = string_column(t, f"record_id_{s}", name)
         i = index.lookup(p, r)
-        _check_known(i, p, r, name, truth_name, f"record_id_{s} values")
+        check_known(i, p, r, name, truth_name, f"record_id_{s} values")
         ends.append(i)
     return t, name, ends[0], ends[1]
 
@@ -717,7 +417,7 @@ def _pair_rows(
 def _add_pairs(
     report: EvaluationReport,
     src: TableLike,
-    index: _Index,
+    index: TruthIndex,
     truth_name: str,
     person: NDArray[np.int64],
     n_true: int,
@@ -783,7 +483,7 @@ def _add_pairs(
 
 def _blocking(
     src: TableLike,
-    index: _Index,
+    index: TruthIndex,
     truth_name: str,
     person: NDArray[np.int64],
     n_true: int,
@@ -794,7 +494,7 @@ def _blocking(
     t, _, i, j = _pair_rows(src, "candidates", index, truth_name, ())
     cross = index.party[i] != index.party[j]
     i, j = i[cross], j[cross]
-    key, _ = _sorted_runs(_pair_keys(i, j, len(person)))
+    key, _ = sorted_runs(_pair_keys(i, j, len(person)))
     n_rec = np.int64(len(person))
     lo, hi = key // n_rec, key % n_rec
     is_true = person[lo] == person[hi]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from linkage.lab.quality import EvaluationReport
     from linkage.partner.pipeline import EncodeSummary
     from linkage.tlu.result import MatchStats
 
@@ -51,3 +52,118 @@ def match_summary_lines(s: MatchStats) -> list[str]:
         where += f" on {s.workers} worker(s)"
     lines.append(f"time ({where}): " + ", ".join(f"{k} {v:.2f}s" for k, v in s.seconds.items()))
     return lines
+
+
+def evaluation_text(report: EvaluationReport) -> str:
+    """What ``linkage evaluate`` prints: pair precision / recall / F1 (cross-party, within-party,
+    by party pair), cluster figures, and the threshold sweep and blocking quality when measured.
+    Precision, recall and F1 as in Christen, *Data Matching* (2012), ch. 7."""
+    from linkage.lab.quality import PairCounts
+
+    out: list[str] = []
+    r = report.records
+    out.append(
+        f"records: {r['truth']} in truth, {r['links']} in links, "
+        f"{r['missing_from_links']} truth records missing from links; "
+        f"{len(report.parties)} parties ({', '.join(report.parties)})"
+    )
+    out.append("")
+    head = (
+        f"{'pairs':<28} {'precision':>9} {'recall':>9} {'F1':>9} {'TP':>12} {'FP':>12} {'FN':>12}"
+    )
+    out.append(head)
+    out.append("-" * len(head))
+    rows: list[tuple[str, PairCounts]] = [("cross-party (overall)", report.cross)]
+    if report.within is not None:
+        rows.append(("within-party", report.within))
+        allp = report.all_pairs
+        assert allp is not None
+        rows.append(("all pairs", allp))
+    rows += [(_pp_label(a, b), c) for a, b, c in report.by_party_pair]
+    for i, (label, c) in enumerate(rows):
+        if i == len(rows) - len(report.by_party_pair) and report.by_party_pair:
+            out.append("")
+        out.append(
+            f"{_clip(label, 28):<28} {_fmt(c.precision):>9} {_fmt(c.recall):>9} "
+            f"{_fmt(c.f1):>9} {c.tp:>12} {c.fp:>12} {c.fn:>12}"
+        )
+    cl = report.clusters
+    out.append("")
+    out.append("clusters:")
+    out.append(
+        f"  persons {cl['persons']} ({cl['persons_multi']} with 2+ records), "
+        f"entities {cl['entities']} ({cl['entities_multi']} with 2+ records)"
+    )
+    out.append(
+        f"  persons split over 2+ entities: {cl['persons_split']} "
+        f"({_pct(cl['persons_split'], cl['persons_multi'])} of persons with 2+ records)"
+    )
+    out.append(
+        f"  entities merging 2+ persons:    {cl['entities_merged']} "
+        f"({_pct(cl['entities_merged'], cl['entities_multi'])} of entities with 2+ records)"
+    )
+    out.append(
+        f"  exact entities (one person, all its records): {cl['exact']} "
+        f"({_pct(cl['exact'], cl['persons'])} of persons)"
+    )
+    if report.pairs is not None:
+        p = report.pairs
+        pcnt = PairCounts(p["tp"], p["fp"], p["fn"])
+        out.append("")
+        out.append(
+            f"scored pairs: {p['rows']} rows, {p['cross_pairs']} distinct cross-party pairs, "
+            f"scores {_fmt(p['min_score'])}..{_fmt(p['max_score'])}; all of them: "
+            f"precision {_fmt(pcnt.precision)} recall {_fmt(pcnt.recall)} F1 {_fmt(pcnt.f1)}"
+        )
+    if report.sweep is not None:
+        out.append("")
+        h = f"{'threshold':>9} {'precision':>9} {'recall':>9} {'F1':>9} {'pairs':>12} {'TP':>12}"
+        out.append(h)
+        out.append("-" * len(h))
+        for s in report.sweep:
+            out.append(
+                f"{s['threshold']:>9.4g} {_fmt(s['precision']):>9} {_fmt(s['recall']):>9} "
+                f"{_fmt(s['f1']):>9} {s['predicted']:>12} {s['tp']:>12}"
+            )
+    if report.best is not None:
+        b = report.best
+        out.append(
+            f"best F1 {_fmt(b['f1'])} at threshold {b['threshold']:.4g} "
+            f"(precision {_fmt(b['precision'])}, recall {_fmt(b['recall'])})"
+        )
+    if report.blocking is not None:
+        bl = report.blocking
+        out.append("")
+        out.append(
+            f"blocking: {bl['candidates']} distinct cross-party candidate pairs of "
+            f"{bl['possible']} possible; pairs completeness {_fmt(bl['pairs_completeness'])} "
+            f"({bl['true_found']} of {bl['true']} true pairs), reduction ratio "
+            f"{_fmt(bl['reduction_ratio'], 6)}"
+        )
+        if len(bl["by_party_pair"]) > 1:
+            for r in bl["by_party_pair"]:
+                out.append(
+                    f"  {_clip(_pp_label(r['party_a'], r['party_b']), 28):<28} "
+                    f"pairs completeness {_fmt(r['pairs_completeness'])} "
+                    f"reduction ratio {_fmt(r['reduction_ratio'], 6)} "
+                    f"({r['candidates']} candidates)"
+                )
+    for n in report.notes:
+        out.append(f"note: {n}")
+    return "\n".join(out)
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _pct(a: int, b: int) -> str:
+    return "-" if b == 0 else f"{100.0 * a / b:.2f}%"
+
+
+def _clip(s: str, n: int) -> str:
+    return s if len(s) <= n else s[: n - 1] + "~"
+
+
+def _pp_label(a: str, b: str) -> str:
+    return f"{a} (within)" if a == b else f"{a} - {b}"
