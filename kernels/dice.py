@@ -32,7 +32,6 @@ import numba
 import numpy as np
 from numba import prange
 
-from linkage.errors import InputError
 from linkage.kernels.popcount import popcount64, popcount_rows, serial_and_parallel
 
 __all__ = [
@@ -444,20 +443,20 @@ def transpose_blocks(b: np.ndarray) -> np.ndarray:
 
 def _check_filters(x: Any, name: str) -> np.ndarray:
     if not isinstance(x, np.ndarray) or x.dtype != np.uint64 or x.ndim != 2:
-        raise InputError(f"{name} must be a 2-D numpy uint64 array of packed filters (n, L/64)")
+        raise ValueError(f"{name} must be a 2-D numpy uint64 array of packed filters (n, L/64)")
     return np.ascontiguousarray(x)
 
 
 def _check_threshold(t: float) -> float:
     t = float(t)
     if not 0.0 <= t <= 1.0:
-        raise InputError(f"threshold must be within [0, 1], got {t!r}")
+        raise ValueError(f"threshold must be within [0, 1], got {t!r}")
     return t
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
     if a.shape[1] != b.shape[1]:
-        raise InputError(f"filter lengths differ: {a.shape[1] * 64} bits vs {b.shape[1] * 64} bits")
+        raise ValueError(f"filter lengths differ: {a.shape[1] * 64} bits vs {b.shape[1] * 64} bits")
 
 
 class _Sorted:
@@ -498,7 +497,7 @@ def _run_allpairs(
     starts = _tile_order(n, TILE_ROWS, parallel)
     cap = int(capacity) if capacity is not None else 4096
     if cap < 1:
-        raise InputError(f"capacity must be >= 1, got {capacity!r}")
+        raise ValueError(f"capacity must be >= 1, got {capacity!r}")
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     while starts.shape[0]:
         nt = starts.shape[0]
@@ -580,7 +579,7 @@ def topk_dice(
     _check_pair(a, b)
     t = _check_threshold(threshold)
     if int(k) != k or k < 0:
-        raise InputError(f"k must be a non-negative integer, got {k!r}")
+        raise ValueError(f"k must be a non-negative integer, got {k!r}")
     k = int(k)
     n, nw = a.shape
     top_j = np.full((n, k), -1, dtype=np.int64)
@@ -622,15 +621,15 @@ def dice_pairs(
     ia = np.ascontiguousarray(ia, dtype=np.int64)
     ib = np.ascontiguousarray(ib, dtype=np.int64)
     if ia.shape != ib.shape or ia.ndim != 1:
-        raise InputError("ia and ib must be 1-D index arrays of equal length")
+        raise ValueError("ia and ib must be 1-D index arrays of equal length")
     if ia.size and (ia.min() < 0 or ia.max() >= a.shape[0]):
-        raise InputError(f"ia holds indices outside 0..{a.shape[0] - 1}")
+        raise ValueError(f"ia holds indices outside 0..{a.shape[0] - 1}")
     if ib.size and (ib.min() < 0 or ib.max() >= b.shape[0]):
-        raise InputError(f"ib holds indices outside 0..{b.shape[0] - 1}")
+        raise ValueError(f"ib holds indices outside 0..{b.shape[0] - 1}")
     pa = popcount_rows(a) if pa is None else np.ascontiguousarray(pa, dtype=np.int32)
     pb = popcount_rows(b) if pb is None else np.ascontiguousarray(pb, dtype=np.int32)
     if pa.shape != (a.shape[0],) or pb.shape != (b.shape[0],):
-        raise InputError("pa and pb must hold one popcount per filter of a and b")
+        raise ValueError("pa and pb must hold one popcount per filter of a and b")
     kernel = dice_pairs_parallel if parallel else dice_pairs_serial
     return kernel(a, b, ia, ib, pa, pb)
 

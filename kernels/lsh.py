@@ -21,7 +21,6 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from linkage.errors import InputError
 from linkage.kernels.popcount import serial_and_parallel
 
 __all__ = [
@@ -117,7 +116,7 @@ def sample_positions(filter_length: int, bands: int, rows: int, seed: int) -> np
     of :func:`band_collision_probability` assumes.
     """
     if filter_length < 1 or bands < 1 or rows < 1:
-        raise InputError(
+        raise ValueError(
             f"filter_length, bands and rows must be >= 1 (got {filter_length}, {bands}, {rows})"
         )
     rng = np.random.default_rng(seed)
@@ -127,13 +126,13 @@ def sample_positions(filter_length: int, bands: int, rows: int, seed: int) -> np
 def band_keys(a: np.ndarray, positions: np.ndarray, *, parallel: bool = False) -> np.ndarray:
     """Validated wrapper: uint64 band keys (n, bands) of filters ``a`` (n, W) uint64."""
     if not isinstance(a, np.ndarray) or a.dtype != np.uint64 or a.ndim != 2:
-        raise InputError("a must be a 2-D numpy uint64 array of packed filters (n, L/64)")
+        raise ValueError("a must be a 2-D numpy uint64 array of packed filters (n, L/64)")
     pos = np.ascontiguousarray(positions, dtype=np.int64)
     if pos.ndim != 2 or pos.shape[0] < 1 or pos.shape[1] < 1:
-        raise InputError("positions must be a non-empty 2-D array (bands, rows)")
+        raise ValueError("positions must be a non-empty 2-D array (bands, rows)")
     length = a.shape[1] * 64
     if pos.min() < 0 or pos.max() >= length:
-        raise InputError(f"positions must lie in 0..{length - 1} for {length}-bit filters")
+        raise ValueError(f"positions must lie in 0..{length - 1} for {length}-bit filters")
     kernel = band_keys_parallel if parallel else band_keys_serial
     return kernel(np.ascontiguousarray(a), pos)
 
@@ -192,15 +191,15 @@ def choose_bands_rows(
     bands is ceil(log(1 - R) / log(1 - s)).
     """
     if not 0.0 <= threshold <= 1.0:
-        raise InputError(f"threshold must be within [0, 1], got {threshold!r}")
+        raise ValueError(f"threshold must be within [0, 1], got {threshold!r}")
     if not 0.0 < target_recall < 1.0:
-        raise InputError(f"target_recall must be within (0, 1), got {target_recall!r}")
+        raise ValueError(f"target_recall must be within (0, 1), got {target_recall!r}")
     if filter_length < 1:
-        raise InputError(f"filter_length must be >= 1, got {filter_length!r}")
+        raise ValueError(f"filter_length must be >= 1, got {filter_length!r}")
     if not 0.0 < fill < 1.0:
-        raise InputError(f"fill must be within (0, 1), got {fill!r}")
+        raise ValueError(f"fill must be within (0, 1), got {fill!r}")
     if max_bands < 1:
-        raise InputError(f"max_bands must be >= 1, got {max_bands!r}")
+        raise ValueError(f"max_bands must be >= 1, got {max_bands!r}")
     top_rows = max_rows if max_rows is not None else 256
     best: tuple[float, int, int] | None = None
     d = _hamming_at_dice(threshold, filter_length, fill)
@@ -227,7 +226,7 @@ def choose_bands_rows(
         if best is None or key < best:
             best = key
     if best is None:
-        raise InputError(
+        raise ValueError(
             f"no (bands <= {max_bands}, rows) reaches recall {target_recall} at Dice "
             f"{threshold}; raise max_bands or lower target_recall"
         )

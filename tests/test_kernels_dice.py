@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from linkage.errors import InputError
 from linkage.kernels import reference as ref
 from linkage.kernels.dice import (
     BLOCK,
@@ -224,19 +223,19 @@ def test_transpose_blocks_layout():
 
 def test_validation_errors():
     a = np.zeros((3, 16), dtype=np.uint64)
-    with pytest.raises(InputError, match="threshold"):
+    with pytest.raises(ValueError, match="threshold"):
         allpairs_dice(a, a, 1.5)
-    with pytest.raises(InputError, match="threshold"):
+    with pytest.raises(ValueError, match="threshold"):
         dedup_dice(a, float("nan"))
-    with pytest.raises(InputError, match="filter lengths differ"):
+    with pytest.raises(ValueError, match="filter lengths differ"):
         allpairs_dice(a, np.zeros((3, 8), dtype=np.uint64), 0.5)
-    with pytest.raises(InputError, match="uint64"):
+    with pytest.raises(ValueError, match="uint64"):
         allpairs_dice(a.astype(np.int64), a, 0.5)
-    with pytest.raises(InputError, match="outside"):
+    with pytest.raises(ValueError, match="outside"):
         dice_pairs(a, a, np.array([3]), np.array([0]))
-    with pytest.raises(InputError, match="k must"):
+    with pytest.raises(ValueError, match="k must"):
         topk_dice(a, a, -1, 0.5)
-    with pytest.raises(InputError, match="capacity"):
+    with pytest.raises(ValueError, match="capacity"):
         allpairs_dice(a, a, 0.5, capacity=0)
 
 

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from linkage.errors import InputError
 from linkage.kernels import reference as ref
 from linkage.kernels.lsh import (
     band_collision_probability,
@@ -83,13 +82,13 @@ def test_sample_positions_deterministic_and_in_range():
 
 def test_band_keys_validation():
     a = np.zeros((2, 8), dtype=np.uint64)
-    with pytest.raises(InputError, match="positions must lie"):
+    with pytest.raises(ValueError, match="positions must lie"):
         band_keys(a, np.array([[512]]))
-    with pytest.raises(InputError, match="uint64"):
+    with pytest.raises(ValueError, match="uint64"):
         band_keys(a.astype(np.int64), np.array([[1]]))
-    with pytest.raises(InputError, match="non-empty"):
+    with pytest.raises(ValueError, match="non-empty"):
         band_keys(a, np.zeros((0, 3), dtype=np.int64))
-    with pytest.raises(InputError):
+    with pytest.raises(ValueError):
         sample_positions(1024, 0, 5, 1)
 
 
@@ -165,5 +164,5 @@ def test_higher_recall_needs_more_work():
     ],
 )
 def test_choose_bands_rows_rejects(kwargs):
-    with pytest.raises(InputError):
+    with pytest.raises(ValueError):
         choose_bands_rows(**kwargs)

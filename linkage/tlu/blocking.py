@@ -212,6 +212,15 @@ def _allpairs_subset(
     return np.minimum(a, b), np.maximum(a, b), s_, c_
 
 
+def bands_rows(threshold: float, target_recall: float, length: int, fill: float) -> tuple[int, int]:
+    """LSH (bands, rows) for the threshold (:func:`linkage.kernels.lsh.choose_bands_rows`);
+    raises :class:`LinkageError` naming the option when no setting reaches the recall."""
+    try:
+        return choose_bands_rows(threshold, target_recall, length, fill=fill)
+    except ValueError as exc:
+        raise LinkageError(f"--blocking lsh at --threshold {threshold}: {exc}") from None
+
+
 def lsh_keys(
     filters: np.ndarray,
     threshold: float,
@@ -223,7 +232,7 @@ def lsh_keys(
     length = filters.shape[1] * 64
     fill = float(np.bitwise_count(filters).sum()) / max(1, filters.size * 64)
     fill = min(max(fill, 0.05), 0.95)
-    bands, rows = choose_bands_rows(threshold, target_recall, length, fill=fill)
+    bands, rows = bands_rows(threshold, target_recall, length, fill)
     pos = sample_positions(length, bands, rows, seed)
     bk = band_keys(filters, pos, parallel=parallel)  # (n, bands)
     n = filters.shape[0]

@@ -52,6 +52,7 @@ from linkage.tlu.blocking import (
     DEFAULT_MAX_BLOCK,
     STRATEGIES,
     Candidates,
+    bands_rows,
     choose_strategy,
     possible_pairs,
     score_blocks,
@@ -279,7 +280,7 @@ def generate_distributed(
     tiles per party pair (none; default two per worker thread). Pairs, scores and their order
     are identical to the in-process engine for the same arguments.
     """
-    from linkage.kernels.lsh import choose_bands_rows, sample_positions
+    from linkage.kernels.lsh import sample_positions
 
     warn = warn or (lambda m: None)
     files = [str(p) for p in paths]
@@ -338,7 +339,7 @@ def generate_distributed(
             fill = float(ones) / max(1, total)
             fill = min(max(fill, 0.05), 0.95)
             length = total // max(1, sum(sizes)) if sum(sizes) else 64
-            bands, rows = choose_bands_rows(threshold, target_recall, int(length), fill=fill)
+            bands, rows = bands_rows(threshold, target_recall, int(length), fill)
             positions = sample_positions(int(length), bands, rows, seed)
             detail.update({"bands": bands, "rows": rows, "fill": round(fill, 3)})
         t_low = threshold

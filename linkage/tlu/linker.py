@@ -24,7 +24,7 @@ from linkage.encoded import EncodedTable
 from linkage.errors import CompatibilityError, InputError
 from linkage.tlu.blocking import DEFAULT_MAX_BLOCK, STRATEGIES, Candidates
 from linkage.tlu.engines import CandidateOptions, Engine, InProcessEngine, load_tables
-from linkage.tlu.result import LinkageResult, MatchStats
+from linkage.tlu.result import LinkageResult, MatchStats, check_output_paths
 from linkage.tlu.solver import assign_entity_ids, solve
 
 DEFAULT_THRESHOLD = 0.7  # calibrated for the uk-person template (benchmarks/bench_quality.py)
@@ -37,25 +37,13 @@ _PROPERTY_WORDS = {
     "key_check": "a different secret",
 }
 
-__all__ = ["DEFAULT_THRESHOLD", "LinkageResult", "MatchStats", "match"]
-
-
-def check_output_paths(paths: Sequence[str | Path], inputs: Sequence[str | Path] = ()) -> None:
-    """Fail early (before any work) on outputs that cannot be written or would clobber."""
-    seen: set[Path] = set()
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            raise InputError(f"{p}: is a directory")
-        parent = p.parent if str(p.parent) else Path(".")
-        if not parent.is_dir():
-            raise InputError(f"{parent}: output directory does not exist")
-        r = p.resolve()
-        if r in seen:
-            raise InputError(f"{p}: given as two outputs")
-        if any(r == Path(i).resolve() for i in inputs):
-            raise InputError(f"{p}: output would overwrite an input file")
-        seen.add(r)
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "LinkageResult",
+    "MatchStats",
+    "check_output_paths",
+    "match",
+]
 
 
 def load_inputs(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -90,8 +91,6 @@ class LinkageResult:
     def write(self, links_path: str | Path, pairs_path: str | Path | None = None) -> None:
         """Write links (and pairs, if a path is given) as Parquet with metadata: all or
         nothing (both go to temporary files first, then are renamed)."""
-        from linkage.tlu.linker import check_output_paths
-
         meta = metadata_bytes(self.links_meta())
         outputs = [(self.links, Path(links_path))]
         if pairs_path is not None:
@@ -110,6 +109,24 @@ class LinkageResult:
         finally:
             for tmp in temps:
                 tmp.unlink(missing_ok=True)
+
+
+def check_output_paths(paths: Sequence[str | Path], inputs: Sequence[str | Path] = ()) -> None:
+    """Fail early (before any work) on outputs that cannot be written or would clobber."""
+    seen: set[Path] = set()
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            raise InputError(f"{p}: is a directory")
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.is_dir():
+            raise InputError(f"{parent}: output directory does not exist")
+        r = p.resolve()
+        if r in seen:
+            raise InputError(f"{p}: given as two outputs")
+        if any(r == Path(i).resolve() for i in inputs):
+            raise InputError(f"{p}: output would overwrite an input file")
+        seen.add(r)
 
 
 _CARRIED = {  # encoded-file metadata -> links metadata
