@@ -2,7 +2,8 @@
 
 A schema is a versioned JSON document shared by all partners of a linkage project. It fixes
 the filter length, the hashing scheme, the fields (normaliser, tokeniser, bits per token or
-bit budget, optional salt, missing-value sentinels) and optional block keys. Partners must use
+bit budget, optional salt, missing-value sentinels), optional block keys and optional
+hardening steps applied to every filter before it is written. Partners must use
 the same schema and the same secret; the schema's *fingerprint* (SHA-256 of its canonical
 form, descriptions left out) goes into every encoded file so the trusted linkage unit can
 check that.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +30,15 @@ DATE_PARTS = ("day", "month", "year", "day_month", "full")
 BLOCK_TRANSFORMS = ("value", "initial", "soundex", "year", "month", "outward", "sector")
 HASHING = ("keyed-random",)
 SALT_TRANSFORMS = ("value", "year")
+HARDENING_STEPS = ("balance", "xor_fold", "rule90", "blip", "diffusion")
 # Transforms that only make sense on a date field / a postcode field.
 _DATE_ONLY = {"year", "month"}
 _POSTCODE_ONLY = {"outward", "sector"}
 
 MAX_FILTER_BITS = 65536
 MAX_BITS_PER_TOKEN = 256
+MAX_DIFFUSION_TAPS = 64
+MAX_RULE90_STEPS = 64
 
 
 @dataclass(frozen=True)
@@ -134,12 +139,88 @@ class BlockKey:
 
 
 @dataclass(frozen=True)
+class HardeningStep:
+    """One step applied to every filter after its bits are set (see docs/schema.md).
+
+    - ``balance``: the filter followed by its complement (twice the length, popcount always
+      the input length), bits permuted by a keyed permutation when ``permute``.
+    - ``xor_fold``: first half XOR second half (half the length).
+    - ``rule90``: ``steps`` rounds of cyclic Rule 90, b'_i = b_(i-1) XOR b_(i+1).
+    - ``blip``: each bit flipped with ``flip_probability``, or with 1 / (1 + e^(epsilon / k))
+      (randomised response), coins keyed by the secret and the record id.
+    - ``diffusion``: ``output_bits`` bits, each the XOR of ``taps`` keyed-random input bits.
+    """
+
+    type: str
+    permute: bool = True
+    steps: int = 1
+    flip_probability: float | None = None
+    epsilon: float | None = None
+    k: int | None = None
+    taps: int = 8
+    output_bits: int = 0
+    description: str = ""
+
+    @property
+    def flip(self) -> float:
+        """BLIP's flip probability (given, or from epsilon and k)."""
+        if self.flip_probability is not None:
+            return self.flip_probability
+        assert self.epsilon is not None and self.k is not None
+        return 1.0 / (1.0 + math.exp(self.epsilon / self.k))
+
+    def output_length(self, length: int) -> int:
+        """Bits out of this step for ``length`` bits in."""
+        if self.type == "balance":
+            return 2 * length
+        if self.type == "xor_fold":
+            return length // 2
+        if self.type == "diffusion":
+            return self.output_bits
+        return length
+
+    def canonical(self) -> dict[str, Any]:
+        if self.type == "balance":
+            return {"type": "balance", "permute": self.permute}
+        if self.type == "rule90":
+            return {"type": "rule90", "steps": self.steps}
+        if self.type == "blip":
+            if self.flip_probability is not None:
+                return {"type": "blip", "flip_probability": self.flip_probability}
+            return {"type": "blip", "epsilon": self.epsilon, "k": self.k}
+        if self.type == "diffusion":
+            return {"type": "diffusion", "taps": self.taps, "output_bits": self.output_bits}
+        return {"type": self.type}
+
+
+@dataclass(frozen=True)
+class Hardening:
+    """The ordered hardening steps of a schema (none by default)."""
+
+    steps: tuple[HardeningStep, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.steps)
+
+    def output_length(self, filter_length: int) -> int:
+        """Bits on the wire: ``filter_length`` passed through every step."""
+        length = filter_length
+        for st in self.steps:
+            length = st.output_length(length)
+        return length
+
+    def canonical(self) -> list[dict[str, Any]]:
+        return [st.canonical() for st in self.steps]
+
+
+@dataclass(frozen=True)
 class Schema:
     filter_length: int
     fields: tuple[Field, ...]
     hashing: str = "keyed-random"
     block_keys: tuple[BlockKey, ...] = ()
     description: str = ""
+    hardening: Hardening = field(default_factory=Hardening)
     _fingerprint: str = field(default="", compare=False, repr=False)
 
     # -- construction -------------------------------------------------------------------
@@ -170,13 +251,22 @@ class Schema:
 
     # -- canonical form and fingerprint -----------------------------------------------
     def canonical(self) -> dict[str, Any]:
-        """The schema with defaults filled in and descriptions left out."""
-        return {
+        """The schema with defaults filled in and descriptions left out (``hardening`` only
+        when there are steps, so schemas without it keep their fingerprints)."""
+        out: dict[str, Any] = {
             "linkage_schema": SCHEMA_VERSION,
             "filter": {"length": self.filter_length, "hashing": self.hashing},
             "fields": [f.canonical() for f in self.fields],
             "block_keys": [b.canonical() for b in self.block_keys],
         }
+        if self.hardening:
+            out["hardening"] = self.hardening.canonical()
+        return out
+
+    @property
+    def output_length(self) -> int:
+        """Bits per encoded filter on the wire: ``filter_length`` after the hardening steps."""
+        return self.hardening.output_length(self.filter_length)
 
     @property
     def fingerprint(self) -> str:
@@ -206,6 +296,9 @@ class Schema:
         for bd, b in zip(doc["block_keys"], self.block_keys, strict=True):
             if b.description:
                 bd["description"] = b.description
+        for hd, st in zip(doc.get("hardening", []), self.hardening.steps, strict=True):
+            if st.description:
+                hd["description"] = st.description
         return json.dumps(doc, indent=2) + "\n"
 
     def summary(self) -> str:
@@ -238,6 +331,15 @@ class Schema:
                 lines.append(f"  {b.name:<24} {parts}")
         else:
             lines.append("no block keys")
+        if self.hardening:
+            length = self.filter_length
+            lines.append(f"{len(self.hardening.steps)} hardening steps:")
+            for st in self.hardening.steps:
+                out = st.output_length(length)
+                params = {k: v for k, v in st.canonical().items() if k != "type"}
+                args = ", ".join(f"{k}={v}" for k, v in params.items())
+                lines.append(f"  {st.type:<10} {args:<32} {length} -> {out} bits")
+                length = out
         return "\n".join(lines)
 
 
@@ -298,7 +400,9 @@ def _name(v: Any, path: str) -> str:
 
 
 def _parse(doc: Any) -> Schema:
-    top = _obj(doc, "$", {"linkage_schema", "description", "filter", "fields", "block_keys"})
+    top = _obj(
+        doc, "$", {"linkage_schema", "description", "filter", "fields", "block_keys", "hardening"}
+    )
     _expect("linkage_schema" in top, "$.linkage_schema", "missing (expected 1)")
     _expect(
         top["linkage_schema"] == SCHEMA_VERSION,
@@ -367,7 +471,97 @@ def _parse(doc: Any) -> Schema:
         blocks.append(BlockKey(bname, tuple(parts), str(bo.get("description", ""))))
     desc = top.get("description", "")
     _expect(isinstance(desc, str), "$.description", "expected a string")
-    return Schema(length, tuple(fields), hashing, tuple(blocks), desc)
+    hardening = _parse_hardening(top.get("hardening", []), length)
+    return Schema(length, tuple(fields), hashing, tuple(blocks), desc, hardening)
+
+
+_STEP_KEYS = {
+    "balance": {"permute"},
+    "xor_fold": set(),
+    "rule90": {"steps"},
+    "blip": {"flip_probability", "epsilon", "k"},
+    "diffusion": {"taps", "output_bits"},
+}
+
+
+def _number(v: Any, path: str) -> float:
+    _expect(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
+        path,
+        f"expected a number, got {_kind(v)}",
+    )
+    return float(v)
+
+
+def _parse_hardening(doc: Any, length: int) -> Hardening:
+    _expect(isinstance(doc, list), "$.hardening", "expected a list of steps")
+    steps: list[HardeningStep] = []
+    for i, sd in enumerate(doc):
+        path = f"$.hardening[{i}]"
+        _expect(isinstance(sd, dict), path, f"expected a JSON object, got {_kind(sd)}")
+        _expect("type" in sd, f"{path}.type", f"missing (one of {', '.join(HARDENING_STEPS)})")
+        typ = _str(sd["type"], f"{path}.type", HARDENING_STEPS)
+        so = _obj(sd, path, {"type", "description"} | _STEP_KEYS[typ])
+        desc = so.get("description", "")
+        _expect(isinstance(desc, str), f"{path}.description", "expected a string")
+        st = _parse_step(typ, so, path, length, desc)
+        out = st.output_length(length)
+        _expect(
+            out <= MAX_FILTER_BITS,
+            path,
+            f"{typ} gives {out}-bit filters (at most {MAX_FILTER_BITS})",
+        )
+        steps.append(st)
+        length = out
+    return Hardening(tuple(steps))
+
+
+def _parse_step(typ: str, so: dict[str, Any], path: str, length: int, desc: str) -> HardeningStep:
+    if typ == "balance":
+        perm = so.get("permute", True)
+        _expect(isinstance(perm, bool), f"{path}.permute", f"expected true or false, got {perm!r}")
+        return HardeningStep("balance", permute=perm, description=desc)
+    if typ == "xor_fold":
+        _expect(
+            length % 128 == 0,
+            path,
+            f"xor_fold halves the filter, so it needs a length that is a multiple of 128 "
+            f"(the filter has {length} bits at this step)",
+        )
+        return HardeningStep("xor_fold", description=desc)
+    if typ == "rule90":
+        n = _int(so.get("steps", 1), f"{path}.steps", 1, MAX_RULE90_STEPS)
+        return HardeningStep("rule90", steps=n, description=desc)
+    if typ == "blip":
+        f, eps = so.get("flip_probability"), so.get("epsilon")
+        _expect(
+            (f is None) != (eps is None),
+            path,
+            "expected exactly one of flip_probability and epsilon",
+        )
+        if f is not None:
+            fp = _number(f, f"{path}.flip_probability")
+            _expect(
+                0.0 < fp <= 0.5,
+                f"{path}.flip_probability",
+                f"expected a number in (0, 0.5], got {f}",
+            )
+            _expect("k" not in so, f"{path}.k", "k goes with epsilon, not with flip_probability")
+            return HardeningStep("blip", flip_probability=fp, description=desc)
+        e = _number(eps, f"{path}.epsilon")
+        _expect(e > 0, f"{path}.epsilon", f"expected a positive number, got {eps}")
+        _expect(
+            "k" in so,
+            f"{path}.k",
+            "missing: with epsilon, give k, the most bits one token sets (its bits_per_token)",
+        )
+        k = _int(so["k"], f"{path}.k", 1, MAX_FILTER_BITS)
+        return HardeningStep("blip", epsilon=e, k=k, description=desc)
+    # diffusion
+    t = _int(so.get("taps", 8), f"{path}.taps", 1, min(MAX_DIFFUSION_TAPS, length))
+    m = _int(so.get("output_bits", length), f"{path}.output_bits", 64, MAX_FILTER_BITS)
+    _expect(m % 64 == 0, f"{path}.output_bits", f"expected a multiple of 64, got {m}")
+    return HardeningStep("diffusion", taps=t, output_bits=m, description=desc)
 
 
 def _parse_field(fd: Any, path: str) -> Field:

@@ -25,6 +25,8 @@ An unpadded q-gram field whose value is shorter than q gives one token: the valu
 left-padded with U+0000 to q characters. A salted field whose salt value is missing
 contributes nothing; a record that sets no bit at all is left out (and reported).
 Work is done once per distinct value and once per distinct token; numba kernels set the bits.
+A schema's hardening steps (:mod:`linkage.partner.harden`) then map each batch's filters to
+the ``schema.output_length``-bit filters that are written.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from linkage.kernels.hmac import (
 )
 from linkage.kernels.siphash import key_words, siphash_batch, siphash_batch_parallel
 from linkage.kernels.text import join_strings
+from linkage.partner.harden import Hardener
 from linkage.partner.normalisers import (
     INVALID,
     REASONS,
@@ -382,7 +385,7 @@ class _FieldState:
 
 @dataclass
 class BatchResult:
-    filters: np.ndarray  # (n, W) uint64
+    filters: np.ndarray  # (n, output_length / 64) uint64, after hardening
     block_keys: pa.Array | None  # list<uint64>
     problems: list[tuple[np.ndarray, str, np.ndarray]]  # (rows, field, status codes)
     usable: np.ndarray  # bool: row has at least one usable field
@@ -420,6 +423,7 @@ class Encoder:
         self.block_keys = [
             (b, key_words(secret.block_key(self.fp, b.name)[:16])) for b in schema.block_keys
         ]
+        self.hardener = Hardener(schema, secret, parallel=parallel) if schema.hardening else None
 
     def normalise(self, batch: Mapping[str, pa.Array]) -> dict[str, Normalised]:
         out = {}
@@ -433,7 +437,12 @@ class Encoder:
             )
         return out
 
-    def encode_batch(self, batch: Mapping[str, pa.Array], n: int) -> BatchResult:
+    def encode_batch(
+        self, batch: Mapping[str, pa.Array], n: int, ids: pa.Array | None = None
+    ) -> BatchResult:
+        """Filters (hardened, if the schema says so), block keys and problems of ``n`` records.
+
+        ``ids`` (the record ids) are needed only by a schema with ``blip`` hardening."""
         norm = self.normalise(batch)
         filters = np.zeros((n, self.words), np.uint64)
         problems = []
@@ -450,6 +459,8 @@ class Encoder:
             touched = self._encode_field(f, nv, salt, filters)
             usable |= touched
         bks = self._block_keys(norm, n) if self.block_keys else None
+        if self.hardener is not None:
+            filters = self.hardener.apply(filters, ids)
         return BatchResult(filters, bks, problems, usable)
 
     def _encode_field(

@@ -95,7 +95,7 @@ def _encode_stream(
     """Encoded record batches (record_id, clk[, block_keys]) of ``src``, in input order.
 
     Batches are encoded on local threads, or by ``remote`` (e.g. Dask workers)."""
-    aschema = arrow_schema(schema.filter_length, bool(schema.block_keys))
+    aschema = arrow_schema(schema.output_length, bool(schema.block_keys))
     plan = Plan(src, schema, opts.id_column, opts.columns, opts.date_formats, opts.absent)
     today, threads = opts.today, opts.threads
     total = plan.precheck()
@@ -269,7 +269,7 @@ def _encode_file(
     summary = EncodeSummary(party)
     rejects: list[tuple[str, str, str]] | None = [] if rejects_path is not None else None
     has_bk = bool(schema.block_keys)
-    aschema = arrow_schema(schema.filter_length, has_bk)
+    aschema = arrow_schema(schema.output_length, has_bk)
     tmp = temp_path_for(out)
     writer = None
     try:
@@ -326,7 +326,7 @@ def _meta(schema: Schema, secret: Secret, party: str, count: int) -> dict[str, s
         fingerprint=schema.fingerprint,
         key_check=secret.key_check(schema.fingerprint),
         party=party,
-        filter_length=schema.filter_length,
+        filter_length=schema.output_length,
         record_count=count,
     )
 
@@ -367,7 +367,7 @@ def encode(
     batches = list(
         _encode_stream(src, schema, secret, summary, opts, progress=None, rejects=rejects)
     )
-    aschema = arrow_schema(schema.filter_length, bool(schema.block_keys))
+    aschema = arrow_schema(schema.output_length, bool(schema.block_keys))
     table = pa.Table.from_batches(batches, schema=aschema)
     meta = _meta(schema, secret, party, table.num_rows)
     return EncodedTable(table, meta)

@@ -142,4 +142,4 @@ def encode_one_batch(
 
     The only per-batch recipe: in-process threads and Dask workers both call it."""
     ids, cols = batch_columns(batch, id_column, field_col, encoder.schema.field_names)
-    return ids, encoder.encode_batch(cols, len(ids))
+    return ids, encoder.encode_batch(cols, len(ids), ids)
