@@ -41,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from linkage.identifiers import nhs_number_valid as nhs_check_ok
 from linkage.kernels.text import (
     DATE_DAY,
     DATE_LITERAL,
@@ -251,21 +252,6 @@ def _norm_postcode_general(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     v = pc.replace_substring_regex(v, r"^(.+)(...)$", r"\1 \2")
     status = np.where(ok.to_numpy(zero_copy_only=False), OK, _BAD_POSTCODE).astype(np.int8)
     return v, status
-
-
-def nhs_check_ok(digits: np.ndarray) -> np.ndarray:
-    """Mod-11 check of an (n, 10) uint8 array of digit values; True where valid.
-
-    Weights 10..2 on the first nine digits; r = sum mod 11; check = 11 - r (11 -> 0);
-    a check of 10 means the number is invalid.
-    """
-    if digits.shape[0] == 0:
-        return np.zeros(0, bool)
-    w = np.arange(10, 1, -1, dtype=np.int64)
-    s = digits[:, :9].astype(np.int64) @ w
-    check = 11 - (s % 11)
-    check = np.where(check == 11, 0, check)
-    return (check != 10) & (check == digits[:, 9])
 
 
 def _norm_nhs(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
