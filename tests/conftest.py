@@ -54,3 +54,6 @@ def uk_schema_file(tmp_path: Path) -> Path:
     p = tmp_path / "schema.json"
     p.write_text(json.dumps(uk_person_template()), encoding="utf-8")
     return p
+
+
+from engines import dask_session, linker  # noqa: E402, F401  (fixtures of @each_engine)

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from engines import each_engine
 
 from linkage.encoded import EncodedTable, read_encoded, write_encoded
 from linkage.errors import CompatibilityError, InputError, LinkageError
@@ -157,11 +158,12 @@ def small(enc: EncodedTable, n: int = 40) -> EncodedTable:
 
 
 # -- invariants --------------------------------------------------------------------------------
+@each_engine
 @pytest.mark.parametrize("parties", [2, 3, 4])
 @pytest.mark.parametrize("dedupe", [False, True])
-def test_every_record_once_in_links(pops, parties, dedupe):
+def test_every_record_once_in_links(linker, pops, parties, dedupe):
     pop = pops[parties]
-    res = match(pop.encs, dedupe=dedupe, seed=1)
+    res = linker(pop.encs, dedupe=dedupe, seed=1)
     links = res.links
     assert links.column_names == ["entity_id", "party", "record_id"]
     assert all(links.schema.field(c).type == pa.string() for c in links.column_names)
@@ -190,8 +192,9 @@ def test_entity_ids_opaque(pop3):
     assert not ids & {r for _, r in pop3.truth} and not ids & set(pop3.truth.values())
 
 
-def test_dedupe_may_join_records_of_one_party(pop3):
-    res = match(pop3.encs, dedupe=True, seed=1)
+@each_engine
+def test_dedupe_may_join_records_of_one_party(linker, pop3):
+    res = linker(pop3.encs, dedupe=True, seed=1)
     multi = [
         recs for recs in entities(res).values() if max(Counter(p for p, _ in recs).values()) > 1
     ]
@@ -204,9 +207,10 @@ def test_dedupe_may_join_records_of_one_party(pop3):
     )
 
 
-def test_dedupe_single_file(pop3):
+@each_engine
+def test_dedupe_single_file(linker, pop3):
     enc = pop3.encs[0]
-    res = match([enc], dedupe=True, seed=1)
+    res = linker([enc], dedupe=True, seed=1)
     assert res.links.num_rows == len(enc)
     assert set(res.links["party"].to_pylist()) == {enc.party}
     assert res.pairs.num_rows > 0
@@ -214,8 +218,9 @@ def test_dedupe_single_file(pop3):
         assert row["party_a"] == row["party_b"] == enc.party
 
 
-def test_pairs_are_within_entities_and_scored_exactly(pop3):
-    res = match(pop3.encs, seed=1)
+@each_engine
+def test_pairs_are_within_entities_and_scored_exactly(linker, pop3):
+    res = linker(pop3.encs, seed=1)
     assert res.pairs.column_names == ["party_a", "record_id_a", "party_b", "record_id_b", "score"]
     lab = canonical(res)
     filt = {
@@ -233,9 +238,10 @@ def test_pairs_are_within_entities_and_scored_exactly(pop3):
         assert row["score"] == dice(filt[a], filt[b])
 
 
+@each_engine
 @pytest.mark.parametrize("dedupe_threshold", [None, 0.75, 0.9])
-def test_dedupe_threshold_applies_to_within_party_pairs(pop3, dedupe_threshold):
-    res = match(pop3.encs, seed=1, dedupe=True, threshold=0.7, dedupe_threshold=dedupe_threshold)
+def test_dedupe_threshold_applies_to_within_party_pairs(linker, pop3, dedupe_threshold):
+    res = linker(pop3.encs, seed=1, dedupe=True, threshold=0.7, dedupe_threshold=dedupe_threshold)
     want = max(0.7, DEFAULT_DEDUPE_THRESHOLD) if dedupe_threshold is None else dedupe_threshold
     assert res.stats["dedupe_threshold"] == want
     rows = res.pairs.to_pylist()
@@ -244,16 +250,17 @@ def test_dedupe_threshold_applies_to_within_party_pairs(pop3, dedupe_threshold):
     assert within and cross
     assert min(within) >= want and min(cross) >= 0.7
     assert min(cross) < want  # cross-party pairs are not held to the dedupe threshold
-    assert match(pop3.encs, seed=1, threshold=0.7).stats["dedupe_threshold"] is None
+    assert linker(pop3.encs, seed=1, threshold=0.7).stats["dedupe_threshold"] is None
 
 
 # -- reproducibility ---------------------------------------------------------------------------
-def test_same_seed_same_result(pop3):
-    a = match(pop3.encs, seed=7)
-    b = match(pop3.encs, seed=7)
+@each_engine
+def test_same_seed_same_result(linker, pop3):
+    a = linker(pop3.encs, seed=7)
+    b = linker(pop3.encs, seed=7)
     assert a.links.equals(b.links)
     assert a.pairs.equals(b.pairs)
-    c = match(pop3.encs, seed=8)
+    c = linker(pop3.encs, seed=8)
     assert not c.links["entity_id"].equals(a.links["entity_id"])
     assert canonical(c) == canonical(a)
 
@@ -290,16 +297,18 @@ def test_threshold_monotone(pop3):
     assert counts[0] > counts[-1] > 0  # identical encodings exist at t = 1
 
 
+@each_engine
 @pytest.mark.parametrize("blocking", ["none", "keys", "lsh"])
-def test_quality_low_corruption(pop3, blocking):
-    res = match(pop3.encs, seed=1, blocking=blocking)
+def test_quality_low_corruption(linker, pop3, blocking):
+    res = linker(pop3.encs, seed=1, blocking=blocking)
     precision, recall = precision_recall(res, pop3.truth, dedupe=False)
     f1 = 2 * precision * recall / (precision + recall)
     assert precision > 0.95 and recall > 0.9 and f1 > 0.9, (precision, recall)
 
 
-def test_quality_low_corruption_dedupe(pop3):
-    res = match(pop3.encs, seed=1, dedupe=True)
+@each_engine
+def test_quality_low_corruption_dedupe(linker, pop3):
+    res = linker(pop3.encs, seed=1, dedupe=True)
     precision, recall = precision_recall(res, pop3.truth, dedupe=True)
     assert precision > 0.95 and recall > 0.95, (precision, recall)
 
