@@ -1,0 +1,305 @@
+"""Charts for reports: Vega-Lite specs built with Vega-Altair and rendered to SVG with
+vl-convert when the report is written, so the page needs no script and no network.
+
+Every chart function takes already-aggregated data (bins, categories, curves), applies
+:class:`~linkage.report.disclosure.Disclosure` to counts itself (a suppressed bar is not
+drawn) and returns an SVG string ready to inline.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from linkage.report.disclosure import Disclosure
+
+Numbers = Any  # a list or a 1-d numpy array of numbers
+
+WIDTH = 860
+HEIGHT = 240
+ACCENT = "#2f5d8a"
+RULE = "#c0392b"
+PALETTE = ["#2f5d8a", "#e08a2e", "#3f9b5a", "#b54a4a", "#7d5ba6", "#8c6d3f", "#d46fb0"]
+
+_CONFIG: dict[str, Any] = {
+    "font": "Helvetica, Arial, sans-serif",
+    "view": {"stroke": None},
+    "mark": {"aria": False},  # no per-mark data labels inside the SVG
+    "axis": {"labelFontSize": 11, "titleFontSize": 12, "titleFontWeight": "normal"},
+    "title": {"fontSize": 14, "anchor": "start", "fontWeight": "bold"},
+    "legend": {"labelFontSize": 11, "titleFontSize": 12, "orient": "top"},
+}
+
+
+def render_svg(chart: Any) -> str:
+    """An Altair chart (or a Vega-Lite dict) -> SVG text for inlining in HTML."""
+    import vl_convert as vlc
+
+    spec = chart if isinstance(chart, dict) else chart.to_dict(validate=False)
+    spec.setdefault("config", {})
+    for k, v in _CONFIG.items():
+        spec["config"].setdefault(k, v)
+    svg = vlc.vegalite_to_svg(spec)
+    # inline SVG in HTML needs no namespace declarations; dropping them leaves the page
+    # without a single http(s):// string
+    svg = re.sub(r'\sxmlns(:\w+)?="[^"]*"', "", svg, count=4)
+    return svg
+
+
+def _alt() -> Any:
+    import altair as alt
+
+    return alt
+
+
+def _title(title: str, subtitle: str = "") -> Any:
+    alt = _alt()
+    return alt.TitleParams(title, subtitle=subtitle or alt.Undefined, subtitleColor="#5b6472")
+
+
+def histogram(
+    edges: Numbers,
+    counts: Numbers,
+    *,
+    title: str,
+    x_title: str,
+    y_title: str,
+    disclosure: Disclosure,
+    log_y: bool = False,
+    rule_at: float | None = None,
+    rule_label: str = "",
+    x_domain: tuple[float, float] | None = None,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    color: str = ACCENT,
+    subtitle: str = "",
+) -> str:
+    """Bars over bins ``[edges[i], edges[i+1])``; counts go through disclosure control
+    (suppressed bins are not drawn); ``log_y``: logarithmic count axis; ``rule_at``: a
+    vertical line (e.g. the threshold) labelled ``rule_label``."""
+    alt = _alt()
+    vals = disclosure.counts(list(counts))
+    rows: list[dict[str, Any]] = [
+        {"lo": float(edges[i]), "hi": float(edges[i + 1]), "n": v}
+        for i, v in enumerate(vals)
+        if v is not None and v > 0
+    ]
+    lo = float(edges[0]) if x_domain is None else x_domain[0]
+    hi = float(edges[-1]) if x_domain is None else x_domain[1]
+    scale_x = alt.Scale(domain=[lo, hi], nice=False, zero=False)
+    scale_y = alt.Scale(type="log") if log_y else alt.Scale()
+    bars = (
+        alt.Chart(alt.Data(values=rows or [{"lo": lo, "hi": lo, "n": None}]))
+        .mark_rect(color=color, stroke="white", strokeWidth=0.3)
+        .encode(
+            x=alt.X("lo:Q", title=x_title, scale=scale_x),
+            x2="hi:Q",
+            y=alt.Y("n:Q", title=y_title, scale=scale_y),
+            y2=alt.Y2(datum=1) if log_y else alt.Y2(datum=0),
+        )
+    )
+    layers = [bars]
+    if rule_at is not None:
+        layers += _rule(rule_at, rule_label, height, scale_x)
+    chart = alt.layer(*layers).properties(width=width, height=height, title=_title(title, subtitle))
+    return render_svg(chart)
+
+
+def _rule(x: float, label: str, height: int = HEIGHT, scale: Any = None) -> list[Any]:
+    alt = _alt()
+    data = alt.Data(values=[{"x": float(x), "label": label}])
+    enc_x = alt.X("x:Q", scale=scale) if scale is not None else alt.X("x:Q")
+    rule = alt.Chart(data).mark_rule(color=RULE, strokeWidth=2, strokeDash=[6, 3]).encode(x=enc_x)
+    out = [rule]
+    if label:
+        out.append(
+            alt.Chart(data)
+            .mark_text(color=RULE, align="left", dx=5, dy=-4, baseline="bottom", fontWeight="bold")
+            .encode(x=enc_x, y=alt.value(height), text="label:N")
+        )
+    return out
+
+
+def bars(
+    labels: Sequence[str],
+    counts: Sequence[Any],
+    *,
+    title: str,
+    x_title: str,
+    y_title: str = "",
+    disclosure: Disclosure | None,
+    horizontal: bool = True,
+    width: int = WIDTH,
+    bar_size: int = 18,
+    color: str = ACCENT,
+    log: bool = False,
+    subtitle: str = "",
+    percent: bool = False,
+    domain_max: float | None = None,
+) -> str:
+    """One bar per label. With ``disclosure`` the values are counts (suppressed ones are not
+    drawn); without it they are figures such as rates (``percent``: 0..1 shown as %)."""
+    alt = _alt()
+    vals = disclosure.counts([int(c or 0) for c in counts]) if disclosure else list(counts)
+    rows = [
+        {"label": str(lab), "v": v, "order": i}
+        for i, (lab, v) in enumerate(zip(labels, vals, strict=True))
+    ]
+    fmt = ".0%" if percent else ("~s" if disclosure else "~g")
+    kw: dict[str, Any] = {}
+    if log:
+        kw["scale"] = alt.Scale(type="log")
+    elif domain_max is not None:
+        kw["scale"] = alt.Scale(domain=[0, domain_max])
+    value_axis = alt.X if horizontal else alt.Y
+    cat_axis = alt.Y if horizontal else alt.X
+    axis = alt.Axis(format=fmt, tickMinStep=1) if disclosure else alt.Axis(format=fmt)
+    enc_v = value_axis("v:Q", title=x_title if horizontal else y_title, axis=axis, **kw)
+    enc_c = cat_axis(
+        "label:N",
+        title=y_title if horizontal else x_title,
+        sort=alt.SortField("order"),
+        axis=alt.Axis(labelLimit=260),
+    )
+    chart = alt.Chart(alt.Data(values=rows)).mark_bar(color=color)
+    if horizontal:
+        chart = chart.encode(x=enc_v, y=enc_c).properties(
+            width=width - 280, height=max(bar_size * len(rows), 40)
+        )
+    else:
+        chart = chart.encode(x=enc_c, y=enc_v).properties(width=width, height=HEIGHT)
+    return render_svg(chart.properties(title=_title(title, subtitle)))
+
+
+def grouped_bars(
+    rows: Sequence[tuple[str, str, int]],
+    *,
+    title: str,
+    x_title: str,
+    y_title: str = "",
+    disclosure: Disclosure,
+    width: int = WIDTH,
+    colors: Mapping[str, str] | None = None,
+    subtitle: str = "",
+) -> str:
+    """Horizontal bars of counts for (category, series, count) rows, series side by side."""
+    alt = _alt()
+    series = list(dict.fromkeys(s for _, s, _ in rows))
+    cats = list(dict.fromkeys(c for c, _, _ in rows))
+    data = []
+    for c, s, n in rows:
+        v = disclosure.value(n)
+        data.append({"c": c, "s": s, "v": v})
+    domain = series
+    rng = [(colors or {}).get(s, PALETTE[i % len(PALETTE)]) for i, s in enumerate(series)]
+    chart = (
+        alt.Chart(alt.Data(values=data))
+        .mark_bar()
+        .encode(
+            x=alt.X("v:Q", title=x_title, axis=alt.Axis(format="~s", tickMinStep=1)),
+            y=alt.Y("c:N", title=y_title, sort=cats, axis=alt.Axis(labelLimit=260)),
+            yOffset=alt.YOffset("s:N", sort=series),
+            color=alt.Color("s:N", title=None, scale=alt.Scale(domain=domain, range=rng)),
+        )
+        .properties(
+            width=width - 300,
+            height=max(14 * len(series) * len(cats) + 6 * len(cats), 50),
+            title=_title(title, subtitle),
+        )
+    )
+    return render_svg(chart)
+
+
+def curves(
+    x: Sequence[float],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    title: str,
+    x_title: str,
+    y_title: str,
+    rule_at: float | None = None,
+    rule_label: str = "",
+    percent: bool = True,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    dashed: Sequence[str] = (),
+    subtitle: str = "",
+    y_domain: tuple[float, float] | None = (0.0, 1.0),
+) -> str:
+    """Lines of figures (rates, not counts) against ``x``, one per series."""
+    alt = _alt()
+    names = list(series)
+    data = [
+        {"x": float(xv), "y": (None if y is None else float(y)), "s": name}
+        for name in names
+        for xv, y in zip(x, series[name], strict=True)
+    ]
+    rng = [PALETTE[i % len(PALETTE)] for i in range(len(names))]
+    dash = alt.StrokeDash(
+        "s:N",
+        title=None,
+        scale=alt.Scale(domain=names, range=[[6, 3] if n in dashed else [1, 0] for n in names]),
+    )
+    y_scale = alt.Scale(domain=list(y_domain)) if y_domain else alt.Scale()
+    line = (
+        alt.Chart(alt.Data(values=data))
+        .mark_line(strokeWidth=2.2)
+        .encode(
+            x=alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False, nice=False)),
+            y=alt.Y(
+                "y:Q",
+                title=y_title,
+                scale=y_scale,
+                axis=alt.Axis(format=".0%" if percent else "~g"),
+            ),
+            color=alt.Color("s:N", title=None, scale=alt.Scale(domain=names, range=rng)),
+            strokeDash=dash,
+        )
+    )
+    layers = [line]
+    if rule_at is not None:
+        layers += _rule(rule_at, rule_label, height)
+    chart = alt.layer(*layers).properties(width=width, height=height, title=_title(title, subtitle))
+    return render_svg(chart)
+
+
+def profile(
+    positions: Sequence[int],
+    rates: Sequence[float | None],
+    *,
+    title: str,
+    x_title: str,
+    y_title: str,
+    reference: float | None = None,
+    reference_label: str = "",
+    width: int = WIDTH,
+    height: int = 200,
+    subtitle: str = "",
+) -> str:
+    """A rate per position (e.g. how often each filter bit is set), as thin bars, with an
+    optional horizontal reference line (e.g. the mean)."""
+    alt = _alt()
+    data = [
+        {"p": int(p), "r": float(r)} for p, r in zip(positions, rates, strict=True) if r is not None
+    ]
+    chart = (
+        alt.Chart(alt.Data(values=data))
+        .mark_bar(color=ACCENT, width=max(1.0, width / max(len(positions), 1) * 0.9))
+        .encode(
+            x=alt.X("p:Q", title=x_title, scale=alt.Scale(domain=[0, len(positions)], nice=False)),
+            y=alt.Y("r:Q", title=y_title, axis=alt.Axis(format=".0%")),
+        )
+    )
+    layers = [chart]
+    if reference is not None:
+        d = alt.Data(values=[{"y": float(reference), "label": reference_label}])
+        layers.append(alt.Chart(d).mark_rule(color=RULE, strokeDash=[6, 3]).encode(y="y:Q"))
+        if reference_label:
+            layers.append(
+                alt.Chart(d)
+                .mark_text(color=RULE, align="right", dy=-6, fontWeight="bold")
+                .encode(y="y:Q", x=alt.value(width), text="label:N")
+            )
+    out = alt.layer(*layers).properties(width=width, height=height, title=_title(title, subtitle))
+    return render_svg(out)

@@ -1,0 +1,199 @@
+"""HTML reports without a browser: disclosure control, self-containment, no ids or values."""
+
+from __future__ import annotations
+
+import csv
+import re
+import stat
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from linkage.report.disclosure import Disclosure
+from linkage.report.page import Page, write_html
+
+# --------------------------------------------------------------------------- helpers
+
+_COUNT_CELL = re.compile(r'<(?:td|div) class="[^"]*\bcount\b[^"]*">([^<]*(?:&lt;[^<]*)?)</')
+
+
+def count_cells(html: str) -> list[str]:
+    return [m.group(1).replace("&lt;", "<") for m in _COUNT_CELL.finditer(html)]
+
+
+def assert_counts_disclosed(html: str, limit: int = 10) -> None:
+    """Every count printed is 0, suppressed (<limit) or at least ``limit``."""
+    cells = count_cells(html)
+    assert cells, "no count cells found"
+    for text in cells:
+        if text == f"<{limit:,}":
+            continue
+        n = int(text.replace(",", ""))
+        assert n == 0 or n >= limit, f"count {text} below the limit {limit}"
+
+
+def assert_self_contained(html: str) -> None:
+    low = html.lower()
+    assert "http://" not in low and "https://" not in low
+    assert "<script" not in low and "<link" not in low and "<img" not in low
+    assert "@import" not in low and "url(" not in low
+    assert not re.search(r"\ssrc\s*=", low)
+    hrefs = re.findall(r'href="([^"]*)"', html)
+    assert all(h.startswith("#") for h in hrefs), hrefs
+
+
+def assert_no_ids(html: str, ids: set[str]) -> None:
+    leaked = [i for i in ids if i and i in html]
+    assert not leaked, f"record ids in the report: {leaked[:5]}"
+
+
+def extract_values(paths: list[Path], min_len: int = 7, limit: int = 300) -> set[str]:
+    """Distinctive cell values of the extracts (names, addresses, dates...)."""
+    out: set[str] = set()
+    for p in paths:
+        with p.open(newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                for v in row.values():
+                    v = (v or "").strip()
+                    if len(v) >= min_len:
+                        out.add(v)
+                if len(out) > limit * len(paths):
+                    break
+    return out
+
+
+# --------------------------------------------------------------------------- disclosure
+
+
+def test_disclosure_suppresses_and_rounds() -> None:
+    d = Disclosure()
+    assert d.count(0) == "0"
+    assert [d.count(n) for n in (1, 5, 9)] == ["<10"] * 3
+    assert d.count(10) == "10"
+    assert d.count(12) == "10" and d.count(13) == "15"
+    assert d.count(123456) == "123,455"
+    assert d.value(3) is None and d.approx(3) == 5.0
+    # a share or rate never gives away a small count, from either side
+    assert d.share(3, 1000) == "under 1.0%"
+    assert d.share(997, 1000) == "over 99.0%"
+    assert d.share(500, 1000) == "50.0%"
+    assert d.rate(997, 1000) == "over 0.990"
+    assert d.rate(2, 1000) == "under 0.010"
+    assert d.rate(5, 8) == "-"  # the total itself is small
+
+
+def test_disclosure_limit_is_configurable() -> None:
+    d = Disclosure(min_count=20, round_to=1)
+    assert d.count(19) == "<20" and d.count(20) == "20" and d.count(21) == "21"
+    assert "1 to 19" in d.statement()
+    with pytest.raises(ValueError):
+        Disclosure(min_count=0)
+
+
+def test_page_is_escaped_atomic_and_private(tmp_path: Path) -> None:
+    p = Page("A <b>title</b>", disclosure=Disclosure())
+    s = p.section("Numbers & more")
+    s.table(["what", "rows"], [["<script>x</script>", 3], ["many", 1234]])
+    out = p.write(tmp_path / "r.html")
+    html = out.read_text()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert not list(tmp_path.glob(".*partial"))
+    assert_counts_disclosed(html)
+    assert_self_contained(html)
+    assert "Disclosure control" in html and "no record identifiers" in html
+    write_html(out, "again")  # replaces atomically
+    assert out.read_text() == "again"
+
+
+# --------------------------------------------------------------------------- real reports
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from report_fixtures import make_scenario
+
+    return make_scenario(tmp_path_factory.mktemp("report"), people=1500)
+
+
+def _check_report(html: str, scenario, limit: int = 10) -> None:  # type: ignore[no-untyped-def]
+    assert_self_contained(html)
+    assert_counts_disclosed(html, limit)
+    assert_no_ids(html, scenario.record_ids)
+    values = extract_values(list(scenario.extracts.values()))
+    leaked = [v for v in values if v in html]
+    assert not leaked, f"extract values in the report: {leaked[:5]}"
+    assert f"Counts from 1 to {limit - 1} are suppressed" in html
+
+
+def test_encode_report(scenario, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from report_fixtures import PARTY_COLUMNS
+
+    from linkage.report.encode_report import write_encode_report
+    from linkage.report.profile import profile_extract
+
+    party = "council_b"
+    prof = profile_extract(
+        scenario.extracts[party], scenario.schema, columns=PARTY_COLUMNS[party][1]
+    )
+    assert 0 < prof.filled["surname"] <= prof.rows
+    out = write_encode_report(
+        tmp_path / "encode.html",
+        scenario.summaries[party],
+        encoded=scenario.encoded[party],
+        schema=scenario.schema,
+        profile=prof,
+    )
+    html = out.read_text()
+    _check_report(html, scenario)
+    assert scenario.schema.fingerprint in html
+    assert html.count("<svg") >= 3
+
+
+def test_encode_report_suppresses_planted_small_counts(scenario, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from linkage.report.encode_report import write_encode_report
+
+    summary = scenario.summaries["nhs"]
+    summary.problems = Counter(
+        {
+            ("sex", "invalid sex code"): 3,
+            ("postcode", "invalid UK postcode"): 17,
+            ("*", "no usable field"): 7,
+        }
+    )
+    out = write_encode_report(
+        tmp_path / "e.html", summary, encoded=scenario.encoded["nhs"],
+        disclosure=Disclosure(min_count=20, round_to=1),
+    )  # fmt: skip
+    html = out.read_text()
+    assert_counts_disclosed(html, 20)
+    cells = count_cells(html)
+    assert "3" not in cells and "7" not in cells and "17" not in cells
+    assert cells.count("<20") >= 3
+
+
+def test_evaluation_report(scenario, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from linkage.report.evaluate_report import write_evaluation_report
+
+    out = write_evaluation_report(
+        tmp_path / "evaluate.html",
+        scenario.evaluation,
+        threshold=0.55,
+        links=scenario.links,
+        truth=scenario.truth,
+    )
+    html = out.read_text()
+    _check_report(html, scenario)
+    assert "Errors by party pair" in html and "entity size" in html
+    assert html.count("<svg") >= 2
+
+
+def test_bit_counts_match_a_direct_count() -> None:
+    from linkage.report.encode_report import bit_counts
+
+    rng = np.random.default_rng(0)
+    f = rng.integers(0, 2**63, (300, 4), dtype=np.uint64)
+    direct = np.array([[(int(r[p // 64]) >> (p % 64)) & 1 for p in range(256)] for r in f]).sum(0)
+    assert (bit_counts(f, chunk=64) == direct).all()
