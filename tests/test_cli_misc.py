@@ -10,7 +10,6 @@ import pyarrow.csv as pacsv
 import pytest
 from click.testing import CliRunner
 
-import linkage
 from linkage.cli import _Bar, main
 
 
@@ -56,10 +55,3 @@ def test_synth_cli_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
     assert r.exit_code == 2
     assert r.output.startswith("Error:") and "Traceback" not in r.output
     assert not (tmp_path / "x").exists()
-
-
-def test_public_api_names_resolve() -> None:
-    for name in linkage.__all__:
-        assert getattr(linkage, name) is not None, name
-    with pytest.raises(AttributeError):
-        linkage.no_such_thing  # noqa: B018

@@ -1,0 +1,131 @@
+"""The public layer: every submodule imported first, then every exported verb CALLED.
+
+Guards the bug where ``linkage.match`` (a lazy export) became the submodule ``linkage.match``
+once that module was imported: after importing everything, each verb must still be the
+function, and must run on tiny inputs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+import linkage
+
+SUBMODULES = sorted(
+    m.name
+    for m in pkgutil.walk_packages(linkage.__path__, "linkage.")
+    if not m.name.startswith("linkage.kernels.") or m.name.count(".") == 2
+)
+
+
+def _import_all() -> None:
+    for name in SUBMODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:  # an optional extra (dask) may be absent
+            if "dask" not in str(exc):
+                raise
+
+
+def test_submodules_found() -> None:
+    assert "linkage.tlu.linker" in SUBMODULES and "linkage.partner.pipeline" in SUBMODULES
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    _import_all()
+    tmp = tmp_path_factory.mktemp("api")
+    from linkage.schema import uk_person_template
+
+    schema = linkage.Schema.from_dict(uk_person_template())
+    secret = linkage.Secret(bytes(range(200, 232)))
+    people = pa.table(
+        {
+            "record_id": ["1", "2", "3"],
+            "given_name": ["Ann", "Bob", "Cat"],
+            "surname": ["Smith", "Jones", "Patel"],
+            "date_of_birth": ["1980-01-02", "1975-05-06", "1990-10-11"],
+            "sex": ["F", "M", "F"],
+            "postcode": ["CF10 1AA", "L1 8JQ", "M1 1AE"],
+            "address": ["1 High St", "2 Low Rd", "3 Mid Ln"],
+            "nhs_number": [None, None, None],
+        }
+    )
+    csv = tmp / "b.csv"
+    pacsv.write_csv(people, csv)
+    return {"tmp": tmp, "schema": schema, "secret": secret, "people": people, "csv": csv}
+
+
+def _calls(w: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+    tmp: Path = w["tmp"]
+
+    def enc(party: str) -> Any:
+        return linkage.encode(w["people"], w["schema"], w["secret"], party=party)
+
+    def match() -> Any:
+        res = linkage.match([enc("a"), enc("b")], seed=1)
+        assert res.links.num_rows == 6 and res.pairs.num_rows == 3
+        return res
+
+    def encode_file() -> Any:
+        out = tmp / "b.parquet"
+        out.unlink(missing_ok=True)
+        return linkage.encode_file(w["csv"], out, w["schema"], w["secret"], party="b")
+
+    def read_encoded() -> Any:
+        encode_file()
+        return linkage.read_encoded(tmp / "b.parquet")
+
+    def synth() -> Any:
+        return linkage.synth(tmp / "synth", people=20, parties=2, seed=1, overwrite=True)
+
+    def evaluate() -> Any:
+        res = match()
+        truth = pa.table(
+            {
+                "party": ["a"] * 3 + ["b"] * 3,
+                "record_id": ["1", "2", "3"] * 2,
+                "person_id": ["p1", "p2", "p3"] * 2,
+            }
+        )
+        report = linkage.evaluate(res.links, truth)
+        assert report is not None
+        return report
+
+    return {
+        "encode": lambda: enc("a"),
+        "encode_file": encode_file,
+        "read_encoded": read_encoded,
+        "match": match,
+        "solve": lambda: linkage.solve([0], [1], [0.9], [0, 1]),
+        "synth": synth,
+        "evaluate": evaluate,
+        "normalise": lambda: linkage.normalise("name", ["O'Brien"]),
+    }
+
+
+def test_every_verb_is_called_after_every_module_is_imported(world: dict[str, Any]) -> None:
+    calls = _calls(world)
+    verbs = [n for n in linkage.__all__ if n[0].islower() and not n.startswith("_")]
+    missing = [v for v in verbs if v not in calls]
+    assert not missing, f"exported verbs without a call in this test: {missing}"
+    for name in verbs:
+        fn = getattr(linkage, name)
+        assert inspect.isfunction(fn), f"linkage.{name} is {fn!r}, not a function"
+        assert calls[name]() is not None, name
+
+
+def test_exported_classes_are_classes() -> None:
+    _import_all()
+    for name in linkage.__all__:
+        if name[0].isupper():
+            assert inspect.isclass(getattr(linkage, name)), name
