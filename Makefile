@@ -30,6 +30,7 @@ format: $(STAMP)
 
 check: $(STAMP)
 	$(BIN)/ruff check linkage kernels tests benchmarks
+	$(BIN)/ruff format --check linkage kernels tests benchmarks
 	$(BIN)/mypy
 
 # Peers (clkhash, anonlink, blocklib) pin old numpy/cryptography: they get their own venv.
