@@ -420,7 +420,9 @@ class _delayed:
         return self.fn(*args)
 
 
-def _light_inputs(paths: Sequence[str | Path]) -> tuple[list[EncodedTable], list[str], list[str]]:
+def _light_inputs(
+    paths: Sequence[EncodedTable | str | Path],
+) -> tuple[list[EncodedTable], list[str], list[str]]:
     """Record ids and metadata of each file (no filters): what the client needs to check
     compatibility and write the outputs. Returns (tables, display names, path strings)."""
     encs, names, strs = [], [], []
