@@ -13,7 +13,14 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["NHS_WEIGHTS", "digit_matrix", "nhs_check_digit", "nhs_is_valid", "nhs_number_valid"]
+__all__ = [
+    "NHS_WEIGHTS",
+    "NO_CHECK_DIGIT",
+    "digit_matrix",
+    "nhs_check_digit",
+    "nhs_is_valid",
+    "nhs_number_valid",
+]
 
 NHS_WEIGHTS = np.arange(10, 1, -1, dtype=np.int64)  # on body digits 1..9
 NO_CHECK_DIGIT = 10  # what nhs_check_digit returns for a body that has none

@@ -61,3 +61,10 @@ def test_one_definition_is_used() -> None:
     from linkage.partner import normalisers
 
     assert normalisers.nhs_check_ok is nhs_number_valid
+
+
+@given(st.integers(0, 999_999_999))
+def test_integer_bodies_through_digit_matrix(body: int) -> None:
+    """The synthetic population checks integer bodies via digit_matrix."""
+    want = _definition([int(c) for c in f"{body:09d}"])
+    assert int(nhs_check_digit(digit_matrix([body], 9))[0]) == (10 if want is None else want)

@@ -1,33 +1,35 @@
-"""Tests for linkage.synth: synthetic populations with ground truth."""
+"""Tests for linkage.synth (linkage.lab): synthetic populations with ground truth."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linkage.errors import LinkageError
-from linkage.lab.synthetic import (
-    PARTY_NAMES,
-    POSTCODE_REGEX,
-    RATES,
-    SynthError,
+from linkage.identifiers import nhs_is_valid
+from linkage.lab.corrupt import (
     keyboard_typo,
-    nhs_check_digit,
-    nhs_is_valid,
     ocr_typo,
     phonetic_misspelling,
     postcode_typo,
     strip_accents,
+)
+from linkage.lab.rates import PARTY_NAMES, POSTCODE_REGEX, RATES
+from linkage.lab.synthetic import (
+    TEMPLATE_FIELDS,
+    SynthError,
+    encode_arguments,
+    encode_options,
     synth,
 )
 
@@ -69,29 +71,6 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth") / "clean"
     synth(out, 1500, 8, corruption="none", duplicates=0.05, seed=11)
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# NHS numbers
-
-
-def test_nhs_check_digit_known_examples() -> None:
-    assert nhs_is_valid("943 476 5919")  # the NHS's published example
-    assert nhs_is_valid("9434765919")
-    assert not nhs_is_valid("9434765918")
-    assert not nhs_is_valid("943476591")
-    assert not nhs_is_valid("94347659x9")
-    # remainder 0 -> check 11 -> 0
-    body = 400000004  # 4*10 + 4*2 = 48, 48 % 11 = 4 -> check 7
-    assert int(nhs_check_digit(np.array([body]))[0]) == 7
-
-
-@given(st.integers(0, 999_999_999))
-def test_nhs_check_digit_matches_plain_python(body: int) -> None:
-    digits = [int(c) for c in f"{body:09d}"]
-    r = sum(d * w for d, w in zip(digits, range(10, 1, -1), strict=True)) % 11
-    expected = 0 if r == 0 else 11 - r
-    assert int(nhs_check_digit(np.array([body]))[0]) == expected
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,3 +384,28 @@ def test_docs_table_matches_rates() -> None:
                 zip(("none", "low", "medium", "high"), map(float, m.groups()[1:]), strict=True)
             )
     assert table == RATES
+
+
+def test_encode_arguments_encode_every_party(tmp_path: Path) -> None:
+    """The one synth -> uk-person field map: each party (party 4 holds no NHS numbers) encodes
+    every record with the template, with the dob format given, not detected."""
+    from linkage.partner.pipeline import encode
+    from linkage.schema import Schema, uk_person_template
+    from linkage.secret import Secret
+
+    schema = Schema.from_dict(uk_person_template())
+    assert set(TEMPLATE_FIELDS) == {f.name for f in schema.fields}
+    synth(tmp_path / "pop", 60, 5, corruption="none", seed=2)
+    manifest = json.loads((tmp_path / "pop" / "manifest.json").read_text(encoding="utf-8"))
+    secret = Secret(hashlib.sha256(b"synth-test").digest())
+    for p in manifest["parties"]:
+        args = encode_arguments(p)
+        assert args["party"] == p["name"] and args["id_column"] == p["record_id_column"]
+        assert args["absent"] == ([] if "nhs" in p["columns"] else ["nhs_number"])
+        assert args["date_formats"] == {"date_of_birth": p["date_format"]}
+        rejects: list = []
+        enc = encode(tmp_path / "pop" / p["file"], schema, secret, rejects=rejects, **args)
+        assert enc.party == p["name"] and len(enc.record_ids) == p["records"]
+        opts = encode_options(p)
+        assert opts[:4] == ["--party", p["name"], "--id-column", p["record_id_column"]]
+        assert ("--absent" in opts) == ("nhs" not in p["columns"])
