@@ -1,0 +1,276 @@
+"""``map create``: a full link (the match flow itself) stored as version 1 of a new map.
+
+The candidates and the solve are :func:`linkage.tlu.linker.match`'s own (an engine wrapper
+keeps the loaded tables and the scored candidate pairs), so the map's entities are the same
+partition as ``linkage match`` with the same options; the map then issues its own 64-bit
+entity ids and stores records, block keys, scored pairs and memberships.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from linkage.encoded import EncodedTable
+from linkage.tlu.blocking import DEFAULT_MAX_BLOCK, Candidates
+from linkage.tlu.engines import CandidateOptions, Engine, InProcessEngine, Warn
+from linkage.tlu.linkage_map import ids as idrules
+from linkage.tlu.linkage_map.records import block_keys, digests, key_rows, record_rows
+from linkage.tlu.linkage_map.store import MAP_FORMAT_VERSION, MapStore, new_map
+from linkage.tlu.linker import DEFAULT_THRESHOLD, match
+
+Progress = Callable[[int, int], None]
+
+
+class _Keeping:
+    """An engine that delegates to another and keeps what the match flow gave it."""
+
+    def __init__(self, inner: Engine) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.encs: list[EncodedTable] = []
+        self.names: list[str] = []
+        self.cand: Candidates | None = None
+
+    def load(self, inputs: Any) -> tuple[list[EncodedTable], list[str]]:
+        self.encs, self.names = self.inner.load(inputs)
+        return self.encs, self.names
+
+    def candidates(
+        self, encs: Sequence[EncodedTable], opts: CandidateOptions, warn: Warn
+    ) -> Candidates:
+        self.cand = self.inner.candidates(encs, opts, warn)
+        return self.cand
+
+    def describe(self) -> dict[str, int]:
+        return self.inner.describe()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def file_source(path: str | Path | None, enc: EncodedTable, name: str) -> dict[str, Any]:
+    """What the version log records about one input: who sent what, when."""
+    out: dict[str, Any] = {
+        "file": name,
+        "party": enc.party,
+        "records": len(enc),
+        "encoded_created": enc.meta.get("created"),
+        "encoded_by": enc.meta.get("package_version"),
+    }
+    if path is not None and Path(path).is_file():
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        out["sha256"] = h.hexdigest()
+    return out
+
+
+def version_row(version: int, verb: str, **fields: Any) -> pa.Table:
+    row: dict[str, Any] = {
+        "version": version,
+        "created": _dt.datetime.now(_dt.UTC).replace(tzinfo=None, microsecond=0),
+        "verb": verb,
+        "operator": _operator(),
+    }
+    row.update(fields)
+    return pa.Table.from_pylist([row])
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - no user name in some containers
+        return "unknown"
+
+
+def map_create(
+    map_path: str | Path,
+    inputs: Sequence[EncodedTable | str | Path],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    blocking: str = "auto",
+    dedupe: bool = False,
+    dedupe_threshold: float | None = None,
+    solver: str = "greedy",
+    threads: int | None = None,
+    seed: int | None = None,
+    max_block: int = DEFAULT_MAX_BLOCK,
+    force: bool = False,
+    warn: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
+    engine: Engine | None = None,
+) -> dict[str, Any]:
+    """Link ``inputs`` as :func:`linkage.match` does and store the result as version 1 of a
+    new map at ``map_path`` (written beside it, renamed into place at the end).
+
+    Options are match's (stored in the map: every update re-uses them). ``seed`` also makes
+    entity ids reproducible. Returns the map's :func:`map_info`-style summary. Raises
+    :class:`~linkage.errors.InputError` / :class:`~linkage.errors.CompatibilityError` as
+    ``match`` does, and InputError if ``map_path`` exists (unless ``force``).
+    """
+    say = progress or (lambda n, t: None)
+    t_start = time.perf_counter()
+    keeper = _Keeping(engine or InProcessEngine())
+    result = match(
+        inputs,
+        threshold=threshold,
+        blocking=blocking,
+        dedupe=dedupe,
+        dedupe_threshold=dedupe_threshold,
+        solver=solver,
+        threads=threads,
+        seed=seed,
+        max_block=max_block,
+        warn=warn,
+        engine=keeper,
+    )
+    say(1, 4)
+    encs, names, cand = keeper.encs, keeper.names, keeper.cand
+    assert cand is not None
+    # entity labels of the concatenated records, in input order
+    labels = pc.dictionary_encode(result.links.column("entity_id")).combine_chunks().indices
+    labels = labels.to_numpy(zero_copy_only=False).astype(np.int64)
+    _, first = np.unique(labels, return_index=True)
+    relabel = np.empty(len(first), np.int64)
+    relabel[np.argsort(np.argsort(first))] = np.arange(len(first))
+    labels = relabel[labels]  # numbered by first record
+    n_ent = len(first)
+    eids = idrules.new_ids(n_ent, lambda a: np.zeros(len(a), bool), seed, 1)
+    meta = _map_meta(encs[0], result.stats, cand, dedupe, solver, blocking, max_block, seed)
+    paths = [None if isinstance(i, EncodedTable) else i for i in inputs]
+    sources = [file_source(p, e, n) for p, e, n in zip(paths, encs, names, strict=True)]
+    say(2, 4)
+    with new_map(map_path, force=force) as store:
+        offset = 0
+        for pix, enc in enumerate(encs):
+            n = len(enc)
+            rows = np.arange(n, dtype=np.int64)
+            rix = rows + offset
+            store.insert("records", record_rows(enc, rows, rix, pix, digests(enc), 1))
+            store.insert("record_keys", key_rows(block_keys(enc), rows, rix))
+            store.insert(
+                "parties",
+                pa.table(
+                    {
+                        "pix": pa.array([pix], pa.int16()),
+                        "party": [enc.party],
+                        "first_version": pa.array([1], pa.int32()),
+                    }
+                ),
+            )
+            offset += n
+        say(3, 4)
+        store.insert(
+            "pairs",
+            pa.table(
+                {"a": pa.array(cand.left), "b": pa.array(cand.right), "score": pa.array(cand.score)}
+            ),
+        )
+        n_rec = offset
+        store.insert(
+            "membership",
+            pa.table(
+                {
+                    "rix": pa.array(np.arange(n_rec, dtype=np.int64)),
+                    "entity": pa.array(eids[labels]),
+                    "valid_from": pa.array(np.ones(n_rec, np.int32)),
+                    "valid_to": pa.nulls(n_rec, pa.int32()),
+                }
+            ),
+        )
+        store.insert(
+            "entities",
+            pa.table(
+                {
+                    "entity": pa.array(eids),
+                    "first_version": pa.array(np.ones(n_ent, np.int32)),
+                    "ended": pa.nulls(n_ent, pa.int32()),
+                    "fate": pa.nulls(n_ent, pa.string()),
+                    "successor": pa.nulls(n_ent, pa.uint64()),
+                }
+            ),
+        )
+        store.set_meta(meta)
+        store.insert(
+            "versions",
+            version_row(
+                1,
+                "create",
+                parties=",".join(e.party for e in encs),
+                sources=json.dumps(sources),
+                delta=False,
+                added=n_rec,
+                changed=0,
+                retired=0,
+                unchanged=0,
+                records=n_rec,
+                entities=n_ent,
+                pairs=len(cand.left),
+                seconds=round(time.perf_counter() - t_start, 3),
+            ),
+        )
+    say(4, 4)
+    return {"version": 1, "records": n_rec, "entities": n_ent, "pairs": len(cand.left)}
+
+
+def _map_meta(
+    enc: EncodedTable,
+    stats: Any,
+    cand: Candidates,
+    dedupe: bool,
+    solver: str,
+    blocking: str,
+    max_block: int,
+    seed: int | None,
+) -> dict[str, str]:
+    from linkage import __version__
+
+    meta = {
+        "map_format_version": MAP_FORMAT_VERSION,
+        "current_version": "1",
+        "encoded_format_version": enc.meta["format_version"],
+        "schema_fingerprint": enc.meta["schema_fingerprint"],
+        "key_check": enc.meta["key_check"],
+        "filter_length": enc.meta["filter_length"],
+        "has_block_keys": str(enc.has_block_keys).lower(),
+        "threshold": repr(float(stats.threshold)),
+        "dedupe": str(dedupe).lower(),
+        "dedupe_threshold": repr(float(stats.dedupe_threshold)) if dedupe else "",
+        "solver": solver,
+        "blocking": blocking,
+        "blocking_used_at_create": cand.strategy,
+        "max_block": str(max_block),
+        "seed": "" if seed is None else str(seed),
+        "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+        "package_version": __version__,
+    }
+    for k in ("bands", "rows"):
+        if k in cand.detail:
+            meta[f"lsh_{k}"] = str(cand.detail[k])
+    return meta
+
+
+def store_options(store: MapStore) -> dict[str, Any]:
+    """The match options a map was created with (what every update re-uses)."""
+    m = store.meta
+    return {
+        "threshold": float(m["threshold"]),
+        "dedupe": m["dedupe"] == "true",
+        "dedupe_threshold": float(m["dedupe_threshold"]) if m["dedupe_threshold"] else None,
+        "solver": m["solver"],
+        "blocking": m["blocking"],
+        "max_block": int(m["max_block"]),
+        "seed": int(m["seed"]) if m["seed"] else None,
+    }

@@ -1,0 +1,219 @@
+"""Scored candidate pairs that touch the new records of an update, with the match flow's own
+kernels and rules (so the map's pair graph equals the one a full relink would score).
+
+A full relink scores every pair that shares a block (``keys`` / ``lsh``) or every pair
+(``none``); the pairs between two unchanged records are already stored, so an update only
+scores (a) new records against current ones and (b) new records among themselves.
+
+(a) uses :func:`linkage.tlu.blocking.score_blocks` on the new records and only those
+current records that share a block key with one of them (found by a DuckDB semi-join on
+``record_keys``), with a two-valued "side" array as its party array: the kernel scores only
+pairs whose sides differ, i.e. new-vs-current. The real parties then apply match's rules:
+within one party only with dedupe, at ``dedupe_threshold``; across parties at
+``threshold``. (b) is the match flow's candidate generation over the new records alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+from linkage.kernels.dice import allpairs_dice
+from linkage.kernels.lsh import band_keys, choose_bands_rows, sample_positions
+from linkage.kernels.popcount import popcount_rows
+from linkage.tlu.blocking import exhaustive, score_blocks
+from linkage.tlu.linkage_map.records import KeyArrays, filters_from_blobs
+from linkage.tlu.linkage_map.store import MapStore
+
+
+@dataclass
+class NewSet:
+    """The records an update stores: filters, party index, rix, block keys (owner = row)."""
+
+    filters: np.ndarray  # (k, W) uint64
+    pix: np.ndarray  # int64[k], grouped by party
+    rix: np.ndarray  # int64[k]
+    keys: KeyArrays | None
+
+
+@dataclass
+class Rules:
+    threshold: float
+    dedupe: bool
+    dedupe_threshold: float | None
+    max_block: int
+    seed: int
+
+    @property
+    def low(self) -> float:
+        if self.dedupe and self.dedupe_threshold is not None:
+            return min(self.threshold, self.dedupe_threshold)
+        return self.threshold
+
+    def keep(self, same_party: np.ndarray, score: np.ndarray) -> np.ndarray:
+        if not self.dedupe:
+            return ~same_party & (score >= self.threshold)
+        t_in = self.threshold if self.dedupe_threshold is None else self.dedupe_threshold
+        return np.where(same_party, score >= t_in, score >= self.threshold)
+
+
+def _lsh_positions(store: MapStore, filters: np.ndarray, rules: Rules) -> np.ndarray:
+    length = filters.shape[1] * 64
+    m = store.meta
+    if "lsh_bands" in m:
+        bands, rows = int(m["lsh_bands"]), int(m["lsh_rows"])
+    else:
+        fill = float(np.bitwise_count(filters).sum()) / max(1, filters.size * 64)
+        bands, rows = choose_bands_rows(
+            rules.threshold, 0.995, length, fill=min(max(fill, 0.05), 0.95)
+        )
+    return sample_positions(length, bands, rows, rules.seed)
+
+
+def _band_key_arrays(filters: np.ndarray, pos: np.ndarray, parallel: bool) -> KeyArrays:
+    bk = band_keys(filters, pos, parallel=parallel)
+    n, bands = bk.shape
+    return KeyArrays(bk.reshape(-1), np.repeat(np.arange(n, dtype=np.int64), bands))
+
+
+def _old_records(
+    store: MapStore, new: NewSet, retired: np.ndarray, strategy: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, KeyArrays | None]:
+    """Current records the new ones may pair with: (rix, pix, filters, keys by row)."""
+    words = new.filters.shape[1]
+    ret = pa.table({"rix": pa.array(retired, pa.int64())})
+    with store.temp("_retired", ret):
+        if strategy == "keys":
+            assert new.keys is not None
+            nk = pa.table({"key": pa.array(np.unique(new.keys.keys))})
+            with store.temp("_newkeys", nk):
+                store.con.execute(
+                    "CREATE OR REPLACE TEMP TABLE _cand AS SELECT k.key, k.rix FROM record_keys k "
+                    "SEMI JOIN _newkeys n ON k.key = n.key ANTI JOIN _retired t ON k.rix = t.rix"
+                )
+            ck = store.arrow("SELECT key, rix FROM _cand")
+            recs = store.arrow(
+                "SELECT rix, pix, clk FROM records WHERE valid_to IS NULL "
+                "AND rix IN (SELECT rix FROM _cand) ORDER BY rix"
+            )
+            store.con.execute("DROP TABLE _cand")
+        else:
+            recs = store.arrow(
+                "SELECT rix, pix, clk FROM records r WHERE valid_to IS NULL "
+                "AND rix NOT IN (SELECT rix FROM _retired) ORDER BY rix"
+            )
+            ck = None
+    rix = recs.column("rix").to_numpy()
+    pix = recs.column("pix").to_numpy().astype(np.int64)
+    filters = filters_from_blobs(recs.column("clk"), words)
+    keys = None
+    if ck is not None:
+        k_rix = ck.column("rix").to_numpy()
+        keys = KeyArrays(ck.column("key").to_numpy(), np.searchsorted(rix, k_rix))
+    return rix, pix, filters, keys
+
+
+def new_pairs(
+    store: MapStore,
+    new: NewSet,
+    retired: np.ndarray,
+    strategy: str,
+    rules: Rules,
+    warn: Callable[[str], None],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Pairs (a, b, score) with a < b (rix) touching a new record, and the number of current
+    records they were scored against."""
+    parallel = numba.get_num_threads() > 1
+    k = len(new.rix)
+    if k == 0:
+        z = np.zeros(0, np.int64)
+        return z, z, np.zeros(0), 0
+    old_rix, old_pix, old_f, old_keys = _old_records(store, new, retired, strategy)
+    m = len(old_rix)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    pos = None
+    if strategy == "lsh":
+        pos = _lsh_positions(store, np.concatenate([old_f, new.filters]), rules)
+    # (a) new vs current
+    if m:
+        if strategy == "none":
+            i, j, s = allpairs_dice(new.filters, old_f, rules.low, parallel=parallel)
+            a, b = new.rix[i], old_rix[j]
+            same = new.pix[i] == old_pix[j]
+        else:
+            filters = np.ascontiguousarray(np.concatenate([old_f, new.filters]))
+            side = np.r_[np.ones(m, np.int32), np.zeros(k, np.int32)]
+            if strategy == "keys":
+                assert new.keys is not None and old_keys is not None
+                keys = np.concatenate([old_keys.keys, new.keys.keys])
+                owner = np.concatenate([old_keys.owner, new.keys.owner + m])
+            else:
+                assert pos is not None
+                bk = _band_key_arrays(filters, pos, parallel)
+                keys, owner = bk.keys, bk.owner
+            i, j, s, _ = score_blocks(
+                keys,
+                owner,
+                filters,
+                popcount_rows(filters),
+                side,
+                rules.low,
+                False,
+                parallel,
+                rules.max_block,
+                warn,
+            )
+            rix_all = np.concatenate([old_rix, new.rix])
+            pix_all = np.concatenate([old_pix, new.pix])
+            a, b = rix_all[i], rix_all[j]
+            same = pix_all[i] == pix_all[j]
+        keep = rules.keep(same, s)
+        parts.append((a[keep], b[keep], s[keep]))
+    # (b) new vs new, with the real parties
+    if k > 1:
+        if strategy == "none":
+            bounds = np.flatnonzero(np.r_[True, new.pix[1:] != new.pix[:-1], True])
+            i, j, s, _ = exhaustive(
+                new.filters,
+                bounds.astype(np.int64),
+                rules.threshold,
+                rules.dedupe,
+                parallel,
+                rules.dedupe_threshold if rules.dedupe else None,
+            )
+        else:
+            if strategy == "keys":
+                assert new.keys is not None
+                keys, owner = new.keys.keys, new.keys.owner
+            else:
+                assert pos is not None
+                bk = _band_key_arrays(new.filters, pos, parallel)
+                keys, owner = bk.keys, bk.owner
+            party = new.pix.astype(np.int32)
+            i, j, s, _ = score_blocks(
+                keys,
+                owner,
+                new.filters,
+                popcount_rows(new.filters),
+                party,
+                rules.low,
+                rules.dedupe,
+                parallel,
+                rules.max_block,
+                warn,
+            )
+            keep = rules.keep(new.pix[i] == new.pix[j], s)
+            i, j, s = i[keep], j[keep], s[keep]
+        parts.append((new.rix[i], new.rix[j], s))
+    if not parts:
+        z = np.zeros(0, np.int64)
+        return z, z, np.zeros(0), m
+    a = np.concatenate([p[0] for p in parts])
+    b = np.concatenate([p[1] for p in parts])
+    s = np.concatenate([p[2] for p in parts])
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    return lo, hi, s, m

@@ -1,0 +1,106 @@
+"""Encoded records as the map stores them: rows for ``records`` and ``record_keys``, digests.
+
+A record's digest is BLAKE2b-128 (RFC 7693) of its filter bytes followed by its block keys
+(little-endian uint64): two versions of a record with the same id are "the same" exactly
+when their digests are equal (a changed filter or changed block keys is a change).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from linkage.encoded import EncodedTable, filters_to_arrow
+
+
+@dataclass
+class KeyArrays:
+    """Block keys of ``n`` records: ``keys[k]`` belongs to record ``owner[k]`` (0..n-1)."""
+
+    keys: np.ndarray  # uint64
+    owner: np.ndarray  # int64
+
+
+def block_keys(enc: EncodedTable) -> KeyArrays | None:
+    """The table's block keys, or None when it has none."""
+    if not enc.has_block_keys:
+        return None
+    col = enc.table.column("block_keys").combine_chunks()
+    flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.uint64, copy=False)
+    lens = pc.list_value_length(col).to_numpy(zero_copy_only=False).astype(np.int64)
+    return KeyArrays(flat, np.repeat(np.arange(len(enc), dtype=np.int64), lens))
+
+
+def digests(enc: EncodedTable) -> np.ndarray:
+    """BLAKE2b-128 of (filter bytes, block keys) per record: ``S16`` array of length n."""
+    n = len(enc)
+    raw = enc.filters.view(np.uint8).reshape(n, -1)
+    out = np.empty(n, dtype="S16")
+    if enc.has_block_keys:
+        col = enc.table.column("block_keys").combine_chunks()
+        flat = col.flatten().to_numpy(zero_copy_only=False).astype("<u8", copy=False)
+        offs = col.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+        kb = flat.view(np.uint8)
+        for i in range(n):
+            h = hashlib.blake2b(raw[i].tobytes(), digest_size=16)
+            h.update(kb[offs[i] * 8 : offs[i + 1] * 8].tobytes())
+            out[i] = h.digest()
+    else:
+        for i in range(n):
+            out[i] = hashlib.blake2b(raw[i].tobytes(), digest_size=16).digest()
+    return out
+
+
+def record_rows(
+    enc: EncodedTable,
+    rows: np.ndarray,
+    rix: np.ndarray,
+    pix: int,
+    digest: np.ndarray,
+    version: int,
+) -> pa.Table:
+    """``records`` rows for ``enc``'s rows ``rows`` (int64), given their rix and digests."""
+    idx = pa.array(rows)
+    clk = filters_to_arrow(enc.filters[rows]).cast(pa.binary())
+    n = len(rows)
+    return pa.table(
+        {
+            "rix": pa.array(rix, pa.int64()),
+            "pix": pa.array(np.full(n, pix, np.int16)),
+            "record_id": pc.take(enc.record_ids, idx),
+            "clk": clk,
+            "digest": pa.array(digest[rows].astype(object), pa.binary()),
+            "valid_from": pa.array(np.full(n, version, np.int32)),
+            "valid_to": pa.nulls(n, pa.int32()),
+        }
+    )
+
+
+def key_rows(keys: KeyArrays | None, rows: np.ndarray, rix: np.ndarray) -> pa.Table:
+    """``record_keys`` rows of the records ``rows`` (their rix given)."""
+    if keys is None or len(rows) == 0:
+        return pa.table({"key": pa.array([], pa.uint64()), "rix": pa.array([], pa.int64())})
+    lookup = np.full(int(keys.owner.max(initial=-1)) + 1, -1, np.int64)
+    lookup[rows] = rix
+    sel = lookup[keys.owner] >= 0
+    return pa.table({"key": pa.array(keys.keys[sel]), "rix": pa.array(lookup[keys.owner[sel]])})
+
+
+def filters_from_blobs(col: pa.Array | pa.ChunkedArray, words: int) -> np.ndarray:
+    """A BLOB column of equal-length filters -> (n, words) uint64 (one copy at most)."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    n = len(col)
+    if n == 0:
+        return np.zeros((0, words), np.uint64)
+    if col.type != pa.binary():
+        col = col.cast(pa.binary())
+    offs = np.frombuffer(col.buffers()[1], np.int32, count=n + 1, offset=col.offset * 4)
+    data = np.frombuffer(col.buffers()[2], np.uint8)[offs[0] : offs[-1]]
+    if not (np.diff(offs) == words * 8).all():  # pragma: no cover - the store writes fixed sizes
+        raise ValueError("stored filters have unequal lengths")
+    return np.ascontiguousarray(data).view(np.uint64).reshape(n, words)

@@ -1,0 +1,257 @@
+"""The linkage map's DuckDB file: schema, opening and locking, transactions, small readers.
+
+One file holds a map (ACID: an update is one transaction; DuckDB's write-ahead log makes a
+killed process leave the last committed version). Tables, all queryable with plain SQL:
+
+- ``meta(key, value)``: map format version, schema fingerprint, key-check value, filter
+  length, encoded-file format version, the match options (threshold, dedupe,
+  dedupe_threshold, solver, blocking, max_block, seed, LSH bands/rows), current version.
+- ``parties(pix, party, first_version)``: party index (solver order) and name.
+- ``versions(version, created, verb, operator, parties, sources, delta, added, changed,
+  retired, unchanged, records, entities, pairs, seconds)``: the version log; ``sources`` is
+  JSON (file name, party, records, SHA-256 of the file, the file's creation time).
+- ``records(rix, pix, record_id, clk, digest, valid_from, valid_to)``: every version of
+  every encoded record (``rix`` is the row's own id; a changed record gets a new row);
+  ``valid_to`` is the version it stopped being current (NULL: current). ``digest`` is
+  BLAKE2b-128 of the filter bytes and the block keys (change detection).
+- ``record_keys(key, rix)``: block keys of the *current* records (candidate search).
+- ``pairs(a, b, score)``: scored candidate pairs (Dice >= threshold) between current
+  records, ``a < b`` (rix): what re-clustering an affected component needs.
+- ``membership(rix, entity, valid_from, valid_to)``: each record version's entity, with
+  history.
+- ``entities(entity, first_version, ended, fate, successor)``: every entity id ever issued
+  (ids are never reused); ``fate`` merged / retired, ``successor`` the survivor of a merge.
+- ``events(version, change, entity, related, records)``: created / merged / split / retired.
+
+Views ``links_current`` and ``entity_ids`` show entity ids as 16 hex digits.
+Versions: ``valid_from <= N`` and ``(valid_to IS NULL OR valid_to > N)`` is "current at N".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from linkage._files import Output, check_outputs
+from linkage.errors import InputError
+
+MAP_FORMAT_VERSION = "1"
+
+DDL = """
+CREATE TABLE meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL);
+CREATE TABLE parties (pix SMALLINT NOT NULL, party VARCHAR NOT NULL, first_version INTEGER);
+CREATE TABLE versions (
+    version INTEGER NOT NULL, created TIMESTAMP NOT NULL, verb VARCHAR NOT NULL,
+    operator VARCHAR, parties VARCHAR, sources VARCHAR, delta BOOLEAN,
+    added BIGINT, changed BIGINT, retired BIGINT, unchanged BIGINT,
+    records BIGINT, entities BIGINT, pairs BIGINT, seconds DOUBLE);
+CREATE TABLE records (
+    rix BIGINT NOT NULL, pix SMALLINT NOT NULL, record_id VARCHAR NOT NULL, clk BLOB NOT NULL,
+    digest BLOB NOT NULL, valid_from INTEGER NOT NULL, valid_to INTEGER);
+CREATE TABLE record_keys (key UBIGINT NOT NULL, rix BIGINT NOT NULL);
+CREATE TABLE pairs (a BIGINT NOT NULL, b BIGINT NOT NULL, score DOUBLE NOT NULL);
+CREATE TABLE membership (
+    rix BIGINT NOT NULL, entity UBIGINT NOT NULL, valid_from INTEGER NOT NULL,
+    valid_to INTEGER);
+CREATE TABLE entities (
+    entity UBIGINT NOT NULL, first_version INTEGER NOT NULL, ended INTEGER, fate VARCHAR,
+    successor UBIGINT);
+CREATE TABLE events (
+    version INTEGER NOT NULL, change VARCHAR NOT NULL, entity UBIGINT NOT NULL,
+    related UBIGINT, records BIGINT);
+CREATE VIEW links_current AS
+    SELECT printf('%016x', m.entity) AS entity_id, p.party, r.record_id
+    FROM membership m JOIN records r USING (rix) JOIN parties p USING (pix)
+    WHERE m.valid_to IS NULL;
+CREATE VIEW entity_ids AS
+    SELECT printf('%016x', entity) AS entity_id, first_version, ended, fate,
+           CASE WHEN successor IS NULL THEN NULL ELSE printf('%016x', successor) END
+               AS successor_id
+    FROM entities;
+"""
+
+
+def hex_ids(ids: np.ndarray) -> pa.Array:
+    """uint64 entity ids -> 16 lowercase hex digits each (vectorised)."""
+    a = np.ascontiguousarray(ids, dtype=">u8").view(np.uint8).reshape(-1, 8)
+    digits = np.frombuffer(b"0123456789abcdef", np.uint8)
+    out = np.empty((a.shape[0], 16), np.uint8)
+    out[:, 0::2] = digits[a >> 4]
+    out[:, 1::2] = digits[a & 15]
+    return pa.array(out.reshape(-1).view("S16").astype(object)).cast(pa.string())
+
+
+def parse_id(text: str) -> int:
+    """A 16-hex entity id -> its integer; InputError otherwise."""
+    t = text.strip().lower()
+    if len(t) != 16 or any(c not in "0123456789abcdef" for c in t):
+        raise InputError(f"entity id {text!r} is not 16 hexadecimal digits")
+    return int(t, 16)
+
+
+class MapStore:
+    """An open map. ``con`` is the DuckDB connection; use :func:`open_map`."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self.con = con
+        self.path = path
+        self._meta: dict[str, str] | None = None
+
+    # -- reading -----------------------------------------------------------------------
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        return self.con.execute(query, list(params)).fetchall()
+
+    def arrow(self, query: str, *params: Any) -> pa.Table:
+        if not params:
+            return self.con.sql(query).to_arrow_table()
+        args = params[0] if len(params) == 1 and isinstance(params[0], dict) else list(params)
+        return self.con.sql(query, params=args).to_arrow_table()
+
+    @property
+    def meta(self) -> dict[str, str]:
+        if self._meta is None:
+            self._meta = dict(self.sql("SELECT key, value FROM meta"))
+        return self._meta
+
+    @property
+    def version(self) -> int:
+        return int(self.meta["current_version"])
+
+    def parties(self) -> dict[str, int]:
+        """party name -> party index (pix)."""
+        return {p: int(i) for i, p in self.sql("SELECT pix, party FROM parties ORDER BY pix")}
+
+    def max_rix(self) -> int:
+        return int(self.sql("SELECT coalesce(max(rix), -1) FROM records")[0][0])
+
+    def check_version(self, version: int | None) -> int:
+        cur = self.version
+        if version is None:
+            return cur
+        if not 1 <= version <= cur:
+            raise InputError(f"{self.path}: no version {version} (versions 1..{cur})")
+        return version
+
+    # -- writing -----------------------------------------------------------------------
+    def set_meta(self, values: dict[str, str]) -> None:
+        for k, v in values.items():
+            self.con.execute("DELETE FROM meta WHERE key = ?", [k])
+            self.con.execute("INSERT INTO meta VALUES (?, ?)", [k, str(v)])
+        self._meta = None
+
+    def insert(self, table: str, data: pa.Table) -> None:
+        """Append an Arrow table (columns in the table's order)."""
+        if data.num_rows == 0:
+            return
+        name = f"_in_{table}"
+        self.con.register(name, data)
+        try:
+            cols = ", ".join(data.column_names)
+            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name}")
+        finally:
+            self.con.unregister(name)
+
+    @contextlib.contextmanager
+    def temp(self, name: str, data: pa.Table) -> Iterator[str]:
+        """Expose an Arrow table to SQL as ``name`` inside the block."""
+        self.con.register(name, data)
+        try:
+            yield name
+        finally:
+            self.con.unregister(name)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: COMMIT at the end of the block, ROLLBACK on any exception."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+            self._meta = None
+            raise
+        self.con.execute("COMMIT")
+        self._meta = None
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + max(wait, 0.0)
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            msg = str(exc)
+            if "lock" not in msg.lower():
+                raise InputError(f"{path}: cannot open the map ({msg.splitlines()[0]})") from None
+            if time.monotonic() >= deadline:
+                raise InputError(
+                    f"{path}: the map is in use by another process (an update holds its lock); "
+                    "try again when it has finished, or give --wait SECONDS"
+                ) from None
+            time.sleep(0.2)
+        except duckdb.Error as exc:
+            raise InputError(f"{path}: not a linkage map ({exc.__class__.__name__})") from None
+
+
+def open_map(path: str | Path, *, write: bool = False, wait: float = 0.0) -> MapStore:
+    """Open an existing map (read-only unless ``write``); InputError if it is not a map or
+    another process holds it (after waiting up to ``wait`` seconds)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such map (make one with `linkage map create`)")
+    con = _connect(p, read_only=not write, wait=wait)
+    store = MapStore(con, p)
+    try:
+        fmt = store.meta.get("map_format_version")
+    except duckdb.Error:
+        con.close()
+        raise InputError(f"{p}: not a linkage map (no meta table)") from None
+    if fmt != MAP_FORMAT_VERSION:
+        con.close()
+        raise InputError(
+            f"{p}: linkage map format {fmt!r} is not supported (this linkage reads "
+            f"{MAP_FORMAT_VERSION!r})"
+        )
+    if write:
+        # random filter bits do not compress; DuckDB's analysis of them only costs time
+        con.execute("SET force_compression = 'uncompressed'")
+    return store
+
+
+@contextlib.contextmanager
+def new_map(path: str | Path, *, force: bool = False) -> Iterator[MapStore]:
+    """Create a map at a temporary path beside ``path``; on success it is checkpointed,
+    closed and renamed into place (so a crash never leaves a half-built map at ``path``)."""
+    (p,) = check_outputs([Output(Path(path), "map")], force=force)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.partial")
+    for leftover in (tmp, Path(f"{tmp}.wal")):
+        leftover.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    con.execute("SET force_compression = 'uncompressed'")
+    store = MapStore(con, p)
+    try:
+        con.execute(DDL)
+        yield store
+        con.execute("CHECKPOINT")
+        con.close()
+        os.chmod(tmp, 0o600)
+        Path(f"{p}.wal").unlink(missing_ok=True)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.close()
+        tmp.unlink(missing_ok=True)
+        Path(f"{tmp}.wal").unlink(missing_ok=True)
+        raise

@@ -1,0 +1,416 @@
+"""``map update``: a party's new extract (or a delta) applied to the map as one transaction.
+
+1. Diff each extract against the party's current records (:mod:`.diff`): added, changed
+   (same record id, new digest: the old version retires, the new one is stored), unchanged,
+   retired (missing from a full extract, or listed in the deletions of a delta).
+2. Score only the pairs touching new records (:mod:`.candidates`).
+3. Affected components: the connected components of the pair graph (stored pairs, including
+   those of retiring records, plus the new pairs) that hold a new or retiring record. The
+   solver's result on a component depends only on that component's edges, so re-solving
+   exactly these with :func:`linkage.tlu.solver.solve` (the map's stored options; records
+   in party order, then map order) gives what a full relink's solve gives on them;
+   everything else stays as it is.
+4. Stable ids for the re-solved clusters (:mod:`.ids`); events for every id change.
+5. Write it all in one DuckDB transaction: the previous version stays intact and readable
+   if the process is killed at any point, and bad input is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from linkage.encoded import EncodedTable
+from linkage.errors import CompatibilityError, InputError
+from linkage.kernels.cluster import connected_components
+from linkage.tlu.blocking import choose_strategy
+from linkage.tlu.engines import load_tables
+from linkage.tlu.linkage_map import ids as idrules
+from linkage.tlu.linkage_map.build import file_source, store_options, version_row
+from linkage.tlu.linkage_map.candidates import NewSet, Rules, new_pairs
+from linkage.tlu.linkage_map.diff import Deletions, PartyDiff, party_diff, read_deletions
+from linkage.tlu.linkage_map.records import KeyArrays, block_keys, key_rows, record_rows
+from linkage.tlu.linkage_map.store import MapStore, open_map
+from linkage.tlu.linker import _PROPERTY_WORDS, check_compatible, numba_threads
+from linkage.tlu.solver import MAX_PARTIES, solve
+
+
+def _checkpoint(name: str) -> None:
+    """A named point of the update (the crash test kills the process at these)."""
+
+
+def _check_against_map(store: MapStore, encs: Sequence[EncodedTable], names: list[str]) -> None:
+    m = store.meta
+    want = {
+        "format_version": m["encoded_format_version"],
+        "schema_fingerprint": m["schema_fingerprint"],
+        "filter_length": m["filter_length"],
+        "key_check": m["key_check"],
+    }
+    for enc, name in zip(encs, names, strict=True):
+        for prop, words in _PROPERTY_WORDS.items():
+            if enc.meta.get(prop) != want[prop]:
+                raise CompatibilityError(
+                    f"{name} was encoded with {words} than the map {store.path.name}"
+                )
+        if enc.has_block_keys != (m["has_block_keys"] == "true"):
+            have = "has" if enc.has_block_keys else "lacks"
+            raise CompatibilityError(f"{name} {have} block keys, unlike the map's records")
+
+
+def map_update(
+    map_path: str | Path,
+    inputs: Sequence[EncodedTable | str | Path] = (),
+    *,
+    delta: bool = False,
+    deletions: str | Path | pa.Table | None = None,
+    threads: int | None = None,
+    wait: float = 0.0,
+    warn: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Apply new extracts to the map as a new version (see the module docstring).
+
+    Each input replaces its party's previous extract (a party not yet in the map joins it);
+    with ``delta`` the inputs carry only additions and changes, and ``deletions`` (CSV or
+    Parquet with ``party, record_id``) lists the records to retire. Returns a summary:
+    version, added, changed, unchanged, retired, records, entities, pairs, affected, seconds.
+
+    Raises :class:`InputError` / :class:`CompatibilityError` (files of another schema,
+    secret or format; duplicate ids; a deletion of an unknown record) before writing; the
+    map is locked while an update runs (a second one waits ``wait`` seconds, then fails).
+    """
+    say = progress or (lambda n, t: None)
+    warn_ = warn or (lambda m: None)
+    if deletions is not None and not delta:
+        raise InputError("a deletions list needs --delta (a full extract retires what it lacks)")
+    encs, names = load_tables(inputs) if inputs else ([], [])
+    dels = read_deletions(deletions) if deletions is not None else Deletions("deletions")
+    if not encs and not dels.by_party:
+        raise InputError("give at least one encoded file (or --delta with --deletions)")
+    if encs:
+        check_compatible(encs, names, dedupe=True)
+    secs: dict[str, float] = {}
+    t_all = t0 = time.perf_counter()
+    store = open_map(map_path, write=True, wait=wait)
+    try:
+        with numba_threads(threads):
+            _check_against_map(store, encs, names)
+            result = _update(store, encs, names, delta, dels, inputs, warn_, say, secs, t0)
+        result["seconds"] = {k: round(v, 3) for k, v in secs.items()}
+        result["seconds"]["total"] = round(time.perf_counter() - t_all, 3)
+        return result
+    finally:
+        store.close()
+
+
+def _update(
+    store: MapStore,
+    encs: list[EncodedTable],
+    names: list[str],
+    delta: bool,
+    dels: Deletions,
+    inputs: Sequence[Any],
+    warn: Callable[[str], None],
+    say: Callable[[int, int], None],
+    secs: dict[str, float],
+    t0: float,
+) -> dict[str, Any]:
+    t_start = t0
+    opts = store_options(store)
+    version = store.version + 1
+    parties = store.parties()
+    # 1. diff
+    diffs: list[PartyDiff] = []
+    next_pix = max(parties.values(), default=-1) + 1
+    by_party = {e.party: e for e in encs}
+    for party in list(by_party) + [p for p in dels.by_party if p not in by_party]:
+        d = party_diff(
+            store,
+            by_party.get(party),
+            party,
+            parties.get(party),
+            next_pix,
+            delta=delta,
+            deleted=dels.by_party.get(party, []),
+            deletions_name=dels.name,
+        )
+        if d.is_new_party:
+            next_pix += 1
+        diffs.append(d)
+    if next_pix > MAX_PARTIES:
+        raise InputError(f"a map holds at most {MAX_PARTIES} parties")
+    rix0 = store.max_rix() + 1
+    parts_f, parts_pix, parts_old, parts_keys = [], [], [], []
+    offset = 0
+    for d in diffs:
+        n = len(d.new_rows)
+        if d.enc is not None and n:
+            parts_f.append(d.enc.filters[d.new_rows])
+            ka = block_keys(d.enc)
+            if ka is not None:
+                remap = np.full(len(d.enc), -1, np.int64)
+                remap[d.new_rows] = np.arange(n) + offset
+                sel = remap[ka.owner] >= 0
+                parts_keys.append(KeyArrays(ka.keys[sel], remap[ka.owner[sel]]))
+        parts_pix.append(np.full(n, d.pix, np.int64))
+        parts_old.append(d.changed_old)
+        offset += n
+    words = int(store.meta["filter_length"]) // 64
+    k = offset
+    new = NewSet(
+        np.ascontiguousarray(np.concatenate(parts_f))
+        if parts_f
+        else np.zeros((0, words), np.uint64),
+        np.concatenate(parts_pix) if parts_pix else np.zeros(0, np.int64),
+        np.arange(k, dtype=np.int64) + rix0,
+        None,
+    )
+    if store.meta["has_block_keys"] == "true":
+        new.keys = KeyArrays(
+            np.concatenate([p.keys for p in parts_keys]) if parts_keys else np.zeros(0, np.uint64),
+            np.concatenate([p.owner for p in parts_keys]) if parts_keys else np.zeros(0, np.int64),
+        )
+    changed_old = np.concatenate(parts_old) if parts_old else np.zeros(0, np.int64)
+    retiring = np.concatenate([changed_old[changed_old >= 0]] + [d.retired for d in diffs])
+    secs["diff"] = time.perf_counter() - t0
+    say(1, 5)
+    _checkpoint("diffed")
+
+    # 2. candidates touching new records
+    t0 = time.perf_counter()
+    cur = store.arrow("SELECT rix, pix FROM records WHERE valid_to IS NULL")
+    n_nodes = rix0 + k
+    node_pix = np.full(n_nodes, -1, np.int64)
+    node_pix[cur.column("rix").to_numpy()] = cur.column("pix").to_numpy()
+    node_pix[retiring] = -1
+    node_pix[new.rix] = new.pix
+    sizes = np.bincount(node_pix[node_pix >= 0], minlength=next_pix).tolist()
+    strategy = opts["blocking"]
+    if strategy == "auto":
+        strategy = choose_strategy(sizes, opts["dedupe"], new.keys is not None)
+    rules = Rules(
+        opts["threshold"],
+        opts["dedupe"],
+        opts["dedupe_threshold"],
+        opts["max_block"],
+        opts["seed"] or 0,
+    )
+    na, nb, ns, scored_against = new_pairs(store, new, retiring, strategy, rules, warn)
+    secs["candidates"] = time.perf_counter() - t0
+    say(2, 5)
+
+    # 3. affected components
+    t0 = time.perf_counter()
+    old = store.arrow("SELECT a, b, score FROM pairs")
+    oa, ob = old.column("a").to_numpy(), old.column("b").to_numpy()
+    osc = old.column("score").to_numpy()
+    ga, gb = np.concatenate([oa, na]), np.concatenate([ob, nb])
+    comp = connected_components(ga, gb, np.ones(len(ga), np.bool_), n_nodes)
+    hit = np.zeros(int(comp.max(initial=-1)) + 1, np.bool_)
+    hit[comp[new.rix]] = True
+    hit[comp[retiring]] = True
+    aff_mask = hit[comp] & (node_pix >= 0)
+    aff = np.flatnonzero(aff_mask)
+    aff = aff[np.lexsort((aff, node_pix[aff]))]  # party order, then map order
+    local = np.full(n_nodes, -1, np.int64)
+    local[aff] = np.arange(len(aff))
+    keep_old = (local[oa] >= 0) & (local[ob] >= 0)
+    ea = np.concatenate([local[oa[keep_old]], local[na]])
+    eb = np.concatenate([local[ob[keep_old]], local[nb]])
+    es = np.concatenate([osc[keep_old], ns])
+    res = solve(ea, eb, es, node_pix[aff], dedupe=opts["dedupe"], solver=opts["solver"])
+    secs["solve"] = time.perf_counter() - t0
+    say(3, 5)
+
+    # 4. stable ids
+    t0 = time.perf_counter()
+    old_side = np.concatenate([aff[aff < rix0], retiring])
+    with store.temp("_q", pa.table({"rix": pa.array(old_side, pa.int64())})):
+        mem = store.arrow(
+            "SELECT rix, entity FROM membership WHERE valid_to IS NULL "
+            "AND rix IN (SELECT rix FROM _q)"
+        )
+    m_rix, m_ent = mem.column("rix").to_numpy(), mem.column("entity").to_numpy()
+    prev_of = np.zeros(n_nodes, np.uint64)
+    prev_of[m_rix] = m_ent
+    succ_old = np.full(n_nodes, -1, np.int64)
+    succ_old[new.rix] = changed_old
+    prev_node = np.where(aff >= rix0, succ_old[aff], aff)  # a changed record: its old version
+    prev = np.where(prev_node >= 0, prev_of[np.maximum(prev_node, 0)], 0).astype(np.uint64)
+    touched, old_size = np.unique(m_ent, return_counts=True)
+    with store.temp("_t", pa.table({"entity": pa.array(touched, pa.uint64())})):
+        fv = store.arrow(
+            "SELECT entity, first_version FROM entities WHERE entity IN (SELECT entity FROM _t)"
+        )
+    first_version = np.zeros(len(touched), np.int64)
+    first_version[np.searchsorted(touched, fv.column("entity").to_numpy())] = fv.column(
+        "first_version"
+    ).to_numpy()
+
+    def taken(cand: np.ndarray) -> np.ndarray:
+        with store.temp("_c", pa.table({"entity": pa.array(cand, pa.uint64())})):
+            hits = store.arrow(
+                "SELECT entity FROM entities WHERE entity IN (SELECT entity FROM _c)"
+            )
+        return np.isin(cand, hits.column("entity").to_numpy())
+
+    assignment = idrules.assign(
+        res.labels,
+        prev,
+        touched,
+        first_version,
+        old_size.astype(np.int64),
+        lambda n: idrules.new_ids(n, taken, opts["seed"], version),
+    )
+    new_ent = assignment.cluster_ids[res.labels]
+    secs["ids"] = time.perf_counter() - t0
+    say(4, 5)
+    _checkpoint("solved")
+
+    # 5. one transaction
+    t0 = time.perf_counter()
+    moved = (aff < rix0) & (new_ent != prev)
+    close_rix = np.concatenate([aff[moved], retiring])
+    open_rix = np.concatenate([aff[moved], aff[aff >= rix0]])
+    open_ent = np.concatenate([new_ent[moved], new_ent[aff >= rix0]])
+    n_new_rec = k
+    counts = {
+        "added": sum(d.added for d in diffs),
+        "changed": sum(d.changed for d in diffs),
+        "retired": int(sum(len(d.retired) for d in diffs)),
+        "unchanged": sum(d.unchanged for d in diffs),
+    }
+    prev_entities = int(
+        store.sql("SELECT entities FROM versions WHERE version = ?", version - 1)[0][0]
+    )
+    n_entities = prev_entities + len(assignment.fresh) - len(assignment.ended)
+    n_records = int((node_pix >= 0).sum())
+    sources = [
+        file_source(None if isinstance(i, EncodedTable) else i, e, nm)
+        for i, e, nm in zip(inputs, encs, names, strict=True)
+    ]
+    if dels.by_party:
+        sources.append({"file": dels.name, "deletions": sum(map(len, dels.by_party.values()))})
+    with store.transaction():
+        store.insert(
+            "parties",
+            pa.table(
+                {
+                    "pix": pa.array([d.pix for d in diffs if d.is_new_party], pa.int16()),
+                    "party": pa.array([d.party for d in diffs if d.is_new_party], pa.string()),
+                    "first_version": pa.array(
+                        [version for d in diffs if d.is_new_party], pa.int32()
+                    ),
+                }
+            ),
+        )
+        base = rix0
+        for d in diffs:
+            n = len(d.new_rows)
+            if d.enc is not None and n:
+                rix = np.arange(n, dtype=np.int64) + base
+                store.insert(
+                    "records", record_rows(d.enc, d.new_rows, rix, d.pix, d.digest, version)
+                )
+                store.insert("record_keys", key_rows(block_keys(d.enc), d.new_rows, rix))
+            base += n
+        _checkpoint("records-inserted")
+        with store.temp("_ret", pa.table({"rix": pa.array(retiring, pa.int64())})):
+            store.con.execute(
+                f"UPDATE records SET valid_to = {version} WHERE rix IN (SELECT rix FROM _ret)"
+            )
+            store.con.execute("DELETE FROM record_keys WHERE rix IN (SELECT rix FROM _ret)")
+            store.con.execute(
+                "DELETE FROM pairs WHERE a IN (SELECT rix FROM _ret) OR b IN (SELECT rix FROM _ret)"
+            )
+        store.insert(
+            "pairs", pa.table({"a": pa.array(na), "b": pa.array(nb), "score": pa.array(ns)})
+        )
+        _checkpoint("pairs-written")
+        with store.temp("_close", pa.table({"rix": pa.array(close_rix, pa.int64())})):
+            store.con.execute(
+                f"UPDATE membership SET valid_to = {version} WHERE valid_to IS NULL "
+                "AND rix IN (SELECT rix FROM _close)"
+            )
+        store.insert(
+            "membership",
+            pa.table(
+                {
+                    "rix": pa.array(open_rix, pa.int64()),
+                    "entity": pa.array(open_ent, pa.uint64()),
+                    "valid_from": pa.array(np.full(len(open_rix), version, np.int32)),
+                    "valid_to": pa.nulls(len(open_rix), pa.int32()),
+                }
+            ),
+        )
+        nf = len(assignment.fresh)
+        store.insert(
+            "entities",
+            pa.table(
+                {
+                    "entity": pa.array(assignment.fresh, pa.uint64()),
+                    "first_version": pa.array(np.full(nf, version, np.int32)),
+                    "ended": pa.nulls(nf, pa.int32()),
+                    "fate": pa.nulls(nf, pa.string()),
+                    "successor": pa.nulls(nf, pa.uint64()),
+                }
+            ),
+        )
+        for e, (fate, succ) in assignment.ended.items():
+            store.con.execute(
+                "UPDATE entities SET ended = ?, fate = ?, successor = ? WHERE entity = ?",
+                [version, fate, succ or None, e],
+            )
+        ev = assignment.events
+        store.insert(
+            "events",
+            pa.table(
+                {
+                    "version": pa.array([version] * len(ev), pa.int32()),
+                    "change": pa.array([c for c, _, _, _ in ev], pa.string()),
+                    "entity": pa.array([e for _, e, _, _ in ev], pa.uint64()),
+                    "related": pa.array([r or None for _, _, r, _ in ev], pa.uint64()),
+                    "records": pa.array([n for _, _, _, n in ev], pa.int64()),
+                }
+            ),
+        )
+        _checkpoint("memberships-written")
+        store.insert(
+            "versions",
+            version_row(
+                version,
+                "update",
+                parties=",".join(d.party for d in diffs),
+                sources=json.dumps(sources),
+                delta=delta,
+                records=n_records,
+                entities=n_entities,
+                pairs=int(store.sql("SELECT count(*) FROM pairs")[0][0]),
+                seconds=round(time.perf_counter() - t_start, 3),
+                **counts,
+            ),
+        )
+        store.set_meta({"current_version": str(version)})
+        _checkpoint("before-commit")
+    _checkpoint("committed")
+    secs["write"] = time.perf_counter() - t0
+    say(5, 5)
+    return {
+        "version": version,
+        **counts,
+        "records": n_records,
+        "entities": n_entities,
+        "new_pairs": len(na),
+        "affected_records": len(aff),
+        "scored_against": scored_against,
+        "strategy": strategy,
+        "new_records_stored": n_new_rec,
+        "events": len(ev),
+    }

@@ -1,0 +1,194 @@
+"""Reading a map: links at a version, changes since a version, an entity's history, info.
+
+All readers open the map read-only (several may run at once; none while an update holds
+the map). Outputs are written atomically (a temporary file beside the target, renamed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from linkage._files import PARQUET, Output, atomic_outputs, check_outputs
+from linkage.encoded import metadata_bytes
+from linkage.errors import InputError
+from linkage.tlu.linkage_map.store import MapStore, open_map, parse_id
+
+CHANGE_KINDS = ("created", "merged", "split", "retired")
+
+
+def write_table(
+    table: pa.Table, output: str | Path, meta: dict[str, str], force: bool = True
+) -> None:
+    """Parquet with ``linkage.`` metadata, atomically, mode 0600 (links are personal data)."""
+    (out,) = check_outputs([Output(Path(output), "output", PARQUET)], force=force)
+    with atomic_outputs(out) as (tmp,):
+        pq.write_table(table.replace_schema_metadata(metadata_bytes(meta)), tmp, compression="zstd")
+
+
+def out_meta(store: MapStore, version: int, **extra: str) -> dict[str, str]:
+    m = store.meta
+    meta = {
+        "schema_fingerprint": m["schema_fingerprint"],
+        "key_check": m["key_check"],
+        "filter_length": m["filter_length"],
+        "map_version": str(version),
+        "threshold": m["threshold"],
+    }
+    meta.update(extra)
+    return meta
+
+
+def links_at(store: MapStore, version: int) -> pa.Table:
+    """``entity_id, party, record_id`` of every record current at ``version`` (sorted by
+    party index then record row, so the output does not depend on storage order)."""
+    return store.arrow(
+        "SELECT printf('%016x', m.entity) AS entity_id, p.party, r.record_id "
+        "FROM membership m JOIN records r USING (rix) JOIN parties p USING (pix) "
+        "WHERE m.valid_from <= $v AND (m.valid_to IS NULL OR m.valid_to > $v) "
+        "ORDER BY r.pix, r.rix",
+        {"v": version},
+    )
+
+
+def map_links(
+    map_path: str | Path, output: str | Path | None = None, *, version: int | None = None
+) -> pa.Table:
+    """The linkage map's links (``entity_id, party, record_id``) at ``version`` (default:
+    current); written to ``output`` (Parquet) when given. Same columns as ``linkage match``."""
+    store = open_map(map_path)
+    try:
+        v = store.check_version(version)
+        table = links_at(store, v)
+        if output is not None:
+            write_table(table, output, out_meta(store, v, record_count=str(table.num_rows)))
+        return table
+    finally:
+        store.close()
+
+
+def map_changes(
+    map_path: str | Path, output: str | Path | None = None, *, since: int = 1
+) -> pa.Table:
+    """Entity changes in versions after ``since``: ``version, change, entity_id,
+    related_entity_id, records``. ``change``: created (a new id; related empty), merged
+    (``entity_id`` merged into ``related_entity_id``), split (``records`` records of
+    ``entity_id`` now belong to ``related_entity_id``), retired (no records left)."""
+    store = open_map(map_path)
+    try:
+        if not 0 <= since <= store.version:
+            raise InputError(f"--since must be between 0 and {store.version}, got {since}")
+        table = store.arrow(
+            "SELECT version, change, printf('%016x', entity) AS entity_id, "
+            "CASE WHEN related IS NULL THEN NULL ELSE printf('%016x', related) END "
+            "AS related_entity_id, records FROM events WHERE version > $s "
+            "ORDER BY version, change, entity_id, related_entity_id",
+            {"s": since},
+        )
+        if output is not None:
+            write_table(table, output, out_meta(store, store.version, since=str(since)))
+        return table
+    finally:
+        store.close()
+
+
+def map_history(map_path: str | Path, entity: str) -> dict[str, Any]:
+    """One entity's story: when issued, its fate, its events and every record that was
+    ever a member (party, record_id, valid_from, valid_to)."""
+    e = parse_id(entity)
+    store = open_map(map_path)
+    try:
+        row = store.sql(
+            "SELECT first_version, ended, fate, successor FROM entities WHERE entity = ?", e
+        )
+        if not row:
+            raise InputError(f"{store.path}: no entity {entity!r} in this map")
+        first, ended, fate, succ = row[0]
+        events = store.sql(
+            "SELECT version, change, printf('%016x', entity), "
+            "CASE WHEN related IS NULL THEN NULL ELSE printf('%016x', related) END, records "
+            "FROM events WHERE entity = ? OR related = ? ORDER BY version, change",
+            e,
+            e,
+        )
+        members = store.sql(
+            "SELECT p.party, r.record_id, m.valid_from, m.valid_to FROM membership m "
+            "JOIN records r USING (rix) JOIN parties p USING (pix) WHERE m.entity = ? "
+            "ORDER BY m.valid_from, p.party, r.record_id",
+            e,
+        )
+        return {
+            "entity_id": f"{e:016x}",
+            "first_version": first,
+            "ended": ended,
+            "fate": fate,
+            "successor": None if succ is None else f"{succ:016x}",
+            "events": [
+                {"version": v, "change": c, "entity_id": a, "related_entity_id": b, "records": n}
+                for v, c, a, b, n in events
+            ],
+            "records": [
+                {"party": p, "record_id": r, "valid_from": f, "valid_to": t}
+                for p, r, f, t in members
+            ],
+        }
+    finally:
+        store.close()
+
+
+def map_info(map_path: str | Path) -> dict[str, Any]:
+    """Metadata, the version log and current counts of a map."""
+    store = open_map(map_path)
+    try:
+        versions = store.arrow("SELECT * EXCLUDE (sources) FROM versions ORDER BY version")
+        sources = dict(store.sql("SELECT version, sources FROM versions"))
+        log = versions.to_pylist()
+        for r in log:
+            r["created"] = r["created"].isoformat() if r["created"] else None
+            r["sources"] = json.loads(sources[r["version"]] or "[]")
+        per_party = dict(
+            store.sql(
+                "SELECT p.party, count(*) FROM records r JOIN parties p USING (pix) "
+                "WHERE r.valid_to IS NULL GROUP BY p.party ORDER BY p.party"
+            )
+        )
+        entities = store.sql("SELECT count(DISTINCT entity) FROM membership WHERE valid_to IS NULL")
+        pairs = store.sql("SELECT count(*) FROM pairs")
+        return {
+            "path": str(store.path),
+            "meta": dict(store.meta),
+            "current_version": store.version,
+            "records_per_party": per_party,
+            "entities": int(entities[0][0]),
+            "pairs": int(pairs[0][0]),
+            "versions": log,
+        }
+    finally:
+        store.close()
+
+
+def info_lines(info: dict[str, Any]) -> list[str]:
+    """Human-readable summary of :func:`map_info`."""
+    m = info["meta"]
+    lines = [
+        f"map {info['path']} (format {m['map_format_version']}), version {info['current_version']}",
+        f"schema {m['schema_fingerprint'][:16]}..., filter length {m['filter_length']}, "
+        f"threshold {m['threshold']}, dedupe {m['dedupe']}, solver {m['solver']}, "
+        f"blocking {m['blocking']}",
+        f"{sum(info['records_per_party'].values())} records, {info['entities']} entities, "
+        f"{info['pairs']} scored pairs",
+    ]
+    for p, n in info["records_per_party"].items():
+        lines.append(f"  {p}: {n} records")
+    lines.append("versions:")
+    for r in info["versions"]:
+        files = ", ".join(f"{s['file']} ({s['records']})" for s in r["sources"])
+        lines.append(
+            f"  {r['version']} {r['created']} {r['verb']} by {r['operator']}: {files}; "
+            f"+{r['added']} ~{r['changed']} -{r['retired']}, {r['entities']} entities"
+        )
+    return lines
