@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
 import textwrap
 from pathlib import Path
@@ -10,11 +12,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from jit_parity import same_with_and_without_jit
-from test_match import encode_party, entities, make_population, precision_recall, same_entity_pairs
 
-from linkage.encoded import read_encoded, write_encoded
+from linkage.encoded import EncodedTable, read_encoded, write_encoded
 from linkage.errors import SchemaError
 from linkage.kernels import harden as hk
+from linkage.lab.synthetic import synth
 from linkage.partner.encoder import Encoder
 from linkage.partner.harden import Hardener, step_keys
 from linkage.partner.pipeline import encode
@@ -22,8 +24,9 @@ from linkage.schema import Schema, uk_person_template
 from linkage.secret import Secret
 from linkage.tlu.linker import match
 
-SECRET = Secret(b"harden-test-secret-0123456789-AB")
-OTHER = Secret(b"harden-test-secret-different-!!!")
+# random-looking 32-byte secrets (typed or repetitive secrets are refused)
+SECRET = Secret(hashlib.sha256(b"harden-test-secret").digest())
+OTHER = Secret(hashlib.sha256(b"harden-test-other-secret").digest())
 
 ALL_STEPS = [
     {"type": "diffusion", "taps": 5, "output_bits": 1024},
@@ -66,6 +69,48 @@ def unhardened(schema: Schema, secret: Secret, t: pa.Table) -> np.ndarray:
     enc.hardener = None
     cols = {f: t.column(f).combine_chunks() for f in ("given_name", "surname")}
     return enc.encode_batch(cols, t.num_rows).filters
+
+
+# schema field -> synth manifest field
+SYNTH_FIELDS = {
+    "given_name": "given",
+    "surname": "family",
+    "date_of_birth": "dob",
+    "sex": "sex",
+    "postcode": "postcode",
+    "address": "address",
+    "nhs_number": "nhs",
+}
+
+
+def encode_parties(pop: Path, manifest: dict, schema: Schema) -> list[EncodedTable]:
+    out = []
+    for p in manifest["parties"]:
+        cols = {f: p["columns"][s] for f, s in SYNTH_FIELDS.items() if s in p["columns"]}
+        out.append(
+            encode(
+                pop / p["file"],
+                schema,
+                SECRET,
+                party=p["name"],
+                id_column=p["record_id_column"],
+                columns=cols,
+                date_formats={"date_of_birth": p["date_format"]},
+                rejects=[],
+            )
+        )
+    return out
+
+
+def linked_pairs(encs: list[EncodedTable], threshold: float) -> set[tuple[tuple, tuple]]:
+    """Cross-party pairs of records that the linkage puts in one entity."""
+    d = match(encs, seed=1, blocking="none", threshold=threshold).links.to_pydict()
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for e, p, r in zip(d["entity_id"], d["party"], d["record_id"], strict=True):
+        groups.setdefault(e, []).append((p, r))
+    return {
+        (a, b) for recs in groups.values() for a in recs for b in recs if a < b and a[0] != b[0]
+    }
 
 
 def by_id(enc) -> dict[str, bytes]:
@@ -188,20 +233,23 @@ def test_blip_needs_record_ids():
 
 def test_diffusion_links_the_same_people(tmp_path: Path):
     """On a small low-corruption population, diffusion with t = 4 (threshold 0.6 instead of
-    0.7: diffusion pulls unrelated pairs' Dice towards 1/2) links exactly the pairs that the
-    plain encoding links."""
-    pop = make_population(tmp_path / "pop", 300, 2)
-    base = match(pop.encs, seed=1, blocking="none")
+    0.7: diffusion pulls unrelated pairs' Dice towards 1/2) links the pairs that the plain
+    encoding links (at most 5% differ; a few pairs near the threshold move), as correctly."""
+    pop = tmp_path / "pop"
+    synth(pop, people=300, parties=2, corruption="low", seed=2)
+    manifest = json.loads((pop / "manifest.json").read_text())
+    with open(pop / "truth.csv", newline="", encoding="utf-8") as fh:
+        person = {(r["party"], r["record_id"]): r["person_id"] for r in csv.DictReader(fh)}
     doc = uk_person_template()
+    base = linked_pairs(encode_parties(pop, manifest, Schema.from_dict(doc)), 0.7)
     doc["hardening"] = [{"type": "diffusion", "taps": 4}]
-    schema = Schema.from_dict(doc)
-    encs = [encode_party(pop.dir, p, schema) for p in pop.manifest["parties"]]
+    encs = encode_parties(pop, manifest, Schema.from_dict(doc))
     assert encs[0].meta["filter_length"] == "1024"
-    res = match(encs, seed=1, blocking="none", threshold=0.6)
-    pairs = same_entity_pairs(list(entities(res).values()), False)
-    assert pairs == same_entity_pairs(list(entities(base).values()), False)
-    precision, recall = precision_recall(res, pop.truth, dedupe=False)
-    assert precision > 0.95 and recall > 0.9
+    hard = linked_pairs(encs, 0.6)
+    assert len(base) > 100 and len(hard ^ base) <= 0.05 * len(base), (hard - base, base - hard)
+    true_hard = sum(person[a] == person[b] for a, b in hard)
+    true_base = sum(person[a] == person[b] for a, b in base)
+    assert true_hard >= 0.97 * len(hard) and true_hard >= true_base - 3
 
 
 def test_encode_with_hardening_without_jit():
@@ -211,6 +259,7 @@ def test_encode_with_hardening_without_jit():
         import pyarrow as pa
         from linkage.partner.pipeline import encode
         from linkage.schema import Schema
+        import hashlib
         from linkage.secret import Secret
         doc = {{
             "linkage_schema": 1,
@@ -219,7 +268,7 @@ def test_encode_with_hardening_without_jit():
             "hardening": {ALL_STEPS!r},
         }}
         t = pa.table({{"record_id": ["a", "b", "c"], "given_name": ["ANN", "BOB", "ANNE"]}})
-        enc = encode(t, Schema.from_dict(doc), Secret(b"x" * 32), party="p")
+        enc = encode(t, Schema.from_dict(doc), Secret(hashlib.sha256(b"x").digest()), party="p")
         assert enc.meta["filter_length"] == "1024", enc.meta
         np.savez(OUT, filters=enc.filters)
         """
