@@ -21,18 +21,9 @@ from click.testing import CliRunner, Result
 
 from linkage.cli import main
 from linkage.encoded import read_encoded
+from linkage.lab.synthetic import encode_options
 from linkage.secret import ENV_VAR
 from linkage.tlu.linker import match
-
-FIELDS = {
-    "given_name": "given",
-    "surname": "family",
-    "date_of_birth": "dob",
-    "sex": "sex",
-    "postcode": "postcode",
-    "address": "address",
-    "nhs_number": "nhs",
-}
 
 
 def run(args: Sequence[object]) -> Result:
@@ -45,16 +36,11 @@ def ok(args: Sequence[object]) -> Result:
     return r
 
 
-def encode_args(work: Path, p: dict, secret: Path, schema: Path, out: Path, party: str) -> list:
-    args: list = [
+def encode_args(work: Path, p: dict, secret: Path, schema: Path, out: Path) -> list:
+    return [
         "encode", work / "pop" / p["file"], "-s", schema, "--secret-file", secret,
-        "--party", party, "--id-column", p["record_id_column"], "-o", out, "--quiet",
+        "-o", out, "--quiet", *encode_options(p),
     ]  # fmt: skip
-    for f, s in FIELDS.items():
-        if s in p["columns"]:
-            args += ["--column", f"{f}={p['columns'][s]}"]
-    args += ["--date-format", f"date_of_birth={p['date_format']}"]
-    return args
 
 
 @dataclass
@@ -79,7 +65,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Work:
     encoded = []
     for p in manifest["parties"]:
         out = d / f"{p['name']}.parquet"
-        ok(encode_args(d, p, d / "secret.key", d / "schema.json", out, p["name"]))
+        ok(encode_args(d, p, d / "secret.key", d / "schema.json", out))
         encoded.append(out)
     links, pairs = d / "links.parquet", d / "pairs.parquet"
     r = ok(["match", *encoded, "-o", links, "--pairs", pairs, "--seed", "5"])
@@ -221,7 +207,7 @@ def match_into(out_dir: Path, *inputs: Path | str, extra: Sequence[object] = ())
 def test_different_secret(work: Work, out_dir: Path, tmp_path: Path) -> None:
     p = work.manifest["parties"][1]
     other = tmp_path / "other_key.parquet"
-    ok(encode_args(work.dir, p, work.dir / "other.key", work.dir / "schema.json", other, p["name"]))
+    ok(encode_args(work.dir, p, work.dir / "other.key", work.dir / "schema.json", other))
     r = match_into(out_dir, work.encoded[0], other)
     assert_clean_error(r, "different secret", work.encoded[0].name, "other_key.parquet")
     assert_nothing_written(out_dir)
@@ -262,7 +248,7 @@ def test_keys_blocking_without_block_keys(work: Work, out_dir: Path, tmp_path: P
     files = []
     for p in work.manifest["parties"][:2]:
         out = tmp_path / f"{p['name']}_nokeys.parquet"
-        ok(encode_args(work.dir, p, work.dir / "secret.key", schema, out, p["name"]))
+        ok(encode_args(work.dir, p, work.dir / "secret.key", schema, out))
         files.append(out)
     r = match_into(out_dir, *files, extra=["--blocking", "keys"])
     assert_clean_error(r, "block keys")

@@ -27,7 +27,7 @@ pytest.importorskip("dask.distributed")
 from linkage.dask_session import DASK_MISSING, SchedulerSpec, open_scheduler, parse_scheduler
 from linkage.encoded import EncodedTable, make_meta, read_encoded, write_encoded
 from linkage.errors import CompatibilityError, InputError, LinkageError
-from linkage.lab.synthetic import synth
+from linkage.lab.synthetic import encode_arguments, synth
 from linkage.partner.pipeline import encode
 from linkage.schema import Schema, uk_person_template
 from linkage.secret import Secret
@@ -39,15 +39,6 @@ pytestmark = pytest.mark.dask
 
 SECRET_BYTES = b"dask-test-secret-0123456789-ABCDE"
 SECRET = Secret(SECRET_BYTES)
-FIELDS = {
-    "given_name": "given",
-    "surname": "family",
-    "date_of_birth": "dob",
-    "sex": "sex",
-    "postcode": "postcode",
-    "address": "address",
-    "nhs_number": "nhs",
-}
 
 
 @pytest.fixture(scope="module")
@@ -59,17 +50,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     schema = Schema.from_dict(uk_person_template())
     paths = []
     for p in manifest["parties"]:
-        cols = {f: p["columns"][s] for f, s in FIELDS.items() if s in p["columns"]}
-        enc = encode(
-            out / p["file"],
-            schema,
-            SECRET,
-            party=p["name"],
-            id_column=p["record_id_column"],
-            columns=cols,
-            date_formats={"date_of_birth": p["date_format"]},
-            rejects=[],
-        )
+        enc = encode(out / p["file"], schema, SECRET, rejects=[], **encode_arguments(p))
         path = out / f"{p['name']}.enc.parquet"
         enc.write(path)
         paths.append(path)
@@ -244,13 +225,7 @@ def extract(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 
 def _encode_kwargs(party: dict) -> dict:
-    return {
-        "party": party["name"],
-        "id_column": party["record_id_column"],
-        "columns": {f: party["columns"][s] for f, s in FIELDS.items() if s in party["columns"]},
-        "date_formats": {"date_of_birth": party["date_format"]},
-        "batch_size": 1000,
-    }
+    return encode_arguments(party) | {"batch_size": 1000}
 
 
 def test_encode_on_dask_identical_to_in_process(

@@ -30,7 +30,7 @@ from engines import each_engine
 
 from linkage.encoded import EncodedTable, read_encoded, write_encoded
 from linkage.errors import CompatibilityError, InputError, LinkageError
-from linkage.lab.synthetic import synth
+from linkage.lab.synthetic import encode_arguments, synth
 from linkage.partner.pipeline import encode
 from linkage.schema import Schema, uk_person_template
 from linkage.secret import Secret
@@ -44,16 +44,6 @@ from linkage.tlu.linker import (
 
 SECRET = Secret(b"match-test-secret-0123456789-ABC")
 OTHER_SECRET = Secret(b"another-secret-entirely-98765-xyz")
-# schema field -> synth manifest field
-FIELDS = {
-    "given_name": "given",
-    "surname": "family",
-    "date_of_birth": "dob",
-    "sex": "sex",
-    "postcode": "postcode",
-    "address": "address",
-    "nhs_number": "nhs",
-}
 Rec = tuple[str, str]  # (party, record_id)
 
 
@@ -68,17 +58,8 @@ class Population:
 def encode_party(
     pop_dir: Path, p: dict, schema: Schema, secret: Secret = SECRET, party: str | None = None
 ) -> EncodedTable:
-    cols = {f: p["columns"][s] for f, s in FIELDS.items() if s in p["columns"]}
-    return encode(
-        pop_dir / p["file"],
-        schema,
-        secret,
-        party=party or p["name"],
-        id_column=p["record_id_column"],
-        columns=cols,
-        date_formats={"date_of_birth": p["date_format"]},
-        rejects=[],
-    )
+    args = encode_arguments(p) | ({"party": party} if party else {})
+    return encode(pop_dir / p["file"], schema, secret, rejects=[], **args)
 
 
 def make_population(out: Path, people: int, parties: int, corruption: str = "low") -> Population:
