@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from linkage.errors import SchemaError
-from linkage.hardening import Hardening, parse_hardening
+from linkage.evidence import MinEvidence, parse_min_evidence
 
 SCHEMA_VERSION = 1
 
@@ -30,12 +31,15 @@ DATE_PARTS = ("day", "month", "year", "day_month", "full")
 BLOCK_TRANSFORMS = ("value", "initial", "soundex", "year", "month", "outward", "sector")
 HASHING = ("keyed-random",)
 SALT_TRANSFORMS = ("value", "year")
+HARDENING_STEPS = ("balance", "xor_fold", "rule90", "blip", "diffusion")
 # Transforms that only make sense on a date field / a postcode field.
 _DATE_ONLY = {"year", "month"}
 _POSTCODE_ONLY = {"outward", "sector"}
 
 MAX_FILTER_BITS = 65536
 MAX_BITS_PER_TOKEN = 256
+MAX_DIFFUSION_TAPS = 64
+MAX_RULE90_STEPS = 64
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,81 @@ class BlockKey:
 
 
 @dataclass(frozen=True)
+class HardeningStep:
+    """One step applied to every filter after its bits are set (see docs/schema.md).
+
+    - ``balance``: the filter followed by its complement (twice the length, popcount always
+      the input length), bits permuted by a keyed permutation when ``permute``.
+    - ``xor_fold``: first half XOR second half (half the length).
+    - ``rule90``: ``steps`` rounds of cyclic Rule 90, b'_i = b_(i-1) XOR b_(i+1).
+    - ``blip``: each bit flipped with ``flip_probability``, or with 1 / (1 + e^(epsilon / k))
+      (randomised response), coins keyed by the secret and the record id.
+    - ``diffusion``: ``output_bits`` bits, each the XOR of ``taps`` keyed-random input bits.
+    """
+
+    type: str
+    permute: bool = True
+    steps: int = 1
+    flip_probability: float | None = None
+    epsilon: float | None = None
+    k: int | None = None
+    taps: int = 8
+    output_bits: int = 0
+    description: str = ""
+
+    @property
+    def flip(self) -> float:
+        """BLIP's flip probability (given, or from epsilon and k)."""
+        if self.flip_probability is not None:
+            return self.flip_probability
+        assert self.epsilon is not None and self.k is not None
+        return 1.0 / (1.0 + math.exp(self.epsilon / self.k))
+
+    def output_length(self, length: int) -> int:
+        """Bits out of this step for ``length`` bits in."""
+        if self.type == "balance":
+            return 2 * length
+        if self.type == "xor_fold":
+            return length // 2
+        if self.type == "diffusion":
+            return self.output_bits
+        return length
+
+    def canonical(self) -> dict[str, Any]:
+        if self.type == "balance":
+            return {"type": "balance", "permute": self.permute}
+        if self.type == "rule90":
+            return {"type": "rule90", "steps": self.steps}
+        if self.type == "blip":
+            if self.flip_probability is not None:
+                return {"type": "blip", "flip_probability": self.flip_probability}
+            return {"type": "blip", "epsilon": self.epsilon, "k": self.k}
+        if self.type == "diffusion":
+            return {"type": "diffusion", "taps": self.taps, "output_bits": self.output_bits}
+        return {"type": self.type}
+
+
+@dataclass(frozen=True)
+class Hardening:
+    """The ordered hardening steps of a schema (none by default)."""
+
+    steps: tuple[HardeningStep, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.steps)
+
+    def output_length(self, filter_length: int) -> int:
+        """Bits on the wire: ``filter_length`` passed through every step."""
+        length = filter_length
+        for st in self.steps:
+            length = st.output_length(length)
+        return length
+
+    def canonical(self) -> list[dict[str, Any]]:
+        return [st.canonical() for st in self.steps]
+
+
+@dataclass(frozen=True)
 class Schema:
     filter_length: int
     fields: tuple[Field, ...]
@@ -143,6 +222,7 @@ class Schema:
     block_keys: tuple[BlockKey, ...] = ()
     description: str = ""
     hardening: Hardening = field(default_factory=Hardening)
+    min_evidence: MinEvidence | None = None
     _fingerprint: str = field(default="", compare=False, repr=False)
 
     # -- construction -------------------------------------------------------------------
@@ -183,6 +263,8 @@ class Schema:
         }
         if self.hardening:
             out["hardening"] = self.hardening.canonical()
+        if self.min_evidence is not None:  # only when set: older schemas keep fingerprints
+            out["min_evidence"] = self.min_evidence.canonical()
         return out
 
     @property
@@ -221,6 +303,8 @@ class Schema:
         for hd, st in zip(doc.get("hardening", []), self.hardening.steps, strict=True):
             if st.description:
                 hd["description"] = st.description
+        if self.min_evidence is not None and self.min_evidence.description:
+            doc["min_evidence"]["description"] = self.min_evidence.description
         return json.dumps(doc, indent=2) + "\n"
 
     def summary(self) -> str:
@@ -253,6 +337,13 @@ class Schema:
                 lines.append(f"  {b.name:<24} {parts}")
         else:
             lines.append("no block keys")
+        if self.min_evidence is not None:
+            lines.append(self.min_evidence.summary())
+        else:
+            lines.append(
+                "min_evidence: none (a record with any one usable field can be linked; "
+                "see docs/schema.md)"
+            )
         if self.hardening:
             length = self.filter_length
             lines.append(f"{len(self.hardening.steps)} hardening steps:")
@@ -323,7 +414,17 @@ def _name(v: Any, path: str) -> str:
 
 def _parse(doc: Any) -> Schema:
     top = _obj(
-        doc, "$", {"linkage_schema", "description", "filter", "fields", "block_keys", "hardening"}
+        doc,
+        "$",
+        {
+            "linkage_schema",
+            "description",
+            "filter",
+            "fields",
+            "block_keys",
+            "hardening",
+            "min_evidence",
+        },
     )
     _expect("linkage_schema" in top, "$.linkage_schema", "missing (expected 1)")
     _expect(
@@ -393,8 +494,100 @@ def _parse(doc: Any) -> Schema:
         blocks.append(BlockKey(bname, tuple(parts), str(bo.get("description", ""))))
     desc = top.get("description", "")
     _expect(isinstance(desc, str), "$.description", "expected a string")
-    hardening = parse_hardening(top.get("hardening", []), length, MAX_FILTER_BITS)
-    return Schema(length, tuple(fields), hashing, tuple(blocks), desc, hardening)
+    hardening = _parse_hardening(top.get("hardening", []), length)
+    evidence = None
+    if top.get("min_evidence") is not None:
+        evidence = parse_min_evidence(top["min_evidence"], [f.name for f in fields])
+    return Schema(length, tuple(fields), hashing, tuple(blocks), desc, hardening, evidence)
+
+
+_STEP_KEYS = {
+    "balance": {"permute"},
+    "xor_fold": set(),
+    "rule90": {"steps"},
+    "blip": {"flip_probability", "epsilon", "k"},
+    "diffusion": {"taps", "output_bits"},
+}
+
+
+def _number(v: Any, path: str) -> float:
+    _expect(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
+        path,
+        f"expected a number, got {_kind(v)}",
+    )
+    return float(v)
+
+
+def _parse_hardening(doc: Any, length: int) -> Hardening:
+    _expect(isinstance(doc, list), "$.hardening", "expected a list of steps")
+    steps: list[HardeningStep] = []
+    for i, sd in enumerate(doc):
+        path = f"$.hardening[{i}]"
+        _expect(isinstance(sd, dict), path, f"expected a JSON object, got {_kind(sd)}")
+        _expect("type" in sd, f"{path}.type", f"missing (one of {', '.join(HARDENING_STEPS)})")
+        typ = _str(sd["type"], f"{path}.type", HARDENING_STEPS)
+        so = _obj(sd, path, {"type", "description"} | _STEP_KEYS[typ])
+        desc = so.get("description", "")
+        _expect(isinstance(desc, str), f"{path}.description", "expected a string")
+        st = _parse_step(typ, so, path, length, desc)
+        out = st.output_length(length)
+        _expect(
+            out <= MAX_FILTER_BITS,
+            path,
+            f"{typ} gives {out}-bit filters (at most {MAX_FILTER_BITS})",
+        )
+        steps.append(st)
+        length = out
+    return Hardening(tuple(steps))
+
+
+def _parse_step(typ: str, so: dict[str, Any], path: str, length: int, desc: str) -> HardeningStep:
+    if typ == "balance":
+        perm = so.get("permute", True)
+        _expect(isinstance(perm, bool), f"{path}.permute", f"expected true or false, got {perm!r}")
+        return HardeningStep("balance", permute=perm, description=desc)
+    if typ == "xor_fold":
+        _expect(
+            length % 128 == 0,
+            path,
+            f"xor_fold halves the filter, so it needs a length that is a multiple of 128 "
+            f"(the filter has {length} bits at this step)",
+        )
+        return HardeningStep("xor_fold", description=desc)
+    if typ == "rule90":
+        n = _int(so.get("steps", 1), f"{path}.steps", 1, MAX_RULE90_STEPS)
+        return HardeningStep("rule90", steps=n, description=desc)
+    if typ == "blip":
+        f, eps = so.get("flip_probability"), so.get("epsilon")
+        _expect(
+            (f is None) != (eps is None),
+            path,
+            "expected exactly one of flip_probability and epsilon",
+        )
+        if f is not None:
+            fp = _number(f, f"{path}.flip_probability")
+            _expect(
+                0.0 < fp <= 0.5,
+                f"{path}.flip_probability",
+                f"expected a number in (0, 0.5], got {f}",
+            )
+            _expect("k" not in so, f"{path}.k", "k goes with epsilon, not with flip_probability")
+            return HardeningStep("blip", flip_probability=fp, description=desc)
+        e = _number(eps, f"{path}.epsilon")
+        _expect(e > 0, f"{path}.epsilon", f"expected a positive number, got {eps}")
+        _expect(
+            "k" in so,
+            f"{path}.k",
+            "missing: with epsilon, give k, the most bits one token sets (its bits_per_token)",
+        )
+        k = _int(so["k"], f"{path}.k", 1, MAX_FILTER_BITS)
+        return HardeningStep("blip", epsilon=e, k=k, description=desc)
+    # diffusion
+    t = _int(so.get("taps", 8), f"{path}.taps", 1, min(MAX_DIFFUSION_TAPS, length))
+    m = _int(so.get("output_bits", length), f"{path}.output_bits", 64, MAX_FILTER_BITS)
+    _expect(m % 64 == 0, f"{path}.output_bits", f"expected a multiple of 64, got {m}")
+    return HardeningStep("diffusion", taps=t, output_bits=m, description=desc)
 
 
 def _parse_field(fd: Any, path: str) -> Field:
@@ -477,154 +670,7 @@ def _parse_tokeniser(td: Any, path: str) -> Tokeniser:
     return Tokeniser("exact")
 
 
-# -- template ---------------------------------------------------------------------------
-def uk_person_template() -> dict[str, Any]:
-    """A sensible starting point for UK person data (see ``linkage schema init``).
+# the templates live in their own module; re-exported here for existing imports
+from linkage.schema_template import TEMPLATES, template_json, uk_person_template  # noqa: E402
 
-    Weights were tuned on ``linkage synth --corruption medium`` populations (see
-    benchmarks/bench_quality.py): names and date of birth weigh most, location and NHS
-    number (often missing outside health data) less; a typical record sets about 35% of
-    1024 bits, which gave a better F1 than the textbook 50% (denser filters make unrelated
-    household members look alike). Pair it with ``linkage match --threshold 0.7``.
-    """
-    return {
-        "linkage_schema": SCHEMA_VERSION,
-        "description": (
-            "UK person linkage schema (linkage template uk-person). Every partner of the project "
-            "must use this same file and the same secret. Keys starting with '_' and "
-            "'description' are comments and do not change the fingerprint."
-        ),
-        "filter": {
-            "length": 1024,
-            "hashing": "keyed-random",
-            "description": (
-                "1024-bit record-level Bloom filter; keyed random hashing (HMAC-SHA256)."
-            ),
-        },
-        "fields": [
-            {
-                "name": "given_name",
-                "description": "First given name; titles, accents, case, punctuation removed.",
-                "normaliser": "name",
-                "tokeniser": {"type": "qgram", "q": 2, "padding": True},
-                "bits_per_token": 14,
-                "missing": ["UNKNOWN", "NOT KNOWN", "NK", "N/A"],
-            },
-            {
-                "name": "surname",
-                "description": "Family name; O'Brien, O Brien and OBrien encode alike.",
-                "normaliser": "name",
-                "tokeniser": {"type": "qgram", "q": 2, "padding": True},
-                "bits_per_token": 14,
-                "missing": ["UNKNOWN", "NOT KNOWN", "NK", "N/A"],
-            },
-            {
-                "name": "date_of_birth",
-                "description": (
-                    "Day, month, year, the unordered day/month pair (survives day/month swaps) "
-                    "and the full date: the most discriminating and reliable field."
-                ),
-                "normaliser": "date",
-                "tokeniser": {
-                    "type": "date",
-                    "parts": ["day", "month", "year", "day_month", "full"],
-                },
-                "bits_per_token": 34,
-                "missing": ["01/01/1900", "1900-01-01"],
-            },
-            {
-                "name": "sex",
-                "description": "Mapped to M, F or I; unknown codings count as missing.",
-                "normaliser": "sex",
-                "tokeniser": {"type": "exact"},
-                "bits_per_token": 4,
-            },
-            {
-                "name": "postcode",
-                "description": (
-                    "UK postcode in canonical form, e.g. L1 8JQ. Light weight: people move, "
-                    "and household members share it."
-                ),
-                "normaliser": "postcode",
-                "tokeniser": {"type": "qgram", "q": 2, "padding": True},
-                "bits_per_token": 4,
-            },
-            {
-                "name": "address",
-                "description": (
-                    "Address lines; a small bit budget so moves and long addresses do not dominate."
-                ),
-                "normaliser": "text",
-                "tokeniser": {"type": "qgram", "q": 2, "padding": True},
-                "bit_budget": 40,
-            },
-            {
-                "name": "nhs_number",
-                "description": (
-                    "10-digit NHS number, mod-11 checked; invalid numbers are missing. "
-                    "Moderate weight: often missing outside health data."
-                ),
-                "normaliser": "nhs_number",
-                "tokeniser": {"type": "exact"},
-                "bits_per_token": 25,
-            },
-        ],
-        "block_keys": [
-            {
-                "name": "surname_soundex_yob",
-                "description": "Soundex of surname + year of birth.",
-                "parts": [
-                    {"field": "surname", "transform": "soundex"},
-                    {"field": "date_of_birth", "transform": "year"},
-                ],
-            },
-            {
-                "name": "district_initial",
-                "description": "Postcode district + first initial.",
-                "parts": [
-                    {"field": "postcode", "transform": "outward"},
-                    {"field": "given_name", "transform": "initial"},
-                ],
-            },
-            {
-                "name": "dob_initial",
-                "description": "Full date of birth + first initial of the given name.",
-                "parts": [
-                    {"field": "date_of_birth", "transform": "value"},
-                    {"field": "given_name", "transform": "initial"},
-                ],
-            },
-            {
-                "name": "nhs_number",
-                "description": "The NHS number itself (keyed), where valid.",
-                "parts": [{"field": "nhs_number", "transform": "value"}],
-            },
-            {
-                "name": "names_soundex",
-                "description": "Soundex of given name + Soundex of surname (survives moves).",
-                "parts": [
-                    {"field": "given_name", "transform": "soundex"},
-                    {"field": "surname", "transform": "soundex"},
-                ],
-            },
-            {
-                "name": "surname_initial_dob",
-                "description": "Surname initial + full date of birth (survives nicknames).",
-                "parts": [
-                    {"field": "surname", "transform": "initial"},
-                    {"field": "date_of_birth", "transform": "value"},
-                ],
-            },
-        ],
-    }
-
-
-TEMPLATES = {"uk-person": uk_person_template}
-
-
-def template_json(name: str) -> str:
-    if name not in TEMPLATES:
-        raise SchemaError(f"unknown template {name!r} (expected one of: {', '.join(TEMPLATES)})")
-    doc = TEMPLATES[name]()
-    Schema.from_dict(doc)  # the template must always validate
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+__all__ = ["TEMPLATES", "Schema", "template_json", "uk_person_template"]

@@ -389,6 +389,7 @@ class BatchResult:
     block_keys: pa.Array | None  # list<uint64>
     problems: list[tuple[np.ndarray, str, np.ndarray]]  # (rows, field, status codes)
     usable: np.ndarray  # bool: row has at least one usable field
+    enough: np.ndarray | None = None  # bool: row meets the schema's min_evidence (None: no rule)
 
 
 class Encoder:
@@ -447,6 +448,7 @@ class Encoder:
         filters = np.zeros((n, self.words), np.uint64)
         problems = []
         usable = np.zeros(n, bool)
+        present: dict[str, np.ndarray] = {}
         for f in self.schema.fields:
             nv = norm[f.name]
             bad = nv.status >= INVALID
@@ -458,10 +460,13 @@ class Encoder:
                 salt = salt_values(f.salt.transform, norm[f.salt.field].values)
             touched = self._encode_field(f, nv, salt, filters)
             usable |= touched
+            present[f.name] = touched
         bks = self._block_keys(norm, n) if self.block_keys else None
         if self.hardener is not None:
             filters = self.hardener.apply(filters, ids)
-        return BatchResult(filters, bks, problems, usable)
+        rule = self.schema.min_evidence
+        enough = None if rule is None else rule.satisfied(present, n)
+        return BatchResult(filters, bks, problems, usable, enough)
 
     def _encode_field(
         self, f: Field, nv: Normalised, salt: pa.Array | None, filters: np.ndarray

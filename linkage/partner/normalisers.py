@@ -502,14 +502,15 @@ class AmbiguousDateFormat(ValueError):
     """Several date formats fit a column, or none does."""
 
 
-def detect_date_format(values: pa.Array) -> DateFormat:
-    """The one common format that parses every non-empty value.
+def detect_date_format(values: pa.Array, missing: Sequence[str] = ()) -> DateFormat:
+    """The one common format that parses every non-empty value that is not one of the
+    ``missing`` sentinels (``NULL``, ``UNKNOWN``... do not decide the format).
 
     Raises :class:`AmbiguousDateFormat` if several fit (e.g. every day <= 12, so dd/mm and
     mm/dd both parse) or none does; the message never contains a value.
     """
     values = _as_string_array(values)
-    present = pc.drop_null(_null_if(values, _missing_mask(values, ())))
+    present = pc.drop_null(_null_if(values, _missing_mask(values, missing)))
     uniq = pc.unique(present)
     if len(uniq) == 0:
         return DateFormat("%Y-%m-%d")
@@ -658,6 +659,14 @@ def normalise(
         t_vals, t_status = _SIMPLE[kind](todo)
     else:
         raise ValueError(f"unknown normaliser {kind!r}")
+    if missing and len(t_vals):
+        # placeholders compared after normalising (dates after parsing), so 01-01-1900,
+        # 1900/01/01 and 01/01/1900 are one placeholder, as are N/A, n/a and N.A.
+        placeholder = pc.fill_null(
+            pc.is_in(t_vals, value_set=normalised_sentinels(kind, tuple(missing), date_format)),
+            False,
+        ).to_numpy(zero_copy_only=False)
+        t_status = np.where(placeholder & (t_status == OK), MISSING, t_status).astype(np.int8)
     u_status[present] = t_status
     status = u_status[idx] if len(uniq) else np.zeros(n, np.int8)
     keep = np.flatnonzero(t_status == OK)
@@ -668,6 +677,27 @@ def normalise(
     if units.type != pa.string():
         units = units.cast(pa.string())
     return Normalised(units, unit_of_row, status)
+
+
+@functools.lru_cache(maxsize=256)
+def normalised_sentinels(
+    kind: str, missing: tuple[str, ...], date_format: DateFormat | None
+) -> pa.Array:
+    """The normalised forms of a field's missing-value sentinels: what :func:`normalise`
+    gives them (a date sentinel under the column's format and under every common format that
+    parses it). Sentinels that normalise to nothing (``-``, ``?``) are caught before."""
+    raw = pa.array(list(missing), pa.string())
+    if kind == "date":
+        out: set[str] = set()
+        fmts = [date_format] if date_format is not None else []
+        for fmt in [*fmts, *map(DateFormat, COMMON_DATE_FORMATS)]:
+            year, month, day, ok = fmt.parse(raw, _dt.date(2000, 1, 1))
+            ok &= (day <= _days_in_month(year, month)) & (year > 0)
+            iso = _format_iso(year[ok], month[ok], day[ok]).to_pylist()
+            out.update(v for v in iso if v is not None)
+        return pa.array(sorted(out), pa.string())
+    norm = normalise(kind, raw)
+    return pc.drop_null(norm.values).cast(pa.string())
 
 
 def normalise_value(kind: str, value: str | None, **kwargs: object) -> str | None:

@@ -36,6 +36,7 @@ from linkage.encoded import (
     temp_path_for,
 )
 from linkage.errors import InputError
+from linkage.evidence import TOO_LITTLE_EVIDENCE
 from linkage.partner.encoder import BatchResult, Encoder, reason
 from linkage.partner.plan import Plan, encode_one_batch
 from linkage.partner.reader import InputFile, TableInput
@@ -54,6 +55,7 @@ class EncodeSummary:
     rows_read: int = 0
     rows_encoded: int = 0
     rows_left_out: int = 0
+    rows_unlinkable: int = 0  # below the schema's min_evidence: left out, listed in rejects
     problems: Counter[tuple[str, str]] = field(default_factory=Counter)
     bits_set_total: int = 0
     absent_fields: list[str] = field(default_factory=list)
@@ -142,6 +144,16 @@ def _encode_stream(
             if rejects is not None:
                 for rid in ids.take(pa.array(dropped)).to_pylist():
                     rejects.append((rid, "*", NO_USABLE_FIELD))
+        if res.enough is not None:  # the schema's min_evidence: unlinkable rows never leave
+            weak = np.flatnonzero(keep & ~res.enough)
+            if len(weak):
+                summary.rows_unlinkable += len(weak)
+                summary.problems.update({("*", TOO_LITTLE_EVIDENCE): len(weak)})
+                if rejects is not None:
+                    for rid in ids.take(pa.array(weak)).to_pylist():
+                        rejects.append((rid, "*", TOO_LITTLE_EVIDENCE))
+                keep = keep & res.enough
+                dropped = np.flatnonzero(~keep)
         if len(dropped):
             kidx = pa.array(np.flatnonzero(keep))
             ids = ids.take(kidx)
@@ -279,6 +291,11 @@ def _encode_file(
         ):
             writer.write_batch(batch)
         if summary.rows_encoded == 0:
+            if summary.rows_unlinkable:
+                raise InputError(
+                    f"{src.path}: no row has enough identifying information (the schema's "
+                    "min_evidence); nothing to encode"
+                )
             raise InputError(f"{src.path}: no row has a usable field; nothing to encode")
         meta = _meta(schema, secret, party, summary.rows_encoded)
         writer.add_key_value_metadata(metadata_bytes(meta))

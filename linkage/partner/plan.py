@@ -38,6 +38,7 @@ class Plan:
         absent: Sequence[str],
     ) -> None:
         self.src = src
+        self.schema = schema
         names = set(schema.field_names)
         columns = dict(columns or {})
         for f in list(columns) + list(date_formats or {}) + list(absent):
@@ -91,7 +92,7 @@ class Plan:
                 continue
             col = self.field_col[f]
             try:
-                self.date_formats[f] = detect_date_format(cols[col])
+                self.date_formats[f] = detect_date_format(cols[col], self.schema.field(f).missing)
             except AmbiguousDateFormat as exc:
                 raise InputError(f"{self.src.path}: column {col!r} (field {f}): {exc}") from None
         return len(ids)

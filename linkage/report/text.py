@@ -15,7 +15,12 @@ def encode_summary_lines(summary: EncodeSummary, filter_length: int) -> list[str
     """What ``linkage encode`` prints after a run: rows, bits set, formats, row problems."""
     out = [
         f"party {summary.party}: {summary.rows_read} rows read, {summary.rows_encoded} encoded, "
-        f"{summary.rows_left_out} left out (no usable field)",
+        f"{summary.rows_left_out} left out (no usable field)"
+        + (
+            f", {summary.rows_unlinkable} unlinkable (too little identifying information)"
+            if summary.rows_unlinkable
+            else ""
+        ),
         f"mean bits set {summary.mean_bits_set:.1f} of {filter_length} "
         f"({100 * summary.mean_bits_set / filter_length:.1f}%)",
     ]
