@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from linkage.errors import SchemaError
 from linkage.evidence import MinEvidence, parse_min_evidence
+from linkage.hardening import Hardening, parse_hardening
 
 SCHEMA_VERSION = 1
 
@@ -31,15 +31,12 @@ DATE_PARTS = ("day", "month", "year", "day_month", "full")
 BLOCK_TRANSFORMS = ("value", "initial", "soundex", "year", "month", "outward", "sector")
 HASHING = ("keyed-random",)
 SALT_TRANSFORMS = ("value", "year")
-HARDENING_STEPS = ("balance", "xor_fold", "rule90", "blip", "diffusion")
 # Transforms that only make sense on a date field / a postcode field.
 _DATE_ONLY = {"year", "month"}
 _POSTCODE_ONLY = {"outward", "sector"}
 
 MAX_FILTER_BITS = 65536
 MAX_BITS_PER_TOKEN = 256
-MAX_DIFFUSION_TAPS = 64
-MAX_RULE90_STEPS = 64
 
 
 @dataclass(frozen=True)
@@ -137,81 +134,6 @@ class BlockKey:
 
     def canonical(self) -> dict[str, Any]:
         return {"name": self.name, "parts": [p.canonical() for p in self.parts]}
-
-
-@dataclass(frozen=True)
-class HardeningStep:
-    """One step applied to every filter after its bits are set (see docs/schema.md).
-
-    - ``balance``: the filter followed by its complement (twice the length, popcount always
-      the input length), bits permuted by a keyed permutation when ``permute``.
-    - ``xor_fold``: first half XOR second half (half the length).
-    - ``rule90``: ``steps`` rounds of cyclic Rule 90, b'_i = b_(i-1) XOR b_(i+1).
-    - ``blip``: each bit flipped with ``flip_probability``, or with 1 / (1 + e^(epsilon / k))
-      (randomised response), coins keyed by the secret and the record id.
-    - ``diffusion``: ``output_bits`` bits, each the XOR of ``taps`` keyed-random input bits.
-    """
-
-    type: str
-    permute: bool = True
-    steps: int = 1
-    flip_probability: float | None = None
-    epsilon: float | None = None
-    k: int | None = None
-    taps: int = 8
-    output_bits: int = 0
-    description: str = ""
-
-    @property
-    def flip(self) -> float:
-        """BLIP's flip probability (given, or from epsilon and k)."""
-        if self.flip_probability is not None:
-            return self.flip_probability
-        assert self.epsilon is not None and self.k is not None
-        return 1.0 / (1.0 + math.exp(self.epsilon / self.k))
-
-    def output_length(self, length: int) -> int:
-        """Bits out of this step for ``length`` bits in."""
-        if self.type == "balance":
-            return 2 * length
-        if self.type == "xor_fold":
-            return length // 2
-        if self.type == "diffusion":
-            return self.output_bits
-        return length
-
-    def canonical(self) -> dict[str, Any]:
-        if self.type == "balance":
-            return {"type": "balance", "permute": self.permute}
-        if self.type == "rule90":
-            return {"type": "rule90", "steps": self.steps}
-        if self.type == "blip":
-            if self.flip_probability is not None:
-                return {"type": "blip", "flip_probability": self.flip_probability}
-            return {"type": "blip", "epsilon": self.epsilon, "k": self.k}
-        if self.type == "diffusion":
-            return {"type": "diffusion", "taps": self.taps, "output_bits": self.output_bits}
-        return {"type": self.type}
-
-
-@dataclass(frozen=True)
-class Hardening:
-    """The ordered hardening steps of a schema (none by default)."""
-
-    steps: tuple[HardeningStep, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.steps)
-
-    def output_length(self, filter_length: int) -> int:
-        """Bits on the wire: ``filter_length`` passed through every step."""
-        length = filter_length
-        for st in self.steps:
-            length = st.output_length(length)
-        return length
-
-    def canonical(self) -> list[dict[str, Any]]:
-        return [st.canonical() for st in self.steps]
 
 
 @dataclass(frozen=True)
@@ -494,100 +416,11 @@ def _parse(doc: Any) -> Schema:
         blocks.append(BlockKey(bname, tuple(parts), str(bo.get("description", ""))))
     desc = top.get("description", "")
     _expect(isinstance(desc, str), "$.description", "expected a string")
-    hardening = _parse_hardening(top.get("hardening", []), length)
+    hardening = parse_hardening(top.get("hardening", []), length, MAX_FILTER_BITS)
     evidence = None
     if top.get("min_evidence") is not None:
         evidence = parse_min_evidence(top["min_evidence"], [f.name for f in fields])
     return Schema(length, tuple(fields), hashing, tuple(blocks), desc, hardening, evidence)
-
-
-_STEP_KEYS = {
-    "balance": {"permute"},
-    "xor_fold": set(),
-    "rule90": {"steps"},
-    "blip": {"flip_probability", "epsilon", "k"},
-    "diffusion": {"taps", "output_bits"},
-}
-
-
-def _number(v: Any, path: str) -> float:
-    _expect(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
-        path,
-        f"expected a number, got {_kind(v)}",
-    )
-    return float(v)
-
-
-def _parse_hardening(doc: Any, length: int) -> Hardening:
-    _expect(isinstance(doc, list), "$.hardening", "expected a list of steps")
-    steps: list[HardeningStep] = []
-    for i, sd in enumerate(doc):
-        path = f"$.hardening[{i}]"
-        _expect(isinstance(sd, dict), path, f"expected a JSON object, got {_kind(sd)}")
-        _expect("type" in sd, f"{path}.type", f"missing (one of {', '.join(HARDENING_STEPS)})")
-        typ = _str(sd["type"], f"{path}.type", HARDENING_STEPS)
-        so = _obj(sd, path, {"type", "description"} | _STEP_KEYS[typ])
-        desc = so.get("description", "")
-        _expect(isinstance(desc, str), f"{path}.description", "expected a string")
-        st = _parse_step(typ, so, path, length, desc)
-        out = st.output_length(length)
-        _expect(
-            out <= MAX_FILTER_BITS,
-            path,
-            f"{typ} gives {out}-bit filters (at most {MAX_FILTER_BITS})",
-        )
-        steps.append(st)
-        length = out
-    return Hardening(tuple(steps))
-
-
-def _parse_step(typ: str, so: dict[str, Any], path: str, length: int, desc: str) -> HardeningStep:
-    if typ == "balance":
-        perm = so.get("permute", True)
-        _expect(isinstance(perm, bool), f"{path}.permute", f"expected true or false, got {perm!r}")
-        return HardeningStep("balance", permute=perm, description=desc)
-    if typ == "xor_fold":
-        _expect(
-            length % 128 == 0,
-            path,
-            f"xor_fold halves the filter, so it needs a length that is a multiple of 128 "
-            f"(the filter has {length} bits at this step)",
-        )
-        return HardeningStep("xor_fold", description=desc)
-    if typ == "rule90":
-        n = _int(so.get("steps", 1), f"{path}.steps", 1, MAX_RULE90_STEPS)
-        return HardeningStep("rule90", steps=n, description=desc)
-    if typ == "blip":
-        f, eps = so.get("flip_probability"), so.get("epsilon")
-        _expect(
-            (f is None) != (eps is None),
-            path,
-            "expected exactly one of flip_probability and epsilon",
-        )
-        if f is not None:
-            fp = _number(f, f"{path}.flip_probability")
-            _expect(
-                0.0 < fp <= 0.5,
-                f"{path}.flip_probability",
-                f"expected a number in (0, 0.5], got {f}",
-            )
-            _expect("k" not in so, f"{path}.k", "k goes with epsilon, not with flip_probability")
-            return HardeningStep("blip", flip_probability=fp, description=desc)
-        e = _number(eps, f"{path}.epsilon")
-        _expect(e > 0, f"{path}.epsilon", f"expected a positive number, got {eps}")
-        _expect(
-            "k" in so,
-            f"{path}.k",
-            "missing: with epsilon, give k, the most bits one token sets (its bits_per_token)",
-        )
-        k = _int(so["k"], f"{path}.k", 1, MAX_FILTER_BITS)
-        return HardeningStep("blip", epsilon=e, k=k, description=desc)
-    # diffusion
-    t = _int(so.get("taps", 8), f"{path}.taps", 1, min(MAX_DIFFUSION_TAPS, length))
-    m = _int(so.get("output_bits", length), f"{path}.output_bits", 64, MAX_FILTER_BITS)
-    _expect(m % 64 == 0, f"{path}.output_bits", f"expected a multiple of 64, got {m}")
-    return HardeningStep("diffusion", taps=t, output_bits=m, description=desc)
 
 
 def _parse_field(fd: Any, path: str) -> Field:
