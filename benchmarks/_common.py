@@ -927,6 +927,7 @@ def synth_encode_cmd(
         str(party["record_id_column"]),
         "-o",
         os.fspath(out_path),
+        "--force",
         "--quiet",
     ]
     cols = party["columns"]
@@ -938,9 +939,14 @@ def synth_encode_cmd(
 
 
 def write_secret_file(path: str | os.PathLike[str], secret: bytes) -> Path:
-    """Write ``secret`` to ``path`` with mode 0600 (benchmark secrets only)."""
+    """Write a project secret derived from ``secret`` to ``path``, in the text form that
+    ``linkage keygen`` writes, with mode 0600 (benchmark secrets only)."""
+    import hashlib
+
+    from linkage.secret import secret_text
+
     p = Path(path)
     fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(secret)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(secret_text(hashlib.sha256(secret).digest()) + "\n")
     return p

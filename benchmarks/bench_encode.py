@@ -82,10 +82,9 @@ def _inproc(csv_path: str, schema_path: str, secret_path: str, out_path: str) ->
 
 
 def _write_secret(path: Path) -> Path:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(SECRET)
-    return path
+    from benchmarks._common import write_secret_file
+
+    return write_secret_file(path, SECRET)
 
 
 def _linkage_cli(
@@ -105,6 +104,7 @@ def _linkage_cli(
         "record_id",
         "-o",
         out,
+        "--force",
         "--quiet",
     ]
     run, cpu = run_measured_cpu(cmd, timeout_s=timeout_s)

@@ -8,7 +8,7 @@ environment variable, never from an option value.
 from __future__ import annotations
 
 import functools
-import os
+import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,22 +28,52 @@ def _fail(msg: str, code: int = 2) -> None:
 
 
 def handle_errors(fn: F) -> F:
-    """Turn LinkageError (and a few OS errors) into a one-line message and exit status 2."""
+    """Turn LinkageError and OS errors into one line (``Error: ...``) and exit status 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except LinkageError as exc:
-            _fail(str(exc), exc.exit_code)
-        except PermissionError as exc:
-            _fail(f"permission denied: {exc.filename}")
+            _fail(_cli_words(str(exc)), exc.exit_code)
+        except OSError as exc:
+            from linkage._files import os_error_message
+
+            _fail(os_error_message(exc))
         except KeyboardInterrupt:
             _fail("interrupted; no output written", 130)
         except MemoryError:
             _fail("out of memory; try a smaller --batch-size", 1)
 
     return wrapper  # type: ignore[return-value]
+
+
+# library keyword -> CLI parameter name, where they differ
+_KEYWORD_ALIASES = {"overwrite": "force"}
+_KEYWORD_RE = re.compile(r"\b([a-z][a-z_]*)=(True|False|None|[\w.:/-]+)")
+
+
+def _cli_words(msg: str) -> str:
+    """Say ``--force`` where a library message says ``force=True`` (or ``overwrite=True``),
+    using the running command's own options."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return msg
+    params = {p.name: p for p in ctx.command.params if isinstance(p, click.Option)}
+
+    def swap(m: re.Match[str]) -> str:
+        name, value = m.group(1), m.group(2)
+        opt = params.get(_KEYWORD_ALIASES.get(name, name))
+        if opt is None:
+            return m.group(0)
+        long = max(opt.opts, key=len)
+        if value == "True" and opt.is_flag:
+            return long
+        if value == "False" and opt.is_flag:
+            return opt.secondary_opts[0] if opt.secondary_opts else f"no {long}"
+        return f"{long} {value}"
+
+    return _KEYWORD_RE.sub(swap, msg)
 
 
 def _pairs(values: Iterable[str], option: str) -> dict[str, str]:
@@ -59,6 +89,34 @@ def _pairs(values: Iterable[str], option: str) -> dict[str, str]:
             raise click.BadParameter(f"field {k!r} given twice", param_hint=option)
         out[k] = val
     return out
+
+
+def _warn(msg: str) -> None:
+    click.echo(f"Warning: {msg}", err=True)
+
+
+def _say_if_compiling(quiet: bool, *modules: str) -> None:
+    """Tell the user about the one-off wait while numba compiles kernels (~40 s on the first
+    run, when its cache holds nothing for a module the command uses)."""
+    if not quiet and _kernels_uncached(modules):
+        click.echo("compiling kernels (first run only; this takes about a minute)...", err=True)
+
+
+def _kernels_uncached(modules: Iterable[str]) -> bool:
+    """True if numba's on-disk cache has no compiled kernel of one of ``modules`` (names in
+    ``linkage.kernels``); False under NUMBA_DISABLE_JIT=1, where nothing is compiled."""
+    import importlib
+
+    for name in modules:
+        mod = importlib.import_module(f"linkage.kernels.{name}")
+        stem = Path(mod.__file__ or name).stem
+        for obj in vars(mod).values():
+            cache_dir = getattr(getattr(obj, "_cache", None), "_cache_path", None)
+            if isinstance(cache_dir, str):
+                if not any(Path(cache_dir).glob(f"{stem}.*.nbi")):
+                    return True
+                break
+    return False
 
 
 def _show_progress(quiet: bool) -> bool:
@@ -118,18 +176,21 @@ def main() -> None:
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write."
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--force", is_flag=True, help="Replace an existing file (its secret is lost).")
 @handle_errors
 def keygen(output: str, force: bool) -> None:
-    """Write a new random 32-byte project secret (file mode 0600).
+    """Write a new project secret: 256 random bits as one line of text (file mode 0600).
 
-    Share it only among the partners, out of band; never with the linkage unit. Every
-    partner must encode with the same secret and schema.
+    The line (linkage-secret-v1:XXXX-XXXX-...) carries a checksum, so it can be pasted, sent
+    on paper and typed back, or put unchanged in the LINKAGE_SECRET environment variable
+    (LINKAGE_SECRET="$(cat secret.key)"); a mistyped secret is refused at once. Share it only
+    among the partners, out of band; never with the linkage unit. Every partner must encode
+    with the same secret and schema.
     """
     from linkage.secret import write_new_secret
 
     write_new_secret(output, force=force)
-    click.echo(f"wrote a new 32-byte secret to {output} (mode 0600)", err=True)
+    click.echo(f"wrote a new secret to {output} (mode 0600)", err=True)
 
 
 @main.group()
@@ -146,22 +207,21 @@ def schema() -> None:
     help="Starting point.",
 )
 @click.option(
-    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write."
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write (.json)."
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
 @handle_errors
 def schema_init(template: str, output: str, force: bool) -> None:
-    """Write a commented starting schema (fields given_name, surname, date_of_birth, sex,
-    postcode, address, nhs_number and four keyed block keys)."""
-    from linkage.errors import InputError
+    """Write a commented starting schema: the template's fields (for uk-person: given_name,
+    surname, date_of_birth, sex, postcode, address, nhs_number) with their weights, and its
+    keyed block keys. Check it with `linkage schema check`."""
+    from linkage._files import JSON, Output, atomic_outputs, check_outputs
     from linkage.schema import template_json
 
-    p = Path(output)
-    if p.exists() and not force:
-        raise InputError(f"{p} already exists (use --force to overwrite)")
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.partial")
-    tmp.write_text(template_json(template), encoding="utf-8")
-    os.replace(tmp, p)
+    (p,) = check_outputs([Output(Path(output), "schema", JSON)], force=force)
+    text = template_json(template)
+    with atomic_outputs(p, mode=0o644) as (tmp,):
+        tmp.write_text(text, encoding="utf-8")
     click.echo(f"wrote schema template {template!r} to {output}", err=True)
 
 
@@ -186,8 +246,17 @@ def schema_check(schema_file: str) -> None:
 )
 @click.option("--party", required=True, help="This partner's name, e.g. council_a.")
 @click.option("--id-column", default="record_id", show_default=True, help="Record id column.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Parquet out.")
-@click.option("--rejects", type=click.Path(dir_okay=False), help="CSV of row problems to write.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Encoded file (.parquet).",
+)
+@click.option(
+    "--rejects", type=click.Path(dir_okay=False), help="CSV of row problems to write (.csv)."
+)
+@click.option("--force", is_flag=True, help="Replace existing output and rejects files.")
 @click.option(
     "--column",
     "column_map",
@@ -233,6 +302,7 @@ def encode(
     id_column: str,
     output: str,
     rejects: str | None,
+    force: bool,
     column_map: tuple[str, ...],
     date_formats: tuple[str, ...],
     absent: tuple[str, ...],
@@ -255,7 +325,8 @@ def encode(
     from linkage.secret import Secret
 
     s = Schema.load(schema_file)
-    secret = Secret.resolve(secret_file)
+    secret = Secret.resolve(secret_file, warn=_warn)
+    _say_if_compiling(quiet, "encode", "text")
     bar = _Bar(_show_progress(quiet), f"encoding {Path(input_file).name}")
     try:
         summary = encode_file(
@@ -274,6 +345,7 @@ def encode(
             threads=threads,
             scheduler=scheduler,
             secret_file=secret_file,
+            force=force,
             progress=bar.update,
         )
     finally:
@@ -378,22 +450,29 @@ def synth(
 @main.command("match")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option(
-    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="links.parquet"
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The linkage map to write (.parquet).",
 )
 @click.option(
     "--pairs",
     "pairs_out",
     type=click.Path(dir_okay=False),
-    help="Also write matched pairs with their scores. Scores are sensitive (they help "
-    "re-identify people): write them only when you must, and protect the file.",
+    help="Also write matched pairs with their scores (.parquet). Scores are sensitive (they "
+    "help re-identify people): write them only when you must, and protect the file.",
 )
+@click.option("--force", is_flag=True, help="Replace existing output files.")
 @click.option(
     "--threshold",
     default=0.7,
     show_default=True,
     type=click.FloatRange(0, 1),
-    help="Minimum Dice similarity of a linked pair (0.7 suits the uk-person template; "
-    "find yours with `linkage evaluate --sweep` on synthetic data).",
+    help="Minimum Dice similarity of a linked pair (0.7 suits the uk-person template). To "
+    "tune it, match synthetic data (`linkage synth`) at a low threshold, e.g. 0.5, with "
+    "--pairs, then run `linkage evaluate --pairs --sweep 0.5:0.95:0.01`: a sweep cannot look "
+    "below the threshold the pairs were matched at.",
 )
 @click.option(
     "--blocking",
@@ -438,6 +517,7 @@ def match_cmd(
     inputs: tuple[str, ...],
     output: str,
     pairs_out: str | None,
+    force: bool,
     threshold: float,
     blocking: str,
     dedupe: bool,
@@ -458,10 +538,8 @@ def match_cmd(
     from linkage.report.text import match_summary_lines
     from linkage.tlu.linker import check_output_paths, match
 
-    check_output_paths([output, *([pairs_out] if pairs_out else [])], inputs)
-
-    def warn(msg: str) -> None:
-        click.echo(f"Warning: {msg}", err=True)
+    check_output_paths([output, *([pairs_out] if pairs_out else [])], inputs, force=force)
+    _say_if_compiling(quiet, "dice", "blocking", "cluster")
 
     def progress(msg: str) -> None:
         if _show_progress(quiet):
@@ -477,11 +555,11 @@ def match_cmd(
         threads=threads,
         seed=seed,
         max_block=max_block,
-        warn=warn,
+        warn=_warn,
         progress=progress,
         scheduler=scheduler,
     )
-    result.write(output, pairs_out)
+    result.write(output, pairs_out, force=force)
     if not quiet:
         click.echo("linked:", err=True)
         for line in match_summary_lines(result.stats):

@@ -13,7 +13,6 @@ creation time. No input value, normalised or not, is stored anywhere.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -148,8 +147,8 @@ class EncodedTable:
             rows.append(b.tobytes())
         return np.frombuffer(b"".join(rows), np.uint64).reshape(len(bits), length // 64).copy()
 
-    def write(self, path: str | Path) -> None:
-        write_encoded(self, path)
+    def write(self, path: str | Path, *, force: bool = False) -> None:
+        write_encoded(self, path, force=force)
 
 
 def metadata_bytes(meta: Mapping[str, str]) -> dict[bytes, bytes]:
@@ -178,22 +177,16 @@ def make_meta(
     }
 
 
-def temp_path_for(path: Path) -> Path:
-    """A hidden temporary file beside ``path`` (same file system, so rename is atomic)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+def write_encoded(enc: EncodedTable, path: str | Path, *, force: bool = False) -> None:
+    """Write an encoded file (mode 0600, atomically; see :mod:`linkage._files`). Raises
+    :class:`~linkage._files.OutputError` if ``path`` exists (unless ``force``), is not named
+    ``.parquet`` or cannot be written."""
+    from linkage._files import PARQUET, Output, atomic_outputs, check_outputs
 
-
-def write_encoded(enc: EncodedTable, path: str | Path) -> None:
-    """Write atomically: a temporary file beside ``path``, renamed at the end."""
-    p = Path(path)
-    tmp = temp_path_for(p)
+    (p,) = check_outputs([Output(Path(path), "encoded file", PARQUET)], force=force)
     table = enc.table.replace_schema_metadata(metadata_bytes(enc.meta))
-    try:
+    with atomic_outputs(p) as (tmp,):
         pq.write_table(table, tmp, **parquet_options())
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def read_meta(path: str | Path) -> dict[str, str]:

@@ -4,6 +4,22 @@ The secret is shared by the partners of a project and never reaches the trusted 
 It is read from a file (``--secret-file``) or the ``LINKAGE_SECRET`` environment variable,
 never from a command-line value, and it never appears in ``repr``, logs, outputs or errors.
 
+Text form (what ``linkage keygen`` writes; the file and the variable take the same text)::
+
+    linkage-secret-v1:1A2B-3C4D-...-WXYZ     (14 groups of 4 characters)
+
+The 56 characters after the prefix are the Crockford base32 (https://www.crockford.com/
+base32.html: digits and letters without I, L, O, U; read case-insensitively, O as 0, I and L as
+1) of 32 random key bytes followed by a 3-byte checksum (SHA-256 of the prefix and the key).
+It can be pasted, read over the phone, printed and typed back, or put in an environment
+variable unchanged; whitespace and dashes anywhere (line breaks, CRLF, no-break spaces) are
+ignored, and a mistyped character is caught by the checksum at the partner, not at the TLU.
+
+Only such secrets are accepted: 256 random bits. A typed passphrase is refused, because the
+key-check value in every encoded file would let the linkage unit test guesses offline.
+``Secret(raw_bytes)`` (library) takes 32 or more random bytes and refuses bytes that look
+typed (all printable ASCII) or repetitive.
+
 Keys are derived with HKDF-SHA256 (RFC 5869): one per field and one per block key, each bound
 to the schema fingerprint, so two projects that reuse a secret still get unrelated encodings.
 A *key-check value* (a keyed digest of a fixed label, not the key) goes into every encoded
@@ -12,17 +28,35 @@ file so the linkage unit can confirm that all partners used the same secret and 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import secrets as _secrets
 import stat
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from linkage.errors import SecretError
 
-MIN_SECRET_BYTES = 16
+KEY_BYTES = 32
+MIN_SECRET_BYTES = KEY_BYTES
 ENV_VAR = "LINKAGE_SECRET"
+TEXT_PREFIX = "linkage-secret-v1:"
+_FLAT_PREFIX = TEXT_PREFIX.replace("-", "")  # dashes are ignored everywhere
+_CHECK_BYTES = 3
 _HKDF_SALT = b"linkage/v1 hkdf salt"
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
+_DECODE = {c: i for i, c in enumerate(_ALPHABET)} | {"O": 0, "I": 1, "L": 1}
+_SYMBOLS = (KEY_BYTES + _CHECK_BYTES) * 8 // 5  # 56
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u180e"
+_KEYGEN_HINT = "make one with `linkage keygen -o secret.key`"
+
+Warn = Callable[[str], None]
+
+
+class SecretFileWarning(UserWarning):
+    """A secret file that other users can read or change."""
 
 
 def hkdf_sha256(ikm: bytes, info: bytes, length: int = 32, salt: bytes = _HKDF_SALT) -> bytes:
@@ -38,8 +72,71 @@ def hkdf_sha256(ikm: bytes, info: bytes, length: int = 32, salt: bytes = _HKDF_S
     return out[:length]
 
 
+def _checksum(key: bytes) -> bytes:
+    return hashlib.sha256(TEXT_PREFIX.encode() + key).digest()[:_CHECK_BYTES]
+
+
+def secret_text(key: bytes) -> str:
+    """The text form of 32 key bytes (see the module docstring). Only keygen calls this."""
+    if len(key) != KEY_BYTES:
+        raise SecretError(f"a secret key has {KEY_BYTES} bytes")
+    n = int.from_bytes(key + _checksum(key), "big")
+    chars = "".join(_ALPHABET[(n >> (5 * i)) & 31] for i in reversed(range(_SYMBOLS)))
+    return TEXT_PREFIX + "-".join(chars[i : i + 4] for i in range(0, _SYMBOLS, 4))
+
+
+def _parse_text(text: str, where: str) -> bytes:
+    """Key bytes of a secret's text form; errors name ``where`` and never echo a character."""
+    compact = "".join(c for c in text if not (c.isspace() or c in _INVISIBLE))
+    if not compact:
+        raise SecretError(f"{where} is empty ({_KEYGEN_HINT})")
+    flat = compact.replace("-", "")
+    if not flat.lower().startswith(_FLAT_PREFIX):
+        raise SecretError(
+            f"{where} does not hold a linkage secret: give the text that `linkage keygen` "
+            f"writes (it starts {TEXT_PREFIX}). Typed passphrases are not accepted: the "
+            "key-check value in every encoded file would let the linkage unit test guesses"
+        )
+    body = flat[len(_FLAT_PREFIX) :].upper()
+    if len(body) != _SYMBOLS:
+        raise SecretError(
+            f"{where}: the secret has {len(body)} characters after the prefix, not {_SYMBOLS} "
+            "(part of it is missing or mistyped)"
+        )
+    n = 0
+    for i, c in enumerate(body):
+        if c not in _DECODE:
+            raise SecretError(
+                f"{where}: character {i + 1} after the prefix is not valid (digits and letters "
+                "other than U)"
+            )
+        n = (n << 5) | _DECODE[c]
+    raw = n.to_bytes(KEY_BYTES + _CHECK_BYTES, "big")
+    key, check = raw[:KEY_BYTES], raw[KEY_BYTES:]
+    if not hmac.compare_digest(check, _checksum(key)):
+        raise SecretError(
+            f"{where}: the secret's checksum does not match (a character is mistyped; compare "
+            "it with the partner who made it)"
+        )
+    return key
+
+
+def _looks_weak(key: bytes) -> str | None:
+    """Why ``key`` is not a random key, or None. 32 random bytes are all printable ASCII with
+    probability (95/256)^32 < 1e-13, and have fewer than 16 distinct values far less often."""
+    if all(0x20 <= b < 0x7F for b in key):
+        return "it is printable text (typed, not random bytes)"
+    if len(set(key)) < min(16, len(key) // 2):
+        return "it repeats too few byte values to be random"
+    return None
+
+
 class Secret:
-    """A project secret (at least 16 bytes). Its bytes are never shown."""
+    """A project secret: 32 or more random bytes. Its bytes are never shown.
+
+    ``Secret(raw_key_bytes)`` is the library constructor for raw key bytes; partners' files
+    and ``LINKAGE_SECRET`` hold the text form (:meth:`from_file`, :meth:`from_env`,
+    :meth:`from_text`). Raises :class:`SecretError` for short or typed-looking keys."""
 
     __slots__ = ("_key",)
 
@@ -48,9 +145,12 @@ class Secret:
             raise SecretError("the secret must be bytes")
         if len(key) < MIN_SECRET_BYTES:
             raise SecretError(
-                f"the secret is too short ({len(key)} bytes; at least {MIN_SECRET_BYTES} are "
-                "needed — make one with `linkage keygen -o secret.key`)"
+                f"the secret is too short ({len(key)} bytes; at least {MIN_SECRET_BYTES} "
+                f"random bytes are needed — {_KEYGEN_HINT})"
             )
+        weak = _looks_weak(bytes(key))
+        if weak is not None:
+            raise SecretError(f"the secret is not random: {weak} — {_KEYGEN_HINT}")
         self._key = bytes(key)
 
     def __repr__(self) -> str:
@@ -63,48 +163,53 @@ class Secret:
 
     @classmethod
     def generate(cls) -> Secret:
-        return cls(_secrets.token_bytes(32))
+        return cls(_secrets.token_bytes(KEY_BYTES))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> Secret:
-        """Read a secret file. Raw bytes are used as they are, except that a file holding
-        only hex digits (as written by ``linkage keygen --hex``) or ending in one newline is
-        taken as text without the newline."""
+    def from_text(cls, text: str, where: str = "the given text") -> Secret:
+        """The secret of a text form written by ``linkage keygen`` (whitespace ignored)."""
+        return cls(_parse_text(text, where))
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, warn: Warn | None = None) -> Secret:
+        """Read a secret file (the text ``linkage keygen`` writes; line endings, trailing
+        newlines and spaces do not matter). ``warn(message)`` is told when other users can
+        read the file or change it (default: a :class:`SecretFileWarning`)."""
         p = Path(path)
         try:
             data = p.read_bytes()
+            mode = p.stat().st_mode
         except FileNotFoundError:
             raise SecretError(f"secret file {p} not found") from None
         except IsADirectoryError:
             raise SecretError(f"secret file {p} is a directory") from None
         except OSError as exc:
             raise SecretError(f"cannot read secret file {p} ({exc.strerror})") from None
-        if data.endswith(b"\n") and data.count(b"\n") == 1:
-            data = data[:-1]
-        if not data:
-            raise SecretError(f"secret file {p} is empty")
+        _check_mode(p, mode, warn)
         try:
-            return cls(data)
-        except SecretError as exc:
-            raise SecretError(f"secret file {p}: {exc}") from None
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SecretError(
+                f"secret file {p} does not hold a linkage secret (binary data, perhaps from an "
+                f"older linkage; {_KEYGEN_HINT} and re-encode)"
+            ) from None
+        return cls.from_text(text, f"secret file {p}")
 
     @classmethod
     def from_env(cls, var: str = ENV_VAR) -> Secret:
+        """The secret in environment variable ``var`` (the same text as the file)."""
         value = os.environ.get(var)
         if value is None or value == "":
             raise SecretError(
                 f"no secret: give --secret-file FILE or set the {var} environment variable"
             )
-        try:
-            return cls(value.encode("utf-8"))
-        except SecretError as exc:
-            raise SecretError(f"environment variable {var}: {exc}") from None
+        return cls.from_text(value, f"environment variable {var}")
 
     @classmethod
-    def resolve(cls, secret_file: str | Path | None) -> Secret:
+    def resolve(cls, secret_file: str | Path | None, *, warn: Warn | None = None) -> Secret:
         """The secret from ``secret_file`` if given, else from ``LINKAGE_SECRET``."""
         if secret_file is not None:
-            return cls.from_file(secret_file)
+            return cls.from_file(secret_file, warn=warn)
         return cls.from_env()
 
     # -- derived keys -----------------------------------------------------------------
@@ -126,19 +231,31 @@ class Secret:
         return hmac.digest(k, b"linkage key-check value v1", "sha256")[:16].hex()
 
 
+def _check_mode(p: Path, mode: int, warn: Warn | None) -> None:
+    loose = []
+    if mode & stat.S_IROTH:
+        loose.append("readable by every user")
+    if mode & (stat.S_IWOTH | stat.S_IWGRP):
+        loose.append("writable by other users")
+    if not loose:
+        return
+    msg = (
+        f"secret file {p} is {' and '.join(loose)} (mode {stat.S_IMODE(mode):04o}); "
+        f"make it private: chmod 600 {p}"
+    )
+    if warn is not None:
+        warn(msg)
+    else:
+        warnings.warn(msg, SecretFileWarning, stacklevel=3)
+
+
 def write_new_secret(path: str | Path, *, force: bool = False) -> None:
-    """Write 32 random bytes to ``path`` with mode 0600, atomically; refuse to overwrite."""
-    p = Path(path)
-    if p.exists() and not force:
-        raise SecretError(f"{p} already exists; refusing to overwrite a secret (use --force)")
-    if p.parent and not p.parent.exists():
-        raise SecretError(f"directory {p.parent} does not exist")
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
-    try:
-        os.write(fd, _secrets.token_bytes(32))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, p)
+    """Write a new secret (32 random bytes, in text form) to ``path`` with mode 0600,
+    atomically. Raises :class:`~linkage._files.OutputError` if ``path`` exists and not
+    ``force``, or if it cannot be written."""
+    from linkage._files import Output, atomic_outputs, check_outputs
+
+    (p,) = check_outputs([Output(Path(path), "secret file")], force=force)
+    text = secret_text(_secrets.token_bytes(KEY_BYTES)) + "\n"
+    with atomic_outputs(p) as (tmp,):
+        tmp.write_text(text, encoding="ascii")

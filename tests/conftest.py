@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
 from linkage.schema import Schema, uk_person_template
-from linkage.secret import Secret
+from linkage.secret import Secret, secret_text
 
 # A fixed "today" so date checks (future dates, two-digit years) do not drift.
 TODAY = dt.date(2024, 6, 1)
-SECRET_BYTES = b"test-secret-0123456789abcdef-XYZ"  # 32 bytes, distinctive
+# 32 random-looking bytes (typed or repetitive secrets are refused), fixed for the tests
+SECRET_BYTES = hashlib.sha256(b"linkage test secret").digest()
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ def secret() -> Secret:
 
 @pytest.fixture
 def other_secret() -> Secret:
-    return Secret(b"a-completely-different-secret-!!")
+    return Secret(hashlib.sha256(b"a completely different secret").digest())
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ def uk_schema() -> Schema:
 @pytest.fixture
 def secret_file(tmp_path: Path) -> Path:
     p = tmp_path / "secret.key"
-    p.write_bytes(SECRET_BYTES)
+    p.write_text(secret_text(SECRET_BYTES) + "\n", encoding="ascii")
     p.chmod(0o600)
     return p
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import os
@@ -27,9 +28,10 @@ from linkage.cli import main
 from linkage.encoded import read_encoded
 from linkage.partner.pipeline import encode
 from linkage.schema import Schema, uk_person_template
-from linkage.secret import ENV_VAR, Secret
+from linkage.secret import ENV_VAR, Secret, secret_text
 
-KEY = b"cli-TEST-secret-Zq8wX3vB7nM1pL5k"
+KEY = hashlib.sha256(b"cli-TEST-secret").digest()
+KEY_TEXT = secret_text(KEY)
 HEADER = [
     "record_id",
     "given_name",
@@ -85,7 +87,8 @@ def write_csv(path: Path, rows: Sequence[Sequence[str]], header: Sequence[str] =
 
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
-    (tmp_path / "secret.key").write_bytes(KEY)
+    (tmp_path / "secret.key").write_text(KEY_TEXT + "\n")
+    (tmp_path / "secret.key").chmod(0o600)
     (tmp_path / "schema.json").write_text(json.dumps(uk_person_template()), encoding="utf-8")
     write_csv(tmp_path / "in.csv", ROWS)
     return tmp_path
@@ -116,6 +119,12 @@ def encode_args(work: Path, inp: str = "in.csv", *extra: str, secret: bool = Tru
     return args + list(extra)
 
 
+def clear_outputs(work: Path) -> None:
+    """Remove the outputs of a run (a new run refuses to replace them without --force)."""
+    for name in ("out.parquet", "rejects.csv"):
+        (work / name).unlink(missing_ok=True)
+
+
 def assert_clean_error(r: Result, *needles: str) -> str:
     assert r.exit_code == 2, (r.exit_code, r.output, r.exception)
     lines = [line for line in r.output.splitlines() if line.strip()]
@@ -124,7 +133,7 @@ def assert_clean_error(r: Result, *needles: str) -> str:
     assert "Traceback" not in r.output
     for n in needles:
         assert n in lines[0], lines[0]
-    assert KEY.decode() not in r.output
+    assert KEY_TEXT not in r.output and KEY_TEXT.split(":")[1][:9] not in r.output
     return lines[0]
 
 
@@ -186,8 +195,7 @@ def test_summary_on_stderr_unless_quiet(work: Path) -> None:
     assert "mean bits set" in r.output
     assert "impossible date: 1" in r.output
     assert not any(v in r.output for v in RAW_VALUES + NORMALISED)
-    os.remove(work / "out.parquet")
-    r = run(encode_args(work))
+    r = run(encode_args(work, "in.csv", "--force"))
     assert r.exit_code == 0 and r.output == ""
 
 
@@ -214,13 +222,15 @@ def test_no_plaintext_in_outputs(work: Path) -> None:
         for v in needles:
             assert v.encode("utf-8") not in blob, v
         assert KEY not in blob and KEY.hex().encode() not in blob
+        assert KEY_TEXT.split(":")[1].encode() not in blob
 
 
 def test_secret_from_environment(work: Path) -> None:
-    r = run(encode_args(work, secret=False), env={ENV_VAR: KEY.decode()})
+    r = run(encode_args(work, secret=False), env={ENV_VAR: KEY_TEXT})
     assert r.exit_code == 0, r.output
     via_env = read_encoded(work / "out.parquet")
     os.rename(work / "out.parquet", work / "env.parquet")
+    clear_outputs(work)
     r = run(encode_args(work))
     assert r.exit_code == 0, r.output
     via_file = read_encoded(work / "out.parquet")
@@ -231,21 +241,21 @@ def test_secret_from_environment(work: Path) -> None:
 def test_column_mapping_and_parquet_input_and_bom(work: Path) -> None:
     assert run(encode_args(work)).exit_code == 0
     base = read_encoded(work / "out.parquet").filters
-    os.remove(work / "out.parquet")
+    clear_outputs(work)
     header = [("addr_line_1" if h == "address" else h) for h in HEADER]
     header[0] = "ID"
     write_csv(work / "mapped.csv", ROWS, header)
     r = run(encode_args(work, "mapped.csv", "--column", "address=addr_line_1", "--id-column", "ID"))
     assert r.exit_code == 0, r.output
     np.testing.assert_array_equal(read_encoded(work / "out.parquet").filters, base)
-    os.remove(work / "out.parquet")
+    clear_outputs(work)
     pq.write_table(
         pa.table({h: [row[i] for row in ROWS] for i, h in enumerate(HEADER)}), work / "in.parquet"
     )
     r = run(encode_args(work, "in.parquet"))
     assert r.exit_code == 0, r.output
     np.testing.assert_array_equal(read_encoded(work / "out.parquet").filters, base)
-    os.remove(work / "out.parquet")
+    clear_outputs(work)
     bom = work / "bom.csv"
     bom.write_bytes(b"\xef\xbb\xbf" + (work / "in.csv").read_bytes().replace(b",", b";"))
     r = run(encode_args(work, "bom.csv", "--delimiter", ";"))
@@ -306,13 +316,13 @@ def _no_secret(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]
     return encode_args(work, secret=False), ["in.csv"], {}
 
 
-def _short_secret_file(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
+def _typed_secret_file(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
     (work / "secret.key").write_bytes(b"short-secret")
     write_csv(work / "in.csv", ROWS)
     return encode_args(work), ["in.csv"], {}
 
 
-def _short_secret_env(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
+def _typed_secret_env(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
     write_csv(work / "in.csv", ROWS)
     return encode_args(work, secret=False), ["in.csv"], {ENV_VAR: "short-secret"}
 
@@ -380,8 +390,8 @@ BAD_INPUTS: dict[str, tuple[Setup, tuple[str, ...]]] = {
     "bad schema": (_bad_schema, ("schema.json", "$.fields[0].tokeniser.q")),
     "missing secret": (_no_secret, ("--secret-file", ENV_VAR)),
     "missing secret file": (_missing_secret_file, ("nope.key", "not found")),
-    "short secret file": (_short_secret_file, ("too short",)),
-    "short secret env": (_short_secret_env, ("too short", ENV_VAR)),
+    "typed secret file": (_typed_secret_file, ("secret.key", "linkage keygen")),
+    "typed secret env": (_typed_secret_env, (ENV_VAR, "linkage keygen")),
 }
 
 
@@ -400,7 +410,7 @@ def test_bad_input_gives_one_line_error_and_no_output(work: Path, case: str) -> 
 def test_failed_run_keeps_an_existing_output(work: Path) -> None:
     (work / "out.parquet").write_bytes(b"previous")
     write_csv(work / "dup.csv", [ROWS[0], ROWS[0]])
-    r = run(encode_args(work, "dup.csv"))
+    r = run(encode_args(work, "dup.csv", "--force"))
     assert_clean_error(r, "duplicate")
     assert (work / "out.parquet").read_bytes() == b"previous"
     assert not (work / "rejects.csv").exists()
@@ -424,7 +434,7 @@ def test_bad_party(work: Path, party: str) -> None:
 
 
 def test_secret_value_is_not_an_option(work: Path) -> None:
-    r = run([*encode_args(work, secret=False), "--secret", KEY.decode()])
+    r = run([*encode_args(work, secret=False), "--secret", KEY_TEXT])
     assert r.exit_code == 2
     assert "No such option" in r.output
     assert_no_outputs(work, ["in.csv"])
@@ -511,12 +521,12 @@ def test_every_option_has_help() -> None:
 def test_crlf_csv_and_parquet_dates(work: Path) -> None:
     assert run(encode_args(work)).exit_code == 0
     base = read_encoded(work / "out.parquet")
-    os.remove(work / "out.parquet")
+    clear_outputs(work)
     (work / "crlf.csv").write_bytes((work / "in.csv").read_bytes().replace(b"\n", b"\r\n"))
     r = run(encode_args(work, "crlf.csv"))
     assert r.exit_code == 0, r.output
     np.testing.assert_array_equal(read_encoded(work / "out.parquet").filters, base.filters)
-    os.remove(work / "out.parquet")
+    clear_outputs(work)
     cols: dict[str, Any] = {h: [row[i] for row in ROWS[:3]] for i, h in enumerate(HEADER)}
     cols["date_of_birth"] = pa.array([dt.date(1971, 3, 14), dt.date(1985, 12, 25), None])
     pq.write_table(pa.table(cols), work / "typed.parquet")

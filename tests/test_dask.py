@@ -8,6 +8,7 @@ the output. Scheduler parsing and the missing-Dask message are checked without a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -30,14 +31,14 @@ from linkage.errors import CompatibilityError, InputError, LinkageError
 from linkage.lab.synthetic import encode_arguments, synth
 from linkage.partner.pipeline import encode
 from linkage.schema import Schema, uk_person_template
-from linkage.secret import Secret
+from linkage.secret import Secret, secret_text
 from linkage.tlu.dask_match import DaskEngine, warm_worker
 from linkage.tlu.linker import match
 from linkage.tlu.result import LinkageResult
 
 pytestmark = pytest.mark.dask
 
-SECRET_BYTES = b"dask-test-secret-0123456789-ABCDE"
+SECRET_BYTES = hashlib.sha256(b"dask-test-secret").digest()
 SECRET = Secret(SECRET_BYTES)
 
 
@@ -235,7 +236,7 @@ def test_encode_on_dask_identical_to_in_process(
 
     src, party = extract
     key = tmp_path / "secret.key"
-    key.write_bytes(SECRET_BYTES)
+    key.write_text(secret_text(SECRET_BYTES))
     schema = Schema.from_dict(uk_person_template())
     local = encode_file(src, tmp_path / "local.parquet", schema, SECRET,
                         rejects_path=tmp_path / "local.csv", **_encode_kwargs(party))  # fmt: skip
@@ -268,7 +269,7 @@ def test_encode_on_dask_refuses_a_worker_with_another_secret(
 
     src, party = extract
     key = tmp_path / "other.key"
-    key.write_bytes(b"another secret of 32 bytes......")
+    key.write_text(secret_text(hashlib.sha256(b"another").digest()))
     schema = Schema.from_dict(uk_person_template())
     with pytest.raises(CompatibilityError, match="different secret"):
         encode_file(src, tmp_path / "x.parquet", schema, SECRET, scheduler=session,
@@ -283,7 +284,7 @@ def test_worker_keeps_one_encoder_per_thread(tmp_path: Path) -> None:
     from linkage.partner import dask_encode
 
     key = tmp_path / "secret.key"
-    key.write_bytes(SECRET_BYTES)
+    key.write_text(secret_text(SECRET_BYTES))
     schema_json = json.dumps(uk_person_template())
     batch = {"rid": pa.array(["a", "b"]), "surname": pa.array(["SMITH", "JONES"])}
     seen: list[object] = []

@@ -7,6 +7,7 @@ The reference (tests/reference_encoder.py) is written from the hashing spec in
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,8 +24,8 @@ from linkage.schema import Schema, uk_person_template
 from linkage.secret import Secret
 
 TODAY = dt.date(2024, 6, 1)
-SECRET = Secret(b"reference-test-secret-0123456789")
-OTHER = Secret(b"another-secret-entirely-98765432")
+SECRET = Secret(hashlib.sha256(b"reference-test-secret-0123456789").digest())
+OTHER = Secret(hashlib.sha256(b"another-secret-entirely-98765432").digest())
 
 
 # -- strategies ------------------------------------------------------------------------------

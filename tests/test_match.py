@@ -9,6 +9,7 @@ not an encoded file).
 from __future__ import annotations
 
 import csv
+import hashlib
 import itertools
 import json
 import os
@@ -42,8 +43,8 @@ from linkage.tlu.linker import (
     match,
 )
 
-SECRET = Secret(b"match-test-secret-0123456789-ABC")
-OTHER_SECRET = Secret(b"another-secret-entirely-98765-xyz")
+SECRET = Secret(hashlib.sha256(b"match-test-secret-0123456789-ABC").digest())
+OTHER_SECRET = Secret(hashlib.sha256(b"another-secret-entirely-98765-xyz").digest())
 Rec = tuple[str, str]  # (party, record_id)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from linkage._files import CSV, PARQUET, Output, atomic_outputs, check_outputs
 from linkage.encoded import (
     EncodedTable,
     arrow_schema,
@@ -33,7 +34,6 @@ from linkage.encoded import (
     make_meta,
     metadata_bytes,
     parquet_options,
-    temp_path_for,
 )
 from linkage.errors import InputError
 from linkage.evidence import TOO_LITTLE_EVIDENCE
@@ -223,21 +223,25 @@ def encode_file(
     threads: int | None = None,
     scheduler: Any = None,
     secret_file: str | Path | None = None,
+    force: bool = False,
 ) -> EncodeSummary:
     """Encode a CSV or Parquet extract into an encoded Parquet file, streaming in batches.
 
-    Nothing is left at ``output_path`` (or ``rejects_path``) unless the whole run succeeds.
+    ``output_path`` (``.parquet``) and ``rejects_path`` (``.csv``) must not exist unless
+    ``force``; they are written with mode 0600, together, or not at all (see
+    :mod:`linkage._files`): nothing is left there unless the whole run succeeds.
     ``scheduler`` (``local[:N]``, ``tls://HOST:PORT`` or an open
     :class:`linkage.dask_session.DaskSession`): encode batches on the partner's own
     Dask workers, which read the secret from ``secret_file`` themselves (the secret never
     travels); see docs/scale.md.
     """
     _check_party(party)
+    wanted = [Output(Path(output_path), "encoded output", PARQUET)]
+    if rejects_path is not None:
+        wanted.append(Output(Path(rejects_path), "rejects file", CSV))
+    check_outputs(wanted, [input_path], force=force)
     src = InputFile(input_path, delimiter=delimiter)
     out = Path(output_path)
-    _check_output(out, "output", [src.path])
-    if rejects_path is not None:
-        _check_output(Path(rejects_path), "--rejects file", [src.path, out])
     own_session = remote = None
     if scheduler is not None:
         from linkage.dask_session import open_scheduler
@@ -282,60 +286,38 @@ def _encode_file(
     rejects: list[tuple[str, str, str]] | None = [] if rejects_path is not None else None
     has_bk = bool(schema.block_keys)
     aschema = arrow_schema(schema.output_length, has_bk)
-    tmp = temp_path_for(out)
-    writer = None
-    try:
-        writer = pq.ParquetWriter(tmp, aschema, **parquet_options())
-        for batch in _encode_stream(
-            src, schema, secret, summary, opts, progress=progress, rejects=rejects, remote=remote
-        ):
-            writer.write_batch(batch)
-        if summary.rows_encoded == 0:
-            if summary.rows_unlinkable:
-                raise InputError(
-                    f"{src.path}: no row has enough identifying information (the schema's "
-                    "min_evidence); nothing to encode"
-                )
-            raise InputError(f"{src.path}: no row has a usable field; nothing to encode")
-        meta = _meta(schema, secret, party, summary.rows_encoded)
-        writer.add_key_value_metadata(metadata_bytes(meta))
-        writer.close()
-        writer = None
-        if rejects_path is not None and rejects is not None:
-            write_rejects(rejects_path, rejects)
-        os.replace(tmp, out)
-    except BaseException:
-        if writer is not None:
+    paths = [out] if rejects_path is None else [out, Path(rejects_path)]
+    with atomic_outputs(*paths) as temps:
+        writer = pq.ParquetWriter(temps[0], aschema, **parquet_options())
+        try:
+            for batch in _encode_stream(
+                src, schema, secret, summary, opts,
+                progress=progress, rejects=rejects, remote=remote,
+            ):  # fmt: skip
+                writer.write_batch(batch)
+            if summary.rows_encoded == 0:
+                if summary.rows_unlinkable:
+                    raise InputError(
+                        f"{src.path}: no row has enough identifying information (the schema's "
+                        "min_evidence); nothing to encode"
+                    )
+                raise InputError(f"{src.path}: no row has a usable field; nothing to encode")
+            meta = _meta(schema, secret, party, summary.rows_encoded)
+            writer.add_key_value_metadata(metadata_bytes(meta))
+        finally:
             writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
+        if rejects is not None:
+            write_rejects(temps[1], rejects)
     return summary
 
 
-def _check_output(path: Path, what: str, others: Sequence[Path]) -> None:
-    """Refuse outputs that would overwrite an input or another output, or cannot be written."""
-    if path.is_dir():
-        raise InputError(f"{path}: the {what} is a directory")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{parent}: directory for the {what} does not exist")
-    for other in others:
-        if path.resolve() == other.resolve():
-            raise InputError(f"{path}: the {what} would overwrite {other.name}")
-
-
 def write_rejects(path: str | Path, rows: list[tuple[str, str, str]]) -> None:
-    p = Path(path)
-    tmp = temp_path_for(p)
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["record_id", "field", "reason"])
-            w.writerows(rows)
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """The rejects CSV (record_id, field, reason; never a value) at ``path`` as it is: the
+    caller gives a temporary file of :func:`linkage._files.atomic_outputs`."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["record_id", "field", "reason"])
+        w.writerows(rows)
 
 
 def _meta(schema: Schema, secret: Secret, party: str, count: int) -> dict[str, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,8 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from linkage.encoded import metadata_bytes, temp_path_for
-from linkage.errors import InputError
+from linkage._files import PARQUET, Output, atomic_outputs, check_outputs
+from linkage.encoded import metadata_bytes
 
 LINKS_FORMAT_VERSION = "1"
 
@@ -88,45 +88,33 @@ class LinkageResult:
         )
         return meta
 
-    def write(self, links_path: str | Path, pairs_path: str | Path | None = None) -> None:
-        """Write links (and pairs, if a path is given) as Parquet with metadata: all or
-        nothing (both go to temporary files first, then are renamed)."""
-        meta = metadata_bytes(self.links_meta())
-        outputs = [(self.links, Path(links_path))]
+    def write(
+        self, links_path: str | Path, pairs_path: str | Path | None = None, *, force: bool = False
+    ) -> None:
+        """Write links (and pairs, if a path is given) as Parquet with metadata, mode 0600,
+        all or nothing (:func:`linkage._files.atomic_outputs`; both files carry the same
+        ``run_id``). Raises :class:`~linkage._files.OutputError` if a path exists (unless
+        ``force``), does not end in ``.parquet`` or cannot be written."""
+        meta = self.links_meta()
+        meta["run_id"] = secrets.token_hex(16)
+        footer = metadata_bytes(meta)
+        outputs = [Output(Path(links_path), "links file", PARQUET)]
+        tables = [self.links]
         if pairs_path is not None:
-            outputs.append((self.pairs, Path(pairs_path)))
-        check_output_paths([p for _, p in outputs])
-        temps: list[Path] = []
-        try:
-            for table, path in outputs:
-                tmp = temp_path_for(path)
-                temps.append(tmp)
-                pq.write_table(table.replace_schema_metadata(meta), tmp, compression="zstd")
-            for (_, path), tmp in zip(outputs, temps, strict=True):
-                os.replace(tmp, path)
-        except OSError as exc:
-            raise InputError(f"cannot write {exc.filename or 'output'}: {exc.strerror}") from None
-        finally:
-            for tmp in temps:
-                tmp.unlink(missing_ok=True)
+            outputs.append(Output(Path(pairs_path), "pairs file", PARQUET))
+            tables.append(self.pairs)
+        paths = check_outputs(outputs, force=force)
+        with atomic_outputs(*paths) as temps:
+            for table, tmp in zip(tables, temps, strict=True):
+                pq.write_table(table.replace_schema_metadata(footer), tmp, compression="zstd")
 
 
-def check_output_paths(paths: Sequence[str | Path], inputs: Sequence[str | Path] = ()) -> None:
-    """Fail early (before any work) on outputs that cannot be written or would clobber."""
-    seen: set[Path] = set()
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            raise InputError(f"{p}: is a directory")
-        parent = p.parent if str(p.parent) else Path(".")
-        if not parent.is_dir():
-            raise InputError(f"{parent}: output directory does not exist")
-        r = p.resolve()
-        if r in seen:
-            raise InputError(f"{p}: given as two outputs")
-        if any(r == Path(i).resolve() for i in inputs):
-            raise InputError(f"{p}: output would overwrite an input file")
-        seen.add(r)
+def check_output_paths(
+    paths: Sequence[str | Path], inputs: Sequence[str | Path] = (), *, force: bool = False
+) -> None:
+    """Fail early (before any work) on links/pairs outputs that cannot be written, would
+    clobber an input or an existing file (unless ``force``), or are not named ``.parquet``."""
+    check_outputs([Output(Path(p), "output", PARQUET) for p in paths], inputs, force=force)
 
 
 _CARRIED = {  # encoded-file metadata -> links metadata
