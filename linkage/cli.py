@@ -351,7 +351,7 @@ def encode(
     finally:
         bar.close()
     if not quiet:
-        for line in encode_summary_lines(summary, s.filter_length):
+        for line in encode_summary_lines(summary, s.output_length):
             click.echo(line, err=True)
         click.echo(f"wrote {output}", err=True)
 
