@@ -50,7 +50,11 @@ _CHECK_CHARTS = r"""
     let marks = 0;
     if (svg) {
       for (const g of svg.querySelectorAll('g.role-mark:not(.mark-text)')) {
-        marks += g.querySelectorAll('path, rect, line').length;
+        for (const m of g.querySelectorAll('path, rect, line')) {
+          const b = m.getBBox();
+          const d = m.getAttribute('d') || '';
+          if ((b.width > 0 || b.height > 0) && !d.includes('NaN')) marks += 1;
+        }
       }
     }
     out.push({kind: svg ? 'svg' : (canvas ? 'canvas' : 'none'), width: r.width,

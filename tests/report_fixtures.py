@@ -3,6 +3,7 @@ docs/make_screenshots.py. Everything is synthetic; nothing here is a real person
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import linkage
 from linkage.schema import Schema, uk_person_template
 
-SECRET = b"report-fixture-secret-0123456789"  # 32 bytes
+SECRET = hashlib.sha256(b"report-fixture-secret").digest()  # 32 random-looking bytes
 
 # column maps of the synthetic partner extracts (linkage synth writes each party differently)
 PARTY_COLUMNS: dict[str, tuple[str, dict[str, str]]] = {
@@ -67,6 +68,8 @@ def make_scenario(
     secret = Secret(SECRET)
     extracts = {p.stem: p for p in sorted(data.glob("*.csv")) if p.stem in PARTY_COLUMNS}
     sc = Scenario(out, schema, extracts, truth=data / "truth.csv")
+    for old in [*out.glob("*.parquet")]:  # outputs refuse to overwrite
+        old.unlink()
     for party, path in extracts.items():
         id_col, cols = PARTY_COLUMNS[party]
         enc_path = out / f"{party}.parquet"

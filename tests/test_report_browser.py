@@ -85,3 +85,10 @@ def test_evaluation_report_renders(scenario, tmp_path: Path) -> None:  # type: i
         truth=scenario.truth,
     )
     check_page(out, tmp_path, min_charts=2)
+
+
+def test_match_report_renders(scenario, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from linkage.report.match_report import write_match_report
+
+    out = write_match_report(tmp_path / "match.html", scenario.result)
+    check_page(out, tmp_path, min_charts=4)

@@ -148,8 +148,8 @@ def bars(
     ]
     fmt = ".0%" if percent else ("~s" if disclosure else "~g")
     kw: dict[str, Any] = {}
-    if log:
-        kw["scale"] = alt.Scale(type="log")
+    if log:  # symlog: bars start at zero, which a log scale cannot draw
+        kw["scale"] = alt.Scale(type="symlog")
     elif domain_max is not None:
         kw["scale"] = alt.Scale(domain=[0, domain_max])
     value_axis = alt.X if horizontal else alt.Y

@@ -1,0 +1,370 @@
+"""The match report (trusted linkage unit): what the match found, as one HTML page.
+
+Takes the :class:`~linkage.tlu.result.LinkageResult` (links, matched pairs, typed
+statistics). Individual scores never reach the page: they are binned first.
+
+Optional statistics are used when the match records them (read with ``getattr``):
+``stats.score_histogram`` (``{"edges": [...], "counts": [...]}`` of every scored candidate
+pair; without it the histogram holds the matched pairs only), ``stats.blocking_keys`` (per
+key: ``{"key", "candidates", "reduction_ratio"}``), ``stats.memory`` (stage -> peak bytes),
+``stats.stub_records`` and ``stats.field_weights`` (field -> weight).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from linkage.report import charts
+from linkage.report.disclosure import Disclosure
+from linkage.report.estimate import fit_mixture
+from linkage.report.page import Page, Section
+
+if TYPE_CHECKING:  # pragma: no cover
+    from linkage.tlu.result import LinkageResult
+
+SCORE_BINS = 100
+
+
+def write_match_report(
+    path: str | Path,
+    result: LinkageResult,
+    *,
+    disclosure: Disclosure | None = None,
+    title: str = "Match report",
+) -> Path:
+    """Write the match report of ``result`` to ``path`` (HTML, atomically, mode 0600)."""
+    d = disclosure or Disclosure()
+    st = result.stats
+    fp = result.meta.get("schema_fingerprint", "")
+    page = Page(
+        title,
+        subtitle="Records linked into entities by the trusted linkage unit.",
+        disclosure=d,
+        meta=[("threshold", f"{st.threshold:g}"), ("blocking", st.blocking)]
+        + ([("schema", fp[:16])] if fp else []),
+    )
+    ent = _entities(result)
+    _summary(page.section("Summary"), result, ent, d)
+    _parties(page.section("Records per party"), result, ent, d)
+    _blocking(page.section("Blocking"), st, d)
+    edges, counts, all_pairs = _score_histogram(result)
+    _scores(page.section("Score distribution"), st, edges, counts, all_pairs, d)
+    _estimate(page.section("Estimated precision and recall"), st, edges, counts, all_pairs)
+    _entity_sizes(page.section("Entities by size and by party combination"), st, ent, d)
+    _stages(page.section("Time and memory per stage"), st)
+    weights = getattr(st, "field_weights", None)
+    if weights:
+        _weights(page.section("Field weights"), weights)
+    return page.write(path)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _entities(result: LinkageResult) -> dict[str, Any]:
+    """Entity sizes, party combinations and singletons per party, from the links."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    links = result.links
+    ent_col = links.column("entity_id")
+    ent_col = ent_col.combine_chunks() if isinstance(ent_col, pa.ChunkedArray) else ent_col
+    enc = pc.dictionary_encode(ent_col)
+    ent = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    n_ent = len(enc.dictionary)
+    parties = list(result.stats.records_per_party)
+    pcol = links.column("party")
+    pidx = pc.index_in(pcol, value_set=pa.array(parties, pa.string()))
+    party = pc.fill_null(pidx, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    size = np.bincount(ent, minlength=n_ent)
+    single = size[ent] == 1
+    singles = np.bincount(party[single], minlength=len(parties))
+    mask = np.zeros(n_ent, np.int64)
+    if len(parties) <= 62:
+        np.bitwise_or.at(mask, ent, np.left_shift(1, party))
+    combos, combo_n = np.unique(mask[size > 1], return_counts=True)
+    combo_rows = []
+    for m, c in sorted(zip(combos.tolist(), combo_n.tolist(), strict=True), key=lambda r: -r[1]):
+        names = [p for i, p in enumerate(parties) if m >> i & 1]
+        combo_rows.append((" + ".join(names) + (" only" if len(names) == 1 else ""), int(c)))
+    return {
+        "parties": parties,
+        "singles": singles,
+        "combos": combo_rows,
+        "n_entities": n_ent,
+        "multi": int((size > 1).sum()),
+    }
+
+
+def _score_histogram(result: LinkageResult) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Bin edges and counts of the scores; True when they cover every scored candidate."""
+    h = getattr(result.stats, "score_histogram", None)
+    if h:
+        return np.asarray(h["edges"], float), np.asarray(h["counts"], np.int64), True
+    col = result.pairs.column("score")
+    scores = col.to_numpy() if hasattr(col, "to_numpy") else np.asarray(col)
+    edges = np.linspace(0.0, 1.0, SCORE_BINS + 1)
+    counts, _ = np.histogram(scores, bins=edges)
+    return edges, counts.astype(np.int64), False
+
+
+def _summary(s: Section, r: LinkageResult, ent: dict[str, Any], d: Disclosure) -> None:
+    st = r.stats
+    total = sum(st.records_per_party.values())
+    linked = total - int(ent["singles"].sum())
+    s.facts(
+        [
+            ("records", total),
+            ("parties", str(len(st.records_per_party))),
+            ("entities", st.entities),
+            ("entities with 2+ records", ent["multi"]),
+            ("records linked to another", linked),
+            ("matched pairs", st.matched_pairs),
+        ]
+    )
+    dedupe = (
+        f" Records of one party may join one entity at a score of at least "
+        f"{st.dedupe_threshold:g} (dedupe)."
+        if st.dedupe_threshold is not None
+        else ""
+    )
+    s.paragraph(
+        f"Pairs scoring at least {st.threshold:g} (Dice similarity of the Bloom filters) were "
+        f"candidates for a link; the {st.engine} engine solved them into entities.{dedupe}"
+    )
+
+
+def _parties(s: Section, r: LinkageResult, ent: dict[str, Any], d: Disclosure) -> None:
+    rows = []
+    bar_rows: list[tuple[str, str, int]] = []
+    for p, single in zip(ent["parties"], ent["singles"].tolist(), strict=True):
+        n = r.stats.records_per_party[p]
+        rows.append([p, n, n - single, single, d.share(single, n)])
+        bar_rows.append((p, "linked", n - single))
+        bar_rows.append((p, "not linked (entity of one record)", single))
+    s.table(["party", "records", "linked", "not linked", "share not linked"], rows)
+    if d.any_shown([n for _, _, n in bar_rows]):
+        s.figure(
+            charts.grouped_bars(
+                bar_rows,
+                title="Linked and unlinked records per party",
+                x_title="records",
+                disclosure=d,
+                colors={"linked": "#2f5d8a", "not linked (entity of one record)": "#e08a2e"},
+            ),
+            "A party with a much larger unlinked share than expected from its overlap with "
+            "the others may have encoded with a data problem (see its encode report).",
+        )
+
+
+def _blocking(s: Section, st: Any, d: Disclosure) -> None:
+    s.table(
+        ["blocking", "candidate pairs scored", "possible pairs", "reduction ratio"],
+        [[st.blocking, st.candidates, st.possible_pairs, f"{st.reduction_ratio:.6f}"]],
+        numeric=(3,),
+        caption="Reduction ratio: share of all possible cross-record pairs that blocking "
+        "spared from scoring.",
+    )
+    keys = getattr(st, "blocking_keys", None)
+    if keys:
+        s.table(
+            ["block key", "candidate pairs", "reduction ratio"],
+            [[k["key"], int(k["candidates"]), f"{float(k['reduction_ratio']):.6f}"] for k in keys],
+            numeric=(2,),
+        )
+        shown = [int(k["candidates"]) for k in keys]
+        if d.any_shown(shown):
+            s.figure(
+                charts.bars(
+                    [k["key"] for k in keys],
+                    shown,
+                    title="Candidate pairs per block key",
+                    x_title="candidate pairs (log scale)",
+                    disclosure=d,
+                    log=True,
+                ),
+                "A key producing far more candidates than the others has a common value "
+                "(e.g. a frequent surname code); it costs time but rarely finds extra links.",
+            )
+    det = {k: v for k, v in (st.blocking_detail or {}).items() if k != "seconds"}
+    if det:
+        rows = [
+            [k.replace("_", " "), v if isinstance(v, int | float) else str(v)]
+            for k, v in det.items()
+        ]
+        s.table(["blocking detail", "value"], rows)
+    over = int(det.get("oversize_blocks", 0) or 0)
+    if over:
+        s.callout(
+            f"{d.count(over)} block(s) were larger than the block size limit (--max-block) and "
+            "were not scored; their records can still link through their other keys."
+        )
+    stubs = getattr(st, "stub_records", None)
+    if stubs is not None:
+        s.paragraph(f"Stub records (too few bits set to link reliably): {d.count(int(stubs))}.")
+
+
+def _scores(
+    s: Section, st: Any, edges: np.ndarray, counts: np.ndarray, all_pairs: bool, d: Disclosure
+) -> None:
+    what = "scored candidate pairs" if all_pairs else "matched pairs"
+    if not d.any_shown(counts.tolist()):
+        s.note(f"No chart: fewer than {d.min_count} {what} in every score bin.")
+        return
+    lo = 0.0 if all_pairs else max(0.0, min(float(st.threshold), 1.0) - 0.05)
+    keep = edges[:-1] >= lo - 1e-12
+    e = np.concatenate([edges[:-1][keep], edges[-1:]])
+    s.figure(
+        charts.histogram(
+            e,
+            counts[keep],
+            title=f"Scores of {what}",
+            x_title="Dice similarity score (0 = nothing in common, 1 = identical filters)",
+            y_title=f"{what} (log scale)",
+            disclosure=d,
+            log_y=True,
+            rule_at=float(st.threshold),
+            rule_label=f"threshold {st.threshold:g}",
+            x_domain=(float(e[0]), float(e[-1])),
+        ),
+        "Pairs of the same person pile up near 1 and other pairs lower down; a threshold in "
+        "the valley between the two humps keeps most true links and few false ones."
+        if all_pairs
+        else "Only matched pairs (at or above the threshold) are kept by the match; a large "
+        "pile just above the threshold suggests it lets in doubtful pairs.",
+    )
+
+
+def _estimate(s: Section, st: Any, edges: np.ndarray, counts: np.ndarray, all_pairs: bool) -> None:
+    mix = fit_mixture(edges, counts)
+    if mix is None:
+        s.note("Too few scored pairs to estimate precision and recall from the scores.")
+        return
+    s.callout("These are estimates from a model of the scores, not measurements: " + mix.method())
+    t = np.linspace(max(mix.lower, 0.3), min(mix.upper, 0.999), 80)
+    prec, rec = mix.precision_recall(t)
+    s.figure(
+        charts.curves(
+            t.tolist(),
+            {"estimated precision": prec.tolist(), "estimated recall": rec.tolist()},
+            title="Estimated precision and recall against the threshold",
+            x_title="score threshold (Dice similarity)",
+            y_title="estimated share",
+            rule_at=float(st.threshold),
+            rule_label=f"threshold {st.threshold:g}",
+            dashed=("estimated recall",),
+        ),
+        "Where estimated precision drops, more false links get in; where estimated recall "
+        "drops, true links are missed. Check the estimate on synthetic data with "
+        "`linkage evaluate` before relying on it.",
+    )
+    p_t, r_t = mix.precision_recall(np.array([float(st.threshold)]))
+    s.table(
+        ["estimate at the threshold", "value"],
+        [
+            ["estimated precision", _fmt(p_t[0])],
+            ["estimated recall", _fmt(r_t[0])],
+            ["same-person component: mean score", f"{mix.match_mean:.3f}"],
+            ["different-people component: mean score", f"{mix.nonmatch_mean:.3f}"],
+            ["same-person share of the pairs", f"{mix.weight:.3f}"],
+        ],
+    )
+
+
+def _fmt(x: float) -> str:
+    return "-" if not np.isfinite(x) else f"{x:.3f}"
+
+
+def _entity_sizes(s: Section, st: Any, ent: dict[str, Any], d: Disclosure) -> None:
+    sizes = sorted(st.entities_by_size.items())
+    big = [(k, v) for k, v in sizes if k > 10]
+    rows = [(str(k), v) for k, v in sizes if k <= 10]
+    if big:
+        rows.append(("11+", sum(v for _, v in big)))
+    s.table(["entity size (records)", "entities"], [[k, v] for k, v in rows])
+    if d.any_shown([v for _, v in rows]):
+        s.figure(
+            charts.bars(
+                [f"{k} record{'s' if k != '1' else ''}" for k, _ in rows],
+                [v for _, v in rows],
+                title="Entities by size",
+                x_title="entities (log scale)",
+                disclosure=d,
+                log=True,
+            ),
+            "Most entities should hold about one record per party; many large entities hint at "
+            "over-linking (a threshold too low, or placeholder values such as a default date).",
+        )
+    combos = ent["combos"]
+    if combos:
+        s.table(["parties in the entity (2+ records)", "entities"], [[c, n] for c, n in combos])
+        top = combos[:15]
+        if d.any_shown([n for _, n in top]):
+            s.figure(
+                charts.bars(
+                    [c for c, _ in top],
+                    [n for _, n in top],
+                    title="Entities by party combination",
+                    x_title="entities",
+                    disclosure=d,
+                ),
+                "Compare with the expected overlap between the parties: a combination much "
+                "rarer than expected points at a pair of partners that link poorly.",
+            )
+
+
+def _stages(s: Section, st: Any) -> None:
+    secs = dict(st.seconds or {})
+    mem = getattr(st, "memory", None) or {}
+    rows = [[k, f"{v:.2f} s", _bytes(mem[k]) if k in mem else ""] for k, v in secs.items()]
+    rows.append(["total", f"{sum(secs.values()):.2f} s", ""])
+    s.table(["stage", "time", "peak memory"], rows, numeric=(1, 2))
+    if secs:
+        s.figure(
+            charts.bars(
+                list(secs),
+                [float(v) for v in secs.values()],
+                title="Time per stage",
+                x_title="seconds",
+                disclosure=None,
+            ),
+            "The longest bar is the stage to tune first (blocking settings for candidates and "
+            "scoring, --threads or a Dask scheduler for throughput).",
+        )
+    workers = f", {st.workers} Dask workers" if st.workers else ""
+    s.paragraph(
+        f"Engine {st.engine}, {st.threads} threads{workers}. Peak memory of the process that "
+        f"wrote this report: {_bytes(_peak_rss())}."
+    )
+
+
+def _weights(s: Section, weights: dict[str, float]) -> None:
+    names = list(weights)
+    s.figure(
+        charts.bars(
+            names,
+            [float(weights[n]) for n in names],
+            title="Field weights",
+            x_title="weight",
+            disclosure=None,
+        ),
+        "Fields with more weight decide more links; a field with little weight barely matters.",
+    )
+
+
+def _peak_rss() -> int:
+    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(ru if sys.platform == "darwin" else ru * 1024)
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
