@@ -90,10 +90,10 @@ def check_outputs(
     ins = {Path(i).resolve(): Path(i) for i in inputs if not _is_url(str(i))}
     out: list[Path] = []
     for item in outputs:
+        if not isinstance(item, Output) and _is_url(str(item)):
+            raise OutputError(f"{item}: outputs must be local files")
         o = Output.of(item)
         p = o.path
-        if _is_url(str(p)):
-            raise OutputError(f"{p}: outputs must be local files")
         r = p.resolve()
         if r in ins:
             raise OutputError(f"{p}: the {o.what} would overwrite the input {ins[r]}")
@@ -164,17 +164,28 @@ def atomic_outputs(*paths: str | Path, mode: int = PRIVATE) -> Iterator[list[Pat
             tmp = _hidden(t, "partial")
             _new_private_file(tmp, mode)
             temps.append(tmp)
+    except OSError as exc:
+        _remove(temps)
+        raise _cannot_write(exc, targets[len(temps)]) from None
+    try:
         yield list(temps)
-        for tmp in temps:
-            os.chmod(tmp, mode)  # a writer may have replaced the file
-            _fsync(tmp)
-        _commit(temps, targets)
     except OSError as exc:
         _remove(temps)
         mapped = _output_error(exc, targets, temps)
         if mapped is None:
             raise
         raise mapped from None
+    except BaseException:
+        _remove(temps)
+        raise
+    try:
+        for tmp in temps:
+            os.chmod(tmp, mode)  # a writer may have replaced the file
+            _fsync(tmp)
+        _commit(temps, targets)
+    except OSError as exc:
+        _remove(temps)
+        raise _cannot_write(exc, ", ".join(str(t) for t in targets)) from None
     except BaseException:
         _remove(temps)
         raise
@@ -232,19 +243,22 @@ def os_error_message(exc: OSError, path: object = None) -> str:
     return f"{where}: {reason}" if where is not None else reason
 
 
+def _cannot_write(exc: OSError, target: object) -> OutputError:
+    return OutputError(f"cannot write {os_error_message(exc, target)}")
+
+
 def _output_error(exc: OSError, targets: Sequence[Path], temps: Sequence[Path]) -> Exception | None:
     """The error naming the target when ``exc`` is about writing one; None when it is not
     ours (an input that cannot be read, say)."""
     text = f"{exc.filename} {exc.filename2} {exc}"
     for tmp, t in zip(temps, targets, strict=False):
         if str(tmp) in text or tmp.name in text:
-            return OutputError(f"cannot write {os_error_message(exc, t)}")
+            return _cannot_write(exc, t)
     for t in targets:
         if str(t) in text:
-            return OutputError(f"cannot write {os_error_message(exc, t)}")
+            return _cannot_write(exc, t)
     if exc.filename is None and _errno(exc) in _WRITE_ERRNOS:
-        names = ", ".join(str(t) for t in targets)
-        return OutputError(f"cannot write {os_error_message(exc, names)}")
+        return _cannot_write(exc, ", ".join(str(t) for t in targets))
     return None
 
 

@@ -581,3 +581,60 @@ def test_rejects_same_as_input_is_refused(work: Path) -> None:
     r = run(args)
     assert (work / "in.csv").read_bytes() == before
     assert_clean_error(r, "rejects")
+
+
+# -- outputs (issue 10): refused when they exist, named by format, private, OS errors ------------
+@pytest.mark.parametrize("existing", ["out.parquet", "rejects.csv", "secret.key"])
+def test_existing_outputs_are_refused_unless_force(work: Path, existing: str) -> None:
+    args = encode_args(work)
+    if existing == "secret.key":  # `-o secret.key` once replaced the project secret
+        args[args.index("-o") + 1] = str(work / "secret.key")
+        before = (work / "secret.key").read_bytes()
+        assert_clean_error(run(args), "secret.key")
+        assert (work / "secret.key").read_bytes() == before
+        return
+    (work / existing).write_text("earlier")
+    assert_clean_error(run(args), existing, "already exists", "--force")
+    assert (work / existing).read_text() == "earlier"
+    assert_no_outputs(work, ["in.csv", existing])
+    r = run([*args, "--force"])
+    assert r.exit_code == 0, r.output
+    read_encoded(work / "out.parquet")
+
+
+@pytest.mark.parametrize(
+    ("option", "name"),
+    [("-o", "out.csv"), ("-o", "out"), ("-o", "secret.key"), ("--rejects", "rejects.parquet"),
+     ("--rejects", "rejects.txt")],
+)  # fmt: skip
+def test_output_names_must_say_their_format(work: Path, option: str, name: str) -> None:
+    args = encode_args(work, "in.csv", "--force")
+    args[args.index(option) + 1] = str(work / name)
+    line = assert_clean_error(run(args), name, "give a name ending in")
+    assert ("Parquet" in line) == (option == "-o")
+    assert_no_outputs(work, ["in.csv"])
+
+
+def test_outputs_are_private(work: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        assert run(encode_args(work)).exit_code == 0
+    finally:
+        os.umask(old)
+    for name in ("out.parquet", "rejects.csv"):
+        assert (work / name).stat().st_mode & 0o777 == 0o600, name
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [OSError("IOError: [errno 28] No space left on device"),
+     OSError(28, "No space left on device"), PermissionError(13, "Permission denied")],
+)  # fmt: skip
+def test_os_error_while_writing(work: Path, monkeypatch: pytest.MonkeyPatch, exc: OSError) -> None:
+    def fail(*a: object, **k: object) -> None:
+        raise exc
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_batch", fail)
+    line = assert_clean_error(run(encode_args(work)), "out.parquet", os.strerror(exc.errno or 28))
+    assert ".partial" not in line and "None" not in line
+    assert_no_outputs(work, ["in.csv"])

@@ -282,3 +282,52 @@ def test_pairs_failure_leaves_no_links(work: Work, out_dir: Path) -> None:
              "--pairs", out_dir / "no_such_dir" / "pairs.parquet"])  # fmt: skip
     assert_clean_error(r, "no_such_dir")
     assert_nothing_written(out_dir)
+
+
+# -- outputs: refused when they exist, named by format, private, OS errors (issue 10) --------------
+def test_existing_outputs_are_refused_unless_force(work: Work, out_dir: Path) -> None:
+    links, pairs = out_dir / "links.parquet", out_dir / "pairs.parquet"
+    links.write_text("not to be clobbered")
+    r = run(["match", *work.encoded, "-o", links, "--pairs", pairs])
+    assert_clean_error(r, str(links), "already exists", "--force")
+    assert links.read_text() == "not to be clobbered" and not pairs.exists()
+    ok(["match", *work.encoded, "-o", links, "--pairs", pairs, "--force", "--seed", "5"])
+    assert pq.read_table(links).equals(pq.read_table(work.links))
+    assert sorted(p.name for p in out_dir.iterdir()) == ["links.parquet", "pairs.parquet"]
+
+
+@pytest.mark.parametrize(
+    ("links", "pairs", "bad"),
+    [("links.csv", None, "links.csv"), ("links.parquet", "pairs.csv", "pairs.csv"),
+     ("links", None, "links"), ("links.json", "pairs.parquet", "links.json")],
+)  # fmt: skip
+def test_output_names_must_say_parquet(
+    work: Work, out_dir: Path, links: str, pairs: str | None, bad: str
+) -> None:
+    extra = ["--pairs", out_dir / pairs] if pairs else []
+    r = run(["match", *work.encoded, "-o", out_dir / links, *extra])
+    assert_clean_error(r, bad, "Parquet", ".parquet")
+    assert_nothing_written(out_dir)
+
+
+def test_outputs_are_private(work: Work) -> None:
+    for p in [work.links, work.pairs, *work.encoded, work.dir / "secret.key"]:
+        assert p.stat().st_mode & 0o777 == 0o600, p
+
+
+def test_disk_full_while_writing(
+    work: Work, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet
+
+    def full(*a: object, **k: object) -> None:
+        raise OSError("IOError: [errno 28] No space left on device")  # as Arrow says it
+
+    links, pairs = out_dir / "links.parquet", out_dir / "pairs.parquet"
+    links.write_text("old links")
+    monkeypatch.setattr(pyarrow.parquet, "write_table", full)
+    r = run(["match", *work.encoded, "-o", links, "--pairs", pairs, "--force"])
+    line = assert_clean_error(r, str(links), "No space left on device")
+    assert ".partial" not in line
+    assert links.read_text() == "old links"
+    assert sorted(p.name for p in out_dir.iterdir()) == ["links.parquet"]
