@@ -1,0 +1,204 @@
+"""Graph matching: align the similarity graph of the encoded records with the similarity graph
+of the attacker's plaintext list and match nodes one to one.
+
+Follows Vidanage, Ranbaduge, Christen & Schnell (CIKM 2020: node features of both similarity
+graphs, then matching) with the improvements of Schäfer et al. (ACSAC 2024, artifact
+SchaeferJ/graphMatching: the plaintext similarity mimics the encoding; nodes are placed in a
+shared coordinate system before one-to-one matching). Here:
+
+1. Plaintext similarities are Dice coefficients of Bloom filters the attacker builds from its
+   list under its *own* random key with the public schema (:func:`..plaintext.
+   simulate_filters`): same tokens, same bits per token, so the same similarity law.
+2. Seeds from node features that do not depend on graph size (so they work when the encoded
+   file is only part of the list): popcount, quantiles of each node's similarities to all other
+   nodes and the shares of nodes above fixed similarities; the encoded nodes whose nearest
+   plaintext node (standardised features, scikit-learn k-NN) is much nearer than the second
+   become seeds.
+3. Anchor refinement: each node's vector of similarities to the seeds is a coordinate system
+   shared by both graphs (seed k on one side is seed k on the other). Nodes are matched by
+   distance between these vectors, one to one (greedy on sorted candidate pairs), and the
+   most confident matches become the next round's seeds, more each round.
+
+The attack never needs the key: only the similarities between encoded records.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+QUANTILES = (0.5, 0.9, 0.99, 0.999)
+LEVELS = (0.55, 0.65, 0.75, 0.85)
+
+
+def _as_float(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    xf = np.ascontiguousarray(x, np.float32)
+    return xf, xf.sum(1)
+
+
+def dice(a: np.ndarray, pa_: np.ndarray, b: np.ndarray, pb: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) float32 Dice coefficients of bit rows given as float32 0/1 arrays."""
+    inter = a @ b.T
+    den = pa_[:, None] + pb[None, :]
+    return (2.0 * inter / np.maximum(den, 1.0)).astype(np.float32)
+
+
+def node_features(x: np.ndarray, block: int = 1024) -> np.ndarray:
+    """(n, F) features of each node of the similarity graph over bit rows ``x`` (n, L): popcount
+    share, similarity quantiles :data:`QUANTILES` and shares of nodes at or above
+    :data:`LEVELS` (self left out). All are invariant to taking a random subset of nodes."""
+    xf, p = _as_float(x)
+    n, length = xf.shape
+    feats = np.zeros((n, 1 + len(QUANTILES) + len(LEVELS)), np.float32)
+    feats[:, 0] = p / length
+    for s in range(0, n, block):
+        d = dice(xf[s : s + block], p[s : s + block], xf, p)
+        idx = np.arange(d.shape[0])
+        d[idx, s + idx] = -1.0  # self
+        q = np.quantile(d, QUANTILES, axis=1).T
+        feats[s : s + block, 1 : 1 + len(QUANTILES)] = q
+        for j, t in enumerate(LEVELS):
+            feats[s : s + block, 1 + len(QUANTILES) + j] = (d >= t).sum(1) / max(n - 1, 1)
+    return feats
+
+
+def _greedy_one_to_one(
+    rows: np.ndarray, cols: np.ndarray, cost: np.ndarray, n_rows: int
+) -> np.ndarray:
+    """Greedy one-to-one matching over candidate pairs in ascending ``cost``: -> (n_rows,)
+    matched column or -1."""
+    order = np.argsort(cost, kind="stable")
+    out = np.full(n_rows, -1, np.int64)
+    used: set[int] = set()
+    for k in order.tolist():
+        r, c = int(rows[k]), int(cols[k])
+        if out[r] < 0 and c not in used:
+            out[r] = c
+            used.add(c)
+    return out
+
+
+def _feature_pool(fe: np.ndarray, fa: np.ndarray, nodes: int, per_node: int) -> np.ndarray:
+    """(P, 2) candidate pairs (encoded, plaintext): the ``per_node`` nearest plaintext nodes
+    in standardised feature space (scikit-learn k-NN) of the ``nodes`` encoded nodes whose
+    nearest neighbour is most distinct from the next ones."""
+    from sklearn.neighbors import NearestNeighbors
+
+    mu, sd = fa.mean(0), fa.std(0) + 1e-9
+    ze, za = (fe - mu) / sd, (fa - mu) / sd
+    k = min(per_node + 1, len(fa))
+    dist, ind = NearestNeighbors(n_neighbors=k).fit(za).kneighbors(ze)
+    ratio = dist[:, 0] / np.maximum(dist[:, -1], 1e-9)
+    best = np.argsort(ratio, kind="stable")[:nodes]
+    per = min(per_node, ind.shape[1])
+    return np.stack([np.repeat(best, per), ind[best, :per].reshape(-1)], axis=1)
+
+
+def _consistent_seeds(
+    ef: np.ndarray,
+    ep: np.ndarray,
+    af: np.ndarray,
+    ap: np.ndarray,
+    pool: np.ndarray,
+    keep: int,
+    shrink: float = 0.6,
+) -> np.ndarray:
+    """Prune candidate pairs to the ``keep`` most mutually consistent ones: a right pair's
+    similarities to the other right pairs agree on both sides (encoded Dice ~ plaintext Dice),
+    a wrong pair's do not. Each round scores every pair by the correlation of its row of
+    pairwise similarities on both sides over the pairs still kept, and keeps the best
+    ``shrink`` share. -> (keep, 2) pairs, one to one."""
+    pi, pj = pool[:, 0], pool[:, 1]
+    se = dice(ef[pi], ep[pi], ef[pi], ep[pi])
+    sa = dice(af[pj], ap[pj], af[pj], ap[pj])
+    kept = np.arange(len(pool))
+    score = np.zeros(len(pool), np.float32)
+    while True:
+        a = se[:, kept] - se[:, kept].mean(1, keepdims=True)
+        b = sa[:, kept] - sa[:, kept].mean(1, keepdims=True)
+        score = (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1) + 1e-12)
+        if len(kept) <= keep:
+            break
+        kept = np.argsort(-score, kind="stable")[: max(keep, int(len(kept) * shrink))]
+    one = _greedy_one_to_one(pi, pj, -score, int(pi.max()) + 1 if len(pi) else 0)
+    rows = np.flatnonzero(one >= 0)
+    rows = rows[np.argsort(-score[_pair_index(pool, rows, one)], kind="stable")][:keep]
+    return np.stack([rows, one[rows]], axis=1)
+
+
+def _pair_index(pool: np.ndarray, rows: np.ndarray, one: np.ndarray) -> np.ndarray:
+    where = {(int(a), int(b)): k for k, (a, b) in enumerate(pool.tolist())}
+    return np.array([where[(int(r), int(one[r]))] for r in rows], np.int64)
+
+
+def _anchor_match(
+    ef: np.ndarray,
+    ep: np.ndarray,
+    af: np.ndarray,
+    ap: np.ndarray,
+    seeds: np.ndarray,
+    candidates: int = 8,
+    block: int = 2048,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Match encoded nodes to plaintext nodes by the distance between their similarity vectors
+    to the seeds. -> (match (m,) or -1, margin (m,): 2nd-best minus best distance)."""
+    pe = dice(ef, ep, ef[seeds[:, 0]], ep[seeds[:, 0]])  # (m, s)
+    rows, cols, costs = [], [], []
+    margin = np.zeros(len(ef), np.float32)
+    pe2 = (pe * pe).sum(1)
+    anchors_a, anchors_p = af[seeds[:, 1]], ap[seeds[:, 1]]
+    pas = [dice(af[s : s + block], ap[s : s + block], anchors_a, anchors_p)
+           for s in range(0, len(af), block)]  # fmt: skip
+    pa_ = np.concatenate(pas) if pas else np.zeros((0, len(seeds)), np.float32)
+    pa2 = (pa_ * pa_).sum(1)
+    c = min(candidates, len(af))
+    for s in range(0, len(ef), block):
+        d = pe2[s : s + block, None] + pa2[None, :] - 2.0 * (pe[s : s + block] @ pa_.T)
+        top = (
+            np.argpartition(d, c - 1, axis=1)[:, :c]
+            if c < d.shape[1]
+            else np.tile(np.arange(d.shape[1]), (d.shape[0], 1))
+        )
+        td = np.take_along_axis(d, top, axis=1)
+        o = np.argsort(td, axis=1)
+        top, td = np.take_along_axis(top, o, 1), np.take_along_axis(td, o, 1)
+        margin[s : s + block] = (td[:, 1] - td[:, 0]) if c > 1 else 0.0
+        r = np.repeat(np.arange(s, s + d.shape[0]), c)
+        rows.append(r)
+        cols.append(top.reshape(-1))
+        costs.append(td.reshape(-1))
+    m = _greedy_one_to_one(np.concatenate(rows), np.concatenate(cols), np.concatenate(costs),
+                           len(ef))  # fmt: skip
+    return m, margin
+
+
+def match_graphs(
+    enc_bits: np.ndarray,
+    plain_bits: np.ndarray,
+    *,
+    seeds: int = 100,
+    anchors: int = 1500,
+    rounds: int = 4,
+    pool_nodes: int = 1500,
+    per_node: int = 3,
+    feats: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Match encoded records (m, L bool) to the attacker's list (N, L bool, its own-key
+    filters): -> (m,) index into the list or -1. ``seeds``: initial seed pairs from node
+    features; ``anchors``: seed pairs in the last round (grown geometrically over
+    ``rounds``). ``feats``: precomputed :func:`node_features` of both sides."""
+    ef, ep = _as_float(enc_bits)
+    af, ap = _as_float(plain_bits)
+    fe, fa = feats if feats is not None else (node_features(enc_bits), node_features(plain_bits))
+    pool = _feature_pool(fe, fa, pool_nodes, per_node)
+    pairs = _consistent_seeds(ef, ep, af, ap, pool, seeds)
+    m = np.full(len(ef), -1, np.int64)
+    sizes = np.geomspace(max(len(pairs), 2), max(anchors, len(pairs), 2), rounds).astype(int)
+    for r in range(rounds):
+        m, margin = _anchor_match(ef, ep, af, ap, pairs)
+        ok = np.flatnonzero(m >= 0)
+        if len(ok) == 0:
+            break
+        if r + 1 < rounds:
+            take = ok[np.argsort(-margin[ok], kind="stable")[: int(sizes[r + 1])]]
+            pairs = np.stack([take, m[take]], axis=1)
+    return m

@@ -1,0 +1,218 @@
+"""The attacker's plaintext tools: normalised values, the schema's tokens, and Bloom filters
+under the attacker's *own* random key.
+
+The attacker knows the schema and the tokenisation (see the partner encoder's module doc):
+q-grams padded with U+0000, date parts ``D05``/``M12``/``Y1990``/``DM0512``/``F19901205``,
+exact values, numeric neighbourhoods, ``bits_per_token`` or ``ceil(bit_budget / tokens)``
+bits per token, and salting (a salted token is a distinct token per salt value). The
+attacker does not know the key, so :func:`simulate_filters` draws positions from its own
+random key: the filters differ bit by bit from the real ones, but their similarities and
+popcounts follow the same law (this is what graph matching exploits; Vidanage et al., CIKM
+2020, compute plaintext similarities the same way).
+
+No import of ``linkage.secret`` or the partner encoder here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+PAD = "\x00"
+SALT_SEP = "\x1e"
+
+
+@dataclass(frozen=True)
+class Plain:
+    """Normalised values of ``n`` records: ``values[field]`` is an object array of str or None
+    (missing/invalid), in row order."""
+
+    values: dict[str, np.ndarray]
+    n: int
+
+    def take(self, rows: np.ndarray) -> Plain:
+        rows = np.asarray(rows, np.int64)
+        return Plain({k: v[rows] for k, v in self.values.items()}, len(rows))
+
+    def concat(self, other: Plain) -> Plain:
+        return Plain(
+            {k: np.concatenate([v, other.values[k]]) for k, v in self.values.items()},
+            self.n + other.n,
+        )
+
+    def identity(self) -> np.ndarray:
+        """One string per record: all field values joined (equal strings = same identity)."""
+        cols = [self.values[k] for k in sorted(self.values)]
+        out = np.empty(self.n, object)
+        for i in range(self.n):
+            out[i] = "\x1f".join("" if c[i] is None else c[i] for c in cols)
+        return out
+
+
+def normalise_table(
+    table: pa.Table,
+    schema: Any,
+    columns: Mapping[str, str] | None = None,
+    date_formats: Mapping[str, str] | None = None,
+) -> Plain:
+    """Normalise each schema field's column (``columns`` maps field -> column name) with the
+    field's normaliser and missing-value sentinels: what the partner hashed."""
+    import linkage
+
+    columns = dict(columns or {})
+    date_formats = dict(date_formats or {})
+    out = {}
+    for f in schema.fields:
+        col = columns.get(f.name, f.name)
+        if col not in table.column_names:
+            out[f.name] = np.full(table.num_rows, None, object)
+            continue
+        arr = table.column(col).combine_chunks().cast(pa.string())
+        fmt = date_formats.get(f.name)
+        if fmt is not None:  # to ISO first (the attacker needs no partner-side parser)
+            when = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
+            arr = pc.strftime(when, format="%Y-%m-%d")
+        nv = linkage.normalise(f.normaliser, arr, missing=f.missing)
+        vals = np.array(nv.values.to_pylist(), dtype=object)
+        vals[nv.status != 0] = None
+        out[f.name] = vals
+    return Plain(out, table.num_rows)
+
+
+def salt_of(schema: Any, f: Any, plain: Plain) -> np.ndarray | None:
+    """The salt value of each record for field ``f`` (None: unsalted field)."""
+    if f.salt is None:
+        return None
+    src = plain.values[f.salt.field]
+    if f.salt.transform == "year":
+        return np.array([None if v is None else v[:4] for v in src], dtype=object)
+    return src
+
+
+def value_tokens(tok: Any, value: str) -> list[str]:
+    """The tokens of one normalised value under tokeniser ``tok`` (repeats kept)."""
+    t = tok.type
+    if t == "qgram":
+        q = tok.q
+        if tok.padding:
+            s = PAD * (q - 1) + value + PAD * (q - 1)
+        elif len(value) < q:
+            return [value.rjust(q, PAD)]
+        else:
+            s = value
+        return [s[i : i + q] for i in range(len(s) - q + 1)]
+    if t == "exact":
+        return [value]
+    if t == "date":
+        y, m, d = int(value[:4]), int(value[5:7]), int(value[8:10])
+        out = []
+        for part in tok.parts:
+            if part == "day":
+                out.append(f"D{d:02d}")
+            elif part == "month":
+                out.append(f"M{m:02d}")
+            elif part == "year":
+                out.append(f"Y{y:04d}")
+            elif part == "day_month":
+                out.append(f"DM{min(d, m):02d}{max(d, m):02d}")
+            else:
+                out.append(f"F{y:04d}{m:02d}{d:02d}")
+        return out
+    v = int(value)
+    n = tok.neighbourhood
+    return [str(v + i) for i in range(-n, n + 1)]
+
+
+def bits_for(f: Any, ntok: int) -> int:
+    """Bits per token of field ``f`` for a value with ``ntok`` tokens."""
+    if f.bits_per_token is not None:
+        return int(f.bits_per_token)
+    return int(min(max(math.ceil(f.bit_budget / max(ntok, 1)), 1), 256))
+
+
+def field_units(
+    schema: Any, f: Any, plain: Plain
+) -> tuple[list[tuple[str, ...]], np.ndarray, list[int]]:
+    """Distinct (salted) token tuples of field ``f``: (units, unit_of_row (-1: none), k per unit).
+
+    A salted token is ``salt + U+001E + token`` (a distinct token per salt value)."""
+    vals = plain.values[f.name]
+    salts = salt_of(schema, f, plain)
+    index: dict[tuple[str | None, str], int] = {}
+    units: list[tuple[str, ...]] = []
+    ks: list[int] = []
+    unit_of_row = np.full(plain.n, -1, np.int64)
+    for i in range(plain.n):
+        v = vals[i]
+        if v is None:
+            continue
+        s = None if salts is None else salts[i]
+        if salts is not None and s is None:
+            continue
+        key = (s, v)
+        u = index.get(key)
+        if u is None:
+            toks = value_tokens(f.tokeniser, v)
+            if not toks:
+                continue
+            ks.append(bits_for(f, len(toks)))
+            if s is not None:
+                toks = [s + SALT_SEP + t for t in toks]
+            u = len(units)
+            index[key] = u
+            units.append(tuple(toks))
+        unit_of_row[i] = u
+    return units, unit_of_row, ks
+
+
+def _positions(label: bytes, k: int, length: int) -> np.ndarray:
+    """k pseudo-random positions in [0, length) from BLAKE2b of ``label`` (attacker's key)."""
+    need = k
+    out: list[np.ndarray] = []
+    j = 0
+    while need > 0:
+        d = hashlib.blake2b(label + bytes([j]), digest_size=64).digest()
+        w = np.frombuffer(d, np.uint32).astype(np.uint64)
+        p = (w * np.uint64(length)) >> np.uint64(32)  # Lemire's multiply-shift, any length
+        out.append(p[:need].astype(np.int64))
+        need -= len(out[-1])
+        j += 1
+    return np.concatenate(out)
+
+
+def simulate_filters(plain: Plain, schema: Any, seed: int = 0) -> np.ndarray:
+    """(n, L) bool Bloom filters of the plaintext under the attacker's own random key: the
+    schema's tokens and bits per token, positions from BLAKE2b keyed by ``seed``."""
+    length = schema.filter_length
+    x = np.zeros((plain.n, length), bool)
+    key = seed.to_bytes(8, "little", signed=False)
+    for f in schema.fields:
+        units, uor, ks = field_units(schema, f, plain)
+        if not units:
+            continue
+        ubits = np.zeros((len(units), length), bool)
+        cache: dict[str, np.ndarray] = {}
+        for u, (toks, k) in enumerate(zip(units, ks, strict=True)):
+            for t in set(toks):
+                pos = cache.get(t)
+                if pos is None or len(pos) < k:
+                    label = key + f.name.encode() + b"\x00" + t.encode("utf-8")
+                    pos = cache[t] = _positions(label, max(k, f.bits_per_token or 0), length)
+                ubits[u, pos[:k]] = True
+        has = uor >= 0
+        x[has] |= ubits[uor[has]]
+    return x
+
+
+def unpack(filters: np.ndarray) -> np.ndarray:
+    """(n, L/64) uint64 filters -> (n, L) bool (bit p = word p // 64, bit p % 64)."""
+    f = np.ascontiguousarray(filters, np.uint64)
+    bits = np.unpackbits(f.view(np.uint8), axis=1, bitorder="little")
+    return bits.astype(bool)
