@@ -123,6 +123,43 @@ def _show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
+def report_options(fn: F) -> F:
+    """``--report FILE.html`` and ``--report-min-count N`` (HTML reports, docs/reports.md)."""
+    fn = click.option(
+        "--report-min-count",
+        default=10,
+        show_default=True,
+        type=click.IntRange(1),
+        help="In the --report, counts from 1 to N-1 are suppressed (others rounded to 5).",
+    )(fn)
+    return click.option(
+        "--report",
+        "report_path",
+        type=click.Path(dir_okay=False),
+        help="Also write a self-contained HTML report (.html): aggregate figures only, no "
+        "record ids or values, small counts suppressed. See docs/reports.md.",
+    )(fn)
+
+
+def _check_report(path: str | None, inputs: Iterable[str], force: bool) -> None:
+    """Refuse a --report path early (before any work), as every other output."""
+    if path is not None:
+        from linkage._files import Output, check_outputs
+
+        check_outputs([Output(Path(path), "report", (".html", ".htm"))], list(inputs), force=force)
+
+
+def _write_report(quiet: bool, path: str | None, write: Callable[[Any], object]) -> None:
+    """Write an HTML report (if asked) with a progress line, under the small-count rule."""
+    if path is None:
+        return
+    if _show_progress(quiet):
+        click.echo(f"writing report {path} ...", err=True)
+    write(path)
+    if not quiet:
+        click.echo(f"wrote report {path}", err=True)
+
+
 class _Bar:
     """A progress bar on stderr, started once the total is known; off when not enabled."""
 
@@ -293,6 +330,7 @@ def schema_check(schema_file: str) -> None:
     help="Rows encoded at a time (memory grows with it).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+@report_options
 @handle_errors
 def encode(
     input_file: str,
@@ -311,6 +349,8 @@ def encode(
     scheduler: str | None,
     batch_size: int,
     quiet: bool,
+    report_path: str | None,
+    report_min_count: int,
 ) -> None:
     """Encode a CSV or Parquet extract into keyed Bloom filters for the linkage unit.
 
@@ -324,6 +364,7 @@ def encode(
     from linkage.schema import Schema
     from linkage.secret import Secret
 
+    _check_report(report_path, [input_file], force)
     s = Schema.load(schema_file)
     secret = Secret.resolve(secret_file, warn=_warn)
     _say_if_compiling(quiet, "encode", "text")
@@ -354,6 +395,21 @@ def encode(
         for line in encode_summary_lines(summary, s.output_length):
             click.echo(line, err=True)
         click.echo(f"wrote {output}", err=True)
+
+    def encode_report(path: str) -> None:
+        from linkage.encoded import read_encoded
+        from linkage.report import Disclosure, profile_extract, write_encode_report
+
+        prof = profile_extract(
+            input_file, s, columns=_pairs(column_map, "--column"), absent=absent,
+            delimiter=delimiter,
+        )  # fmt: skip
+        write_encode_report(
+            path, summary, encoded=read_encoded(output), schema=s, profile=prof,
+            disclosure=Disclosure(min_count=report_min_count),
+        )  # fmt: skip
+
+    _write_report(quiet, report_path, encode_report)
 
 
 @main.command()
@@ -512,6 +568,7 @@ def synth(
     "readable by every worker. See docs/scale.md.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No summary.")
+@report_options
 @handle_errors
 def match_cmd(
     inputs: tuple[str, ...],
@@ -528,6 +585,8 @@ def match_cmd(
     max_block: int,
     scheduler: str | None,
     quiet: bool,
+    report_path: str | None,
+    report_min_count: int,
 ) -> None:
     """Link encoded files from two or more partners (or one, with --dedupe).
 
@@ -539,6 +598,7 @@ def match_cmd(
     from linkage.tlu.linker import check_output_paths, match
 
     check_output_paths([output, *([pairs_out] if pairs_out else [])], inputs, force=force)
+    _check_report(report_path, inputs, force)
     _say_if_compiling(quiet, "dice", "blocking", "cluster")
 
     def progress(msg: str) -> None:
@@ -565,6 +625,13 @@ def match_cmd(
         for line in match_summary_lines(result.stats):
             click.echo(line, err=True)
         click.echo(f"wrote {output}" + (f" and {pairs_out}" if pairs_out else ""), err=True)
+
+    def match_report(path: str) -> None:
+        from linkage.report import Disclosure, write_match_report
+
+        write_match_report(path, result, disclosure=Disclosure(min_count=report_min_count))
+
+    _write_report(quiet, report_path, match_report)
 
 
 @main.command("evaluate")
@@ -593,6 +660,12 @@ def match_cmd(
     help="Report same-party pairs (default: when the links join records of one party).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    help="The threshold the links were matched at (marked in the --report).",
+)
+@report_options
 @handle_errors
 def evaluate_cmd(
     links: str,
@@ -602,6 +675,9 @@ def evaluate_cmd(
     candidates: str | None,
     within_party: bool | None,
     as_json: bool,
+    threshold: float | None,
+    report_path: str | None,
+    report_min_count: int,
 ) -> None:
     """Measure links.parquet against ground truth: pairwise precision, recall and F1
     (cross-party, within-party, per party pair), split and merged entities; with --pairs a
@@ -613,6 +689,7 @@ def evaluate_cmd(
 
     if sweep is not None and pairs is None:
         raise InputError("--sweep needs --pairs (a scored pairs file)")
+    _check_report(report_path, [links, truth], force=True)
     report = evaluate(
         links,
         truth,
@@ -622,6 +699,16 @@ def evaluate_cmd(
         within_party=within_party,
     )
     click.echo(report.to_json() if as_json else evaluation_text(report))
+
+    def evaluation_report(path: str) -> None:
+        from linkage.report import Disclosure, write_evaluation_report
+
+        write_evaluation_report(
+            path, report, threshold=threshold, links=links, truth=truth,
+            disclosure=Disclosure(min_count=report_min_count),
+        )  # fmt: skip
+
+    _write_report(True, report_path, evaluation_report)
 
 
 # --- linkage map (the persistent map at the TLU; linkage/tlu/linkage_map/) ---------------
