@@ -1,6 +1,6 @@
 """Encoding benchmark: linkage vs clkhash 0.18.3 on the same 100k-record, 10-field table.
 
-Data: :func:`benchmarks._common.person_columns` (given_name, surname, date_of_birth, sex,
+Data: :func:`benchmarks.data.person_columns` (given_name, surname, date_of_birth, sex,
 postcode, address, nhs_number, town, phone, email), written once as CSV.
 
 - clkhash: ``generate_clk_from_csv`` with a v3 schema over the 10 fields (bigrams, blakeHash,
@@ -34,18 +34,12 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import (
-    Figure,
-    children_cpu_seconds,
-    clkhash_schema_v3,
-    linkage_exe,
-    linkage_person_schema,
-    machine_info,
-    report,
-    run_measured_cpu,
-    write_json,
-    write_person_csv,
-)
+from benchmarks.data import write_person_csv
+from benchmarks.harness.machine import machine_info
+from benchmarks.harness.measure import children_cpu_seconds, run_measured_cpu
+from benchmarks.harness.results import Figure, report, write_json
+from benchmarks.linkage_cli import linkage_exe, linkage_person_schema
+from benchmarks.peer_configs import clkhash_schema_v3
 from benchmarks.peers import PeerFailedError, PeerMissingError, clkhash_encode, peer_python
 
 GiB = 2**30
@@ -82,7 +76,7 @@ def _inproc(csv_path: str, schema_path: str, secret_path: str, out_path: str) ->
 
 
 def _write_secret(path: Path) -> Path:
-    from benchmarks._common import write_secret_file
+    from benchmarks.linkage_cli import write_secret_file
 
     return write_secret_file(path, SECRET)
 

@@ -39,16 +39,10 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import (
-    Figure,
-    linkage_exe,
-    machine_info,
-    report,
-    run_measured_cpu,
-    run_synth,
-    synth_encode_cmd,
-    write_secret_file,
-)
+from benchmarks.harness.machine import machine_info
+from benchmarks.harness.measure import run_measured_cpu
+from benchmarks.harness.results import Figure, report
+from benchmarks.linkage_cli import linkage_exe, run_synth, synth_encode_cmd, write_secret_file
 from benchmarks.peers import PeerFailedError, PeerMissingError, anonlink_all_pairs, peer_python
 
 GiB = 2**30

@@ -43,19 +43,11 @@ import pyarrow.parquet as pq
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import (
-    SYNTH_TO_TEMPLATE,
-    Figure,
-    clkhash_schema_v3,
-    linkage_exe,
-    machine_info,
-    report,
-    run_measured_cpu,
-    run_synth,
-    synth_encode_cmd,
-    write_json,
-    write_secret_file,
-)
+from benchmarks.harness.machine import machine_info
+from benchmarks.harness.measure import run_measured_cpu
+from benchmarks.harness.results import Figure, report, write_json
+from benchmarks.linkage_cli import linkage_exe, run_synth, synth_encode_cmd, write_secret_file
+from benchmarks.peer_configs import clkhash_schema_v3
 from benchmarks.peers import (
     PeerFailedError,
     PeerMissingError,
@@ -63,9 +55,10 @@ from benchmarks.peers import (
     clkhash_encode,
     peer_python,
 )
+from linkage.lab.synthetic import TEMPLATE_FIELDS
 
 SECRET = b"benchmark-secret-not-real-0123456789"
-FIELDS = tuple(SYNTH_TO_TEMPLATE)  # given_name, surname, date_of_birth, sex, postcode, ...
+FIELDS = tuple(TEMPLATE_FIELDS)  # given_name, surname, date_of_birth, sex, postcode, ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +218,7 @@ def peer_preprocess(sdir: Path, party: dict[str, Any], out: Path) -> Path:
     )
     cols = party["columns"]
     out_cols: dict[str, Any] = {"record_id": t[party["record_id_column"]]}
-    for fname, sfield in SYNTH_TO_TEMPLATE.items():
+    for fname, sfield in TEMPLATE_FIELDS.items():
         v = pc.utf8_trim_whitespace(t[cols[sfield]])
         if sfield == "dob":
             d = pc.strptime(v, format=party["date_format"], unit="s", error_is_null=True)

@@ -30,17 +30,10 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import (
-    SYNTH_TO_TEMPLATE,
-    Figure,
-    linkage_exe,
-    machine_info,
-    report,
-    run_measured,
-    run_synth,
-    synth_encode_cmd,
-    write_secret_file,
-)
+from benchmarks.harness.machine import machine_info
+from benchmarks.harness.measure import run_measured
+from benchmarks.harness.results import Figure, report
+from benchmarks.linkage_cli import linkage_exe, run_synth, synth_encode_cmd, write_secret_file
 
 GB = 10**9
 SECRET = b"benchmark-secret-not-real-0123456789"
@@ -105,12 +98,7 @@ def scenario(work: Path, label: str, people: int, parties: int, overlap: float) 
     files = []
     for p in manifest["parties"]:
         out = work / f"{label}_{p['name']}.parquet"
-        fields = {k: v for k, v in SYNTH_TO_TEMPLATE.items() if v in p["columns"]}
-        cmd = synth_encode_cmd(sdir, p, schema, secret, out, fields)
-        for f in SYNTH_TO_TEMPLATE:
-            if f not in fields:
-                cmd += ["--absent", f]
-        st = _stage(cmd)
+        st = _stage(synth_encode_cmd(sdir, p, schema, secret, out))  # absent fields included
         st.pop("stdout")
         info["encode"].append({"party": p["name"], "records": p["records"], **st})
         files.append(out)

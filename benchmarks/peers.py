@@ -25,19 +25,11 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import (
-    REPO_ROOT,
-    Figure,
-    blocklib_psig_schema,
-    clkhash_schema_v3,
-    flip_bits,
-    machine_info,
-    random_filters,
-    run_measured,
-    write_json,
-    write_person_csv,
-    write_results,
-)
+from benchmarks.data import flip_bits, random_filters, write_person_csv
+from benchmarks.harness.machine import REPO_ROOT, machine_info
+from benchmarks.harness.measure import run_measured
+from benchmarks.harness.results import Figure, write_json, write_results
+from benchmarks.peer_configs import blocklib_psig_schema, clkhash_schema_v3
 
 PEERS_DIR = REPO_ROOT / ".peers"
 SCRIPTS_DIR = Path(__file__).resolve().parent / "peer_scripts"
@@ -215,7 +207,7 @@ def blocklib_block(
     timeout_s: float | None = 3600,
 ) -> dict[str, Any]:
     """Two-party P-Sig blocking with blocklib 0.1.11 on two CSVs with headers (see
-    :func:`benchmarks._common.blocklib_psig_schema`).
+    :func:`benchmarks.peer_configs.blocklib_psig_schema`).
 
     ``seconds`` covers ``generate_candidate_blocks`` for both parties plus
     ``generate_blocks(K=2)`` (CSV parsing excluded); ``records_per_s`` is

@@ -25,7 +25,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import RESULTS_DIR, _atomic_write_text, _fmt, machine_info
+from benchmarks.harness.machine import machine_info
+from benchmarks.harness.results import RESULTS_DIR, atomic_write_text, fmt_number
 
 HERE = Path(__file__).resolve().parent
 BENCHES: dict[str, str] = {
@@ -75,8 +76,8 @@ def summary_markdown(
         for f in doc.get("figures", []):
             ratio = f.get("ratio")
             lines.append(
-                f"| {label} | {f['metric']} | {_fmt(f.get('value'))} | {f.get('unit', '')} | "
-                f"{f.get('peer') or '—'} | {_fmt(f.get('peer_value'))} | "
+                f"| {label} | {f['metric']} | {fmt_number(f.get('value'))} | {f.get('unit', '')} | "
+                f"{f.get('peer') or '—'} | {fmt_number(f.get('peer_value'))} | "
                 f"{'—' if ratio is None else f'{ratio:.2f}×'} | "
                 f"{str(f.get('note', '')).replace('|', '/')} |"
             )
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     docs = load_results([n for n in names if n not in failures])
     text = summary_markdown(docs, machine_info(), failures, date)
     out = RESULTS_DIR / "summary.md"
-    _atomic_write_text(out, text)
+    atomic_write_text(out, text)
     print(f"wrote {out}")
     return 1 if failures else 0
 
