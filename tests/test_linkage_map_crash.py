@@ -1,0 +1,105 @@
+"""Crash safety of ``map update``: a process killed with SIGKILL at any point of an update
+leaves the map at its previous version, readable and equal to what it was.
+
+The child process runs a real update; it is killed either at a named point of the update
+(:func:`linkage.tlu.linkage_map.update._checkpoint`, patched in the child only: after the
+diff, after the solve, inside the transaction after each group of writes, just before the
+commit) or after a random delay.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_linkage_map_data import make_population, subset
+
+from linkage.tlu.linkage_map import map_create, map_info, map_links
+
+# before the transaction, inside it (after the first and the last writes), at the commit
+POINTS = ["solved", "records-inserted", "memberships-written", "before-commit"]  # fmt: skip
+
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    import linkage.tlu.linkage_map.update as u
+    point = sys.argv[3]
+    if point != "-":
+        def _kill(name):
+            if name == point:
+                os.kill(os.getpid(), signal.SIGKILL)
+        u._checkpoint = _kill
+    print("start", flush=True)
+    u.map_update(sys.argv[1], [sys.argv[2]])
+    print("done", flush=True)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    d = tmp_path_factory.mktemp("crash")
+    pop = make_population(d / "synth", people=800, parties=2)
+    a = pop.encs[0]
+    base = d / "base.duckdb"
+    map_create(base, [subset(a, np.arange(len(a) - 80)), pop.encs[1]], dedupe=True, seed=1)
+    new = d / "a.parquet"
+    subset(a, np.arange(30, len(a))).write(new)  # 80 new records, 30 retired
+    return d, base, new
+
+
+def _run(map_path: Path, new: Path, point: str, delay: float | None = None) -> int:
+    p = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(map_path), str(new), point],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    if delay is not None:
+        assert p.stdout is not None
+        p.stdout.readline()  # imports done
+        try:
+            p.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=120)
+    return p.returncode
+
+
+def _copy(base: Path, to: Path) -> Path:
+    to.write_bytes(base.read_bytes())
+    return to
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_kill_at_each_point_keeps_previous_version(
+    setup: tuple[Path, Path, Path], point: str
+) -> None:
+    d, base, new = setup
+    m = _copy(base, d / f"m-{point}.duckdb")
+    before = map_links(m)
+    rc = _run(m, new, point)
+    assert rc == -signal.SIGKILL
+    assert map_info(m)["current_version"] == 1
+    assert map_links(m).equals(before)
+    if point == POINTS[-1]:  # and the map still takes the update afterwards
+        assert _run(m, new, "-") == 0
+        assert map_info(m)["current_version"] == 2
+
+
+def test_kill_at_random_times(setup: tuple[Path, Path, Path]) -> None:
+    d, base, new = setup
+    rng = np.random.default_rng(7)
+    before = map_links(base)
+    for i, delay in enumerate(rng.uniform(0.5, 2.5, size=2)):
+        m = _copy(base, d / f"r{i}.duckdb")
+        rc = _run(m, new, "-", delay=float(delay))
+        v = map_info(m)["current_version"]
+        if rc == 0:
+            assert v == 2
+        else:
+            assert rc == -signal.SIGKILL and v == 1
+            assert map_links(m).equals(before)
