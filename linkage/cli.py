@@ -314,7 +314,21 @@ def schema_check(schema_file: str) -> None:
     metavar="FIELD",
     help="A schema field your extract does not have; encoded as missing (repeatable).",
 )
-@click.option("--delimiter", default=",", show_default=True, help="CSV delimiter.")
+@click.option(
+    "--suspected-placeholders",
+    type=click.Choice(["report", "missing"]),
+    default="report",
+    show_default=True,
+    help="A value held by an implausible share of rows (one date of birth on 1%, one "
+    "postcode on 2%...) is a suspected placeholder: report it in the summary and --rejects, "
+    "or also encode it as missing.",
+)
+@click.option(
+    "--delimiter",
+    default=",",
+    show_default=True,
+    help="CSV delimiter: one character, or 'tab'.",
+)
 @click.option("--threads", type=click.IntRange(1), help="Worker threads (default: all cores).")
 @click.option(
     "--scheduler",
@@ -344,6 +358,7 @@ def encode(
     column_map: tuple[str, ...],
     date_formats: tuple[str, ...],
     absent: tuple[str, ...],
+    suspected_placeholders: str,
     delimiter: str,
     threads: int | None,
     scheduler: str | None,
@@ -384,6 +399,7 @@ def encode(
             delimiter=delimiter,
             batch_size=batch_size,
             threads=threads,
+            suspected_placeholders=suspected_placeholders,
             scheduler=scheduler,
             secret_file=secret_file,
             force=force,

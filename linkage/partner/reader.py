@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
@@ -23,32 +24,81 @@ PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
 # CSV files up to this size are parsed once, in parallel, and kept in memory (the pre-check
 # pass and the encoding batches then share one parse); larger files stream twice.
 IN_MEMORY_CSV_BYTES = 256 * 2**20
+# What a file that is not a UTF-8 CSV starts with, and what to tell its owner.
+_MAGIC = [
+    (b"\x1f\x8b", "is gzip-compressed: decompress it first (gunzip)"),
+    (b"BZh", "is bzip2-compressed: decompress it first (bunzip2)"),
+    (b"\xfd7zXZ\x00", "is xz-compressed: decompress it first (unxz)"),
+    (b"\x28\xb5\x2f\xfd", "is zstd-compressed: decompress it first (unzstd)"),
+    (b"PK\x03\x04", "is a ZIP archive (an Excel .xlsx?): save the sheet as 'CSV UTF-8'"),
+    (b"\xd0\xcf\x11\xe0", "is an old Excel .xls workbook: save the sheet as 'CSV UTF-8'"),
+    (b"\xff\xfe", "is UTF-16 text (Excel's 'Unicode Text'): save it as 'CSV UTF-8'"),
+    (b"\xfe\xff", "is UTF-16 text: save it as 'CSV UTF-8'"),
+]
+_DELIMITER_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
+_DELIMITER_OPTION = {";": "';'", "\t": "tab", "|": "'|'", ",": "','"}
+
+
+def delimiter_char(delimiter: str) -> str:
+    """The one-character delimiter; ``tab`` and ``\\t`` name the tab character."""
+    return "\t" if delimiter in ("tab", "\\t", "TAB") else delimiter
 
 
 class InputFile:
-    """A partner extract: CSV (UTF-8, BOM tolerated) or Parquet, chosen by file suffix."""
+    """A partner extract: CSV (UTF-8, BOM tolerated; line endings LF, CRLF or CR) or Parquet,
+    chosen by file suffix or by the Parquet magic bytes.
+
+    Excel leftovers are ignored and counted: header columns with no name whose cells are all
+    empty (``unnamed_columns``) and rows whose cells are all empty or blank (``blank_rows``,
+    like blank lines; known once the file has been read). Row numbers in messages count data
+    rows, header excluded, blank rows and lines not counted."""
 
     def __init__(self, path: str | Path, *, delimiter: str = ",") -> None:
         self.path = Path(path)
-        self.delimiter = delimiter
+        self.delimiter = delimiter = delimiter_char(delimiter)
+        self.blank_rows = 0
         if not self.path.exists():
             raise InputError(f"{self.path}: file not found")
         if self.path.is_dir():
             raise InputError(f"{self.path}: is a directory, not a file")
         if len(delimiter) != 1:
             raise InputError(f"--delimiter must be one character, got {len(delimiter)}")
-        self.is_parquet = self.path.suffix.lower() in PARQUET_SUFFIXES
         if self.path.stat().st_size == 0:
             raise InputError(f"{self.path}: file is empty")
-        self.columns = self._read_columns()
+        with open(self.path, "rb") as fh:
+            magic = fh.read(8)
+        self.is_parquet = self.path.suffix.lower() in PARQUET_SUFFIXES or magic[:4] == b"PAR1"
+        if not self.is_parquet:
+            for prefix, what in _MAGIC:
+                if magic.startswith(prefix):
+                    raise InputError(f"{self.path}: the file {what}")
+        self._header = header = self._read_header()
+        self._csv_index = {name: i for i, name in enumerate(header) if name}
+        self.unnamed_columns = sum(1 for name in header if not name)
+        self.columns = [name for name in header if name]
         if not self.columns:
             raise InputError(f"{self.path}: no columns in the header")
         dup = sorted({c for c in self.columns if self.columns.count(c) > 1})
         if dup:
-            raise InputError(f"{self.path}: duplicate column name(s) in header: {', '.join(dup)}")
+            shown = ", ".join(repr(c) for c in dup)
+            raise InputError(f"{self.path}: duplicate column name(s) in header: {shown}")
+        if not self.is_parquet and len(self.columns) == 1:
+            self._suggest_delimiter(self.columns[0])
+
+    def _suggest_delimiter(self, name: str) -> None:
+        """A one-column header holding another delimiter: the file is not ``,``-separated."""
+        counts = {d: name.count(d) for d in _DELIMITER_NAMES if d != self.delimiter}
+        best = max(counts, key=lambda d: counts[d])
+        if counts[best]:
+            raise InputError(
+                f"{self.path}: the header has one column; the file looks "
+                f"{_DELIMITER_NAMES[best]}-separated: give --delimiter {_DELIMITER_OPTION[best]}"
+            )
 
     # -- header ---------------------------------------------------------------------------
-    def _read_columns(self) -> list[str]:
+    def _read_header(self) -> list[str]:
+        """Column names (stripped; '' for unnamed columns); sets ``_header_lines``."""
+        self._header_lines = 1
         if self.is_parquet:
             try:
                 return list(pq.read_schema(self.path).names)
@@ -58,13 +108,18 @@ class InputFile:
             head = fh.read(1 << 20)
         if head.startswith(codecs.BOM_UTF8):
             head = head[len(codecs.BOM_UTF8) :]
-        line = head.split(b"\n", 1)[0].rstrip(b"\r")
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError(f"{self.path}: header row is not valid UTF-8") from None
-        row = next(csv.reader(io.StringIO(text), delimiter=self.delimiter), [])
-        return [c.strip() for c in row]
+        text = head.decode("utf-8", errors="surrogateescape")
+        # newline="": records end at LF, CRLF or CR (old Excel for Mac), as Arrow reads them
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter)
+        row = next(reader, [])
+        self._header_lines = max(1, reader.line_num)
+        names = [_strip(c) for c in row]
+        for name in names:
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError(f"{self.path}: header row is not valid UTF-8") from None
+        return names
 
     # -- batches ----------------------------------------------------------------------------
     def iter_batches(
@@ -84,68 +139,98 @@ class InputFile:
             except (OSError, pa.ArrowInvalid) as exc:
                 raise InputError(f"{self.path}: cannot read ({exc.__class__.__name__})") from None
             return
-        # Column names in the CSV header may carry surrounding spaces; map stripped -> raw.
-        raw_names = self._raw_header()
-        name_map = dict(zip(self.columns, raw_names, strict=True))
         if self.path.stat().st_size <= IN_MEMORY_CSV_BYTES:
-            table = self._whole_csv(name_map)
+            table = self._whole_csv()
             n = table.num_rows
             for off in range(0, n, batch_size):
                 part = table.slice(off, batch_size)
-                yield off, {c: part.column(name_map[c]).combine_chunks() for c in columns}
+                yield off, {c: part.column(self._key(c)).combine_chunks() for c in columns}
             return
-        ropts = pcsv.ReadOptions(block_size=max(1 << 20, batch_size * 128), use_threads=True)
-        popts = pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True)
-        copts = pcsv.ConvertOptions(
-            column_types={name_map[c]: pa.string() for c in self.columns},
-            include_columns=[name_map[c] for c in columns],
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
+        ropts = pcsv.ReadOptions(
+            block_size=max(1 << 20, batch_size * 128),
+            use_threads=True,
+            column_names=self._keys(),
+            skip_rows=self._header_lines,
         )
+        blank = 0
         try:
             reader = pcsv.open_csv(
-                self.path, read_options=ropts, parse_options=popts, convert_options=copts
+                self.path,
+                read_options=ropts,
+                parse_options=self._parse_options(),
+                convert_options=self._convert_options(),
             )
             for rb in reader:
+                rb, dropped = self._drop_blank(pa.Table.from_batches([rb]))
+                blank += dropped
                 if rb.num_rows == 0:
                     continue
                 for off in range(0, rb.num_rows, batch_size):
                     part = rb.slice(off, batch_size)
-                    yield start, {c: part.column(name_map[c]) for c in columns}
+                    yield start, {c: part.column(self._key(c)).combine_chunks() for c in columns}
                     start += part.num_rows
         except pa.ArrowInvalid as exc:
             raise self._explain_csv_error(str(exc)) from None
+        self.blank_rows = blank
 
-    def _whole_csv(self, name_map: dict[str, str]) -> pa.Table:
+    def _key(self, column: str) -> str:
+        return f"c{self._csv_index[column]}"
+
+    def _keys(self) -> list[str]:
+        return [f"c{i}" for i in range(len(self.columns) + self.unnamed_columns)]
+
+    def _parse_options(self) -> pcsv.ParseOptions:
+        return pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True)
+
+    def _convert_options(self) -> pcsv.ConvertOptions:
+        return pcsv.ConvertOptions(
+            column_types={k: pa.string() for k in self._keys()},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        )
+
+    def _drop_blank(self, table: pa.Table) -> tuple[pa.Table, int]:
+        """``table`` without its all-blank rows (and their count); refuses a value in a column
+        that has no name in the header."""
+        if table.num_rows == 0:
+            return table, 0
+        empty = [_blank(table.column(k)) for k in self._keys()]
+        named = set(map(self._key, self.columns))
+        for k, e in zip(self._keys(), empty, strict=True):
+            if k in named or pc.all(e).as_py():
+                continue
+            raise InputError(
+                f"{self.path}: column {int(k[1:]) + 1} has no name in the header but holds "
+                "values; give it a name or delete it"
+            )
+        all_blank = empty[0]
+        for e in empty[1:]:
+            all_blank = pc.and_(all_blank, e)
+        dropped = pc.sum(all_blank).as_py() or 0
+        if dropped:
+            table = table.filter(pc.invert(all_blank))
+        return table, dropped
+
+    def _whole_csv(self) -> pa.Table:
         """The whole (small enough) CSV, every column as strings, parsed once and cached."""
         cached = getattr(self, "_table", None)
         if cached is not None:
             return cached
-        popts = pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True)
-        copts = pcsv.ConvertOptions(
-            column_types={name_map[c]: pa.string() for c in self.columns},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
+        ropts = pcsv.ReadOptions(
+            use_threads=True, column_names=self._keys(), skip_rows=self._header_lines
         )
         try:
             table = pcsv.read_csv(
                 self.path,
-                read_options=pcsv.ReadOptions(use_threads=True),
-                parse_options=popts,
-                convert_options=copts,
+                read_options=ropts,
+                parse_options=self._parse_options(),
+                convert_options=self._convert_options(),
             )
         except pa.ArrowInvalid as exc:
             raise self._explain_csv_error(str(exc)) from None
+        table, self.blank_rows = self._drop_blank(table)
         self._table: pa.Table | None = table
         return table
-
-    def _raw_header(self) -> list[str]:
-        with open(self.path, "rb") as fh:
-            head = fh.read(1 << 20)
-        if head.startswith(codecs.BOM_UTF8):
-            head = head[len(codecs.BOM_UTF8) :]
-        text = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8")
-        return next(csv.reader(io.StringIO(text), delimiter=self.delimiter), [])
 
     def _explain_csv_error(self, msg: str) -> InputError:
         """Locate the problem by a slow scan (error path only); never quote the data."""
@@ -163,7 +248,8 @@ class InputFile:
                         value.encode("utf-8")
                     except UnicodeEncodeError:
                         where = "the header" if i == 0 else f"row {i}"
-                        col = f", column {self.columns[j]!r}," if j < len(self.columns) else ""
+                        name = self._header[j] if j < len(self._header) else ""
+                        col = f", column {name!r}," if name else ""
                         return InputError(
                             f"{self.path}: {where}{col} is not valid UTF-8 "
                             "(re-save the file as UTF-8)"
@@ -171,8 +257,8 @@ class InputFile:
             return InputError(f"{self.path}: not valid UTF-8 (re-save the file as UTF-8)")
         if "Expected" in msg and "columns" in msg:
             text = data.decode("utf-8", errors="replace")
-            reader = csv.reader(io.StringIO(text), delimiter=self.delimiter)
-            ncol = len(self.columns)
+            reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter)
+            ncol = len(self.columns) + self.unnamed_columns
             for i, row in enumerate(reader):
                 if i > 0 and len(row) != ncol and row:
                     return InputError(
@@ -231,3 +317,16 @@ class TableInput(InputFile):
                 start,
                 {c: _to_string(part.column(c).combine_chunks(), self.path, c) for c in columns},
             )
+
+
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u180e"
+
+
+def _strip(text: str) -> str:
+    """``text`` without surrounding whitespace, Unicode spaces and zero-width characters."""
+    return text.strip().strip(_INVISIBLE + " \u00a0").strip()
+
+
+def _blank(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """True where a cell is empty or whitespace only (Unicode spaces included)."""
+    return pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0), True)
