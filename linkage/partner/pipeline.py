@@ -60,6 +60,8 @@ class EncodeSummary:
     bits_set_total: int = 0
     absent_fields: list[str] = field(default_factory=list)
     date_formats: dict[str, str] = field(default_factory=dict)
+    blank_rows: int = 0  # all-empty rows skipped (Excel leftovers), like blank lines
+    unnamed_columns: int = 0  # empty columns without a header name, ignored
 
     @property
     def mean_bits_set(self) -> float:
@@ -104,6 +106,7 @@ def _encode_stream(
     if progress is not None:
         progress(0, total)
     summary.absent_fields = plan.absent
+    summary.unnamed_columns = getattr(src, "unnamed_columns", 0)
     summary.date_formats = {f: d.fmt for f, d in plan.date_formats.items()}
     read_cols = list(dict.fromkeys([plan.id_column, *plan.field_col.values()]))
     workers = max(1, threads if threads is not None else len(os.sched_getaffinity(0)))
@@ -169,6 +172,7 @@ def _encode_stream(
         if bks is not None:
             arrays.append(bks)
         yield pa.RecordBatch.from_arrays(arrays, schema=aschema)
+    summary.blank_rows = getattr(src, "blank_rows", 0)  # known once the file is read
 
 
 class RemoteEncoder(Protocol):

@@ -24,6 +24,13 @@ def encode_summary_lines(summary: EncodeSummary, filter_length: int) -> list[str
         f"mean bits set {summary.mean_bits_set:.1f} of {filter_length} "
         f"({100 * summary.mean_bits_set / filter_length:.1f}%)",
     ]
+    ignored = []
+    if getattr(summary, "blank_rows", 0):
+        ignored.append(f"{summary.blank_rows} all-empty rows")
+    if getattr(summary, "unnamed_columns", 0):
+        ignored.append(f"{summary.unnamed_columns} unnamed empty columns")
+    if ignored:
+        out.append("ignored: " + ", ".join(ignored))
     for f, fmt in sorted(summary.date_formats.items()):
         out.append(f"date format of {f}: {fmt}")
     for f in summary.absent_fields:
