@@ -22,6 +22,7 @@ from typing import Any
 from linkage.errors import SchemaError
 from linkage.evidence import MinEvidence, parse_min_evidence
 from linkage.hardening import Hardening, parse_hardening
+from linkage.segments import LAYOUTS, Segment, check_layout
 
 SCHEMA_VERSION = 1
 
@@ -91,6 +92,8 @@ class Field:
     missing: tuple[str, ...] = ()
     salt: Salt | None = None
     description: str = ""
+    segment_bits: int | None = None  # with the segmented layout (linkage.segments)
+    shared_key: str | None = None  # fields hashed under one key, compared crosswise
 
     @property
     def max_bits_per_token(self) -> int:
@@ -112,6 +115,10 @@ class Field:
             out["bits_per_token"] = self.bits_per_token
         else:
             out["bit_budget"] = self.bit_budget
+        if self.segment_bits is not None:  # only when set: older schemas keep fingerprints
+            out["segment_bits"] = self.segment_bits
+        if self.shared_key is not None:
+            out["shared_key"] = self.shared_key
         return out
 
 
@@ -145,6 +152,7 @@ class Schema:
     description: str = ""
     hardening: Hardening = field(default_factory=Hardening)
     min_evidence: MinEvidence | None = None
+    layout: str = "record"
     _fingerprint: str = field(default="", compare=False, repr=False)
 
     # -- construction -------------------------------------------------------------------
@@ -183,6 +191,8 @@ class Schema:
             "fields": [f.canonical() for f in self.fields],
             "block_keys": [b.canonical() for b in self.block_keys],
         }
+        if self.layout != "record":  # only when set: older schemas keep fingerprints
+            out["filter"]["layout"] = self.layout
         if self.hardening:
             out["hardening"] = self.hardening.canonical()
         if self.min_evidence is not None:  # only when set: older schemas keep fingerprints
@@ -193,6 +203,13 @@ class Schema:
     def output_length(self) -> int:
         """Bits per encoded filter on the wire: ``filter_length`` after the hardening steps."""
         return self.hardening.output_length(self.filter_length)
+
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        """Each field's run of bits with the segmented layout; empty for the record layout."""
+        if self.layout == "record":
+            return ()
+        return check_layout(self.layout, self.filter_length, _segment_spec(self.fields), False)
 
     @property
     def fingerprint(self) -> str:
@@ -233,7 +250,8 @@ class Schema:
         """A human summary (used by ``linkage schema check``)."""
         lines = [
             f"schema version {SCHEMA_VERSION}, fingerprint {self.fingerprint[:16]}",
-            f"filter: {self.filter_length} bits, hashing {self.hashing}",
+            f"filter: {self.filter_length} bits, hashing {self.hashing}"
+            + (f", layout {self.layout}" if self.layout != "record" else ""),
             f"{len(self.fields)} fields:",
         ]
         for f in self.fields:
@@ -251,7 +269,9 @@ class Schema:
                 else f"budget {f.bit_budget} bits"
             )
             salt = f", salted by {f.salt.field}:{f.salt.transform}" if f.salt else ""
-            lines.append(f"  {f.name:<16} {f.normaliser:<11} {tok:<28} {bits}{salt}")
+            seg = f", segment {f.segment_bits} bits" if f.segment_bits else ""
+            seg += f" (key {f.shared_key})" if f.shared_key else ""
+            lines.append(f"  {f.name:<16} {f.normaliser:<11} {tok:<28} {bits}{salt}{seg}")
         if self.block_keys:
             lines.append(f"{len(self.block_keys)} block keys:")
             for b in self.block_keys:
@@ -355,10 +375,11 @@ def _parse(doc: Any) -> Schema:
         f"unsupported schema version {top['linkage_schema']!r} (this linkage reads version "
         f"{SCHEMA_VERSION})",
     )
-    filt = _obj(top.get("filter", {}), "$.filter", {"length", "hashing", "description"})
+    filt = _obj(top.get("filter", {}), "$.filter", {"length", "hashing", "layout", "description"})
     length = _int(filt.get("length", 1024), "$.filter.length", 64, MAX_FILTER_BITS)
     _expect(length % 64 == 0, "$.filter.length", f"expected a multiple of 64, got {length}")
     hashing = _str(filt.get("hashing", "keyed-random"), "$.filter.hashing", HASHING)
+    layout = _str(filt.get("layout", "record"), "$.filter.layout", LAYOUTS)
 
     _expect("fields" in top, "$.fields", "missing (expected a list of fields)")
     raw_fields = top["fields"]
@@ -417,10 +438,17 @@ def _parse(doc: Any) -> Schema:
     desc = top.get("description", "")
     _expect(isinstance(desc, str), "$.description", "expected a string")
     hardening = parse_hardening(top.get("hardening", []), length, MAX_FILTER_BITS)
+    check_layout(layout, length, _segment_spec(fields), bool(hardening))
     evidence = None
     if top.get("min_evidence") is not None:
         evidence = parse_min_evidence(top["min_evidence"], [f.name for f in fields])
-    return Schema(length, tuple(fields), hashing, tuple(blocks), desc, hardening, evidence)
+    return Schema(length, tuple(fields), hashing, tuple(blocks), desc, hardening, evidence, layout)
+
+
+def _segment_spec(
+    fields: tuple[Field, ...] | list[Field],
+) -> list[tuple[str, int | None, str | None, Any]]:
+    return [(f.name, f.segment_bits, f.shared_key, f.tokeniser.canonical()) for f in fields]
 
 
 def _parse_field(fd: Any, path: str) -> Field:
@@ -436,6 +464,8 @@ def _parse_field(fd: Any, path: str) -> Field:
             "missing",
             "salt",
             "description",
+            "segment_bits",
+            "shared_key",
         },
     )
     _expect("name" in fo, f"{path}.name", "missing")
@@ -475,7 +505,13 @@ def _parse_field(fd: Any, path: str) -> Field:
         )
     desc = fo.get("description", "")
     _expect(isinstance(desc, str), f"{path}.description", "expected a string")
-    return Field(name, norm, tok, bpt, budget, tuple(miss), salt, desc)
+    seg = fo.get("segment_bits")
+    if seg is not None:
+        seg = _int(seg, f"{path}.segment_bits", 64, MAX_FILTER_BITS)
+    shared = fo.get("shared_key")
+    if shared is not None:
+        shared = _name(shared, f"{path}.shared_key")
+    return Field(name, norm, tok, bpt, budget, tuple(miss), salt, desc, seg, shared)
 
 
 def _parse_tokeniser(td: Any, path: str) -> Tokeniser:

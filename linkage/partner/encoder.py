@@ -69,6 +69,7 @@ from linkage.partner.normalisers import (
     soundex,
     string_buffers,
 )
+from linkage.partner.segmented import field_hasher
 from linkage.schema import Field, Schema
 from linkage.secret import Secret
 
@@ -329,11 +330,12 @@ def block_part(transform: str, values: pa.Array) -> pa.Array:
 # -- the encoder -------------------------------------------------------------------------------
 @dataclass
 class _FieldState:
-    """A field's hasher and its cache of token positions across batches: a numba hash table
-    maps each token key seen so far to its row of ``pos``."""
+    """A field's hasher (confined to its segment with the segmented layout) and its cache of
+    token positions across batches: a numba hash table maps each token key seen so far to its
+    row of ``pos``."""
 
     field: Field
-    hasher: KeyedHasher
+    hasher: KeyedHasher  # or a SegmentHasher wrapping one
     kmax: int
     table: tuple[np.ndarray, np.ndarray] = dc_field(default_factory=empty_token_table)
     pos: np.ndarray = dc_field(default_factory=lambda: np.zeros((0, 0), np.uint32))
@@ -417,7 +419,7 @@ class Encoder:
         self.today = today
         self.states = {
             f.name: _FieldState(
-                f, KeyedHasher(secret.field_key(self.fp, f.name), parallel), f.max_bits_per_token
+                f, field_hasher(schema, secret, f, KeyedHasher, parallel), f.max_bits_per_token
             )
             for f in schema.fields
         }

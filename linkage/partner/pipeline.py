@@ -42,6 +42,7 @@ from linkage.partner.plan import Plan, encode_one_batch
 from linkage.partner.reader import InputFile, TableInput
 from linkage.schema import Schema
 from linkage.secret import Secret
+from linkage.segments import segments_meta
 
 NO_USABLE_FIELD = "no usable field"
 Progress = Callable[[int, int], None]
@@ -325,13 +326,15 @@ def write_rejects(path: str | Path, rows: list[tuple[str, str, str]]) -> None:
 
 
 def _meta(schema: Schema, secret: Secret, party: str, count: int) -> dict[str, str]:
-    return make_meta(
+    meta = make_meta(
         fingerprint=schema.fingerprint,
         key_check=secret.key_check(schema.fingerprint),
         party=party,
         filter_length=schema.output_length,
         record_count=count,
     )
+    meta.update(segments_meta(schema.segments))  # the layout, for field-aware scoring
+    return meta
 
 
 def _check_party(party: str) -> None:

@@ -1,0 +1,91 @@
+"""Segmented layout (issue 13 item 1): schema validation, fingerprint, encoder and metadata."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from linkage.errors import InputError, SchemaError
+from linkage.partner.pipeline import encode
+from linkage.schema import Schema, uk_person_template
+from linkage.secret import Secret
+from linkage.segments import segments_from_meta, with_segments
+
+ROWS = {
+    "record_id": ["a", "b", "c", "d"],
+    "given_name": ["Jane", "Smith", None, "Al"],
+    "surname": ["Smith", "Jane", "Brown", "Brown"],
+    "date_of_birth": ["1980-02-03", "1980-02-03", "1990-01-05", None],
+    "sex": ["F", "F", "M", "M"],
+    "postcode": ["L1 8JQ", None, "M1 1AA", "M1 1AA"],
+    "address": ["1 High St", "1 High St", None, None],
+    "nhs_number": [None, None, None, None],
+}
+
+
+def _segmented() -> Schema:
+    return Schema.from_dict(with_segments(uk_person_template()))
+
+
+def test_fingerprint_changes_only_with_segments() -> None:
+    plain = Schema.from_dict(uk_person_template())
+    seg = _segmented()
+    assert "layout" not in plain.canonical()["filter"]
+    assert seg.fingerprint != plain.fingerprint
+    assert [s.bits for s in seg.segments] == [192, 192, 256, 64, 64, 128, 128]
+    assert seg.segments[2].start == 384
+    assert Schema.from_dict(seg.canonical()).fingerprint == seg.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        (lambda d: d["fields"][0].update(segment_bits=100), "$.fields[0].segment_bits"),
+        (lambda d: d["fields"][0].update(segment_bits=256), "$.fields"),
+        (lambda d: d["fields"][1].update(segment_bits=128, shared_key="names"), "$.fields[1]"),
+        (lambda d: d["fields"][3].pop("segment_bits"), "$.fields[3].segment_bits"),
+        (lambda d: d.update(hardening=[{"type": "rule90"}]), "$.hardening"),
+    ],
+)
+def test_bad_layouts_name_the_path(change, path) -> None:  # type: ignore[no-untyped-def]
+    doc = with_segments(uk_person_template())
+    change(doc)
+    with pytest.raises(SchemaError, match=path.replace("[", r"\[").replace("$", r"\$")):
+        Schema.from_dict(doc)
+
+
+def test_segment_keys_refused_without_the_layout() -> None:
+    doc = uk_person_template()
+    doc["fields"][0]["segment_bits"] = 192
+    with pytest.raises(SchemaError, match=r"\$\.fields\[0\]\.segment_bits"):
+        Schema.from_dict(doc)
+
+
+def test_fields_stay_in_their_segments_and_swapped_names_compare(secret: Secret) -> None:
+    schema = _segmented()
+    enc = encode(pa.table(ROWS), schema, secret, party="p")
+    segs = segments_from_meta(enc.meta)
+    assert segs == schema.segments
+    f = enc.filters
+    assert len(f) == 4
+    for s in segs:  # a field's bits stay in its segment: equal values, equal segments
+        lo, hi = s.words
+        same = s.field in ("date_of_birth", "sex", "address", "nhs_number")
+        assert (f[0, lo:hi] == f[1, lo:hi]).all() == same, s.field
+    given, surname = segs[0].words, segs[1].words
+    # record a: Jane Smith; record b: Smith Jane (swapped): crosswise segments are equal
+    assert (f[0, given[0] : given[1]] == f[1, surname[0] : surname[1]]).all()
+    assert (f[0, surname[0] : surname[1]] == f[1, given[0] : given[1]]).all()
+    assert f[0, given[0] : given[1]].any()
+    # missing given name (record c) and missing date (c) leave their segments empty
+    assert not f[2, given[0] : given[1]].any()
+    dob = segs[2].words
+    assert not f[3, dob[0] : dob[1]].any()
+    assert f[2, dob[0] : dob[1]].any()
+
+
+def test_malformed_segment_metadata_is_one_clear_error() -> None:
+    with pytest.raises(InputError, match=r"x\.parquet: malformed segments"):
+        segments_from_meta({"segments": "[[1]]", "filter_length": "1024"}, "x.parquet")
+    with pytest.raises(InputError, match="cover 128 bits"):
+        segments_from_meta({"segments": '[["a",0,128,null]]', "filter_length": "1024"}, "x")
