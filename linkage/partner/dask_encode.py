@@ -33,6 +33,7 @@ def _encode_task(
     id_column: str,
     field_col: dict[str, str],
     batch: dict[str, pa.Array],
+    placeholders: tuple[dict[str, list[str]], bool] = ({}, False),
 ) -> tuple[pa.Array, Any, str]:
     """Encode one batch on a worker. The worker reads the secret from ``secret_file`` itself
     (the secret never travels) and keeps one Encoder (token cache) per configuration and
@@ -46,7 +47,11 @@ def _encode_task(
     from linkage.schema import Schema
     from linkage.secret import Secret
 
-    key = (schema_json, secret_file, tuple(sorted(date_formats.items())), today)
+    suspects, as_missing = placeholders
+    key = (
+        schema_json, secret_file, tuple(sorted(date_formats.items())), today,
+        tuple((f, tuple(v)) for f, v in sorted(suspects.items())), as_missing,
+    )  # fmt: skip
     cached = getattr(_WORKER_ENCODERS, "by_key", None)
     enc = cached.get(key) if cached is not None else None
     if enc is None:
@@ -58,6 +63,8 @@ def _encode_task(
             date_formats={f: DateFormat(fmt) for f, fmt in date_formats.items()},
             today=_dt.date.fromisoformat(today) if today else None,
             parallel=False,
+            placeholders=suspects,
+            placeholders_missing=as_missing,
         )
         _WORKER_ENCODERS.by_key = {key: enc}
     ids, res = encode_one_batch(enc, batch, id_column, field_col)
@@ -90,6 +97,7 @@ class DaskEncoder:
         in_flight = 2 * self.session.n_threads()
         fmts = {f: d.fmt for f, d in plan.date_formats.items()}
         args = (self.schema_json, self.secret_file, fmts, self.today, plan.id_column)
+        cols, found = dict(plan.field_col), (plan.placeholder_values, plan.placeholders_missing)
         pending: deque[Any] = deque()
 
         def result(fut: Any) -> Any:
@@ -103,9 +111,7 @@ class DaskEncoder:
 
         try:
             for batch in batches:
-                pending.append(
-                    client.submit(_encode_task, *args, dict(plan.field_col), batch, pure=False)
-                )
+                pending.append(client.submit(_encode_task, *args, cols, batch, found, pure=False))
                 if len(pending) > in_flight:
                     yield result(pending.popleft())
             while pending:

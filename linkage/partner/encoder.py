@@ -32,7 +32,7 @@ the ``schema.output_length``-bit filters that are written.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
@@ -63,6 +63,8 @@ from linkage.partner.harden import Hardener
 from linkage.partner.normalisers import (
     INVALID,
     REASONS,
+    SUSPECTED_KEPT,
+    SUSPECTED_MISSING,
     DateFormat,
     Normalised,
     normalise,
@@ -408,8 +410,17 @@ class Encoder:
         date_formats: Mapping[str, DateFormat] | None = None,
         today: _dt.date | None = None,
         parallel: bool = True,
+        placeholders: Mapping[str, Sequence[str]] | None = None,
+        placeholders_missing: bool = False,
     ) -> None:
+        """``placeholders``: suspected placeholder values (normalised) per field, found in the
+        whole extract (:mod:`linkage.partner.placeholders`); their rows are reported and, with
+        ``placeholders_missing``, the value is treated as missing."""
         self.schema = schema
+        self.placeholders = {
+            f: pa.array(list(v), pa.string()) for f, v in (placeholders or {}).items() if v
+        }
+        self.placeholders_missing = placeholders_missing
         self.parallel = parallel
         self.length = schema.filter_length
         self.words = self.length // 64
@@ -438,7 +449,26 @@ class Encoder:
                 date_format=self.date_formats.get(f.name),
                 today=self.today,
             )
+            if f.name in self.placeholders:
+                out[f.name] = self._flag_placeholders(out[f.name], self.placeholders[f.name])
         return out
+
+    def _flag_placeholders(self, nv: Normalised, values: pa.Array) -> Normalised:
+        """Rows holding a suspected placeholder get status SUSPECTED_KEPT (reported, still
+        encoded) or SUSPECTED_MISSING (reported, encoded as missing)."""
+        unit_hit = pc.fill_null(pc.is_in(nv.units, value_set=values), False)
+        hit_u = np.append(unit_hit.to_numpy(zero_copy_only=False), False)
+        rows = hit_u[nv.unit_of_row]  # -1 (no value) reads the appended False
+        if not rows.any():
+            return nv
+        status = nv.status.copy()
+        unit_of_row = nv.unit_of_row
+        if self.placeholders_missing:
+            status[rows] = SUSPECTED_MISSING
+            unit_of_row = np.where(rows, -1, unit_of_row).astype(np.int32)
+        else:
+            status[rows] = SUSPECTED_KEPT
+        return Normalised(nv.units, unit_of_row, status)
 
     def encode_batch(
         self, batch: Mapping[str, pa.Array], n: int, ids: pa.Array | None = None
@@ -453,7 +483,7 @@ class Encoder:
         present: dict[str, np.ndarray] = {}
         for f in self.schema.fields:
             nv = norm[f.name]
-            bad = nv.status >= INVALID
+            bad = nv.status >= INVALID  # SUSPECTED_KEPT too: reported, value still encoded
             if bad.any():
                 rows = np.flatnonzero(bad)
                 problems.append((rows, f.name, nv.status[rows]))

@@ -81,7 +81,12 @@ REASONS: dict[int, str] = {
     11: "unrecognised sex code",
     12: "not an integer",
     13: "no letters or digits",
+    14: "suspected placeholder (one value on many rows; kept, see --suspected-placeholders)",
+    15: "suspected placeholder (one value on many rows; treated as missing)",
 }
+SUSPECTED_KEPT, SUSPECTED_MISSING = 14, 15
+"""Row status of a suspected placeholder (:mod:`linkage.partner.placeholders`), set by the
+encoder after normalising: reported either way; the value is still encoded (KEPT) or not."""
 _UNPARSEABLE_DATE, _IMPOSSIBLE_DATE, _FUTURE_DATE, _EARLY_DATE = 3, 4, 5, 6
 _BAD_POSTCODE, _NHS_LEN, _NHS_CHECK, _NHS_PLACEHOLDER = 7, 8, 9, 10
 _BAD_SEX, _BAD_INT, _NO_CONTENT = 11, 12, 13

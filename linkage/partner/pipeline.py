@@ -61,6 +61,8 @@ class EncodeSummary:
     bits_set_total: int = 0
     absent_fields: list[str] = field(default_factory=list)
     date_formats: dict[str, str] = field(default_factory=dict)
+    # (field, rows, share) of each suspected placeholder value (never the value itself)
+    suspected_placeholders: list[tuple[str, int, float]] = field(default_factory=list)
     blank_rows: int = 0  # all-empty rows skipped (Excel leftovers), like blank lines
     unnamed_columns: int = 0  # empty columns without a header name, ignored
 
@@ -84,6 +86,7 @@ class _Options:
     batch_size: int
     today: _dt.date | None
     threads: int | None
+    placeholders: str = "report"  # suspected placeholders: "report" or "missing"
 
 
 def _encode_stream(
@@ -109,6 +112,8 @@ def _encode_stream(
     summary.absent_fields = plan.absent
     summary.unnamed_columns = getattr(src, "unnamed_columns", 0)
     summary.date_formats = {f: d.fmt for f, d in plan.date_formats.items()}
+    summary.suspected_placeholders = [(s.field, s.rows, s.share) for s in plan.suspects]
+    as_missing = plan.placeholders_missing = opts.placeholders == "missing"
     read_cols = list(dict.fromkeys([plan.id_column, *plan.field_col.values()]))
     workers = max(1, threads if threads is not None else len(os.sched_getaffinity(0)))
     local = threading.local()
@@ -117,8 +122,10 @@ def _encode_stream(
         enc = getattr(local, "encoder", None)
         if enc is None:  # one Encoder (and token cache) per worker thread
             enc = Encoder(
-                schema, secret, date_formats=plan.date_formats, today=today, parallel=workers == 1
-            )
+                schema, secret, date_formats=plan.date_formats, today=today,
+                parallel=workers == 1, placeholders=plan.placeholder_values,
+                placeholders_missing=as_missing,
+            )  # fmt: skip
             local.encoder = enc
         return encode_one_batch(enc, batch, plan.id_column, plan.field_col)
 
@@ -226,6 +233,7 @@ def encode_file(
     progress: Progress | None = None,
     today: _dt.date | None = None,
     threads: int | None = None,
+    suspected_placeholders: str = "report",
     scheduler: Any = None,
     secret_file: str | Path | None = None,
     force: bool = False,
@@ -238,9 +246,12 @@ def encode_file(
     ``scheduler`` (``local[:N]``, ``tls://HOST:PORT`` or an open
     :class:`linkage.dask_session.DaskSession`): encode batches on the partner's own
     Dask workers, which read the secret from ``secret_file`` themselves (the secret never
-    travels); see docs/scale.md.
+    travels); see docs/scale.md. ``suspected_placeholders``: ``report`` (default) lists
+    values held by an implausible share of rows (:mod:`linkage.partner.placeholders`) in the
+    summary and rejects; ``missing`` also encodes them as missing.
     """
     _check_party(party)
+    _check_placeholder_mode(suspected_placeholders)
     wanted = [Output(Path(output_path), "encoded output", PARQUET)]
     if rejects_path is not None:
         wanted.append(Output(Path(rejects_path), "rejects file", CSV))
@@ -265,7 +276,10 @@ def encode_file(
             session, schema, Path(secret_file), secret.key_check(schema.fingerprint), today
         )
     try:
-        opts = _Options(id_column, columns, date_formats, absent, batch_size, today, threads)
+        opts = _Options(
+            id_column, columns, date_formats, absent, batch_size, today, threads,
+            suspected_placeholders,
+        )  # fmt: skip
         return _encode_file(
             src, out, schema, secret, opts,
             party=party, rejects_path=rejects_path, progress=progress, remote=remote,
@@ -344,6 +358,11 @@ def _check_party(party: str) -> None:
         raise InputError("--party must be a short name without slashes or control characters")
 
 
+def _check_placeholder_mode(mode: str) -> None:
+    if mode not in ("report", "missing"):
+        raise InputError(f"--suspected-placeholders must be report or missing, got {mode!r}")
+
+
 def encode(
     table_or_path: pa.Table | str | Path,
     schema: Schema,
@@ -358,18 +377,24 @@ def encode(
     batch_size: int = 50_000,
     today: _dt.date | None = None,
     threads: int | None = None,
+    suspected_placeholders: str = "report",
 ) -> EncodedTable:
     """Encode a pyarrow Table (or a CSV/Parquet path) in memory -> :class:`EncodedTable`.
 
-    ``rejects``, if given, is extended with ``(record_id, field, reason)`` rows.
+    ``rejects``, if given, is extended with ``(record_id, field, reason)`` rows;
+    ``suspected_placeholders`` as in :func:`encode_file`.
     """
     _check_party(party)
+    _check_placeholder_mode(suspected_placeholders)
     if isinstance(table_or_path, pa.Table):
         src: InputFile = TableInput(table_or_path)
     else:
         src = InputFile(table_or_path)
     summary = EncodeSummary(party)
-    opts = _Options(id_column, columns, date_formats, absent, batch_size, today, threads)
+    opts = _Options(
+        id_column, columns, date_formats, absent, batch_size, today, threads,
+        suspected_placeholders,
+    )  # fmt: skip
     batches = list(
         _encode_stream(src, schema, secret, summary, opts, progress=None, rejects=rejects)
     )

@@ -20,7 +20,9 @@ from linkage.partner.normalisers import (
     DateFormat,
     detect_date_format,
     distinct_rows,
+    unify_spaces,
 )
+from linkage.partner.placeholders import SHARES, Suspect, frequent_values
 from linkage.partner.reader import InputFile
 from linkage.schema import Schema
 
@@ -39,6 +41,8 @@ class Plan:
     ) -> None:
         self.src = src
         self.schema = schema
+        self.suspects: list[Suspect] = []
+        self.placeholders_missing = False  # encode suspected placeholders as missing
         names = set(schema.field_names)
         columns = dict(columns or {})
         for f in list(columns) + list(date_formats or {}) + list(absent):
@@ -80,10 +84,15 @@ class Plan:
         ]
 
     def precheck(self) -> int:
-        """Whole-file checks: ids present and unique; one date format per date column."""
-        need = [self.id_column] + [
-            self.field_col[f] for f in self.date_fields if f not in self.date_formats
-        ]
+        """Whole-file checks: ids present and unique; one date format per date column;
+        suspected placeholders (:mod:`linkage.partner.placeholders`) in :attr:`suspects`."""
+        checked = [f.name for f in self.schema.fields if f.name in self.field_col]
+        checked = [f for f in checked if self.schema.field(f).normaliser in SHARES]
+        need = (
+            [self.id_column]
+            + [self.field_col[f] for f in self.date_fields]
+            + [self.field_col[f] for f in checked]
+        )
         cols = self.src.read_columns(list(dict.fromkeys(need)))
         ids = cols[self.id_column]
         check_ids(ids, self.src.path, self.id_column)
@@ -95,18 +104,36 @@ class Plan:
                 self.date_formats[f] = detect_date_format(cols[col], self.schema.field(f).missing)
             except AmbiguousDateFormat as exc:
                 raise InputError(f"{self.src.path}: column {col!r} (field {f}): {exc}") from None
+        self.suspects = [
+            s
+            for f in checked
+            for s in frequent_values(
+                self.schema.field(f), cols[self.field_col[f]], date_format=self.date_formats.get(f)
+            )
+        ]
         return len(ids)
+
+    @property
+    def placeholder_values(self) -> dict[str, list[str]]:
+        """Each field's suspected placeholders (normalised values), for the encoder."""
+        out: dict[str, list[str]] = {}
+        for s in self.suspects:
+            out.setdefault(s.field, []).append(s.value)
+        return out
 
 
 def check_ids(ids: pa.Array, path: object, column: str) -> None:
     n = len(ids)
     if n == 0:
         raise InputError(f"{path}: no data rows")
-    blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(ids), ""), True)
+    # ids compare without surrounding whitespace, Unicode spaces and zero-width characters
+    # included: "A1", "A1 " and "A1<no-break space>" are one id
+    key = pc.utf8_trim_whitespace(unify_spaces(ids))
+    blank = pc.fill_null(pc.equal(key, ""), True)
     if pc.any(blank).as_py():
         row = int(np.flatnonzero(blank.to_numpy(zero_copy_only=False))[0]) + 1
         raise InputError(f"{path}: row {row}, column {column!r}: empty record id")
-    which, first = distinct_rows(ids)
+    which, first = distinct_rows(key)
     if len(first) != n:
         b = int(np.flatnonzero(first[which] != np.arange(n))[0])  # first repeated row
         a = int(first[which[b]])

@@ -35,6 +35,11 @@ def encode_summary_lines(summary: EncodeSummary, filter_length: int) -> list[str
         out.append(f"date format of {f}: {fmt}")
     for f in summary.absent_fields:
         out.append(f"field {f}: declared absent, encoded as missing")
+    for f, rows, share in getattr(summary, "suspected_placeholders", []):
+        out.append(
+            f"field {f}: one value on {rows} rows ({100 * share:.1f}%): suspected placeholder "
+            "(listed in --rejects; --suspected-placeholders missing encodes it as missing)"
+        )
     if summary.problems:
         out.append("row problems (value treated as missing):")
         for (f, why), n in sorted(summary.problems.items()):

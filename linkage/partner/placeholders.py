@@ -1,0 +1,109 @@
+"""Suspected placeholders: one value on an implausibly large share of an extract's rows.
+
+Source systems fill unknown values with a default (a date of birth of 01/01/1900 or
+01/01/2000, a practice's own postcode, ``BABY`` for an unnamed newborn, a test NHS number).
+Listed placeholders are in the schema's ``missing`` sentinels; this module finds the ones
+nobody listed, by frequency (the placeholder check of data-quality profiling; Christen, *Data
+Matching*, 2012, ch. 3): a normalised value held by at least ``max(MIN_ROWS, share x rows)``
+rows of the extract, where ``share`` depends on how varied the field is in a real population
+(:data:`SHARES`). Two people sharing a placeholder look like one person, so suspected
+placeholders are reported (encode summary and rejects, never the value) and, when the partner
+asks (``--suspected-placeholders missing``), treated as missing.
+
+Counting is done once per distinct raw value (a numba hash table), then the distinct values
+are normalised (free text only where seen at least twice), so the check costs a fraction of
+encoding.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from linkage.partner.normalisers import DateFormat, distinct_rows, normalise
+from linkage.schema import Field
+
+MODES = ("report", "missing")
+MIN_ROWS = 50
+SAMPLE_ROWS = 100_000
+"""Larger extracts are judged on this many evenly spaced rows (a value on 1% of rows is then
+seen about 1,000 times); the rows holding a suspect are still all found and reported by the
+encoder, and the summary's row count is scaled from the sample."""
+SHARES = {
+    "date": 0.01,  # one date of birth among ~30,000 plausible ones
+    "postcode": 0.02,  # a postcode holds a few dozen people; care homes a few hundred
+    "text": 0.02,  # addresses
+    "name": 0.05,  # the commonest UK surname (Smith) is ~1.2%; Jones ~6% in parts of Wales
+    "nhs_number": 0.001,  # one per person: any value on many rows is a test number
+    "integer": 0.05,
+    "none": 0.05,
+}
+"""Share of rows above which one value is a suspected placeholder, by normaliser (sex codes,
+with two or three values, are never checked)."""
+
+
+@dataclass(frozen=True)
+class Suspect:
+    """A suspected placeholder of one field: its normalised value (kept inside the partner's
+    process, never written), the rows holding it and their share of the extract."""
+
+    field: str
+    value: str
+    rows: int
+    share: float
+
+
+def frequent_values(
+    field: Field,
+    values: pa.Array,
+    *,
+    date_format: DateFormat | None = None,
+    today: _dt.date | None = None,
+) -> list[Suspect]:
+    """Normalised values of ``values`` (one column of the whole extract) held by at least
+    ``max(MIN_ROWS, SHARES[normaliser] * len(values))`` rows; [] for sex fields."""
+    share = SHARES.get(field.normaliser)
+    n = len(values)
+    if share is None or n < MIN_ROWS:
+        return []
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    m = n
+    if n > SAMPLE_ROWS:  # evenly spaced rows: deterministic, independent of any seed
+        values = values.take(pa.array(np.arange(SAMPLE_ROWS, dtype=np.int64) * n // SAMPLE_ROWS))
+        m = SAMPLE_ROWS
+    which, first = distinct_rows(values)
+    counts = np.bincount(which, minlength=len(first))
+    need = max(MIN_ROWS * m / n, share * m)
+    # every distinct value is normalised (spellings of one value add up), except that free
+    # text (addresses: nearly one distinct value per row) skips values seen once
+    cand = np.flatnonzero(counts >= (2 if field.normaliser in ("text", "none") else 1))
+    if len(cand) == 0 or counts[cand].sum() < need:
+        return []
+    raw = values.take(pa.array(first[cand]))
+    norm = normalise(
+        field.normaliser, raw, missing=field.missing, date_format=date_format, today=today
+    )
+    ok = norm.unit_of_row >= 0
+    if not ok.any():
+        return []
+    # units may repeat a value (two raw spellings, one normal form): count per normal form
+    u_which, u_first = distinct_rows(norm.units)
+    per_value = np.bincount(
+        u_which[norm.unit_of_row[ok]], weights=counts[cand][ok], minlength=len(u_first)
+    )
+    hits = np.flatnonzero(per_value >= need)
+    return [
+        Suspect(
+            field.name,
+            str(norm.units[int(u_first[h])]),
+            round(float(per_value[h]) * n / m),
+            float(per_value[h] / m),
+        )
+        for h in hits
+    ]

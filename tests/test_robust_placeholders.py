@@ -1,0 +1,146 @@
+"""Issue 10 item 2: placeholders are compared after parsing, and frequent values are flagged.
+
+``01-01-1900`` was encoded as a real date (only ``01/01/1900`` and ``1900-01-01`` were
+missing), so two household members with an unknown date of birth looked like one person. A
+value on an implausible share of an extract's rows is a suspected placeholder: reported in the
+summary and rejects (never the value), and encoded as missing on request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+from conftest import TODAY
+
+from linkage import encode
+from linkage.errors import InputError
+from linkage.partner.normalisers import MISSING, OK, DateFormat, normalise
+from linkage.partner.placeholders import frequent_values
+from linkage.schema import Schema, uk_person_template
+from linkage.secret import Secret
+
+SECRET = Secret(hashlib.sha256(b"placeholder test secret").digest())
+SCHEMA = Schema.from_dict(uk_person_template())
+
+
+@pytest.mark.parametrize(
+    "fmt, value",
+    [
+        ("%d-%m-%Y", "01-01-1900"),
+        ("%Y/%m/%d", "1900/01/01"),
+        ("%Y%m%d", "19000101"),
+        ("%d.%m.%Y", "1.1.1900"),
+        ("%d-%b-%Y", "01-Jan-1900"),
+        ("%d %B %Y", "1 January 1900"),
+        ("%d/%m/%y", "01/01/00"),  # two-digit year: 2000, a real date, not the placeholder
+    ],
+)
+def test_date_placeholder_is_compared_after_parsing(fmt: str, value: str) -> None:
+    f = SCHEMA.field("date_of_birth")
+    got = normalise("date", [value, None], missing=f.missing,
+                    date_format=DateFormat(fmt), today=TODAY)  # fmt: skip
+    want = OK if fmt == "%d/%m/%y" else MISSING
+    assert got.status[0] == want
+
+
+@pytest.mark.parametrize(
+    "value", ["n/a", "N.A.", "Not-Known", "not known", "n.k.", "NULL ", "None"]
+)
+def test_name_sentinels_are_compared_after_normalising(value: str) -> None:
+    f = SCHEMA.field("surname")
+    assert normalise("name", [value, "Smith"], missing=f.missing).status.tolist() == [MISSING, OK]
+
+
+def _table(rows: list[dict[str, Any]]) -> pa.Table:
+    cols = ["record_id", *SCHEMA.field_names]
+    return pa.table({c: pa.array([r.get(c) for r in rows], pa.string()) for c in cols})
+
+
+def _person(i: int, **kw: Any) -> dict[str, Any]:
+    rng = np.random.default_rng(i)
+    d = dt.date(1940, 1, 1) + dt.timedelta(days=int(rng.integers(0, 25000)))
+    rec = {
+        "record_id": f"r{i}",
+        "given_name": "".join(chr(65 + int(c)) for c in rng.integers(0, 26, 6)),
+        "surname": "".join(chr(65 + int(c)) for c in rng.integers(0, 26, 7)),
+        "date_of_birth": d.strftime("%d-%m-%Y"),
+        "sex": "F",
+        "postcode": f"L{1 + i % 9} {1 + i % 8}JQ",
+        "address": f"{i} High Street",
+    }
+    rec.update(kw)
+    return rec
+
+
+def _encode(rows: list[dict[str, Any]], **kw: Any) -> tuple[Any, list[tuple[str, str, str]]]:
+    rejects: list[tuple[str, str, str]] = []
+    enc = encode(_table(rows), SCHEMA, SECRET, party="p", rejects=rejects, today=TODAY,
+                 date_formats={"date_of_birth": "%d-%m-%Y"}, **kw)  # fmt: skip
+    return enc, rejects
+
+
+def test_household_with_placeholder_dob_is_not_one_person() -> None:
+    a = _person(1, given_name="ANN", surname="SMITH", address="1 HIGH ST", postcode="L1 8JQ")
+    b = dict(a, record_id="r2", given_name="BOB")
+    enc, _ = _encode([dict(a, date_of_birth="01-01-1900"), dict(b, date_of_birth="01-01-1900")])
+    ref, _ = _encode([dict(a, date_of_birth=None), dict(b, date_of_birth=None)])
+    np.testing.assert_array_equal(enc.filters, ref.filters)  # the placeholder sets no bit
+
+
+def test_frequent_date_of_birth_is_reported_and_optionally_missing() -> None:
+    rows = [_person(i) for i in range(1000)]
+    for r in rows[:150]:  # 15% of rows: an unknown date of birth defaulted by the source
+        r["date_of_birth"] = "01-01-1970"
+    enc, rejects = _encode(rows)
+    flagged = {r[0] for r in rejects if r[1] == "date_of_birth" and "placeholder" in r[2]}
+    assert flagged == {f"r{i}" for i in range(150)}
+    assert all("kept" in r[2] for r in rejects if r[1] == "date_of_birth")
+    kept = enc.filters
+    enc2, rejects2 = _encode(rows, suspected_placeholders="missing")
+    ref, _ = _encode([dict(r, date_of_birth=None) if i < 150 else r for i, r in enumerate(rows)])
+    np.testing.assert_array_equal(enc2.filters, ref.filters)
+    assert not np.array_equal(kept, enc2.filters)
+    assert all("treated as missing" in r[2] for r in rejects2 if r[1] == "date_of_birth")
+
+
+def test_frequent_values_summary_and_no_false_alarm(tmp_path: Any) -> None:
+    from linkage.partner.pipeline import encode_file
+    from linkage.report.text import encode_summary_lines
+
+    rows = [_person(i) for i in range(600)]
+    for r in rows[:90]:
+        r["postcode"] = "zz99 9zz" if r["record_id"] != "r0" else "ZZ999ZZ"  # two spellings
+    src = tmp_path / "in.csv"
+    pacsv.write_csv(_table(rows), src)
+    s = encode_file(src, tmp_path / "o.parquet", SCHEMA, SECRET, party="p", today=TODAY)
+    assert s.suspected_placeholders == [("postcode", 90, 0.15)]
+    text = "\n".join(encode_summary_lines(s, 1024))
+    assert "one value on 90 rows (15.0%)" in text and "ZZ99" not in text
+    clean = [_person(i) for i in range(600)]
+    src2 = tmp_path / "clean.csv"
+    pacsv.write_csv(_table(clean), src2)
+    s2 = encode_file(src2, tmp_path / "o2.parquet", SCHEMA, SECRET, party="p", today=TODAY)
+    assert s2.suspected_placeholders == []
+
+
+def test_frequent_values_thresholds() -> None:
+    f = SCHEMA.field("surname")
+    common = ["SMITH"] * 40 + [f"N{i}" for i in range(960)]  # 4%: a real common surname
+    assert frequent_values(f, pa.array(common)) == []
+    fake = ["BABY"] * 60 + [f"N{i}" for i in range(940)]  # 6%
+    (hit,) = frequent_values(f, pa.array(fake))
+    assert (hit.field, hit.value, hit.rows) == ("surname", "BABY", 60)
+    assert frequent_values(SCHEMA.field("sex"), pa.array(["F"] * 1000)) == []
+    assert frequent_values(f, pa.array(["X"] * 40)) == []  # too few rows to judge
+    assert frequent_values(f, pa.array([None] * 200, pa.string())) == []
+
+
+def test_bad_mode_is_a_clear_error() -> None:
+    with pytest.raises(InputError, match="--suspected-placeholders"):
+        _encode([_person(1)], suspected_placeholders="drop")
