@@ -110,6 +110,9 @@ _SPECIAL_LETTERS = {
 TITLES = ("MR", "MRS", "MS", "MISS", "MX", "DR", "PROF", "REV", "SIR", "DAME", "LORD", "LADY")
 _TITLE_RE = r"^(?:(?:" + "|".join(TITLES) + r")\.?\s+)+"
 _POSTCODE_RE = r"^(?:[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}|GIR0AA)$"
+# Unicode spaces and separators (Zs, Zl, Zp: no-break, thin, ideographic...), NEL and the
+# zero-width characters: whitespace to every normaliser (CF10<no-break space>1AA = CF10 1AA)
+_UNICODE_SPACE_RE = r"[\p{Z}\x{0085}\x{180E}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,15 @@ class Normalised:
     def problems(self) -> np.ndarray:
         """Row indices whose value was invalid."""
         return np.flatnonzero(self.status >= INVALID)
+
+
+def unify_spaces(values: pa.Array) -> pa.Array:
+    """``values`` with every Unicode space and zero-width character as an ASCII space (the
+    normalisers then trim, collapse or drop it as they do spaces); ASCII values untouched."""
+    data, _ = string_buffers(values)
+    if not (data >= 128).any():
+        return values
+    return pc.replace_substring_regex(values, _UNICODE_SPACE_RE, " ")
 
 
 def _as_string_array(values: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> pa.Array:
@@ -514,7 +526,7 @@ def detect_date_format(values: pa.Array, missing: Sequence[str] = ()) -> DateFor
     Raises :class:`AmbiguousDateFormat` if several fit (e.g. every day <= 12, so dd/mm and
     mm/dd both parse) or none does; the message never contains a value.
     """
-    values = _as_string_array(values)
+    values = unify_spaces(_as_string_array(values))
     present = pc.drop_null(_null_if(values, _missing_mask(values, missing)))
     uniq = pc.unique(present)
     if len(uniq) == 0:
@@ -651,6 +663,7 @@ def normalise(
         arr = pa.concat_arrays([arr.fill_null("")])
     idx, first = distinct_rows(arr)
     uniq = arr if len(first) == n else arr.take(pa.array(first))  # all distinct: as they are
+    uniq = unify_spaces(uniq)  # (distinct raw values may now repeat: harmless)
     # the missing-value test and the normaliser run once per distinct raw value
     u_miss = _unique_missing(uniq, missing, fast)
     present = np.flatnonzero(~u_miss)
