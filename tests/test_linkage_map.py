@@ -314,3 +314,13 @@ def test_package_never_imports_secret_or_partner() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ}, check=True)  # fmt: skip
     assert out.stdout.strip() == "[]"
+
+
+def test_delta_of_only_new_records(tmp_path: Path, pop: Population) -> None:
+    """A delta none of whose ids are in the map (the diff once indexed an empty lookup)."""
+    m = tmp_path / "m.duckdb"
+    a = pop.encs[0]
+    map_create(m, [subset(a, np.arange(len(a) - 20)), pop.encs[1]], **OPTS)
+    s = map_update(m, [subset(a, np.arange(len(a) - 20, len(a)))], delta=True)
+    assert (s["added"], s["changed"], s["retired"]) == (20, 0, 0)
+    assert len(map_links(m)) == len(a) + len(pop.encs[1])

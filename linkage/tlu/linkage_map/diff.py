@@ -151,7 +151,9 @@ def party_diff(
     same = np.zeros(len(ids), bool)
     same[known] = cur_dig[pos[known]] == dig[known]
     new_rows = np.flatnonzero(~same)
-    changed_old = np.where(known[new_rows], cur_rix[np.maximum(pos[new_rows], 0)], -1)
+    changed_old = np.full(len(new_rows), -1, np.int64)
+    hit = known[new_rows]
+    changed_old[hit] = cur_rix[pos[new_rows][hit]]
     if delta:
         retired = []
         in_file = set(ids.to_pylist()) if deleted else set()
