@@ -664,11 +664,8 @@ def match_cmd(
 @click.option(
     "--sweep",
     metavar="LO:HI:STEP",
-    help="Threshold sweep over --pairs, e.g. 0.5:0.95:0.01 (needs --pairs).",
-)
-@click.option(
-    "--candidates",
-    help="Candidate pairs Parquet (party_a, record_id_a, party_b, record_id_b): blocking quality.",
+    help="Threshold sweep over --pairs, e.g. 0.5:0.95:0.01 (needs --pairs). It cannot look "
+    "below the threshold the pairs were matched at: match at LO or lower.",
 )
 @click.option(
     "--within-party/--no-within-party",
@@ -688,7 +685,6 @@ def evaluate_cmd(
     truth: str,
     pairs: str | None,
     sweep: str | None,
-    candidates: str | None,
     within_party: bool | None,
     as_json: bool,
     threshold: float | None,
@@ -697,8 +693,8 @@ def evaluate_cmd(
 ) -> None:
     """Measure links.parquet against ground truth: pairwise precision, recall and F1
     (cross-party, within-party, per party pair), split and merged entities; with --pairs a
-    threshold sweep and the best-F1 threshold; with --candidates pairs completeness and
-    reduction ratio. Details in docs/evaluate.md."""
+    threshold sweep and the best-F1 threshold (over thresholds at or above the one the pairs
+    were matched at). Details in docs/evaluate.md."""
     from linkage.errors import InputError
     from linkage.lab.quality import evaluate, parse_sweep
     from linkage.report.text import evaluation_text
@@ -706,15 +702,17 @@ def evaluate_cmd(
     if sweep is not None and pairs is None:
         raise InputError("--sweep needs --pairs (a scored pairs file)")
     _check_report(report_path, [links, truth], force=True)
+    steps = parse_sweep(sweep) if sweep is not None else None
+    if steps is not None and pairs is not None:
+        _check_sweep_floor(pairs, steps[0])
     report = evaluate(
         links,
         truth,
         pairs=pairs,
-        sweep=parse_sweep(sweep) if sweep is not None else None,
-        candidates=candidates,
+        sweep=steps,
         within_party=within_party,
     )
-    click.echo(report.to_json() if as_json else evaluation_text(report))
+    click.echo(report.to_json() if as_json else _cli_words(evaluation_text(report)))
 
     def evaluation_report(path: str) -> None:
         from linkage.report import Disclosure, write_evaluation_report
@@ -725,6 +723,29 @@ def evaluate_cmd(
         )  # fmt: skip
 
     _write_report(True, report_path, evaluation_report)
+
+
+def _check_sweep_floor(pairs: str, lo: float) -> None:
+    """Refuse a sweep that starts below the threshold the pairs file was matched at (its
+    metadata says): pairs under it were never written, so the sweep would be silently wrong."""
+    import pyarrow.parquet as pq
+
+    from linkage.errors import InputError
+
+    try:
+        meta = pq.read_metadata(pairs).metadata or {}
+    except (OSError, ValueError):
+        return  # evaluate() reports an unreadable file
+    raw = meta.get(b"linkage.threshold")
+    if raw is None:
+        return
+    used = float(raw.decode())
+    if lo < used - 1e-9:
+        raise InputError(
+            f"{pairs}: the pairs were matched at threshold {used:g}, so a sweep from {lo:g} "
+            f"cannot see pairs below {used:g}; run `linkage match --threshold {lo:g} --pairs "
+            "...` for the sweep"
+        )
 
 
 # --- linkage map (the persistent map at the TLU; linkage/tlu/linkage_map/) ---------------

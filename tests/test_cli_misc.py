@@ -55,3 +55,86 @@ def test_synth_cli_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
     assert r.exit_code == 2
     assert r.output.startswith("Error:") and "Traceback" not in r.output
     assert not (tmp_path / "x").exists()
+
+
+# -- issue 10: CLI words, evaluate's sweep floor, first-run compile notice ------------------------
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+MAPS = {
+    "council_a": ("record_id", {"given_name": "forename", "date_of_birth": "dob", "sex": "gender",
+                                "address": "address_line_1", "postcode": "post_code",
+                                "nhs_number": "nhs_no"}),
+    "council_b": ("id", {"given_name": "first_name", "surname": "last_name",
+                         "date_of_birth": "birth_date", "address": "street_address"}),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def matched(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import hashlib
+
+    from linkage.partner.pipeline import encode
+    from linkage.schema import Schema, uk_person_template
+    from linkage.secret import Secret
+
+    d = tmp_path_factory.mktemp("matched")
+    schema = Schema.from_dict(uk_person_template())
+    secret = Secret(hashlib.sha256(b"cli misc").digest())
+    encs = [
+        encode(str(EXAMPLES / f"{party}.csv"), schema, secret, party=party, id_column=idc,
+               columns=cols)
+        for party, (idc, cols) in MAPS.items()
+    ]  # fmt: skip
+    from linkage.tlu.linker import match
+
+    match(encs, seed=1, threshold=0.7).write(d / "links.parquet", d / "pairs.parquet")
+    return d
+
+
+def test_evaluate_sweep_below_the_match_threshold_is_refused(matched: Path) -> None:
+    base = ["evaluate", str(matched / "links.parquet"), "--truth", str(EXAMPLES / "truth.csv"),
+            "--pairs", str(matched / "pairs.parquet")]  # fmt: skip
+    r = CliRunner().invoke(main, [*base, "--sweep", "0.5:0.9:0.1"])
+    assert r.exit_code == 2 and r.output.startswith("Error:"), r.output
+    assert "matched at threshold 0.7" in r.output and "--threshold 0.5" in r.output
+    r = CliRunner().invoke(main, [*base, "--sweep", "0.7:0.9:0.1"])
+    assert r.exit_code == 0, r.output
+
+
+def test_evaluate_has_no_candidates_option_and_speaks_cli(matched: Path) -> None:
+    args = ["evaluate", str(matched / "links.parquet"), "--truth", str(EXAMPLES / "truth.csv")]
+    r = CliRunner().invoke(main, [*args, "--candidates", "c.parquet"])
+    assert r.exit_code == 2 and "No such option" in r.output
+    out = CliRunner().invoke(main, args).output
+    assert "within_party=" not in out
+    if "within-party duplicate pairs" in out:
+        assert "--within-party" in out
+
+
+def test_synth_refusal_names_the_cli_option(tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "x.txt").write_text("x")
+    r = CliRunner().invoke(main, ["synth", "-o", str(tmp_path / "s"), "--people", "5",
+                                  "--parties", "1"])  # fmt: skip
+    assert r.exit_code == 2 and "--force" in r.output and "overwrite=True" not in r.output
+
+
+def test_first_run_says_kernels_are_compiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from linkage import cli
+    from linkage.kernels import dice
+
+    dispatchers = [
+        v for v in vars(dice).values() if hasattr(getattr(v, "_cache", None), "_cache_path")
+    ]
+    if not dispatchers:
+        pytest.skip("numba JIT disabled: nothing is compiled")
+    monkeypatch.setattr(dispatchers[0]._cache, "_cache_path", str(tmp_path))  # an empty cache
+    assert cli._kernels_uncached(["dice"]) is True
+    buf = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", buf)
+    cli._say_if_compiling(False, "dice")
+    assert "compiling kernels (first run only" in buf.getvalue()
+    buf.truncate(0)
+    cli._say_if_compiling(True, "dice")  # --quiet
+    assert buf.getvalue() == ""
