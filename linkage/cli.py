@@ -8,6 +8,7 @@ environment variable, never from an option value.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -44,6 +45,14 @@ def handle_errors(fn: F) -> F:
             _fail("interrupted; no output written", 130)
         except MemoryError:
             _fail("out of memory; try a smaller --batch-size", 1)
+        except Exception as exc:  # a bug: one line (no values), the traceback on request
+            if os.environ.get("LINKAGE_DEBUG"):
+                raise
+            _fail(
+                f"internal error ({type(exc).__name__}); no output written. Please report it "
+                "with the command you ran (LINKAGE_DEBUG=1 shows the traceback)",
+                1,
+            )
 
     return wrapper  # type: ignore[return-value]
 

@@ -302,3 +302,17 @@ def test_cli_says_options_not_python_keywords() -> None:
     assert "--force replaces it; --force too" in out
     assert "use --within-party or --no-within-party" in out
     assert "=True" not in out and "n=3 stays" in out
+
+
+def test_cli_unexpected_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    @click.command()
+    @handle_errors
+    def cmd() -> None:
+        raise ValueError("a record value that must not be shown")
+
+    monkeypatch.delenv("LINKAGE_DEBUG", raising=False)
+    r = CliRunner().invoke(cmd, [])
+    assert r.exit_code == 1 and r.output.startswith("Error: internal error (ValueError)")
+    assert "record value" not in r.output and len(r.output.strip().splitlines()) == 1
+    monkeypatch.setenv("LINKAGE_DEBUG", "1")
+    assert isinstance(CliRunner().invoke(cmd, []).exception, ValueError)

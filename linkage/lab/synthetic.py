@@ -22,7 +22,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from linkage._files import install_dir, new_temp_dir
 from linkage.errors import LinkageError
 from linkage.lab.columns import ascii_rows, digit_rows, record_ids, take_index
 from linkage.lab.corrupt import CorruptionLog, corrupt_records
@@ -222,8 +222,7 @@ def synth(
     nulls = rec.nulls
     report("writing", 0.6)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = new_temp_dir(out)
     try:
         summaries, manifest_parties, truth_parts = [], [], []
         ext = "csv" if fmt == "csv" else "parquet"
@@ -301,28 +300,13 @@ def synth(
         }
         text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
         (tmp / "manifest.json").write_text(text, encoding="utf-8")
-        _install(tmp, out)
+        install_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     report("done", 1.0)
     return SynthSummary(out, people, pop.n_households, tuple(summaries), out / "truth.csv",
                         out / "manifest.json")  # fmt: skip
-
-
-def _install(tmp: Path, out: Path) -> None:
-    """Move the finished temporary directory to ``out`` (replacing earlier synth output)."""
-    os.chmod(tmp, 0o755)
-    if out.exists() and not any(out.iterdir()):
-        out.rmdir()
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    old.rmdir()
-    os.rename(out, old)
-    os.rename(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def encode_arguments(party: Mapping[str, Any]) -> dict[str, Any]:
