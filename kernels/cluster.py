@@ -141,18 +141,25 @@ def rank_then_pair_order(
     return out
 
 
-def greedy_edge_order(left: np.ndarray, right: np.ndarray, score: np.ndarray) -> np.ndarray:
+def greedy_edge_order(
+    left: np.ndarray, right: np.ndarray, score: np.ndarray, key: np.ndarray | None = None
+) -> np.ndarray:
     """Edge visiting order for :func:`greedy_cluster` (numpy sorts + a tie-break kernel).
 
-    Sort key, lexicographic: ``(-score[e], min(left[e], right[e]), max(left[e], right[e]), e)``,
-    so the order is fully deterministic; it depends on the input order only among exact
-    duplicate edges. An unstable (SIMD) argsort by score, then ties are broken by
+    Sort key, lexicographic: ``(-score[e], min(k[left[e]], k[right[e]]), max(...), e)`` with
+    ``k = key`` (int64[N], distinct per record; default the record index), so the order is
+    fully deterministic; it depends on the input order only among exact duplicate edges.
+    A ``key`` that depends only on the records (e.g. a hash of their ids) makes ties, and so
+    the clustering, independent of the order of the records. An unstable (SIMD) argsort
+    by score, then ties are broken by
     :func:`sort_score_ties` when most scores are distinct, or else by a dense score rank and
     :func:`rank_then_pair_order` (argsort by packed pair, stable counting sort by rank).
     """
     m = score.shape[0]
     if m == 0:
         return np.zeros(0, dtype=np.int64)
+    if key is not None:
+        left, right = key[left], key[right]
     lo = np.minimum(left, right)
     hi = np.maximum(left, right)
     if int(hi.max()) >= (1 << 32):
@@ -391,16 +398,27 @@ def _canonical(clusters_of: list[int]) -> np.ndarray:
 
 
 def greedy_cluster_reference(
-    left: np.ndarray, right: np.ndarray, score: np.ndarray, party: np.ndarray, dedupe: bool
+    left: np.ndarray,
+    right: np.ndarray,
+    score: np.ndarray,
+    party: np.ndarray,
+    dedupe: bool,
+    key: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Reference for ``greedy_cluster(..., greedy_edge_order(...), dedupe)`` with sets."""
+    """Reference for ``greedy_cluster(..., greedy_edge_order(..., key), dedupe)`` with sets."""
     n = len(party)
     member: dict[int, set[int]] = {i: {i} for i in range(n)}  # cluster id -> records
     cluster_of = list(range(n))
     accepted = np.zeros(len(left), dtype=bool)
+    k = np.arange(n) if key is None else np.asarray(key)
     edges = sorted(
         range(len(left)),
-        key=lambda e: (-float(score[e]), min(left[e], right[e]), max(left[e], right[e]), e),
+        key=lambda e: (
+            -float(score[e]),
+            min(k[left[e]], k[right[e]]),
+            max(k[left[e]], k[right[e]]),
+            e,
+        ),
     )
     for e in edges:
         a, b = cluster_of[int(left[e])], cluster_of[int(right[e])]

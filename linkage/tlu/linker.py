@@ -25,7 +25,7 @@ from linkage.errors import CompatibilityError, InputError
 from linkage.tlu.blocking import DEFAULT_MAX_BLOCK, STRATEGIES, Candidates
 from linkage.tlu.engines import CandidateOptions, Engine, InProcessEngine, load_tables
 from linkage.tlu.result import LinkageResult, MatchStats, check_output_paths
-from linkage.tlu.solver import assign_entity_ids, solve
+from linkage.tlu.solver import assign_entity_ids, record_rank, solve
 
 DEFAULT_THRESHOLD = 0.7  # calibrated for the uk-person template (benchmarks/bench_quality.py)
 DEFAULT_DEDUPE_THRESHOLD = 0.8
@@ -201,7 +201,10 @@ def finish(
     sizes = [len(e) for e in encs]
     party = np.repeat(np.arange(len(encs), dtype=np.int32), sizes)
     t0 = time.perf_counter()
-    res = solve(cand.left, cand.right, cand.score, party, dedupe=dedupe, solver=solver)  # type: ignore[arg-type]
+    rank = record_rank([e.party for e in encs], [e.record_ids for e in encs])
+    res = solve(
+        cand.left, cand.right, cand.score, party, dedupe=dedupe, solver=solver, rank=rank,  # type: ignore[arg-type]
+    )  # fmt: skip
     ids = assign_entity_ids(res.labels, seed)
     seconds["solve"] = time.perf_counter() - t0
 
