@@ -5,12 +5,15 @@ A full relink scores every pair that shares a block (``keys`` / ``lsh``) or ever
 (``none``); the pairs between two unchanged records are already stored, so an update only
 scores (a) new records against current ones and (b) new records among themselves.
 
-(a) uses :func:`linkage.tlu.blocking.score_blocks` on the new records and only those
-current records that share a block key with one of them (found by a DuckDB semi-join on
-``record_keys``), with a two-valued "side" array as its party array: the kernel scores only
-pairs whose sides differ, i.e. new-vs-current. The real parties then apply match's rules:
-within one party only with dedupe, at ``dedupe_threshold``; across parties at
-``threshold``. (b) is the match flow's candidate generation over the new records alone.
+(a) with ``keys`` blocking: the (new, current) pairs that share a block key come from a
+DuckDB join on ``record_keys`` (distinct pairs, so a pair sharing several keys is scored
+once) and are scored by :func:`linkage.kernels.dice.dice_pairs`; only those current
+records' filters are read. With ``lsh``: :func:`linkage.tlu.blocking.score_blocks` over the
+band keys of all records, with a two-valued "side" array as its party array, so the kernel
+scores only new-vs-current pairs. With ``none``: the all-pairs kernel, new x current. The
+real parties then apply match's rules: within one party only with dedupe, at
+``dedupe_threshold``; across parties at ``threshold``. (b) is the match flow's candidate
+generation over the new records alone.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from linkage.kernels.dice import allpairs_dice
+from linkage.kernels.dice import allpairs_dice, dice_pairs
 from linkage.kernels.lsh import band_keys, choose_bands_rows, sample_positions
 from linkage.kernels.popcount import popcount_rows
 from linkage.tlu.blocking import exhaustive, score_blocks
@@ -82,20 +85,22 @@ def _band_key_arrays(filters: np.ndarray, pos: np.ndarray, parallel: bool) -> Ke
 
 def _old_records(
     store: MapStore, new: NewSet, retired: np.ndarray, strategy: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, KeyArrays | None]:
-    """Current records the new ones may pair with: (rix, pix, filters, keys by row)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Current records the new ones may pair with: (rix, pix, filters) and, with ``keys``
+    blocking, the (new row, old row) pairs that share a block key (DuckDB join, distinct)."""
     words = new.filters.shape[1]
     ret = pa.table({"rix": pa.array(retired, pa.int64())})
     with store.temp("_retired", ret):
         if strategy == "keys":
             assert new.keys is not None
-            nk = pa.table({"key": pa.array(np.unique(new.keys.keys))})
+            nk = pa.table({"key": pa.array(new.keys.keys), "i": pa.array(new.keys.owner)})
             with store.temp("_newkeys", nk):
                 store.con.execute(
-                    "CREATE OR REPLACE TEMP TABLE _cand AS SELECT k.key, k.rix FROM record_keys k "
-                    "SEMI JOIN _newkeys n ON k.key = n.key ANTI JOIN _retired t ON k.rix = t.rix"
+                    "CREATE OR REPLACE TEMP TABLE _cand AS SELECT DISTINCT n.i, k.rix "
+                    "FROM record_keys k JOIN _newkeys n ON k.key = n.key "
+                    "ANTI JOIN _retired t ON k.rix = t.rix"
                 )
-            ck = store.arrow("SELECT key, rix FROM _cand")
+            ck = store.arrow("SELECT i, rix FROM _cand")
             recs = store.arrow(
                 "SELECT rix, pix, clk FROM records WHERE valid_to IS NULL "
                 "AND rix IN (SELECT rix FROM _cand) ORDER BY rix"
@@ -110,11 +115,10 @@ def _old_records(
     rix = recs.column("rix").to_numpy()
     pix = recs.column("pix").to_numpy().astype(np.int64)
     filters = filters_from_blobs(recs.column("clk"), words)
-    keys = None
-    if ck is not None:
-        k_rix = ck.column("rix").to_numpy()
-        keys = KeyArrays(ck.column("key").to_numpy(), np.searchsorted(rix, k_rix))
-    return rix, pix, filters, keys
+    pairs = None
+    if ck is not None:  # (new row, old row) sharing a block key
+        pairs = (ck.column("i").to_numpy(), np.searchsorted(rix, ck.column("rix").to_numpy()))
+    return rix, pix, filters, pairs
 
 
 def new_pairs(
@@ -132,7 +136,7 @@ def new_pairs(
     if k == 0:
         z = np.zeros(0, np.int64)
         return z, z, np.zeros(0), 0
-    old_rix, old_pix, old_f, old_keys = _old_records(store, new, retired, strategy)
+    old_rix, old_pix, old_f, key_pairs = _old_records(store, new, retired, strategy)
     m = len(old_rix)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     pos = None
@@ -144,17 +148,18 @@ def new_pairs(
             i, j, s = allpairs_dice(new.filters, old_f, rules.low, parallel=parallel)
             a, b = new.rix[i], old_rix[j]
             same = new.pix[i] == old_pix[j]
+        elif strategy == "keys":  # every pair sharing a key, as blocking scores it
+            assert key_pairs is not None
+            i, j = key_pairs
+            s = dice_pairs(new.filters, old_f, i, j, parallel=parallel)
+            a, b = new.rix[i], old_rix[j]
+            same = new.pix[i] == old_pix[j]
         else:
             filters = np.ascontiguousarray(np.concatenate([old_f, new.filters]))
             side = np.r_[np.ones(m, np.int32), np.zeros(k, np.int32)]
-            if strategy == "keys":
-                assert new.keys is not None and old_keys is not None
-                keys = np.concatenate([old_keys.keys, new.keys.keys])
-                owner = np.concatenate([old_keys.owner, new.keys.owner + m])
-            else:
-                assert pos is not None
-                bk = _band_key_arrays(filters, pos, parallel)
-                keys, owner = bk.keys, bk.owner
+            assert pos is not None
+            bk = _band_key_arrays(filters, pos, parallel)
+            keys, owner = bk.keys, bk.owner
             i, j, s, _ = score_blocks(
                 keys,
                 owner,
