@@ -108,6 +108,19 @@ def test_page_is_escaped_atomic_and_private(tmp_path: Path) -> None:
     assert out.read_text() == "again"
 
 
+def test_write_html_uses_the_project_writer(tmp_path: Path) -> None:
+    """Reports go through linkage._files.atomic_outputs: OS errors become one OutputError
+    naming the report (never a temporary name), and nothing is left behind."""
+    from linkage._files import OutputError
+
+    with pytest.raises(OutputError, match="no_such_folder"):
+        write_html(tmp_path / "no_such_folder" / "r.html", "x")
+    (tmp_path / "d.html").mkdir()
+    with pytest.raises(OutputError, match=r"d\.html"):
+        write_html(tmp_path / "d.html", "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.html"]
+
+
 # --------------------------------------------------------------------------- real reports
 
 

@@ -23,7 +23,13 @@ _EXPORTS = {
     "write_evaluation_report": "linkage.report.evaluate_report",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Disclosure",
+    "profile_extract",
+    "write_encode_report",
+    "write_evaluation_report",
+    "write_match_report",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from linkage.report.disclosure import Disclosure

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -241,27 +240,15 @@ class Page:
 
 
 def write_html(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (a temporary file beside it, fsync, rename),
-    readable by the owner only (mode 0600)."""
+    """Write ``text`` to ``path`` through :func:`linkage._files.atomic_outputs` (a temporary
+    file beside it, fsync, rename; nothing left behind on error), readable by the owner only
+    (mode 0600). Raises :class:`~linkage._files.OutputError` naming ``path`` when it is a
+    folder or cannot be written."""
+    from linkage._files import OutputError, atomic_outputs
+
     p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
     if p.is_dir():
-        raise IsADirectoryError(f"{p}: is a directory")
-    tmp = parent / f".{p.name}.{os.getpid()}.partial"
-    data = text.encode("utf-8")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        raise OutputError(f"{p}: is a folder, not a file")
+    with atomic_outputs(p) as (tmp,):
+        tmp.write_bytes(text.encode("utf-8"))
     return p
