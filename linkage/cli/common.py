@@ -1,0 +1,214 @@
+"""Shared pieces of the command line: the ``main`` group, error handling, progress bars,
+option parsing and report options. Command modules register on :data:`main`."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from linkage import __version__
+from linkage.errors import LinkageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    click.echo(f"Error: {msg}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn LinkageError and OS errors into one line (``Error: ...``) and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LinkageError as exc:
+            _fail(_cli_words(str(exc)), exc.exit_code)
+        except OSError as exc:
+            from linkage._files import os_error_message
+
+            _fail(os_error_message(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted; no output written", 130)
+        except MemoryError:
+            _fail("out of memory; try a smaller --batch-size", 1)
+        except Exception as exc:  # a bug: one line (no values), the traceback on request
+            if os.environ.get("LINKAGE_DEBUG"):
+                raise
+            _fail(
+                f"internal error ({type(exc).__name__}); no output written. Please report it "
+                "with the command you ran (LINKAGE_DEBUG=1 shows the traceback)",
+                1,
+            )
+
+    return wrapper  # type: ignore[return-value]
+
+
+# library keyword -> CLI parameter name, where they differ
+_KEYWORD_ALIASES = {"overwrite": "force"}
+_KEYWORD_RE = re.compile(r"\b([a-z][a-z_]*)=(True|False|None|[\w.:/-]+)")
+
+
+def _cli_words(msg: str) -> str:
+    """Say ``--force`` where a library message says ``force=True`` (or ``overwrite=True``),
+    using the running command's own options."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return msg
+    params = {p.name: p for p in ctx.command.params if isinstance(p, click.Option)}
+
+    def swap(m: re.Match[str]) -> str:
+        name, value = m.group(1), m.group(2)
+        opt = params.get(_KEYWORD_ALIASES.get(name, name))
+        if opt is None:
+            return m.group(0)
+        long = max(opt.opts, key=len)
+        if value == "True" and opt.is_flag:
+            return long
+        if value == "False" and opt.is_flag:
+            return opt.secondary_opts[0] if opt.secondary_opts else f"no {long}"
+        return f"{long} {value}"
+
+    return _KEYWORD_RE.sub(swap, msg)
+
+
+def _pairs(values: Iterable[str], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        if "=" not in v:
+            raise click.BadParameter(f"expected FIELD=VALUE, got {v!r}", param_hint=option)
+        k, _, val = v.partition("=")
+        k, val = k.strip(), val.strip()
+        if not k or not val:
+            raise click.BadParameter(f"expected FIELD=VALUE, got {v!r}", param_hint=option)
+        if k in out:
+            raise click.BadParameter(f"field {k!r} given twice", param_hint=option)
+        out[k] = val
+    return out
+
+
+def _warn(msg: str) -> None:
+    click.echo(f"Warning: {msg}", err=True)
+
+
+def _say_if_compiling(quiet: bool, *modules: str) -> None:
+    """Tell the user about the one-off wait while numba compiles kernels (~40 s on the first
+    run, when its cache holds nothing for a module the command uses)."""
+    if not quiet and _kernels_uncached(modules):
+        click.echo("compiling kernels (first run only; this takes about a minute)...", err=True)
+
+
+def _kernels_uncached(modules: Iterable[str]) -> bool:
+    """True if numba's on-disk cache has no compiled kernel of one of ``modules`` (names in
+    ``linkage.kernels``); False under NUMBA_DISABLE_JIT=1, where nothing is compiled."""
+    import importlib
+
+    for name in modules:
+        mod = importlib.import_module(f"linkage.kernels.{name}")
+        stem = Path(mod.__file__ or name).stem
+        for obj in vars(mod).values():
+            cache_dir = getattr(getattr(obj, "_cache", None), "_cache_path", None)
+            if isinstance(cache_dir, str):
+                if not any(Path(cache_dir).glob(f"{stem}.*.nbi")):
+                    return True
+                break
+    return False
+
+
+def _show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def report_options(fn: F) -> F:
+    """``--report FILE.html`` and ``--report-min-count N`` (HTML reports, docs/reports.md)."""
+    fn = click.option(
+        "--report-min-count",
+        default=10,
+        show_default=True,
+        type=click.IntRange(1),
+        help="In the --report, counts from 1 to N-1 are suppressed (others rounded to 5).",
+    )(fn)
+    return click.option(
+        "--report",
+        "report_path",
+        type=click.Path(dir_okay=False),
+        help="Also write a self-contained HTML report (.html): aggregate figures only, no "
+        "record ids or values, small counts suppressed. See docs/reports.md.",
+    )(fn)
+
+
+def _check_report(path: str | None, inputs: Iterable[str], force: bool) -> None:
+    """Refuse a --report path early (before any work), as every other output."""
+    if path is not None:
+        from linkage._files import Output, check_outputs
+
+        check_outputs([Output(Path(path), "report", (".html", ".htm"))], list(inputs), force=force)
+
+
+def _write_report(quiet: bool, path: str | None, write: Callable[[Any], object]) -> None:
+    """Write an HTML report (if asked) with a progress line, under the small-count rule."""
+    if path is None:
+        return
+    if _show_progress(quiet):
+        click.echo(f"writing report {path} ...", err=True)
+    write(path)
+    if not quiet:
+        click.echo(f"wrote report {path}", err=True)
+
+
+class _Bar:
+    """A progress bar on stderr, started once the total is known; off when not enabled."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled
+        self.label = label
+        self.bar: Any = None
+
+    def update(self, n: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(
+                length=max(total, 1),
+                label=self.label,
+                file=sys.stderr,
+                show_pos=True,
+                show_eta=True,
+            )
+            self.bar.__enter__()
+        if n:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="linkage")
+def main() -> None:
+    """Privacy-preserving record linkage with keyed Bloom-filter encodings.
+
+    \b
+    Partners (each locally, with the shared secret):
+      linkage keygen -o secret.key
+      linkage schema init -o schema.json
+      linkage encode extract.csv -s schema.json --secret-file secret.key \\
+          --party council_a --id-column record_id -o council_a.parquet
+    The trusted linkage unit (no secret needed):
+      linkage match council_a.parquet nhs.parquet --dedupe -o links.parquet
+    Without real data (synthetic people with ground truth):
+      linkage synth -o synth --people 10000 --parties 2
+      linkage evaluate links.parquet --truth synth/truth.csv
+    Each command has --help. Docs: README.md, docs/schema.md, docs/evaluate.md.
+    """

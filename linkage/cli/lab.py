@@ -1,0 +1,316 @@
+"""Lab commands: ``synth`` (synthetic populations), ``evaluate`` (quality against truth)
+and ``audit`` (attack simulation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from linkage.cli.common import (
+    _check_report,
+    _cli_words,
+    _show_progress,
+    _write_report,
+    handle_errors,
+    main,
+    report_options,
+)
+
+
+@main.command()
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory to write (must be new or empty).",
+)
+@click.option("--people", required=True, type=int, help="Population size.")
+@click.option("--parties", required=True, type=int, help="Number of partner extracts (1-26).")
+@click.option(
+    "--overlap",
+    default=0.7,
+    show_default=True,
+    type=float,
+    help="Mean share of the population in each extract (varied +-0.1 per party).",
+)
+@click.option(
+    "--duplicates",
+    default=0.02,
+    show_default=True,
+    type=float,
+    help="Share of each extract's people with a second record.",
+)
+@click.option(
+    "--corruption",
+    default="medium",
+    show_default=True,
+    type=click.Choice(["none", "low", "medium", "high"]),
+    help="Error level (rates in docs/synth.md).",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
+@click.option(
+    "--format",
+    "fmt",
+    default="csv",
+    show_default=True,
+    type=click.Choice(["csv", "parquet"]),
+    help="Extract file format.",
+)
+@click.option("--corruption-log", is_flag=True, help="Also write corruptions.csv.")
+@click.option("--force", is_flag=True, help="Replace earlier synth output in DIR.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
+@handle_errors
+def synth(
+    out_dir: str,
+    people: int,
+    parties: int,
+    overlap: float,
+    duplicates: float,
+    corruption: str,
+    seed: int,
+    fmt: str,
+    corruption_log: bool,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Write a synthetic UK population with ground truth: one extract per partner (own
+    column names, date formats, duplicates and corruption), truth.csv and manifest.json."""
+    from linkage.lab.synthetic import synth as run
+
+    show = _show_progress(quiet)
+
+    def progress(stage: str, fraction: float) -> None:
+        if show:
+            click.echo(f"\r{stage:<11} {fraction:6.1%}", nl=False, err=True)
+
+    s = run(
+        out_dir,
+        people,
+        parties,
+        overlap=overlap,
+        duplicates=duplicates,
+        corruption=corruption,
+        seed=seed,
+        fmt=fmt,
+        progress=progress,
+        corruption_log=corruption_log,
+        overwrite=force,
+    )
+    if show:
+        click.echo("", err=True)
+    if not quiet:
+        click.echo(
+            f"wrote {s.records} records of {s.people} people in {len(s.parties)} extracts "
+            f"to {s.out_dir} (truth.csv, manifest.json)",
+            err=True,
+        )
+
+
+@main.command("evaluate")
+@click.argument("links")
+@click.option(
+    "--truth",
+    required=True,
+    help="Ground truth CSV or Parquet (party, record_id, person_id), e.g. from linkage synth.",
+)
+@click.option(
+    "--pairs",
+    help="Scored pairs Parquet (party_a, record_id_a, party_b, record_id_b, score).",
+)
+@click.option(
+    "--sweep",
+    metavar="LO:HI:STEP",
+    help="Threshold sweep over --pairs, e.g. 0.5:0.95:0.01 (needs --pairs). It cannot look "
+    "below the threshold the pairs were matched at: match at LO or lower.",
+)
+@click.option(
+    "--within-party/--no-within-party",
+    default=None,
+    help="Report same-party pairs (default: when the links join records of one party).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    help="The threshold the links were matched at (marked in the --report).",
+)
+@report_options
+@handle_errors
+def evaluate_cmd(
+    links: str,
+    truth: str,
+    pairs: str | None,
+    sweep: str | None,
+    within_party: bool | None,
+    as_json: bool,
+    threshold: float | None,
+    report_path: str | None,
+    report_min_count: int,
+) -> None:
+    """Measure links.parquet against ground truth: pairwise precision, recall and F1
+    (cross-party, within-party, per party pair), split and merged entities; with --pairs a
+    threshold sweep and the best-F1 threshold (over thresholds at or above the one the pairs
+    were matched at). Details in docs/evaluate.md."""
+    from linkage.errors import InputError
+    from linkage.lab.quality import evaluate, parse_sweep
+    from linkage.report.text import evaluation_text
+
+    if sweep is not None and pairs is None:
+        raise InputError("--sweep needs --pairs (a scored pairs file)")
+    _check_report(report_path, [links, truth], force=True)
+    steps = parse_sweep(sweep) if sweep is not None else None
+    if steps is not None and pairs is not None:
+        _check_sweep_floor(pairs, steps[0])
+    report = evaluate(
+        links,
+        truth,
+        pairs=pairs,
+        sweep=steps,
+        within_party=within_party,
+    )
+    click.echo(report.to_json() if as_json else _cli_words(evaluation_text(report)))
+
+    def evaluation_report(path: str) -> None:
+        from linkage.report import Disclosure, write_evaluation_report
+
+        write_evaluation_report(
+            path, report, threshold=threshold, links=links, truth=truth,
+            disclosure=Disclosure(min_count=report_min_count),
+        )  # fmt: skip
+
+    _write_report(True, report_path, evaluation_report)
+
+
+def _check_sweep_floor(pairs: str, lo: float) -> None:
+    """Refuse a sweep that starts below the threshold the pairs file was matched at (its
+    metadata says): pairs under it were never written, so the sweep would be silently wrong."""
+    import pyarrow.parquet as pq
+
+    from linkage.errors import InputError
+
+    try:
+        meta = pq.read_metadata(pairs).metadata or {}
+    except (OSError, ValueError):
+        return  # evaluate() reports an unreadable file
+    raw = meta.get(b"linkage.threshold")
+    if raw is None:
+        return
+    used = float(raw.decode())
+    if lo < used - 1e-9:
+        raise InputError(
+            f"{pairs}: the pairs were matched at threshold {used:g}, so a sweep from {lo:g} "
+            f"cannot see pairs below {used:g}; run `linkage match --threshold {lo:g} --pairs "
+            "...` for the sweep"
+        )
+
+
+# -- audit (issue 11): a thin skin over linkage.lab.audit.runner.audit --------------------------
+@main.command("audit")
+@click.argument("encoded", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "-s",
+    "--schema",
+    "schema_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The project's schema (the attacker is assumed to know it).",
+)
+@click.option(
+    "--plaintext",
+    type=click.Path(dir_okay=False),
+    help="With ENCODED: the partner's plaintext of it (CSV/Parquet), used only to "
+    "score the attacks.",
+)
+@click.option(
+    "--reference",
+    type=click.Path(dir_okay=False),
+    help="The attacker's plaintext population (default: a `linkage synth` draw).",
+)
+@click.option(
+    "--people",
+    type=int,
+    default=5000,
+    show_default=True,
+    help="Without ENCODED: synthetic records to encode under a throwaway secret.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--attacks",
+    default="leaks,frequency,patterns,graph",
+    show_default=True,
+    help="Comma-separated attacks to run.",
+)
+@click.option(
+    "--graph-sample",
+    type=int,
+    default=2000,
+    show_default=True,
+    help="Encoded records per graph-matching run (a sample; the list is sample / overlap).",
+)
+@click.option(
+    "--overlaps",
+    default="1,0.5,0.25",
+    show_default=True,
+    help="Graph matching: encoded sample as a share of the attacker's list.",
+)
+@click.option(
+    "--pattern-sample",
+    type=int,
+    default=10000,
+    show_default=True,
+    help="Records mined for bit patterns.",
+)
+@click.option(
+    "--id-column", default="record_id", show_default=True, help="Record id column of --plaintext."
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False),
+    help="Also write the full result as JSON (atomically).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing --json file.")
+@handle_errors
+def audit_cmd(
+    encoded: str | None, schema_file: str, plaintext: str | None, reference: str | None,
+    people: int, seed: int, attacks: str, graph_sample: int, overlaps: str,
+    pattern_sample: int, id_column: str, json_out: str | None, force: bool,
+) -> None:  # fmt: skip
+    """Play the attacker against an encoding and report the worst case of each attack.
+
+    \b
+    Mode (b), before touching real data:  linkage audit -s schema.json --people 5000
+    Mode (a), an encoded file:            linkage audit enc.parquet -s schema.json \\
+                                              --plaintext extract.csv [--reference roll.csv]
+
+    Attacks: leak statistics (Vidanage et al. 2023), frequency alignment of filters and block
+    keys, pattern mining (Christen et al. 2018) and graph matching (Vidanage et al. 2020,
+    Schafer et al. 2024) at several overlaps. No attack uses the secret. See docs/privacy.md.
+    """
+    from linkage.errors import InputError
+    from linkage.lab.audit.runner import audit
+
+    try:
+        ovs = tuple(float(v) for v in overlaps.split(",") if v.strip())
+    except ValueError:
+        msg = f"--overlaps: expected numbers like 1,0.5,0.25, got {overlaps!r}"
+        raise InputError(msg) from None
+    if json_out is not None:
+        from linkage._files import JSON, Output, check_outputs
+
+        check_outputs([Output(Path(json_out), "audit", JSON)], force=force)
+    result = audit(
+        schema_file, encoded=encoded, plaintext=plaintext, reference=reference, people=people,
+        seed=seed, attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()),
+        graph_sample=graph_sample, overlaps=ovs, pattern_sample=pattern_sample,
+        id_column=id_column, progress=lambda msg: click.echo(f"audit: {msg}", err=True),
+    )  # fmt: skip
+    if json_out is not None:
+        from linkage._files import atomic_outputs
+
+        with atomic_outputs(Path(json_out), mode=0o644) as (tmp,):
+            tmp.write_text(result.to_json(), encoding="utf-8")
+    click.echo(result.to_text(), nl=False)

@@ -1,0 +1,448 @@
+"""The linkage unit's commands: ``match`` and the ``map`` group (the persistent DuckDB
+linkage map)."""
+
+from __future__ import annotations
+
+import click
+
+from linkage.cli.common import (
+    _Bar,
+    _check_report,
+    _say_if_compiling,
+    _show_progress,
+    _warn,
+    _write_report,
+    handle_errors,
+    main,
+    report_options,
+)
+
+
+@main.command("match")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The linkage map to write (.parquet).",
+)
+@click.option(
+    "--pairs",
+    "pairs_out",
+    type=click.Path(dir_okay=False),
+    help="Also write matched pairs with their scores (.parquet). Scores are sensitive (they "
+    "help re-identify people): write them only when you must, and protect the file.",
+)
+@click.option("--force", is_flag=True, help="Replace existing output files.")
+@click.option(
+    "--threshold",
+    default=0.7,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Minimum Dice similarity of a linked pair (0.7 suits the uk-person template). To "
+    "tune it, match synthetic data (`linkage synth`) at a low threshold, e.g. 0.5, with "
+    "--pairs, then run `linkage evaluate --pairs --sweep 0.5:0.95:0.01`: a sweep cannot look "
+    "below the threshold the pairs were matched at.",
+)
+@click.option(
+    "--blocking",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "none", "lsh", "keys"]),
+    help="none: exhaustive (exact); keys: shared keyed block keys (fast, default for large "
+    "inputs); lsh: bit-sampling LSH (for files without block keys; selective only at high "
+    "thresholds).",
+)
+@click.option("--dedupe", is_flag=True, help="Records of the same party may join one entity.")
+@click.option(
+    "--dedupe-threshold",
+    type=click.FloatRange(0, 1),
+    help="Minimum score of a within-party pair under --dedupe [default: max(threshold, 0.8)].",
+)
+@click.option(
+    "--solver",
+    default="greedy",
+    show_default=True,
+    type=click.Choice(["greedy", "optimal"]),
+    help="optimal: maximum-weight one-to-one matching (two parties).",
+)
+@click.option("--threads", type=click.IntRange(1), help="Threads (default: all cores).")
+@click.option("--seed", type=int, help="Make entity ids and LSH sampling reproducible.")
+@click.option(
+    "--max-block",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(2),
+    help="Blocks larger than this are scored by the all-pairs kernel (never dropped).",
+)
+@click.option(
+    "--scheduler",
+    metavar="local[:N]|tls://HOST:PORT",
+    help="Run candidate scoring on Dask (pip install 'pprl-linkage[dask]'); the files must be "
+    "readable by every worker. See docs/scale.md.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No summary.")
+@report_options
+@handle_errors
+def match_cmd(
+    inputs: tuple[str, ...],
+    output: str,
+    pairs_out: str | None,
+    force: bool,
+    threshold: float,
+    blocking: str,
+    dedupe: bool,
+    dedupe_threshold: float | None,
+    solver: str,
+    threads: int | None,
+    seed: int | None,
+    max_block: int,
+    scheduler: str | None,
+    quiet: bool,
+    report_path: str | None,
+    report_min_count: int,
+) -> None:
+    """Link encoded files from two or more partners (or one, with --dedupe).
+
+    Writes links.parquet with entity_id, party, record_id for every record (singletons too).
+    Entity ids are opaque and random per run unless --seed is given. All files must share
+    schema, secret (key-check value) and filter length.
+    """
+    from linkage.report.text import match_summary_lines
+    from linkage.tlu.linker import check_output_paths, match
+
+    check_output_paths([output, *([pairs_out] if pairs_out else [])], inputs, force=force)
+    _check_report(report_path, inputs, force)
+    _say_if_compiling(quiet, "dice", "blocking", "cluster")
+
+    def progress(msg: str) -> None:
+        if _show_progress(quiet):
+            click.echo(msg, err=True)
+
+    result = match(
+        list(inputs),
+        threshold=threshold,
+        blocking=blocking,
+        dedupe=dedupe,
+        dedupe_threshold=dedupe_threshold,
+        solver=solver,
+        threads=threads,
+        seed=seed,
+        max_block=max_block,
+        warn=_warn,
+        progress=progress,
+        scheduler=scheduler,
+    )
+    result.write(output, pairs_out, force=force)
+    if not quiet:
+        click.echo("linked:", err=True)
+        for line in match_summary_lines(result.stats):
+            click.echo(line, err=True)
+        click.echo(f"wrote {output}" + (f" and {pairs_out}" if pairs_out else ""), err=True)
+
+    def match_report(path: str) -> None:
+        from linkage.report import Disclosure, write_match_report
+
+        write_match_report(path, result, disclosure=Disclosure(min_count=report_min_count))
+
+    _write_report(quiet, report_path, match_report)
+
+
+# --- linkage map (the persistent map at the TLU; linkage/tlu/linkage_map/) ---------------
+
+
+@main.group("map")
+def map_group() -> None:
+    """A persistent linkage map at the TLU (one DuckDB file): link once, then apply each
+    partner's monthly extract as a new version with stable entity ids.
+
+    \b
+      linkage map create map.duckdb a.parquet b.parquet --dedupe --seed 7
+      linkage map update map.duckdb a_2025_02.parquet        # a full extract of party a
+      linkage map update map.duckdb a_new.parquet --delta --deletions gone.csv
+      linkage map links map.duckdb -o links.parquet [--version N]
+      linkage map changes map.duckdb --since 1 -o changes.parquet
+      linkage map history map.duckdb --entity 0123456789abcdef
+      linkage map keygen -o tlu.key
+      linkage map export map.duckdb --project study42 --key-file tlu.key -o ids.parquet
+    Details: docs/linkage-map.md.
+    """
+
+
+@map_group.command("create")
+@click.argument("map_path", metavar="MAP.duckdb", type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "--threshold",
+    default=0.7,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Minimum Dice similarity of a linked pair (as in `linkage match`).",
+)
+@click.option(
+    "--blocking",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "none", "lsh", "keys"]),
+    help="As in `linkage match`.",
+)
+@click.option("--dedupe", is_flag=True, help="Records of the same party may join one entity.")
+@click.option(
+    "--dedupe-threshold",
+    type=click.FloatRange(0, 1),
+    help="Minimum within-party score under --dedupe [default: max(threshold, 0.8)].",
+)
+@click.option(
+    "--solver",
+    default="greedy",
+    show_default=True,
+    type=click.Choice(["greedy", "optimal"]),
+    help="As in `linkage match`.",
+)
+@click.option("--threads", type=click.IntRange(1), help="Threads (default: all cores).")
+@click.option("--seed", type=int, help="Make entity ids (now and in every update) reproducible.")
+@click.option(
+    "--max-block",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(2),
+    help="Blocks larger than this are scored by the all-pairs kernel.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing map file.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
+@handle_errors
+def map_create_cmd(
+    map_path: str,
+    inputs: tuple[str, ...],
+    threshold: float,
+    blocking: str,
+    dedupe: bool,
+    dedupe_threshold: float | None,
+    solver: str,
+    threads: int | None,
+    seed: int | None,
+    max_block: int,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Link encoded files (as `linkage match` does) and store the result as version 1 of a
+    new map. The options are kept in the map and re-used by every update."""
+    from linkage.tlu.linkage_map import map_create
+
+    bar = _Bar(_show_progress(quiet), "map create")
+    try:
+        s = map_create(
+            map_path,
+            list(inputs),
+            threshold=threshold,
+            blocking=blocking,
+            dedupe=dedupe,
+            dedupe_threshold=dedupe_threshold,
+            solver=solver,
+            threads=threads,
+            seed=seed,
+            max_block=max_block,
+            force=force,
+            warn=lambda m: click.echo(f"Warning: {m}", err=True),
+            progress=bar.update,
+        )
+    finally:
+        bar.close()
+    if not quiet:
+        click.echo(
+            f"wrote {map_path}: version 1, {s['records']} records, {s['entities']} "
+            f"entities, {s['pairs']} scored pairs",
+            err=True,
+        )
+
+
+@map_group.command("update")
+@click.argument("map_path", metavar="MAP.duckdb", type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1)
+@click.option(
+    "--delta",
+    is_flag=True,
+    help="The files carry only additions and changes (nothing is retired unless "
+    "listed in --deletions). Default: each file is its party's full extract, and "
+    "records missing from it are retired.",
+)
+@click.option(
+    "--deletions",
+    type=click.Path(dir_okay=False),
+    help="With --delta: CSV or Parquet (party, record_id) of records to retire.",
+)
+@click.option("--threads", type=click.IntRange(1), help="Threads (default: all cores).")
+@click.option(
+    "--wait",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds to wait for another update holding the map.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
+@handle_errors
+def map_update_cmd(
+    map_path: str,
+    inputs: tuple[str, ...],
+    delta: bool,
+    deletions: str | None,
+    threads: int | None,
+    wait: float,
+    quiet: bool,
+) -> None:
+    """Apply partners' new extracts as the next version: new and changed records are linked
+    against the map, missing ones retired; only affected entities are re-clustered. One
+    transaction: on any error or crash the map stays at its previous version."""
+    from linkage.tlu.linkage_map import map_update
+
+    bar = _Bar(_show_progress(quiet), "map update")
+    try:
+        s = map_update(
+            map_path,
+            list(inputs),
+            delta=delta,
+            deletions=deletions,
+            threads=threads,
+            wait=wait,
+            warn=lambda m: click.echo(f"Warning: {m}", err=True),
+            progress=bar.update,
+        )
+    finally:
+        bar.close()
+    if not quiet:
+        click.echo(
+            f"version {s['version']}: +{s['added']} added, {s['changed']} changed, "
+            f"-{s['retired']} retired, {s['unchanged']} unchanged; {s['records']} "
+            f"records, {s['entities']} entities ({s['events']} id events)",
+            err=True,
+        )
+
+
+@map_group.command("links")
+@click.argument("map_path", metavar="MAP.duckdb", type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="links.parquet (entity_id, party, record_id), as `linkage match` writes.",
+)
+@click.option("--version", "version", type=click.IntRange(1), help="Map version [current].")
+@handle_errors
+def map_links_cmd(map_path: str, output: str, version: int | None) -> None:
+    """Write the links of the current (or an earlier) version."""
+    from linkage.tlu.linkage_map import map_links
+
+    t = map_links(map_path, output, version=version)
+    click.echo(f"wrote {output} ({t.num_rows} records)", err=True)
+
+
+@map_group.command("changes")
+@click.argument("map_path", metavar="MAP.duckdb", type=click.Path(dir_okay=False))
+@click.option("--since", required=True, type=click.IntRange(0), help="Changes after version N.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="changes.parquet (version, change, entity_id, related_entity_id, records).",
+)
+@handle_errors
+def map_changes_cmd(map_path: str, since: int, output: str) -> None:
+    """Entities created, merged, split or retired after version N."""
+    from linkage.tlu.linkage_map import map_changes
+
+    t = map_changes(map_path, output, since=since)
+    click.echo(f"wrote {output} ({t.num_rows} changes)", err=True)
+
+
+@map_group.command("history")
+@click.argument("map_path", metavar="MAP.duckdb", type=click.Path(dir_okay=False))
+@click.option("--entity", required=True, help="Entity id (16 hex digits).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def map_history_cmd(map_path: str, entity: str, as_json: bool) -> None:
+    """An entity's story: issue, fate, events and every record it ever held."""
+    import json
+
+    from linkage.tlu.linkage_map import map_history
+
+    h = map_history(map_path, entity)
+    if as_json:
+        click.echo(json.dumps(h, indent=2))
+        return
+    click.echo(
+        f"entity {h['entity_id']}: since version {h['first_version']}"
+        + (f", {h['fate']} at version {h['ended']}" if h["ended"] else "")
+        + (f" into {h['successor']}" if h["successor"] else "")
+    )
+    for e in h["events"]:
+        click.echo(
+            f"  v{e['version']} {e['change']} {e['entity_id']} -> "
+            f"{e['related_entity_id'] or '-'} ({e['records']} records)"
+        )
+    for r in h["records"]:
+        click.echo(
+            f"  {r['party']} {r['record_id']}: versions {r['valid_from']}.."
+            f"{'' if r['valid_to'] is None else r['valid_to'] - 1}"
+        )
+
+
+@map_group.command("info")
+@click.argument("map_path", metavar="MAP.duckdb", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def map_info_cmd(map_path: str, as_json: bool) -> None:
+    """Metadata, counts and the version log (who sent what, when)."""
+    import json
+
+    from linkage.tlu.linkage_map import map_info
+    from linkage.tlu.linkage_map.views import info_lines
+
+    info = map_info(map_path)
+    click.echo(json.dumps(info, indent=2) if as_json else "\n".join(info_lines(info)))
+
+
+@map_group.command("keygen")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write."
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@handle_errors
+def map_keygen_cmd(output: str, force: bool) -> None:
+    """Write a new 32-byte TLU key (mode 0600) for `map export`. It is the TLU's own key,
+    never the partners' secret; keep it at the TLU."""
+    from linkage.tlu.linkage_map import map_keygen
+
+    map_keygen(output, force=force)
+    click.echo(f"wrote a new 32-byte TLU key to {output} (mode 0600)", err=True)
+
+
+@map_group.command("export")
+@click.argument("map_path", metavar="MAP.duckdb", type=click.Path(dir_okay=False))
+@click.option("--project", required=True, help="Project name (each gets its own pseudonyms).")
+@click.option(
+    "--key-file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The TLU key (from `linkage map keygen`).",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="ids.parquet (party, record_id, pseudonym).",
+)
+@click.option("--version", "version", type=click.IntRange(1), help="Map version [current].")
+@handle_errors
+def map_export_cmd(
+    map_path: str, project: str, key_file: str, output: str, version: int | None
+) -> None:
+    """Per-project pseudonyms of the entity ids (keyed hash under the TLU key and the
+    project name): two projects' outputs cannot be joined without the TLU."""
+    from linkage.tlu.linkage_map import map_export
+
+    t = map_export(map_path, project=project, key_file=key_file, output=output, version=version)
+    click.echo(f"wrote {output} ({t.num_rows} records, project {project!r})", err=True)
