@@ -7,7 +7,9 @@ zero-copy numpy ``uint64`` array of shape (n, L/64) with bit p in word p // 64, 
 
 File metadata (Parquet key-value metadata, keys prefixed ``linkage.``): format version,
 schema fingerprint, key-check value, party, filter length, record count, package version,
-creation time. No input value, normalised or not, is stored anywhere.
+creation time, and SHA-256 digests of every data column of every row group
+(:mod:`linkage.integrity`), checked on every read. No input value, normalised or not, is
+stored anywhere.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from linkage.errors import CompatibilityError, InputError
+from linkage.integrity import META_KEY as CHECKSUM_KEY
+from linkage.integrity import ChecksumLog, expected_digests, verify
+
+ROW_GROUP_ROWS = 1 << 17  # rows per row group of write_encoded (one digest set per group)
 
 FORMAT_VERSION = "1"
 _PREFIX = "linkage."
@@ -184,9 +190,14 @@ def write_encoded(enc: EncodedTable, path: str | Path, *, force: bool = False) -
     from linkage._files import PARQUET, Output, atomic_outputs, check_outputs
 
     (p,) = check_outputs([Output(Path(path), "encoded file", PARQUET)], force=force)
-    table = enc.table.replace_schema_metadata(metadata_bytes(enc.meta))
+    log = ChecksumLog()
+    n = enc.table.num_rows
+    for r0 in range(0, max(n, 1), ROW_GROUP_ROWS):  # an empty table is one empty row group
+        log.add(enc.table.slice(r0, min(ROW_GROUP_ROWS, n - r0)))
+    meta = dict(enc.meta, **{CHECKSUM_KEY: log.value(), "record_count": str(n)})
+    table = enc.table.replace_schema_metadata(metadata_bytes(meta))
     with atomic_outputs(p) as (tmp,):
-        pq.write_table(table, tmp, **parquet_options())
+        pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, **parquet_options())
 
 
 def read_meta(path: str | Path) -> dict[str, str]:
@@ -198,7 +209,7 @@ def read_meta(path: str | Path) -> dict[str, str]:
     except (OSError, pa.ArrowInvalid) as exc:
         raise InputError(f"{p}: not a readable Parquet file ({exc.__class__.__name__})") from None
     meta = {
-        k.decode()[len(_PREFIX) :]: v.decode()
+        k.decode(errors="replace")[len(_PREFIX) :]: v.decode(errors="replace")
         for k, v in md.items()
         if k.decode(errors="replace").startswith(_PREFIX)
     }
@@ -220,20 +231,56 @@ def read_encoded(path: str | Path) -> EncodedTable:
             f"{p}: encoded-file format version {meta['format_version']} is not supported "
             f"(this linkage reads version {FORMAT_VERSION})"
         )
+    expected = expected_digests(meta, p)
     try:
-        table = pq.read_table(p)
-    except (OSError, pa.ArrowInvalid) as exc:
+        pf = pq.ParquetFile(p)
+        rows = [pf.metadata.row_group(g).num_rows for g in range(pf.metadata.num_row_groups)]
+        table = pf.read()
+    except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{p}: cannot read ({exc.__class__.__name__})") from None
-    length = int(meta["filter_length"])
+    check_structure(table, meta, p)
+    verify(table, rows, expected, p)
+    if len(expected) != len(rows):
+        raise InputError(f"{p}: {len(expected)} checksums for {len(rows)} row groups; altered")
+    return EncodedTable(table, meta)
+
+
+def filter_length_of(meta: Mapping[str, str], where: object) -> int:
+    """The metadata's filter length; InputError unless a positive multiple of 64."""
+    raw = meta.get("filter_length", "")
+    if not raw.isdigit() or int(raw) <= 0 or int(raw) % 64:
+        raise InputError(f"{where}: filter_length {raw[:20]!r} in the metadata is not a "
+                         "positive multiple of 64; the file was altered")  # fmt: skip
+    return int(raw)
+
+
+def check_structure(table: pa.Table, meta: Mapping[str, str], where: object) -> None:
+    """Columns, types, nulls and record count of an encoded table (hand-made files)."""
+    length = filter_length_of(meta, where)
     for col in ("record_id", "clk"):
         if col not in table.column_names:
-            raise InputError(f"{p}: column {col!r} is missing")
+            raise InputError(f"{where}: column {col!r} is missing")
     if table.schema.field("clk").type != pa.binary(length // 8):
         raise InputError(
-            f"{p}: column 'clk' should be fixed_size_binary({length // 8}) for {length}-bit "
+            f"{where}: column 'clk' should be fixed_size_binary({length // 8}) for {length}-bit "
             f"filters, got {table.schema.field('clk').type}"
         )
-    return EncodedTable(table, meta)
+    rid = table.schema.field("record_id").type
+    if not (pa.types.is_string(rid) or pa.types.is_large_string(rid)):
+        raise InputError(f"{where}: column 'record_id' should hold strings, got {rid}")
+    if "block_keys" in table.column_names:
+        bk = table.schema.field("block_keys").type
+        if not (pa.types.is_list(bk) and pa.types.is_uint64(bk.value_type)):
+            raise InputError(f"{where}: column 'block_keys' should be list<uint64>, got {bk}")
+    for col in table.column_names:
+        if table.column(col).null_count:
+            raise InputError(f"{where}: column {col!r} holds nulls; the file was altered")
+    count = meta.get("record_count", "")
+    if count != str(table.num_rows):
+        raise InputError(
+            f"{where}: the metadata says {count[:20]!r} records but the file holds "
+            f"{table.num_rows}; the file was altered"
+        )
 
 
 def is_url(path: str) -> bool:

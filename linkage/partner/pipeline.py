@@ -37,6 +37,8 @@ from linkage.encoded import (
 )
 from linkage.errors import InputError
 from linkage.evidence import TOO_LITTLE_EVIDENCE
+from linkage.integrity import META_KEY as CHECKSUM_KEY
+from linkage.integrity import ChecksumLog
 from linkage.partner.encoder import BatchResult, Encoder, reason
 from linkage.partner.plan import Plan, encode_one_batch
 from linkage.partner.reader import InputFile, TableInput
@@ -308,12 +310,15 @@ def _encode_file(
     paths = [out] if rejects_path is None else [out, Path(rejects_path)]
     with atomic_outputs(*paths) as temps:
         writer = pq.ParquetWriter(temps[0], aschema, **parquet_options())
+        sums = ChecksumLog()  # one digest set per row group (= per non-empty batch)
         try:
             for batch in _encode_stream(
                 src, schema, secret, summary, opts,
                 progress=progress, rejects=rejects, remote=remote,
             ):  # fmt: skip
-                writer.write_batch(batch)
+                if batch.num_rows:
+                    writer.write_batch(batch, row_group_size=batch.num_rows)
+                    sums.add(batch)
             if summary.rows_encoded == 0:
                 if summary.rows_unlinkable:
                     raise InputError(
@@ -322,6 +327,7 @@ def _encode_file(
                     )
                 raise InputError(f"{src.path}: no row has a usable field; nothing to encode")
             meta = _meta(schema, secret, party, summary.rows_encoded)
+            meta[CHECKSUM_KEY] = sums.value()
             writer.add_key_value_metadata(metadata_bytes(meta))
         finally:
             writer.close()

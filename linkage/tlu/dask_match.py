@@ -48,6 +48,7 @@ from linkage.encoded import (
     read_meta,
 )
 from linkage.errors import CompatibilityError, InputError, LinkageError
+from linkage.integrity import expected_digests, verify
 from linkage.tlu.blocking import (
     DEFAULT_MAX_BLOCK,
     STRATEGIES,
@@ -88,8 +89,14 @@ def _read_rows(path: str, r0: int, r1: int) -> np.ndarray:
     width = pf.schema_arrow.field("clk").type.byte_width
     if not groups:
         return np.zeros((0, width // 8), np.uint64)
-    col = pf.read_row_groups(groups, columns=["clk"]).column("clk")
-    col = col.slice(r0 - first, r1 - r0)
+    part = pf.read_row_groups(groups, columns=["clk"])
+    meta = {k.decode(errors="replace"): v.decode(errors="replace")
+            for k, v in (md.metadata or {}).items()}  # fmt: skip
+    expected = expected_digests({"checksums": meta.get("linkage.checksums")}, path)
+    rows = [md.row_group(g).num_rows for g in groups]
+    verify(part, rows, [{"clk": expected[g].get("clk", "")} if g < len(expected) else {}
+                        for g in range(len(expected))], path, groups[0])  # fmt: skip
+    col = part.column("clk").slice(r0 - first, r1 - r0)
     return np.ascontiguousarray(arrow_to_filters(col))
 
 
@@ -450,6 +457,7 @@ def _light_inputs(
             meta = read_meta(s)
             pf = open_parquet(s)
             name = Path(s).name
+        expected_digests(meta, s)  # a file without checksums is refused here, as in-process
         if meta["format_version"] != FORMAT_VERSION:
             raise CompatibilityError(
                 f"{s}: encoded-file format version {meta['format_version']} is not supported "
