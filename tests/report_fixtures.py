@@ -86,3 +86,66 @@ def make_scenario(
     sc.result.write(sc.links, pairs)
     sc.evaluation = linkage.evaluate(sc.links, sc.truth, pairs=pairs, sweep=(threshold, 0.98, 0.01))
     return sc
+
+
+def audit_result() -> Any:
+    """An AuditResult shaped like `linkage audit --people 5000` on the uk-person template
+    (figures made up but of the sizes a real run gives; one rate rests on 4 records, a small
+    count the report must not show)."""
+    from linkage.lab.audit.results import AttackResult, AuditResult
+
+    def graph_sweep(ov: float, rates: tuple[float, float]) -> list[dict[str, Any]]:
+        return [
+            {"settings": {"overlap": ov, "seeds": s, "pool_nodes": p}, "reidentified": r,
+             "precision": min(1.0, r * 1.05), "guesses": 1990.0}
+            for (s, p), r in zip(((50, 1500), (100, 3000)), rates, strict=True)
+        ]  # fmt: skip
+
+    leaks = AttackResult(
+        "leaks", "Leak statistics (Vidanage et al., ACM TOPS 2023)", None, None, 5000, 3.1,
+        metrics={"records": 5000.0, "mean_density": 0.37, "bit_freq_min": 0.11,
+                 "bit_freq_max": 0.93, "bit_freq_cv": 0.39, "bit_freq_excess": 5.98,
+                 "cooc_max_phi": 0.70, "cooc_pairs_over_0.3": 2346.0, "identical_share": 0.0008,
+                 "largest_identical_group": 3.0, "popcount_vs_tokens_r": 0.72,
+                 "similarity_r": 0.70, "neighbour_overlap_at_10": 0.45},
+    )  # fmt: skip
+    freq = AttackResult(
+        "frequency", "Frequency alignment of whole filters and block keys", 0.034, 0.41, 5000,
+        0.9, settings={"top": 100, "min_gap": 0.0},
+        per_field={
+            "whole_filter": {"reidentified": 0.0, "precision": 0.0, "guesses": 0.0},
+            "block_key:surname_soundex_yob": {"reidentified": 0.034, "precision": 0.41,
+                                              "guesses": 415.0},
+            "block_key:district_initial": {"reidentified": 0.0008, "precision": 0.02,
+                                           "guesses": 199.0},
+        },
+        sweep=tuple({"settings": {"top": t, "min_gap": g}, "reidentified": r, "precision": 0.4}
+                    for t, g, r in ((20, 0.0, 0.012), (100, 0.0, 0.034), (500, 0.2, 0.02))),
+        note="block keys: share of records whose key's plaintext is revealed",
+    )  # fmt: skip
+    patterns = AttackResult(
+        "patterns", "Pattern mining and value re-identification (Christen et al., PAKDD 2018)",
+        0.0, 0.0, 5000, 41.5, settings={"min_support": 0.005, "max_candidates": 1},
+        per_field={f: {"reidentified": 0.0, "precision": 0.0, "guesses": 0.0}
+                   for f in ("given_name", "surname", "postcode", "address")},
+        sweep=({"settings": {"min_support": 0.005, "max_candidates": 1}, "reidentified": 0.0,
+                "precision": 0.0},),
+        sampled=False,
+    )  # fmt: skip
+    graph = AttackResult(
+        "graph", "Graph matching (Vidanage et al., CIKM 2020; Schäfer et al., ACSAC 2024)",
+        0.235, 0.24, 2000, 96.0, settings={"seeds": 100, "pool_nodes": 3000},
+        per_field={
+            "overlap 100% (2,000 of 2,000)": {"reidentified": 0.235, "precision": 0.24,
+                                              "guesses": 1990.0},
+            "overlap 50% (2,000 of 4,000)": {"reidentified": 0.05, "precision": 0.05,
+                                             "guesses": 2000.0},
+            "overlap 25% (2,000 of 8,000)": {"reidentified": 0.002, "precision": 0.002,
+                                             "guesses": 2000.0},
+        },
+        sweep=tuple(graph_sweep(1.0, (0.225, 0.235)) + graph_sweep(0.5, (0.05, 0.041))
+                    + graph_sweep(0.25, (0.002, 0.0015))),
+        sampled=True, note="on a sample of at most 2,000 encoded records per overlap",
+    )  # fmt: skip
+    return AuditResult("593de5d2" * 8, "schema", 5000, 7000, 0,
+                       (leaks, freq, patterns, graph), 142.0)  # fmt: skip

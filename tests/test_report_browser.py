@@ -92,3 +92,12 @@ def test_match_report_renders(scenario, tmp_path: Path) -> None:  # type: ignore
 
     out = write_match_report(tmp_path / "match.html", scenario.result)
     check_page(out, tmp_path, min_charts=4)
+
+
+def test_audit_report_renders(tmp_path: Path) -> None:
+    from report_fixtures import audit_result
+
+    from linkage.report.audit_report import write_audit_report
+
+    out = write_audit_report(tmp_path / "audit.html", audit_result())
+    check_page(out, tmp_path, min_charts=4)

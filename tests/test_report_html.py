@@ -243,3 +243,53 @@ def test_mixture_estimate_recovers_a_known_mixture() -> None:
         true_rec = [(same >= x).mean() for x in t]
         assert np.allclose(prec, true_prec, atol=0.05), (prec, true_prec)
         assert np.allclose(rec, true_rec, atol=0.05), (rec, true_rec)
+
+
+# --------------------------------------------------------------------------- audit report
+
+
+def test_audit_report(tmp_path: Path) -> None:
+    from report_fixtures import audit_result
+
+    from linkage.report.audit_report import PUBLISHED, write_audit_report
+
+    result = audit_result()
+    out = write_audit_report(tmp_path / "audit.html", result)
+    html = out.read_text()
+    assert_self_contained(html)
+    assert_counts_disclosed(html)
+    assert "Counts from 1 to 9 are suppressed" in html
+    assert result.threat_model.split(":")[0] in html and "does NOT know the secret" in html
+    # every published baseline beside ours, with its source
+    for b in PUBLISHED:
+        assert f"{b.rate:.1%}" in html and esc_text(b.source) in html
+    for rate in ("79.0%", "98.7%", "99.8%", "20.7%", "0.1%"):
+        assert rate in html
+    # per attack, per field, per overlap, settings, run times
+    assert "23.5%" in html and "3.4%" in html  # graph at 100% overlap; block key
+    assert "seeds=100, pool_nodes=3000" in html and "96.0 s" in html
+    assert "block key surname_soundex_yob" in html
+    # rates resting on a small count (4 of 2,000 records re-identified) are bounds
+    assert "0.2%" not in html.replace("under 0.2%", "")
+    assert "under 0.5%" in html
+    assert html.count("<svg") >= 4 and "target 1%" in html
+    assert "Above the 1% target" in html
+
+
+def test_audit_report_from_a_real_audit(tmp_path: Path) -> None:
+    """The report reads what linkage.audit returns (not only the fixture's shapes)."""
+    from linkage.lab.audit.runner import audit
+    from linkage.report.audit_report import write_audit_report
+    from linkage.schema import uk_person_template
+
+    result = audit(uk_person_template(), people=200, attacks=("leaks", "frequency"), seed=1)
+    html = write_audit_report(tmp_path / "a.html", result).read_text()
+    assert_self_contained(html)
+    assert_counts_disclosed(html)
+    assert "Frequency alignment" in html and "Leak statistics" in html
+
+
+def esc_text(text: str) -> str:
+    import html as _html
+
+    return _html.escape(text, quote=True)

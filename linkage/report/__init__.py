@@ -6,6 +6,7 @@ file each, no network access when opened, small counts suppressed):
 - :func:`write_encode_report` (partner side; :func:`profile_extract` gives fill rates),
 - :func:`write_match_report` (trusted linkage unit),
 - :func:`write_evaluation_report` (against ground truth),
+- :func:`write_audit_report` (``linkage audit``: attacks against published baselines),
 
 each with ``disclosure=Disclosure(min_count=10, round_to=5)`` by default.
 """
@@ -21,17 +22,20 @@ _EXPORTS = {
     "profile_extract": "linkage.report.profile",
     "write_match_report": "linkage.report.match_report",
     "write_evaluation_report": "linkage.report.evaluate_report",
+    "write_audit_report": "linkage.report.audit_report",
 }
 
 __all__ = [
     "Disclosure",
     "profile_extract",
+    "write_audit_report",
     "write_encode_report",
     "write_evaluation_report",
     "write_match_report",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from linkage.report.audit_report import write_audit_report
     from linkage.report.disclosure import Disclosure
     from linkage.report.encode_report import write_encode_report
     from linkage.report.evaluate_report import write_evaluation_report

@@ -137,9 +137,15 @@ def bars(
     subtitle: str = "",
     percent: bool = False,
     domain_max: float | None = None,
+    rule_at: float | None = None,
+    rule_label: str = "",
+    symlog_constant: float | None = None,
 ) -> str:
     """One bar per label. With ``disclosure`` the values are counts (suppressed ones are not
-    drawn); without it they are figures such as rates (``percent``: 0..1 shown as %)."""
+    drawn); without it they are figures such as rates (``percent``: 0..1 shown as %).
+    ``rule_at``: a line across the bars at that value (e.g. a target), labelled
+    ``rule_label``. ``symlog_constant``: a value axis linear below that value and
+    logarithmic above it (rates from 0.1% to 100% in one chart)."""
     alt = _alt()
     vals = disclosure.counts([int(c or 0) for c in counts]) if disclosure else list(counts)
     rows = [
@@ -148,13 +154,20 @@ def bars(
     ]
     fmt = ".0%" if percent else ("~s" if disclosure else "~g")
     kw: dict[str, Any] = {}
-    if log:  # symlog: bars start at zero, which a log scale cannot draw
+    if symlog_constant is not None:
+        dom = [0, domain_max] if domain_max is not None else alt.Undefined
+        kw["scale"] = alt.Scale(type="symlog", constant=symlog_constant, domain=dom, nice=False)
+    elif log:  # symlog: bars start at zero, which a log scale cannot draw
         kw["scale"] = alt.Scale(type="symlog")
     elif domain_max is not None:
         kw["scale"] = alt.Scale(domain=[0, domain_max])
     value_axis = alt.X if horizontal else alt.Y
     cat_axis = alt.Y if horizontal else alt.X
     axis = alt.Axis(format=fmt, tickMinStep=1) if disclosure else alt.Axis(format=fmt)
+    if symlog_constant is not None:
+        top = domain_max if domain_max is not None else 1.0
+        ticks = [0.0] + [v for v in (0.001, 0.01, 0.1, 1.0, 10.0, 100.0) if v <= top]
+        axis = alt.Axis(format=fmt, values=ticks)
     enc_v = value_axis("v:Q", title=x_title if horizontal else y_title, axis=axis, **kw)
     enc_c = cat_axis(
         "label:N",
@@ -163,41 +176,62 @@ def bars(
         axis=alt.Axis(labelLimit=260),
     )
     chart = alt.Chart(alt.Data(values=rows)).mark_bar(color=color)
-    if horizontal:
-        chart = chart.encode(x=enc_v, y=enc_c).properties(
-            width=width - 280, height=max(bar_size * len(rows), 40)
-        )
-    else:
-        chart = chart.encode(x=enc_c, y=enc_v).properties(width=width, height=HEIGHT)
-    return render_svg(chart.properties(title=_title(title, subtitle)))
+    h = max(bar_size * len(rows), 40) if horizontal else HEIGHT
+    w = width - 280 if horizontal else width
+    chart = chart.encode(x=enc_v, y=enc_c) if horizontal else chart.encode(x=enc_c, y=enc_v)
+    if rule_at is not None:
+        d = alt.Data(values=[{"v": float(rule_at), "label": rule_label}])
+        enc = value_axis("v:Q", **kw)
+        rule = alt.Chart(d).mark_rule(color=RULE, strokeWidth=2, strokeDash=[6, 3])
+        layers = [chart, rule.encode(**{"x" if horizontal else "y": enc})]
+        if rule_label:
+            text = alt.Chart(d).mark_text(
+                color=RULE, fontWeight="bold", align="left", dx=4, dy=-4, baseline="bottom"
+            )
+            if horizontal:
+                text = text.encode(x=enc, y=alt.value(0), text="label:N")
+            else:
+                text = text.encode(y=enc, x=alt.value(0), text="label:N")
+            layers.append(text)
+        chart = alt.layer(*layers)
+    return render_svg(chart.properties(width=w, height=h, title=_title(title, subtitle)))
 
 
 def grouped_bars(
-    rows: Sequence[tuple[str, str, int]],
+    rows: Sequence[tuple[str, str, float]],
     *,
     title: str,
     x_title: str,
     y_title: str = "",
-    disclosure: Disclosure,
+    disclosure: Disclosure | None,
     width: int = WIDTH,
     colors: Mapping[str, str] | None = None,
     subtitle: str = "",
+    percent: bool = False,
+    domain_max: float | None = None,
 ) -> str:
-    """Horizontal bars of counts for (category, series, count) rows, series side by side."""
+    """Horizontal bars for (category, series, value) rows, series side by side. With
+    ``disclosure`` the values are counts (suppressed ones are not drawn); without it figures
+    such as rates (``percent``: 0..1 shown as %, ``domain_max``: the axis end)."""
     alt = _alt()
     series = list(dict.fromkeys(s for _, s, _ in rows))
     cats = list(dict.fromkeys(c for c, _, _ in rows))
     data = []
     for c, s, n in rows:
-        v = disclosure.value(n)
+        v = disclosure.value(int(n)) if disclosure is not None else n
         data.append({"c": c, "s": s, "v": v})
+    if disclosure is not None:
+        axis = alt.Axis(format="~s", tickMinStep=1)
+    else:
+        axis = alt.Axis(format=".0%" if percent else "~g")
+    x_scale = alt.Scale(domain=[0, domain_max]) if domain_max is not None else alt.Scale()
     domain = series
     rng = [(colors or {}).get(s, PALETTE[i % len(PALETTE)]) for i, s in enumerate(series)]
     chart = (
         alt.Chart(alt.Data(values=data))
         .mark_bar()
         .encode(
-            x=alt.X("v:Q", title=x_title, axis=alt.Axis(format="~s", tickMinStep=1)),
+            x=alt.X("v:Q", title=x_title, axis=axis, scale=x_scale),
             y=alt.Y("c:N", title=y_title, sort=cats, axis=alt.Axis(labelLimit=260)),
             yOffset=alt.YOffset("s:N", sort=series),
             color=alt.Color("s:N", title=None, scale=alt.Scale(domain=domain, range=rng)),
