@@ -11,7 +11,7 @@ crosswise (given name against surname). A field without a shared key keeps its o
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -56,9 +56,9 @@ def field_hasher(
     schema: Schema,
     secret: Secret,
     field: Field,
-    make: Callable[[bytes, bool], Hasher],
+    make: Callable[[bytes, bool], Any],
     parallel: bool,
-) -> Hasher:
+) -> Any:
     """``make(key, parallel)``'s hasher for ``field``, confined to its segment if it has one."""
     inner = make(hash_key(schema, secret, field), parallel)
     for seg in schema.segments:

@@ -22,9 +22,11 @@ import pyarrow.compute as pc
 
 from linkage.encoded import EncodedTable
 from linkage.errors import CompatibilityError, InputError
-from linkage.tlu.blocking import DEFAULT_MAX_BLOCK, STRATEGIES, Candidates
+from linkage.tlu.blocking import DEFAULT_MAX_BLOCK, DEFAULT_MAX_CANDIDATES, STRATEGIES, Candidates
 from linkage.tlu.engines import CandidateOptions, Engine, InProcessEngine, load_tables
-from linkage.tlu.result import LinkageResult, MatchStats, check_output_paths
+from linkage.tlu.result import LinkageResult, MatchStats, check_output_paths, peak_rss, stub_records
+from linkage.tlu.scoring.compare import Comparisons
+from linkage.tlu.scoring.rescore import CANDIDATE_THRESHOLD, field_layout, solve_fields
 from linkage.tlu.solver import assign_entity_ids, record_rank, solve
 
 DEFAULT_THRESHOLD = 0.7  # calibrated for the uk-person template (benchmarks/bench_quality.py)
@@ -121,11 +123,14 @@ def match(
     threads: int | None = None,
     seed: int | None = None,
     max_block: int = DEFAULT_MAX_BLOCK,
+    max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
     warn: Callable[[str], None] | None = None,
     progress: Callable[[str], None] | None = None,
     scheduler: Any = None,
     partitions: int | None = None,
     engine: Engine | None = None,
+    scoring: str = "auto",
+    one_to_one: bool = False,
 ) -> LinkageResult:
     """Link encoded files (paths or :class:`EncodedTable`) into entities.
 
@@ -138,6 +143,11 @@ def match(
     score candidates on Dask (``local[:N]``, ``tls://HOST:PORT``, a DaskSession or a Client;
     inputs must be paths every worker can read; see docs/scale.md); ``partitions``: its task
     count. ``engine``: any other candidate engine (:class:`linkage.tlu.engines.Engine`).
+    ``scoring``: ``auto`` (field-aware when the inputs have the segmented layout, else Dice),
+    ``fields`` or ``dice``. Field-aware scoring (docs/quality.md) takes candidates at Dice >=
+    ``CANDIDATE_THRESHOLD``, scores them by per-field Fellegi-Sunter weights fitted without
+    labels and forms coherent clusters, duplicates within a party included unless
+    ``one_to_one``; ``threshold`` and ``dedupe`` then do not apply.
 
     Raises :class:`InputError` on bad options or inputs and :class:`CompatibilityError`
     when the inputs were encoded with different schemas, secrets or formats.
@@ -153,36 +163,46 @@ def match(
     warn = warn or (lambda m: None)
     say = progress or (lambda m: None)
     seconds: dict[str, float] = {}
+    memory: dict[str, int] = {}  # stage -> peak resident memory of the process after it
     with numba_threads(threads):
         try:
             t0 = time.perf_counter()
             encs, names = engine.load(inputs)
             check_compatible(encs, names, dedupe)
+            fields = _field_scoring(scoring, encs, names)
             seconds["read"] = time.perf_counter() - t0
+            memory["read"] = peak_rss()
             say(f"read {sum(len(e) for e in encs)} records from {len(encs)} file(s)")
 
             t0 = time.perf_counter()
+            with_dups = dedupe or (fields is not None and not one_to_one)
             opts = CandidateOptions(
-                threshold=threshold,
+                threshold=CANDIDATE_THRESHOLD if fields else threshold,
                 strategy=blocking,
-                dedupe=dedupe,
-                dedupe_threshold=dedupe_threshold if dedupe else None,
+                dedupe=with_dups,
+                dedupe_threshold=(CANDIDATE_THRESHOLD if fields else dedupe_threshold)
+                if with_dups
+                else None,
                 seed=0 if seed is None else seed,
                 max_block=max_block,
+                max_candidates=max_candidates,
             )
             cand = engine.candidates(encs, opts, warn)
             seconds["candidates+scoring"] = time.perf_counter() - t0
+            memory["candidates+scoring"] = peak_rss()
             say(f"blocking {cand.strategy}: {len(cand.left)} pairs >= {threshold}")
         finally:
             engine.close()
         result = finish(
             encs, cand, dedupe=dedupe, solver=solver, seed=seed, threshold=threshold,
-            dedupe_threshold=dedupe_threshold, seconds=seconds,
+            dedupe_threshold=dedupe_threshold, seconds=seconds, fields=fields,
+            one_to_one=one_to_one,
         )  # fmt: skip
         where = engine.describe()
     result.stats.engine = engine.name
     result.stats.threads = int(where.get("threads", 1))
     result.stats.workers = where.get("workers")
+    result.stats.memory = {**memory, **result.stats.memory}
     return result
 
 
@@ -196,17 +216,29 @@ def finish(
     threshold: float,
     dedupe_threshold: float,
     seconds: dict[str, float],
+    fields: Comparisons | None = None,
+    one_to_one: bool = False,
 ) -> LinkageResult:
-    """Solve scored pairs into entities and build the links / pairs tables and statistics."""
+    """Solve scored pairs into entities and build the links / pairs tables and statistics
+    (with ``fields``: rescored field-aware and clustered coherently, see :func:`match`)."""
     sizes = [len(e) for e in encs]
     party = np.repeat(np.arange(len(encs), dtype=np.int32), sizes)
     t0 = time.perf_counter()
+    histogram = cand.score_histogram()  # binned Dice scores of the candidates, before solving
     rank = record_rank([e.party for e in encs], [e.record_ids for e in encs])
-    res = solve(
-        cand.left, cand.right, cand.score, party, dedupe=dedupe, solver=solver, rank=rank,  # type: ignore[arg-type]
-    )  # fmt: skip
+    field_scores = None
+    if fields is not None:
+        res, cand, field_scores = solve_fields(
+            encs, cand, party, fields, seed=seed, one_to_one=one_to_one, rank=rank,
+            parallel=numba.get_num_threads() > 1,
+        )  # fmt: skip
+    else:
+        res = solve(
+            cand.left, cand.right, cand.score, party, dedupe=dedupe, solver=solver, rank=rank,  # type: ignore[arg-type]
+        )  # fmt: skip
     ids = assign_entity_ids(res.labels, seed)
     seconds["solve"] = time.perf_counter() - t0
+    memory = {"solve": peak_rss()}
 
     t0 = time.perf_counter()
     party_names = pa.array([e.party for e in encs])
@@ -230,6 +262,7 @@ def finish(
         }
     )
     seconds["output"] = time.perf_counter() - t0
+    memory["output"] = peak_rss()
     ent_sizes = np.bincount(res.labels)
     by_size = np.bincount(ent_sizes)
     stats = MatchStats(
@@ -248,5 +281,29 @@ def finish(
         engine="in-process",
         threads=numba.get_num_threads(),
         seconds=seconds,
+        score_histogram=histogram,
+        memory=memory,
+        stub_records=stub_records(encs),
     )
-    return LinkageResult(links, pairs, stats, dict(encs[0].meta) if encs else {})
+    result = LinkageResult(links, pairs, stats, dict(encs[0].meta) if encs else {})
+    result.field_scores = field_scores  # the model and per-pair levels, for waterfalls
+    return result
+
+
+def _field_scoring(
+    scoring: str, encs: Sequence[EncodedTable], names: Sequence[str]
+) -> Comparisons | None:
+    """The comparisons for field-aware scoring, or None (``scoring``: auto, fields, dice)."""
+    if scoring not in ("auto", "fields", "dice"):
+        raise InputError(f"unknown scoring {scoring!r} (choose auto, fields or dice)")
+    if scoring == "dice" or not all("clk" in e.table.column_names for e in encs):
+        if scoring == "fields":
+            raise InputError("--scoring fields needs the filters in this process (no Dask yet)")
+        return None
+    fields = field_layout(encs, names)
+    if fields is None and scoring == "fields":
+        raise InputError(
+            "--scoring fields needs encodings made with the segmented layout "
+            '("filter": {"layout": "segments"}, docs/quality.md)'
+        )
+    return fields

@@ -16,12 +16,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from linkage._files import PARQUET, Output, atomic_outputs, check_outputs
-from linkage.encoded import metadata_bytes
+from linkage.encoded import EncodedTable, metadata_bytes
 
 LINKS_FORMAT_VERSION = "1"
 
@@ -32,6 +33,14 @@ class MatchStats:
 
     ``reduction_ratio`` = 1 - candidates / possible pairs (Christen, TKDE 2012).
     ``entities_by_size``: entity size -> number of entities of that size.
+    ``score_histogram``: binned Dice scores of the candidate pairs (``edges``, ``counts``,
+    ``scope``: "all candidates" when blocking scored pairs below the threshold, counted there
+    from a 1-in-``sample_stride`` sample, else "at or above the threshold"; see
+    :meth:`linkage.tlu.blocking.Candidates.score_histogram`); never single scores.
+    ``memory``: stage -> peak resident memory of the process after that stage (bytes; the
+    high-water mark so far, ``getrusage`` ru_maxrss). ``stub_records``: party -> records the
+    partner left out of its file for too little evidence, when the files say (metadata key
+    ``rows_unlinkable``); None when no file does.
     """
 
     records_per_party: dict[str, int]
@@ -50,6 +59,9 @@ class MatchStats:
     threads: int
     workers: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    score_histogram: dict[str, object] | None = None
+    memory: dict[str, int] = field(default_factory=dict)
+    stub_records: dict[str, int] | None = None
 
     def __getitem__(self, key: str) -> object:
         """Dict-style read access (``stats["threshold"]``), for scripts written before."""
@@ -68,6 +80,9 @@ class LinkageResult:
     pairs: pa.Table
     stats: MatchStats
     meta: dict[str, str] = field(default_factory=dict)
+    field_scores: Any = None
+    """With field-aware scoring: :class:`linkage.tlu.scoring.rescore.FieldScores` of the
+    candidate pairs (the model, levels, weights), for waterfalls; else None."""
 
     def links_meta(self) -> dict[str, str]:
         """Metadata written with the links: format version, schema fingerprint, key-check,
@@ -115,6 +130,29 @@ def check_output_paths(
     """Fail early (before any work) on links/pairs outputs that cannot be written, would
     clobber an input or an existing file (unless ``force``), or are not named ``.parquet``."""
     check_outputs([Output(Path(p), "output", PARQUET) for p in paths], inputs, force=force)
+
+
+STUB_META_KEY = "rows_unlinkable"  # encoded-file metadata: rows left out for too little evidence
+
+
+def peak_rss() -> int:
+    """Peak resident memory of this process so far, in bytes (``getrusage`` ru_maxrss)."""
+    import resource
+    import sys
+
+    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(ru if sys.platform == "darwin" else ru * 1024)
+
+
+def stub_records(encs: Sequence[EncodedTable]) -> dict[str, int] | None:
+    """party -> count of rows its partner left out as stubs (metadata ``rows_unlinkable``),
+    or None when no input says."""
+    out = {
+        e.party: int(e.meta[STUB_META_KEY])
+        for e in encs
+        if str(e.meta.get(STUB_META_KEY, "")).isdigit()
+    }
+    return out or None
 
 
 _CARRIED = {  # encoded-file metadata -> links metadata
