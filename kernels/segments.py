@@ -37,9 +37,9 @@ def _segment_dice_body(
             a0 = bounds[sa[c]]
             b0 = bounds[sb[c]]
             width = bounds[sa[c] + 1] - a0
-            pa = 0
-            pb = 0
-            both = 0
+            pa: Any = 0
+            pb: Any = 0
+            both: Any = 0
             for w in range(width):
                 x = filters[i, a0 + w]
                 y = filters[j, b0 + w]
