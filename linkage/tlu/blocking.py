@@ -41,6 +41,8 @@ STRATEGIES = ("auto", "none", "keys", "lsh")
 EXHAUSTIVE_LIMIT = 4e9  # comparisons: about 5-10 s of the all-pairs kernel on one core
 DEFAULT_MAX_BLOCK = 5000
 CHUNK_SLOTS = 8_000_000  # candidate slots scored per chunk (bounds memory)
+SCORE_BINS = 100  # score histogram of the match statistics: bins of 0.01 on [0, 1]
+SAMPLE_STRIDE = 64  # below the threshold the histogram counts every 64th scored slot (~1% time)
 
 Warn = Callable[[str], None]
 
@@ -56,10 +58,29 @@ class Candidates:
     compared: int  # candidate pairs scored (after de-duplication where known)
     possible: int  # pairs an exhaustive comparison would score
     detail: dict[str, object] = field(default_factory=dict)
+    below: np.ndarray | None = None  # SCORE_BINS sampled counts (x SAMPLE_STRIDE) below threshold
 
     @property
     def reduction_ratio(self) -> float:
         return 1.0 - self.compared / self.possible if self.possible else 0.0
+
+    def score_histogram(self) -> dict[str, object]:
+        """Counts of candidate scores in SCORE_BINS bins on [0, 1] (never single scores):
+        exact for the pairs kept (at or above the threshold), plus, where blocking scored
+        them, an estimate for the pairs below it from every SAMPLE_STRIDE-th scored slot
+        (times SAMPLE_STRIDE; pairs sharing several blocks count once per block there).
+        ``scope`` says which: ``"all candidates"`` or ``"at or above the threshold"``."""
+        counts, _ = np.histogram(self.score, bins=SCORE_BINS, range=(0.0, 1.0))
+        scope = "at or above the threshold"
+        if self.below is not None:
+            counts = counts + self.below * SAMPLE_STRIDE
+            scope = "all candidates"
+        return {
+            "edges": np.linspace(0.0, 1.0, SCORE_BINS + 1).tolist(),
+            "counts": [int(c) for c in counts],
+            "scope": scope,
+            "sample_stride": SAMPLE_STRIDE if self.below is not None else 1,
+        }
 
 
 def possible_pairs(sizes: list[int], dedupe: bool) -> int:
@@ -123,10 +144,12 @@ def score_blocks(
     parallel: bool,
     max_block: int,
     warn: Warn,
+    below: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
     """Score all pairs of records sharing a key; keep pairs >= threshold, de-duplicated.
 
-    ``keys[k]`` is a block key held by record ``owners[k]``.
+    ``keys[k]`` is a block key held by record ``owners[k]``. ``below`` (int64[SCORE_BINS]):
+    adds the bin counts of every SAMPLE_STRIDE-th scored slot under the threshold.
     """
     order = np.lexsort((owners, keys))
     skeys = keys[order]
@@ -159,6 +182,10 @@ def score_blocks(
             s_starts[g:stop], s_ends[g:stop], off, members, party, filters, pop, dedupe, oi, oj, os_
         )
         compared += int((os_ >= 0).sum())
+        if below is not None:
+            sampled = os_[::SAMPLE_STRIDE]
+            sampled = sampled[(sampled >= 0) & (sampled < threshold)]
+            below += np.histogram(sampled, bins=SCORE_BINS, range=(0.0, 1.0))[0]
         keep = os_ >= threshold
         parts_l.append(oi[keep])
         parts_r.append(oj[keep])
@@ -284,8 +311,9 @@ def generate(
         t_low = threshold
         if dedupe and dedupe_threshold is not None:
             t_low = min(threshold, dedupe_threshold)
+        below = np.zeros(SCORE_BINS, np.int64)
         left, right, score, stats = score_blocks(
-            keys, owners, filters, pop, party, t_low, dedupe, parallel, max_block, warn
+            keys, owners, filters, pop, party, t_low, dedupe, parallel, max_block, warn, below
         )
         detail.update(stats)
         compared = int(stats["compared_with_repeats"])
@@ -296,4 +324,7 @@ def generate(
     else:
         raise LinkageError(f"unknown blocking {strategy!r} (choose {', '.join(STRATEGIES)})")
     detail["seconds"] = round(time.perf_counter() - t0, 3)
-    return Candidates(left, right, score, strategy, min(compared, possible), possible, detail)
+    return Candidates(
+        left, right, score, strategy, min(compared, possible), possible, detail,
+        below=below if strategy in ("keys", "lsh") else None,
+    )  # fmt: skip
