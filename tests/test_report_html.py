@@ -293,3 +293,95 @@ def esc_text(text: str) -> str:
     import html as _html
 
     return _html.escape(text, quote=True)
+
+
+# --------------------------------------------------------------------------- match statistics
+
+
+def test_match_stats_for_the_report(scenario, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The match records a binned histogram of every scored candidate (keys blocking: below
+    the threshold from a sample), peak memory per stage and the partners' stub counts; the
+    report shows them without single scores or small counts."""
+    import linkage
+    from linkage.encoded import EncodedTable
+    from linkage.report.match_report import write_match_report
+
+    encs = [scenario.encoded[p] for p in sorted(scenario.encoded)]
+    first = encs[0]
+    encs[0] = EncodedTable(first.table, {**first.meta, "rows_unlinkable": "12"})
+    res = linkage.match(encs, threshold=0.7, blocking="keys", seed=1)
+    st = res.stats
+    h = st.score_histogram
+    assert h is not None and h["scope"] == "all candidates" and len(h["counts"]) == 100
+    counts = np.asarray(h["counts"])
+    below = _below_threshold_reference(encs, 0.7)
+    # below the threshold: an estimate from every 64th scored slot
+    assert abs(counts[:70].sum() / below.sum() - 1) < 0.25
+    # at and above it exact: every matched pair is among the candidates counted there
+    matched, _ = np.histogram(res.pairs.column("score").to_numpy(), bins=100, range=(0, 1))
+    assert (counts[70:] >= matched[70:]).all() and counts[70:].sum() == st.pairs_above_threshold
+    assert counts[:70].sum() > 3 * counts[70:].sum()  # the different-people hump is there
+    assert list(st.memory) == list(st.seconds)
+    mem = list(st.memory.values())
+    assert mem[0] > 10_000_000 and mem == sorted(mem)
+    assert st.stub_records == {first.party: 12}
+
+    html = write_match_report(tmp_path / "m.html", res).read_text()
+    _check_report(html, scenario)
+    assert "Scores of scored candidate pairs" in html and "every 64th" in html
+    assert "stub records left out by the partner" in html and "peak memory after" in html
+    assert "MiB" in html
+
+
+def _below_threshold_reference(encs: list, threshold: float) -> np.ndarray:  # type: ignore[type-arg]
+    """Histogram of the Dice scores under ``threshold`` of every cross-party pair sharing a
+    block key, once per shared key, by plain numpy (the reference for keys blocking)."""
+    from linkage.tlu.engines import block_key_arrays
+
+    sizes = [len(e) for e in encs]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    filters = np.concatenate([e.filters for e in encs])
+    party = np.repeat(np.arange(len(encs)), sizes)
+    bk = block_key_arrays(encs, offsets)
+    assert bk is not None
+    keys, owners = bk
+    order = np.lexsort((owners, keys))
+    keys, owners = keys[order], owners[order]
+    cuts = np.flatnonzero(np.diff(keys)) + 1
+    scores = []
+    for grp in np.split(owners, cuts):
+        if len(grp) < 2:
+            continue
+        a, b = np.triu_indices(len(grp), 1)
+        i, j = grp[a], grp[b]
+        keep = party[i] != party[j]
+        i, j = i[keep], j[keep]
+        inter = np.bitwise_count(filters[i] & filters[j]).sum(1)
+        den = np.bitwise_count(filters[i]).sum(1) + np.bitwise_count(filters[j]).sum(1)
+        scores.append(2 * inter / np.maximum(den, 1))
+    s = np.concatenate(scores)
+    counts, _ = np.histogram(s[s < threshold], bins=100, range=(0, 1))
+    return counts
+
+
+def test_keys_histogram_below_threshold_is_exact_without_sampling(scenario, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import linkage
+    import linkage.tlu.blocking as blocking
+
+    monkeypatch.setattr(blocking, "SAMPLE_STRIDE", 1)
+    encs = [scenario.encoded[p] for p in sorted(scenario.encoded)]
+    res = linkage.match(encs, threshold=0.7, blocking="keys", seed=1)
+    h = res.stats.score_histogram
+    assert h is not None and h["sample_stride"] == 1
+    ref = _below_threshold_reference(encs, 0.7)
+    assert (np.asarray(h["counts"][:70]) == ref[:70]).all()
+
+
+def test_exhaustive_match_histogram_covers_pairs_above_threshold(scenario) -> None:  # type: ignore[no-untyped-def]
+    import linkage
+
+    res = linkage.match(list(scenario.encoded.values()), threshold=0.8, blocking="none")
+    h = res.stats.score_histogram
+    assert h is not None and h["scope"] == "at or above the threshold"
+    assert sum(h["counts"]) == res.stats.pairs_above_threshold
+    assert sum(h["counts"][:80]) == 0 and res.stats.stub_records is None

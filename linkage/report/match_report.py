@@ -3,11 +3,13 @@
 Takes the :class:`~linkage.tlu.result.LinkageResult` (links, matched pairs, typed
 statistics). Individual scores never reach the page: they are binned first.
 
-Optional statistics are used when the match records them (read with ``getattr``):
-``stats.score_histogram`` (``{"edges": [...], "counts": [...]}`` of every scored candidate
-pair; without it the histogram holds the matched pairs only), ``stats.blocking_keys`` (per
-key: ``{"key", "candidates", "reduction_ratio"}``), ``stats.memory`` (stage -> peak bytes),
-``stats.stub_records`` and ``stats.field_weights`` (field -> weight).
+Statistics the match records (:class:`~linkage.tlu.result.MatchStats`, read with
+``getattr`` so older results still render): ``score_histogram`` (``edges``, ``counts``,
+``scope``: binned scores of every scored candidate pair, or of those at or above the
+threshold; without it the matched pairs are binned here), ``memory`` (stage -> peak bytes),
+``stub_records`` (party -> records left out by the partner for too little evidence);
+``blocking_keys`` (per key: ``{"key", "candidates", "reduction_ratio"}``) and
+``field_weights`` (field -> weight) when a match provides them.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ def write_match_report(
     _summary(page.section("Summary"), result, ent, d)
     _parties(page.section("Records per party"), result, ent, d)
     _blocking(page.section("Blocking"), st, d)
-    edges, counts, all_pairs = _score_histogram(result)
-    _scores(page.section("Score distribution"), st, edges, counts, all_pairs, d)
-    _estimate(page.section("Estimated precision and recall"), st, edges, counts, all_pairs)
+    edges, counts, scope = _score_histogram(result)
+    _scores(page.section("Score distribution"), st, edges, counts, scope, d)
+    _estimate(page.section("Estimated precision and recall"), st, edges, counts, scope)
     _entity_sizes(page.section("Entities by size and by party combination"), st, ent, d)
     _stages(page.section("Time and memory per stage"), st)
     weights = getattr(st, "field_weights", None)
@@ -101,16 +103,18 @@ def _entities(result: LinkageResult) -> dict[str, Any]:
     }
 
 
-def _score_histogram(result: LinkageResult) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Bin edges and counts of the scores; True when they cover every scored candidate."""
+def _score_histogram(result: LinkageResult) -> tuple[np.ndarray, np.ndarray, str]:
+    """Bin edges and counts of the scores, and what they cover: "all candidates", "at or
+    above the threshold" (every candidate kept, matched or not) or "matched pairs"."""
     h = getattr(result.stats, "score_histogram", None)
     if h:
-        return np.asarray(h["edges"], float), np.asarray(h["counts"], np.int64), True
+        scope = str(h.get("scope", "all candidates"))
+        return np.asarray(h["edges"], float), np.asarray(h["counts"], np.int64), scope
     col = result.pairs.column("score")
     scores = col.to_numpy() if hasattr(col, "to_numpy") else np.asarray(col)
     edges = np.linspace(0.0, 1.0, SCORE_BINS + 1)
     counts, _ = np.histogram(scores, bins=edges)
-    return edges, counts.astype(np.int64), False
+    return edges, counts.astype(np.int64), "matched pairs"
 
 
 def _summary(s: Section, r: LinkageResult, ent: dict[str, Any], d: Disclosure) -> None:
@@ -205,14 +209,30 @@ def _blocking(s: Section, st: Any, d: Disclosure) -> None:
             "were not scored; their records can still link through their other keys."
         )
     stubs = getattr(st, "stub_records", None)
-    if stubs is not None:
-        s.paragraph(f"Stub records (too few bits set to link reliably): {d.count(int(stubs))}.")
+    if isinstance(stubs, dict) and stubs:
+        s.table(
+            ["party", "stub records left out by the partner"],
+            [[p, int(n)] for p, n in stubs.items()],
+            caption="Records with too little identifying evidence to link reliably (the "
+            "schema's min_evidence rule): the partner kept them out of its encoded file.",
+        )
+    elif isinstance(stubs, int):
+        s.paragraph(f"Stub records (too little evidence to link reliably): {d.count(stubs)}.")
+    if not keys and st.blocking == "keys":
+        s.note(
+            "Candidates per block key are not shown: encoded files carry each record's block "
+            "keys without saying which key definition made each one."
+        )
 
 
 def _scores(
-    s: Section, st: Any, edges: np.ndarray, counts: np.ndarray, all_pairs: bool, d: Disclosure
+    s: Section, st: Any, edges: np.ndarray, counts: np.ndarray, scope: str, d: Disclosure
 ) -> None:
-    what = "scored candidate pairs" if all_pairs else "matched pairs"
+    all_pairs = scope == "all candidates"
+    what = {
+        "all candidates": "scored candidate pairs",
+        "at or above the threshold": "candidate pairs at or above the threshold",
+    }.get(scope, "matched pairs")
     if not d.any_shown(counts.tolist()):
         s.note(f"No chart: fewer than {d.min_count} {what} in every score bin.")
         return
@@ -235,12 +255,19 @@ def _scores(
         "Pairs of the same person pile up near 1 and other pairs lower down; a threshold in "
         "the valley between the two humps keeps most true links and few false ones."
         if all_pairs
-        else "Only matched pairs (at or above the threshold) are kept by the match; a large "
-        "pile just above the threshold suggests it lets in doubtful pairs.",
+        else "Only pairs at or above the threshold are kept by the match; a large pile just "
+        "above the threshold suggests it lets in doubtful pairs.",
     )
+    stride = int((getattr(st, "score_histogram", None) or {}).get("sample_stride", 1) or 1)
+    if all_pairs and stride > 1:
+        s.note(
+            f"Below the threshold the bars are estimated from every {stride}th scored "
+            f"candidate slot (counted {stride} times; pairs sharing several blocks count once "
+            "per block there); at and above it they are exact."
+        )
 
 
-def _estimate(s: Section, st: Any, edges: np.ndarray, counts: np.ndarray, all_pairs: bool) -> None:
+def _estimate(s: Section, st: Any, edges: np.ndarray, counts: np.ndarray, scope: str) -> None:
     mix = fit_mixture(edges, counts)
     if mix is None:
         s.note("Too few scored pairs to estimate precision and recall from the scores.")
@@ -322,8 +349,14 @@ def _stages(s: Section, st: Any) -> None:
     secs = dict(st.seconds or {})
     mem = getattr(st, "memory", None) or {}
     rows = [[k, f"{v:.2f} s", _bytes(mem[k]) if k in mem else ""] for k, v in secs.items()]
-    rows.append(["total", f"{sum(secs.values()):.2f} s", ""])
-    s.table(["stage", "time", "peak memory"], rows, numeric=(1, 2))
+    rows.append(["total", f"{sum(secs.values()):.2f} s", _bytes(max(mem.values())) if mem else ""])
+    s.table(
+        ["stage", "time", "peak memory after the stage"],
+        rows,
+        numeric=(1, 2),
+        caption="Peak memory: the process's resident high-water mark when the stage ended "
+        "(it never falls, so a stage that needs much memory shows as a step up).",
+    )
     if secs:
         s.figure(
             charts.bars(
