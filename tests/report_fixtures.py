@@ -149,3 +149,18 @@ def audit_result() -> Any:
     )  # fmt: skip
     return AuditResult("593de5d2" * 8, "schema", 5000, 7000, 0,
                        (leaks, freq, patterns, graph), 142.0)  # fmt: skip
+
+
+def make_map(sc: Scenario, out: Path) -> Path:
+    """A linkage map of the scenario's files (version 1) and a second version in which the
+    first party's extract lost its first 200 records (retired)."""
+    from linkage.encoded import EncodedTable
+    from linkage.tlu.linkage_map import map_create, map_update
+
+    path = out / "map.duckdb"
+    encs = [sc.encoded[p] for p in sorted(sc.encoded)]
+    map_create(path, encs, seed=1, dedupe=True, threshold=0.7, force=True)
+    first = encs[0]
+    rest = first.table.slice(200)
+    map_update(path, [EncodedTable(rest, {**first.meta, "record_count": str(rest.num_rows)})])
+    return path

@@ -101,3 +101,12 @@ def test_audit_report_renders(tmp_path: Path) -> None:
 
     out = write_audit_report(tmp_path / "audit.html", audit_result())
     check_page(out, tmp_path, min_charts=4)
+
+
+def test_map_report_renders(scenario, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from report_fixtures import make_map
+
+    from linkage.report.map_report import write_map_report
+
+    out = write_map_report(tmp_path / "map.html", make_map(scenario, tmp_path))
+    check_page(out, tmp_path, min_charts=2)

@@ -385,3 +385,18 @@ def test_exhaustive_match_histogram_covers_pairs_above_threshold(scenario) -> No
     assert h is not None and h["scope"] == "at or above the threshold"
     assert sum(h["counts"]) == res.stats.pairs_above_threshold
     assert sum(h["counts"][:80]) == 0 and res.stats.stub_records is None
+
+
+def test_map_report(scenario, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from report_fixtures import make_map
+
+    from linkage.report.map_report import write_map_report
+    from linkage.tlu.linkage_map import map_info
+
+    path = make_map(scenario, tmp_path)
+    html = write_map_report(tmp_path / "map.html", path).read_text()
+    _check_report(html, scenario)
+    assert "Versions" in html and "ids retired" in html and html.count("<svg") == 2
+    info = map_info(path)
+    assert info["current_version"] == 2
+    assert f">{info['versions'][1]['retired']:,}<" in html  # 200 retired: a round count

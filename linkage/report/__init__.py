@@ -7,6 +7,7 @@ file each, no network access when opened, small counts suppressed):
 - :func:`write_match_report` (trusted linkage unit),
 - :func:`write_evaluation_report` (against ground truth),
 - :func:`write_audit_report` (``linkage audit``: attacks against published baselines),
+- :func:`write_map_report` (a persistent linkage map's versions),
 
 each with ``disclosure=Disclosure(min_count=10, round_to=5)`` by default.
 """
@@ -23,6 +24,7 @@ _EXPORTS = {
     "write_match_report": "linkage.report.match_report",
     "write_evaluation_report": "linkage.report.evaluate_report",
     "write_audit_report": "linkage.report.audit_report",
+    "write_map_report": "linkage.report.map_report",
 }
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "write_audit_report",
     "write_encode_report",
     "write_evaluation_report",
+    "write_map_report",
     "write_match_report",
 ]
 
@@ -39,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from linkage.report.disclosure import Disclosure
     from linkage.report.encode_report import write_encode_report
     from linkage.report.evaluate_report import write_evaluation_report
+    from linkage.report.map_report import write_map_report
     from linkage.report.match_report import write_match_report
     from linkage.report.profile import profile_extract
 
