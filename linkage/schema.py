@@ -31,7 +31,7 @@ TOKENISERS = ("qgram", "exact", "date", "numeric")
 DATE_PARTS = ("day", "month", "year", "day_month", "full")
 BLOCK_TRANSFORMS = ("value", "initial", "soundex", "year", "month", "outward", "sector")
 HASHING = ("keyed-random",)
-SALT_TRANSFORMS = ("value", "year")
+SALT_TRANSFORMS = BLOCK_TRANSFORMS
 # Transforms that only make sense on a date field / a postcode field.
 _DATE_ONLY = {"year", "month"}
 _POSTCODE_ONLY = {"outward", "sector"}
@@ -70,14 +70,45 @@ class Tokeniser:
 
 
 @dataclass(frozen=True)
-class Salt:
-    """Salt every token of a field with (a transform of) another field's normalised value."""
+class SaltPart:
+    """One part of a salt: a transform of another field's normalised value."""
 
     field: str
     transform: str = "value"
 
     def canonical(self) -> dict[str, Any]:
         return {"field": self.field, "transform": self.transform}
+
+
+@dataclass(frozen=True)
+class Salt:
+    """Salt every token of a field with a per-record value taken from other fields.
+
+    The salt is ``field``'s value under ``transform`` (``value``, ``year``, ``month``,
+    ``initial``, ``soundex``, ``outward``, ``sector``: the block-key transforms), followed by
+    the ``more`` parts, all joined by U+001F; a record missing any part loses the salted
+    field (Chen, Schnell, Armknecht & Heng, HEALTHINF 2022: a stable per-record salt defeats
+    pattern mining and graph matching; an error in a salt part loses that pair). In JSON a
+    salt is one object ``{"field", "transform"}`` or a list of them; one part keeps the
+    single-object canonical form, so older schemas keep their fingerprints."""
+
+    field: str
+    transform: str = "value"
+    more: tuple[SaltPart, ...] = ()
+
+    @property
+    def parts(self) -> tuple[SaltPart, ...]:
+        return (SaltPart(self.field, self.transform), *self.more)
+
+    @property
+    def label(self) -> str:
+        """``field:transform`` of each part, joined by ``+``."""
+        return "+".join(f"{p.field}:{p.transform}" for p in self.parts)
+
+    def canonical(self) -> dict[str, Any] | list[dict[str, Any]]:
+        if not self.more:
+            return {"field": self.field, "transform": self.transform}
+        return [p.canonical() for p in self.parts]
 
 
 @dataclass(frozen=True)
@@ -153,6 +184,7 @@ class Schema:
     hardening: Hardening = field(default_factory=Hardening)
     min_evidence: MinEvidence | None = None
     layout: str = "record"
+    match_threshold: float | None = None
     _fingerprint: str = field(default="", compare=False, repr=False)
 
     # -- construction -------------------------------------------------------------------
@@ -197,6 +229,8 @@ class Schema:
             out["hardening"] = self.hardening.canonical()
         if self.min_evidence is not None:  # only when set: older schemas keep fingerprints
             out["min_evidence"] = self.min_evidence.canonical()
+        if self.match_threshold is not None:  # only when set: older schemas keep fingerprints
+            out["match"] = {"threshold": self.match_threshold}
         return out
 
     @property
@@ -268,7 +302,7 @@ class Schema:
                 if f.bits_per_token is not None
                 else f"budget {f.bit_budget} bits"
             )
-            salt = f", salted by {f.salt.field}:{f.salt.transform}" if f.salt else ""
+            salt = f", salted by {f.salt.label}" if f.salt else ""
             seg = f", segment {f.segment_bits} bits" if f.segment_bits else ""
             seg += f" (key {f.shared_key})" if f.shared_key else ""
             lines.append(f"  {f.name:<16} {f.normaliser:<11} {tok:<28} {bits}{salt}{seg}")
@@ -286,6 +320,8 @@ class Schema:
                 "min_evidence: none (a record with any one usable field can be linked; "
                 "see docs/schema.md)"
             )
+        if self.match_threshold is not None:
+            lines.append(f"recommended match threshold: {self.match_threshold:g}")
         if self.hardening:
             length = self.filter_length
             lines.append(f"{len(self.hardening.steps)} hardening steps:")
@@ -366,6 +402,7 @@ def _parse(doc: Any) -> Schema:
             "block_keys",
             "hardening",
             "min_evidence",
+            "match",
         },
     )
     _expect("linkage_schema" in top, "$.linkage_schema", "missing (expected 1)")
@@ -399,13 +436,25 @@ def _parse(doc: Any) -> Schema:
     for i, f in enumerate(fields):
         if f.salt is None:
             continue
-        sp = f"$.fields[{i}].salt.field"
-        _expect(f.salt.field in by_name, sp, f"unknown field {f.salt.field!r}")
-        _expect(f.salt.field != f.name, sp, "a field cannot salt itself")
-        src = by_name[f.salt.field]
-        _expect(src.salt is None, sp, f"salt field {src.name!r} is itself salted")
-        if f.salt.transform == "year":
-            _expect(src.normaliser == "date", sp, "transform 'year' needs a date field")
+        for j, part in enumerate(f.salt.parts):
+            sp = f"$.fields[{i}].salt" + (f"[{j}]" if f.salt.more else "")
+            fp = f"{sp}.field"
+            _expect(part.field in by_name, fp, f"unknown field {part.field!r}")
+            _expect(part.field != f.name, fp, "a field cannot salt itself")
+            src = by_name[part.field]
+            _expect(src.salt is None, fp, f"salt field {src.name!r} is itself salted")
+            if part.transform in _DATE_ONLY:
+                _expect(
+                    src.normaliser == "date",
+                    f"{sp}.transform",
+                    f"transform {part.transform!r} needs a date field",
+                )
+            if part.transform in _POSTCODE_ONLY:
+                _expect(
+                    src.normaliser == "postcode",
+                    f"{sp}.transform",
+                    f"transform {part.transform!r} needs a postcode field",
+                )
 
     blocks: list[BlockKey] = []
     raw_blocks = top.get("block_keys", [])
@@ -442,7 +491,20 @@ def _parse(doc: Any) -> Schema:
     evidence = None
     if top.get("min_evidence") is not None:
         evidence = parse_min_evidence(top["min_evidence"], [f.name for f in fields])
-    return Schema(length, tuple(fields), hashing, tuple(blocks), desc, hardening, evidence, layout)
+    threshold = None
+    if top.get("match") is not None:
+        mo = _obj(top["match"], "$.match", {"threshold", "description"})
+        _expect("threshold" in mo, "$.match.threshold", "missing (a number in 0..1)")
+        t = mo["threshold"]
+        _expect(
+            isinstance(t, int | float) and not isinstance(t, bool) and 0.0 <= t <= 1.0,
+            "$.match.threshold",
+            f"expected a number in 0..1, got {t!r}",
+        )
+        threshold = float(t)
+    return Schema(
+        length, tuple(fields), hashing, tuple(blocks), desc, hardening, evidence, layout, threshold
+    )
 
 
 def _segment_spec(
@@ -495,14 +557,7 @@ def _parse_field(fd: Any, path: str) -> Field:
     _expect(isinstance(miss, list), f"{path}.missing", "expected a list of strings")
     for j, m in enumerate(miss):
         _str(m, f"{path}.missing[{j}]")
-    salt = None
-    if fo.get("salt") is not None:
-        so = _obj(fo["salt"], f"{path}.salt", {"field", "transform"})
-        _expect("field" in so, f"{path}.salt.field", "missing")
-        salt = Salt(
-            _str(so["field"], f"{path}.salt.field"),
-            _str(so.get("transform", "value"), f"{path}.salt.transform", SALT_TRANSFORMS),
-        )
+    salt = _parse_salt(fo["salt"], f"{path}.salt") if fo.get("salt") is not None else None
     desc = fo.get("description", "")
     _expect(isinstance(desc, str), f"{path}.description", "expected a string")
     seg = fo.get("segment_bits")
@@ -512,6 +567,25 @@ def _parse_field(fd: Any, path: str) -> Field:
     if shared is not None:
         shared = _name(shared, f"{path}.shared_key")
     return Field(name, norm, tok, bpt, budget, tuple(miss), salt, desc, seg, shared)
+
+
+def _parse_salt(sd: Any, path: str) -> Salt:
+    """One salt part (an object) or several (a list of objects, joined in order)."""
+    many = isinstance(sd, list)
+    if many:
+        _expect(len(sd) > 0, path, "expected a non-empty list of salt parts")
+    parts = []
+    for j, pd in enumerate(sd if many else [sd]):
+        pp = f"{path}[{j}]" if many else path
+        so = _obj(pd, pp, {"field", "transform"})
+        _expect("field" in so, f"{pp}.field", "missing")
+        part = SaltPart(
+            _str(so["field"], f"{pp}.field"),
+            _str(so.get("transform", "value"), f"{pp}.transform", SALT_TRANSFORMS),
+        )
+        _expect(part not in parts, pp, "duplicate salt part")
+        parts.append(part)
+    return Salt(parts[0].field, parts[0].transform, tuple(parts[1:]))
 
 
 def _parse_tokeniser(td: Any, path: str) -> Tokeniser:

@@ -17,8 +17,9 @@ the field's normaliser, so ``n/a``, ``N.K.`` and ``Not-Known`` match too). Blank
 whitespace are always missing."""
 
 
-def uk_person_template() -> dict[str, Any]:
-    """A sensible starting point for UK person data (see ``linkage schema init``).
+def uk_person_unhardened() -> dict[str, Any]:
+    """The uk-person template without hardening (``--template uk-person-unhardened``; its
+    measured re-identification risk is in docs/privacy.md).
 
     Weights were tuned on ``linkage synth --corruption medium`` populations (see
     benchmarks/bench_quality.py): names and date of birth weigh most, location and NHS
@@ -180,7 +181,12 @@ def uk_person_template() -> dict[str, Any]:
     }
 
 
-TEMPLATES = {"uk-person": uk_person_template}
+def uk_person_template() -> dict[str, Any]:
+    """The default uk-person template (see ``linkage schema init``)."""
+    return uk_person_unhardened()
+
+
+TEMPLATES = {"uk-person": uk_person_template, "uk-person-unhardened": uk_person_unhardened}
 
 
 def template_json(name: str) -> str:

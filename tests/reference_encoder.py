@@ -23,6 +23,7 @@ import hmac
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -103,10 +104,17 @@ def bits_per_token(f: Field, ntokens: int) -> int:
     return max(1, min(k, f.bit_budget, MAX_BITS_PER_TOKEN))
 
 
-def salt_of(transform: str, value: str | None) -> str | None:
-    if value is None:
-        return None
-    return value[:4] if transform == "year" else value
+def salt_of(salt: Any, norm: Mapping[str, Sequence[str | None]], r: int) -> str | None:
+    """Row r's salt: each part's block transform of its field's value, joined by U+001F;
+    None when any part is missing or empty."""
+    parts = []
+    for p in salt.parts:
+        v = norm[p.field][r]
+        part = None if v is None else block_part(p.transform, v)
+        if not part:
+            return None
+        parts.append(part)
+    return "\x1f".join(parts)
 
 
 def block_part(transform: str, value: str) -> str:
@@ -181,7 +189,7 @@ def reference_encode(
                 continue
             prefix = b""
             if f.salt is not None:
-                s = salt_of(f.salt.transform, norm[f.salt.field][r])
+                s = salt_of(f.salt, norm, r)
                 if s is None:
                     continue
                 sb = s.encode("utf-8")

@@ -127,11 +127,15 @@ def schemas(draw: Any) -> dict[str, Any]:
             fd["missing"] = ["NK", "N/A"]
         fields.append(fd)
     if nf > 1 and draw(st.booleans()):
-        src = draw(st.integers(0, nf - 1))
+        # one or two unsalted source fields; the others may be salted by one or more parts
+        srcs = draw(st.lists(st.integers(0, nf - 1), min_size=1, max_size=2, unique=True))
         for i, fd in enumerate(fields):
-            if i != src and draw(st.booleans()):
-                year = fields[src]["normaliser"] == "date" and draw(st.booleans())
-                fd["salt"] = {"field": f"f{src}", "transform": "year" if year else "value"}
+            if i not in srcs and draw(st.booleans()):
+                parts = []
+                for src in srcs if draw(st.booleans()) else srcs[:1]:
+                    trs = BLOCK_TRANSFORMS.get(fields[src]["normaliser"], ["value", "initial"])
+                    parts.append({"field": f"f{src}", "transform": draw(st.sampled_from(trs))})
+                fd["salt"] = parts[0] if len(parts) == 1 else parts
     blocks = []
     for b in range(draw(st.integers(0, 3))):
         parts = []

@@ -108,13 +108,39 @@ BAD = [
     (_set(["fields", 0, "salt"], {"field": "given_name"}), "$.fields[0].salt.field", "itself"),
     (
         _set(["fields", 0, "salt"], {"field": "surname", "transform": "year"}),
-        "$.fields[0].salt.field",
+        "$.fields[0].salt.transform",
         "date",
     ),
     (
-        _set(["fields", 0, "salt"], {"field": "surname", "transform": "month"}),
+        _set(["fields", 0, "salt"], {"field": "surname", "transform": "outward"}),
         "$.fields[0].salt.transform",
-        "year",
+        "postcode",
+    ),
+    (
+        _set(["fields", 0, "salt"], {"field": "surname", "transform": "colour"}),
+        "$.fields[0].salt.transform",
+        "expected one of",
+    ),
+    (_set(["fields", 0, "salt"], []), "$.fields[0].salt", "non-empty"),
+    (
+        _set(["fields", 0, "salt"], [{"field": "date_of_birth", "transform": "year"}, "sex"]),
+        "$.fields[0].salt[1]",
+        "object",
+    ),
+    (
+        _set(["fields", 0, "salt"], [{"field": "sex"}, {"field": "nope"}]),
+        "$.fields[0].salt[1].field",
+        "unknown field",
+    ),
+    (
+        _set(["fields", 0, "salt"], [{"field": "sex"}, {"field": "surname", "transform": "month"}]),
+        "$.fields[0].salt[1].transform",
+        "date",
+    ),
+    (
+        _set(["fields", 0, "salt"], [{"field": "sex"}, {"field": "sex", "transform": "value"}]),
+        "$.fields[0].salt[1]",
+        "duplicate",
     ),
     (_set(["fields", 0, "salt"], {"transform": "value"}), "$.fields[0].salt.field", "missing"),
     (_set(["fields"], []), "$.fields", "non-empty"),
@@ -276,6 +302,10 @@ SEMANTIC = {
     "missing": _set(["fields", 0, "missing"], ["UNKNOWN"]),
     "salt": _set(["fields", 0, "salt"], {"field": "date_of_birth", "transform": "year"}),
     "salt_value": _set(["fields", 0, "salt"], {"field": "date_of_birth"}),
+    "salt_parts": _set(["fields", 0, "salt"], [{"field": "date_of_birth"}, {"field": "sex"}]),
+    "salt_part_order": _set(["fields", 0, "salt"], [{"field": "sex"}, {"field": "date_of_birth"}]),
+    "salt_soundex": _set(["fields", 1, "salt"], {"field": "given_name", "transform": "soundex"}),
+    "match_threshold": _set(["match"], {"threshold": 0.123}),
     "date_parts": _set(["fields", 2, "tokeniser", "parts"], ["day", "month", "year"]),
     "field_name": lambda d: (
         d["fields"][5].update(name="address_lines"),

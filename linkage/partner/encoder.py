@@ -72,7 +72,7 @@ from linkage.partner.normalisers import (
     string_buffers,
 )
 from linkage.partner.segmented import field_hasher
-from linkage.schema import Field, Schema
+from linkage.schema import Field, Salt, Schema
 from linkage.secret import Secret
 
 DATE_PART_TAGS = {"day": 1, "month": 2, "year": 3, "day_month": 4, "full": 5}
@@ -304,10 +304,17 @@ def _numeric_token_bytes(key: int) -> bytes:
     return b"%d" % v
 
 
-def salt_values(transform: str, values: pa.Array) -> pa.Array:
-    if transform == "year":
-        return pc.utf8_slice_codeunits(values, 0, 4)
-    return values
+def salt_values(salt: Salt, norm: Mapping[str, Normalised]) -> pa.Array:
+    """Each row's salt: its parts (block-key transforms of other fields' normalised values,
+    computed once per distinct value) joined by U+001F; null where any part is missing or
+    empty (the salted field then contributes nothing for that row)."""
+    cols = []
+    for p in salt.parts:
+        nv = norm[p.field]
+        part = block_part(p.transform, nv.units)
+        part = pc.if_else(pc.equal(pc.utf8_length(part), 0), pa.scalar(None, pa.string()), part)
+        cols.append(pc.take(part, pa.array(nv.unit_of_row, mask=nv.unit_of_row < 0)))
+    return cols[0] if len(cols) == 1 else pc.binary_join_element_wise(*cols, "\x1f")
 
 
 def block_part(transform: str, values: pa.Array) -> pa.Array:
@@ -489,7 +496,7 @@ class Encoder:
                 problems.append((rows, f.name, nv.status[rows]))
             salt = None
             if f.salt is not None:
-                salt = salt_values(f.salt.transform, norm[f.salt.field].values)
+                salt = salt_values(f.salt, norm)
             touched = self._encode_field(f, nv, salt, filters)
             usable |= touched
             present[f.name] = touched

@@ -292,7 +292,7 @@ def _schema(s: Section, schema: Schema | None, fingerprint: str, meta: dict[str,
             if f.bits_per_token is not None
             else f"budget {f.bit_budget}"
         )
-        salt = f"{f.salt.field}:{f.salt.transform}" if f.salt else ""
+        salt = f.salt.label if f.salt else ""
         rows.append([f.name, f.normaliser, tok, bits, salt])
     s.table(["field", "normaliser", "tokens", "bits", "salted by"], rows)
     if schema.block_keys:

@@ -90,10 +90,14 @@ def salt_of(schema: Any, f: Any, plain: Plain) -> np.ndarray | None:
     """The salt value of each record for field ``f`` (None: unsalted field)."""
     if f.salt is None:
         return None
-    src = plain.values[f.salt.field]
-    if f.salt.transform == "year":
-        return np.array([None if v is None else v[:4] for v in src], dtype=object)
-    return src
+    from linkage.lab.audit.frequency import _part  # the public block-key transforms
+
+    cols = [[_part(p.transform, v) for v in plain.values[p.field]] for p in f.salt.parts]
+    out = np.full(plain.n, None, object)
+    for i, parts in enumerate(zip(*cols, strict=True)):
+        if all(p is not None for p in parts):
+            out[i] = "\x1f".join(parts)
+    return out
 
 
 def value_tokens(tok: Any, value: str) -> list[str]:
