@@ -5,10 +5,11 @@ A full relink scores every pair that shares a block (``keys`` / ``lsh``) or ever
 (``none``); the pairs between two unchanged records are already stored, so an update only
 scores (a) new records against current ones and (b) new records among themselves.
 
-(a) with ``keys`` blocking: the (new, current) pairs that share a block key come from a
-DuckDB join on ``record_keys`` (distinct pairs, so a pair sharing several keys is scored
-once) and are scored by :func:`linkage.kernels.dice.dice_pairs`; only those current
-records' filters are read. With ``lsh``: :func:`linkage.tlu.blocking.score_blocks` over the
+(a) with ``keys`` blocking: the current records that share a block key with a new one come
+from a DuckDB semi-join on ``record_keys``; a sort-merge join gives the distinct (new,
+current) pairs (a pair sharing several keys is scored once), scored by
+:func:`linkage.kernels.dice.dice_pairs`; only those current records' filters are read.
+With ``lsh``: :func:`linkage.tlu.blocking.score_blocks` over the
 band keys of all records, with a two-valued "side" array as its party array, so the kernel
 scores only new-vs-current pairs. With ``none``: the all-pairs kernel, new x current. The
 real parties then apply match's rules: within one party only with dedupe, at
@@ -87,38 +88,63 @@ def _old_records(
     store: MapStore, new: NewSet, retired: np.ndarray, strategy: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """Current records the new ones may pair with: (rix, pix, filters) and, with ``keys``
-    blocking, the (new row, old row) pairs that share a block key (DuckDB join, distinct)."""
+    blocking, the distinct (new row, old row) pairs that share a block key."""
     words = new.filters.shape[1]
     ret = pa.table({"rix": pa.array(retired, pa.int64())})
     with store.temp("_retired", ret):
         if strategy == "keys":
             assert new.keys is not None
-            nk = pa.table({"key": pa.array(new.keys.keys), "i": pa.array(new.keys.owner)})
+            nk = pa.table({"key": pa.array(_distinct(new.keys.keys))})
             with store.temp("_newkeys", nk):
-                store.con.execute(
-                    "CREATE OR REPLACE TEMP TABLE _cand AS SELECT DISTINCT n.i, k.rix "
-                    "FROM record_keys k JOIN _newkeys n ON k.key = n.key "
+                ck = store.arrow(
+                    "SELECT k.key, k.rix FROM record_keys k SEMI JOIN _newkeys n ON k.key = n.key "
                     "ANTI JOIN _retired t ON k.rix = t.rix"
                 )
-            ck = store.arrow("SELECT i, rix FROM _cand")
-            recs = store.arrow(
-                "SELECT rix, pix, clk FROM records WHERE valid_to IS NULL "
-                "AND rix IN (SELECT rix FROM _cand) ORDER BY rix"
-            )
-            store.con.execute("DROP TABLE _cand")
+            want = pa.table({"rix": pa.array(_distinct(ck.column("rix").to_numpy()))})
+            with store.temp("_want", want):
+                recs = store.arrow(
+                    "SELECT rix, pix, clk FROM records WHERE valid_to IS NULL "
+                    "AND rix IN (SELECT rix FROM _want)"
+                )
         else:
             recs = store.arrow(
                 "SELECT rix, pix, clk FROM records r WHERE valid_to IS NULL "
-                "AND rix NOT IN (SELECT rix FROM _retired) ORDER BY rix"
+                "AND rix NOT IN (SELECT rix FROM _retired)"
             )
             ck = None
+    # rows stay in fetch order (no sort in DuckDB, no second copy of the filters here)
     rix = recs.column("rix").to_numpy()
     pix = recs.column("pix").to_numpy().astype(np.int64)
     filters = filters_from_blobs(recs.column("clk"), words)
     pairs = None
-    if ck is not None:  # (new row, old row) sharing a block key
-        pairs = (ck.column("i").to_numpy(), np.searchsorted(rix, ck.column("rix").to_numpy()))
+    if ck is not None:
+        pairs = _key_join(new.keys, ck.column("key").to_numpy(), ck.column("rix").to_numpy(), rix)
     return rix, pix, filters, pairs
+
+
+def _distinct(a: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort-based: numpy 2's hash-based ``unique`` is slower here)."""
+    s = np.sort(a)
+    return s[np.r_[True, s[1:] != s[:-1]]] if len(s) else s
+
+
+def _key_join(
+    new_keys: KeyArrays | None, old_keys: np.ndarray, old_key_rix: np.ndarray, rix: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (new row, old row) pairs that share a block key (a sort-merge join)."""
+    assert new_keys is not None
+    by_rix = np.argsort(rix, kind="stable")
+    old_row = by_rix[np.searchsorted(rix[by_rix], old_key_rix)]
+    o = np.argsort(old_keys, kind="stable")
+    ok, orow = old_keys[o], old_row[o]
+    lo = np.searchsorted(ok, new_keys.keys, side="left")
+    hi = np.searchsorted(ok, new_keys.keys, side="right")
+    cnt = hi - lo
+    i = np.repeat(new_keys.owner, cnt)
+    starts = np.repeat(lo - np.cumsum(cnt) + cnt, cnt)
+    j = orow[starts + np.arange(int(cnt.sum()), dtype=np.int64)]
+    code = _distinct(i * np.int64(len(rix) + 1) + j)
+    return code // (len(rix) + 1), code % (len(rix) + 1)
 
 
 def new_pairs(
