@@ -48,6 +48,11 @@ _EXPORTS = {
     "map_keygen": "linkage.tlu.linkage_map",
     "map_links": "linkage.tlu.linkage_map",
     "map_update": "linkage.tlu.linkage_map",
+    "write_audit_report": "linkage.report.audit_report",
+    "write_encode_report": "linkage.report.encode_report",
+    "write_evaluation_report": "linkage.report.evaluate_report",
+    "write_map_report": "linkage.report.map_report",
+    "write_match_report": "linkage.report.match_report",
 }
 
 __all__ = [
@@ -79,6 +84,11 @@ __all__ = [
     "read_encoded",
     "solve",
     "synth",
+    "write_audit_report",
+    "write_encode_report",
+    "write_evaluation_report",
+    "write_map_report",
+    "write_match_report",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,6 +103,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from linkage.lab.synthetic import synth
     from linkage.partner.normalisers import normalise
     from linkage.partner.pipeline import EncodeSummary, encode, encode_file
+    from linkage.report.audit_report import write_audit_report
+    from linkage.report.encode_report import write_encode_report
+    from linkage.report.evaluate_report import write_evaluation_report
+    from linkage.report.map_report import write_map_report
+    from linkage.report.match_report import write_match_report
     from linkage.schema import Schema
     from linkage.secret import Secret
     from linkage.tlu.linker import LinkageResult, match

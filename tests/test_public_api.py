@@ -101,7 +101,33 @@ def _calls(w: dict[str, Any]) -> dict[str, Callable[[], Any]]:
         assert report is not None
         return report
 
+    def report(name: str) -> Path:
+        out = tmp / f"{name}.html"
+        out.unlink(missing_ok=True)
+        return out
+
+    def write_audit_report() -> Any:
+        from linkage.lab.audit.results import AttackResult, AuditResult
+
+        attack = AttackResult("frequency", "Frequency alignment", 0.0, 0.0, 3, 0.1)
+        result = AuditResult("f" * 64, "schema", 3, 3, 0, (attack,), 0.1)
+        return linkage.write_audit_report(report("audit"), result)
+
+    def write_map_report() -> Any:
+        path = tmp / "m.duckdb"
+        linkage.map_create(path, [enc("a"), enc("b")], seed=1, force=True)
+        return linkage.write_map_report(report("map"), path)
+
     return {
+        "write_encode_report": lambda: linkage.write_encode_report(
+            report("encode"), encode_file(), schema=w["schema"]
+        ),
+        "write_match_report": lambda: linkage.write_match_report(report("match"), match()),
+        "write_evaluation_report": lambda: linkage.write_evaluation_report(
+            report("evaluate"), evaluate()
+        ),
+        "write_audit_report": write_audit_report,
+        "write_map_report": write_map_report,
         "encode": lambda: enc("a"),
         "encode_file": encode_file,
         "read_encoded": read_encoded,
