@@ -118,7 +118,44 @@ def _calls(w: dict[str, Any]) -> dict[str, Callable[[], Any]]:
         linkage.map_create(path, [enc("a"), enc("b")], seed=1, force=True)
         return linkage.write_map_report(report("map"), path)
 
+    def map_verbs() -> dict[str, Callable[[], Any]]:
+        mp, key = tmp / "map.duckdb", tmp / "tlu.key"
+
+        def create() -> Any:
+            return linkage.map_create(mp, [enc("a"), enc("b")], seed=1, force=True) or True
+
+        def ready() -> None:
+            if not mp.exists():
+                create()
+
+        def entity() -> str:
+            ready()
+            return str(linkage.map_links(mp)["entity_id"][0])
+
+        def keyed() -> Path:
+            if not key.exists():
+                linkage.map_keygen(key)
+            return key
+
+        return {
+            "map_create": create,
+            "map_update": lambda: (ready(), linkage.map_update(mp, [enc("b")]))[1],
+            "map_links": lambda: (ready(), linkage.map_links(mp))[1],
+            "map_changes": lambda: (ready(), linkage.map_changes(mp, since=1))[1],
+            "map_history": lambda: linkage.map_history(mp, entity()),
+            "map_info": lambda: (ready(), linkage.map_info(mp))[1],
+            "map_keygen": keyed,
+            "map_export": lambda: linkage.map_export(mp, project="p1", key_file=keyed()),
+        }
+
+    def audit() -> Any:
+        from linkage.schema_template import uk_person_template
+
+        return linkage.audit(uk_person_template(), people=60, attacks=("leaks",), seed=1)
+
     return {
+        **map_verbs(),
+        "audit": audit,
         "write_encode_report": lambda: linkage.write_encode_report(
             report("encode"), encode_file(), schema=w["schema"]
         ),
