@@ -400,3 +400,27 @@ def test_map_report(scenario, tmp_path: Path) -> None:  # type: ignore[no-untype
     info = map_info(path)
     assert info["current_version"] == 2
     assert f">{info['versions'][1]['retired']:,}<" in html  # 200 retired: a round count
+
+
+def test_cli_audit_report(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from linkage.cli import main
+    from linkage.schema import uk_person_template
+
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(uk_person_template()))
+    args = ["audit", "-s", str(schema), "--people", "200", "--attacks", "leaks,frequency"]
+    out = tmp_path / "audit.html"
+    res = CliRunner().invoke(main, [*args, "--report", str(out), "--report-min-count", "20"])
+    assert res.exit_code == 0, res.output
+    html = out.read_text()
+    assert_self_contained(html)
+    assert_counts_disclosed(html, 20)
+    assert "Counts from 1 to 19 are suppressed" in html
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    # an existing report is refused before any work, with one Error line
+    res = CliRunner().invoke(main, [*args, "--report", str(out)])
+    assert res.exit_code == 2 and res.output.count("Error:") == 1 and "audit:" not in res.output

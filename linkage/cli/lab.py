@@ -272,12 +272,14 @@ def _check_sweep_floor(pairs: str, lo: float) -> None:
     type=click.Path(dir_okay=False),
     help="Also write the full result as JSON (atomically).",
 )
-@click.option("--force", is_flag=True, help="Replace an existing --json file.")
+@click.option("--force", is_flag=True, help="Replace existing --json and --report files.")
+@report_options
 @handle_errors
 def audit_cmd(
     encoded: str | None, schema_file: str, plaintext: str | None, reference: str | None,
     people: int, seed: int, attacks: str, graph_sample: int, overlaps: str,
     pattern_sample: int, id_column: str, json_out: str | None, force: bool,
+    report_path: str | None, report_min_count: int,
 ) -> None:  # fmt: skip
     """Play the attacker against an encoding and report the worst case of each attack.
 
@@ -302,6 +304,8 @@ def audit_cmd(
         from linkage._files import JSON, Output, check_outputs
 
         check_outputs([Output(Path(json_out), "audit", JSON)], force=force)
+    inputs = [p for p in (encoded, plaintext, reference, schema_file) if p is not None]
+    _check_report(report_path, inputs, force)
     result = audit(
         schema_file, encoded=encoded, plaintext=plaintext, reference=reference, people=people,
         seed=seed, attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()),
@@ -313,4 +317,11 @@ def audit_cmd(
 
         with atomic_outputs(Path(json_out), mode=0o644) as (tmp,):
             tmp.write_text(result.to_json(), encoding="utf-8")
+
+    def audit_report(path: str) -> object:
+        from linkage.report import Disclosure, write_audit_report
+
+        return write_audit_report(path, result, disclosure=Disclosure(min_count=report_min_count))
+
+    _write_report(False, report_path, audit_report)
     click.echo(result.to_text(), nl=False)
