@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import linkage  # noqa: E402
-from linkage.schema import uk_person_template  # noqa: E402
+from linkage.schema_template import uk_person_template  # noqa: E402
 
 PUBLISHED = {
     "graph_clk_100": "99.8% (Schäfer et al. 2024, NCVR 100k)",

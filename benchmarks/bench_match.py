@@ -173,7 +173,7 @@ def synth_and_encode(
     work: Path, per_party: int, seed: int, label: str
 ) -> tuple[list[Path], dict[str, Any]]:
     """Two parties of about ``per_party`` records each (overlap 0.85), encoded by the CLI."""
-    from linkage.schema import template_json
+    from linkage.schema_template import template_json
 
     sdir = work / f"synth_{label}"
     people = max(10, round(per_party / 0.85))

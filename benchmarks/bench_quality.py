@@ -159,7 +159,7 @@ def cluster_prf(truth: Truth, links: pa.Table) -> dict[str, float]:
 def linkage_side(
     work: Path, sdir: Path, manifest: dict[str, Any], *, threshold: float, blocking: str, tag: str
 ) -> dict[str, Any]:
-    from linkage.schema import template_json
+    from linkage.schema_template import template_json
 
     schema = work / "schema.json"
     schema.write_text(template_json("uk-person"), encoding="utf-8")

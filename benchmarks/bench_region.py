@@ -81,7 +81,7 @@ _F1 = re.compile(r"F1[^\d]*([\d.]+)")
 
 def scenario(work: Path, label: str, people: int, parties: int, overlap: float) -> dict[str, Any]:
     """synth -> encode each party -> match -> evaluate; time and peak RSS per stage."""
-    from linkage.schema import template_json
+    from linkage.schema_template import template_json
 
     sdir = work / f"synth_{label}"
     manifest, srun = run_synth(sdir, people, parties, overlap=overlap, seed=1)

@@ -61,7 +61,8 @@ def match_result(n: int, seed: int = 0):  # type: ignore[no-untyped-def]
 
 def encode_inputs(n: int, seed: int = 0):  # type: ignore[no-untyped-def]
     from linkage.partner.pipeline import EncodeSummary
-    from linkage.schema import Schema, uk_person_template
+    from linkage.schema import Schema
+    from linkage.schema_template import uk_person_template
 
     rng = np.random.default_rng(seed)
     schema = Schema.from_dict(uk_person_template())

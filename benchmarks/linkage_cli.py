@@ -42,7 +42,8 @@ def linkage_person_schema(
     defaults, the same 10 fields as :data:`PERSON_FIELDS` (and :func:`clkhash_schema_v3`).
 
     Imports ``linkage`` lazily (this module must import without it)."""
-    from linkage.schema import Schema, uk_person_template
+    from linkage.schema import Schema
+    from linkage.schema_template import uk_person_template
 
     doc = uk_person_template()
     for name in extra_fields:

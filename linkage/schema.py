@@ -613,7 +613,4 @@ def _parse_tokeniser(td: Any, path: str) -> Tokeniser:
     return Tokeniser("exact")
 
 
-# the templates live in their own module; re-exported here for existing imports
-from linkage.schema_template import TEMPLATES, template_json, uk_person_template  # noqa: E402
-
-__all__ = ["TEMPLATES", "Schema", "template_json", "uk_person_template"]
+__all__ = ["Schema"]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from linkage.schema import Schema, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
 from linkage.secret import Secret, secret_text
 
 # A fixed "today" so date checks (future dates, two-digit years) do not drift.

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import linkage
-from linkage.schema import Schema, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
 
 SECRET = hashlib.sha256(b"report-fixture-secret").digest()  # 32 random-looking bytes
 

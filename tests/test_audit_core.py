@@ -13,7 +13,7 @@ import linkage
 from linkage.lab.audit import frequency, graph
 from linkage.lab.audit.plaintext import Plain, simulate_filters, unpack, value_tokens
 from linkage.lab.audit.runner import audit
-from linkage.schema import uk_person_template
+from linkage.schema_template import uk_person_template
 
 AUDIT = Path(linkage.__file__).parent / "lab" / "audit"
 ATTACK_MODULES = ("leaks", "frequency", "patterns", "graph", "plaintext", "results")

@@ -27,7 +27,8 @@ from click.testing import CliRunner, Result
 from linkage.cli import main
 from linkage.encoded import read_encoded
 from linkage.partner.pipeline import encode
-from linkage.schema import Schema, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
 from linkage.secret import ENV_VAR, Secret, secret_text
 
 KEY = hashlib.sha256(b"cli-TEST-secret").digest()

@@ -73,7 +73,8 @@ def matched(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import hashlib
 
     from linkage.partner.pipeline import encode
-    from linkage.schema import Schema, uk_person_template
+    from linkage.schema import Schema
+    from linkage.schema_template import uk_person_template
     from linkage.secret import Secret
 
     d = tmp_path_factory.mktemp("matched")

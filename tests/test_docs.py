@@ -218,7 +218,7 @@ def test_help_runs(path: tuple[str, ...]) -> None:
 
 
 def test_schema_init_help_matches_the_template() -> None:
-    from linkage.schema import uk_person_template
+    from linkage.schema_template import uk_person_template
 
     text = ALL[("schema", "init")].help or ""
     t = uk_person_template()

@@ -20,7 +20,8 @@ from reference_encoder import reference_encode, token_positions
 
 from linkage.partner.normalisers import nhs_check_ok
 from linkage.partner.pipeline import encode
-from linkage.schema import Schema, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
 from linkage.secret import Secret
 
 TODAY = dt.date(2024, 6, 1)

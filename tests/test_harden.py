@@ -20,7 +20,8 @@ from linkage.lab.synthetic import synth
 from linkage.partner.encoder import Encoder
 from linkage.partner.harden import Hardener, step_keys
 from linkage.partner.pipeline import encode
-from linkage.schema import Schema, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
 from linkage.secret import Secret
 from linkage.tlu.linker import match
 

@@ -1,6 +1,7 @@
 """ASCII normaliser kernel (linkage.kernels.text.ascii_normalise) vs the general Unicode path.
 
-The reference is ``linkage.partner.normalisers.normalise(kind, values, fast=False)`` (Arrow regexes);
+The reference is ``linkage.partner.normalisers.normalise(kind, values, fast=False)``
+(Arrow regexes);
 for ASCII input the fast path must give the same values and statuses.
 """
 

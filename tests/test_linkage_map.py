@@ -30,7 +30,8 @@ from linkage.encoded import EncodedTable
 from linkage.errors import CompatibilityError, InputError, LinkageError
 from linkage.lab.quality import evaluate
 from linkage.partner.pipeline import encode
-from linkage.schema import Schema, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
 from linkage.secret import Secret
 from linkage.tlu.linkage_map import ids as idrules
 from linkage.tlu.linkage_map import (

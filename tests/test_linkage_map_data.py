@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 from linkage.encoded import EncodedTable
 from linkage.lab.synthetic import encode_arguments, synth
 from linkage.partner.pipeline import encode
-from linkage.schema import Schema, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
 from linkage.secret import Secret
 
 SECRET = Secret(hashlib.sha256(b"map-test-secret").digest())

@@ -33,7 +33,8 @@ from linkage.encoded import EncodedTable, read_encoded, write_encoded
 from linkage.errors import CompatibilityError, InputError, LinkageError
 from linkage.lab.synthetic import encode_arguments, synth
 from linkage.partner.pipeline import encode
-from linkage.schema import Schema, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
 from linkage.secret import Secret
 from linkage.tlu.linker import (
     DEFAULT_DEDUPE_THRESHOLD,

@@ -44,7 +44,7 @@ def test_submodules_found() -> None:
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     _import_all()
     tmp = tmp_path_factory.mktemp("api")
-    from linkage.schema import uk_person_template
+    from linkage.schema_template import uk_person_template
 
     schema = linkage.Schema.from_dict(uk_person_template())
     secret = linkage.Secret(bytes(range(200, 232)))

@@ -280,7 +280,7 @@ def test_audit_report_from_a_real_audit(tmp_path: Path) -> None:
     """The report reads what linkage.audit returns (not only the fixture's shapes)."""
     from linkage.lab.audit.runner import audit
     from linkage.report.audit_report import write_audit_report
-    from linkage.schema import uk_person_template
+    from linkage.schema_template import uk_person_template
 
     result = audit(uk_person_template(), people=200, attacks=("leaks", "frequency"), seed=1)
     html = write_audit_report(tmp_path / "a.html", result).read_text()
@@ -408,7 +408,7 @@ def test_cli_audit_report(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from linkage.cli import main
-    from linkage.schema import uk_person_template
+    from linkage.schema_template import uk_person_template
 
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps(uk_person_template()))

@@ -23,7 +23,8 @@ from linkage import encode, match
 from linkage.errors import InputError, SchemaError
 from linkage.evidence import TOO_LITTLE_EVIDENCE
 from linkage.partner.pipeline import encode_file
-from linkage.schema import Schema, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
 from linkage.secret import Secret
 
 SECRET = Secret(hashlib.sha256(b"evidence test secret").digest())

@@ -24,7 +24,8 @@ from linkage.cli import main
 from linkage.encoded import read_encoded, write_encoded
 from linkage.errors import InputError
 from linkage.integrity import column_digest
-from linkage.schema import Schema, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
 from linkage.secret import Secret
 
 SECRET = Secret(hashlib.sha256(b"integrity test secret").digest())

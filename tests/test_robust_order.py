@@ -24,7 +24,8 @@ from linkage.kernels.cluster import (
     greedy_cluster_reference,
     greedy_edge_order,
 )
-from linkage.schema import Schema, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
 from linkage.secret import Secret
 from linkage.tlu.solver import record_rank, solve
 

@@ -22,7 +22,8 @@ from linkage import encode
 from linkage.errors import InputError
 from linkage.partner.normalisers import MISSING, OK, DateFormat, normalise
 from linkage.partner.placeholders import frequent_values
-from linkage.schema import Schema, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
 from linkage.secret import Secret
 
 SECRET = Secret(hashlib.sha256(b"placeholder test secret").digest())

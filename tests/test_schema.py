@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from linkage.errors import LinkageError, SchemaError
-from linkage.schema import Schema, template_json, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import template_json, uk_person_template
 
 UK_FIELDS = ["given_name", "surname", "date_of_birth", "sex", "postcode", "address", "nhs_number"]
 

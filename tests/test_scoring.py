@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from linkage.kernels.segments import segment_dice, segment_dice_numpy
 from linkage.partner.pipeline import encode
-from linkage.schema import Schema, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
 from linkage.secret import Secret
 from linkage.segments import with_segments
 from linkage.tlu.coherent import coherent_clusters

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from linkage.cli import main
 from linkage.errors import LinkageError, SecretError
-from linkage.schema import Schema, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
 from linkage.secret import (
     ENV_VAR,
     TEXT_PREFIX,

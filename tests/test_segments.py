@@ -7,7 +7,8 @@ import pytest
 
 from linkage.errors import InputError, SchemaError
 from linkage.partner.pipeline import encode
-from linkage.schema import Schema, uk_person_template
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
 from linkage.secret import Secret
 from linkage.segments import segments_from_meta, with_segments
 

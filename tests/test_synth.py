@@ -390,7 +390,8 @@ def test_encode_arguments_encode_every_party(tmp_path: Path) -> None:
     """The one synth -> uk-person field map: each party (party 4 holds no NHS numbers) encodes
     every record with the template, with the dob format given, not detected."""
     from linkage.partner.pipeline import encode
-    from linkage.schema import Schema, uk_person_template
+    from linkage.schema import Schema
+    from linkage.schema_template import uk_person_template
     from linkage.secret import Secret
 
     schema = Schema.from_dict(uk_person_template())

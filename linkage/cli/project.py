@@ -56,7 +56,7 @@ def schema_init(template: str, output: str, force: bool) -> None:
     surname, date_of_birth, sex, postcode, address, nhs_number) with their weights, and its
     keyed block keys. Check it with `linkage schema check`."""
     from linkage._files import JSON, Output, atomic_outputs, check_outputs
-    from linkage.schema import template_json
+    from linkage.schema_template import template_json
 
     (p,) = check_outputs([Output(Path(output), "schema", JSON)], force=force)
     text = template_json(template)
