@@ -45,6 +45,7 @@ __all__ = [
     "MatchStats",
     "check_output_paths",
     "match",
+    "recommended_threshold",
 ]
 
 
@@ -83,6 +84,20 @@ def check_compatible(encs: Sequence[EncodedTable], names: Sequence[str], dedupe:
         raise CompatibilityError(f"{', '.join(missing)} lack(s) block keys that the others have")
 
 
+def recommended_threshold(encs: Sequence[EncodedTable]) -> float:
+    """The threshold the encoded files recommend (metadata ``recommended_threshold``, from
+    the schema's ``match.threshold``; files of one schema agree, as the fingerprint covers
+    it), else :data:`DEFAULT_THRESHOLD`."""
+    for enc in encs:
+        try:
+            t = float(enc.meta.get("recommended_threshold") or "nan")
+        except ValueError:
+            continue
+        if 0.0 <= t <= 1.0:
+            return t
+    return DEFAULT_THRESHOLD
+
+
 def check_options(
     threshold: float, dedupe_threshold: float | None, blocking: str, threads: int | None
 ) -> float:
@@ -115,7 +130,7 @@ def numba_threads(threads: int | None) -> Iterator[None]:
 def match(
     inputs: Sequence[EncodedTable | str | Path],
     *,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
     blocking: str = "auto",
     dedupe: bool = False,
     dedupe_threshold: float | None = None,
@@ -134,7 +149,9 @@ def match(
 ) -> LinkageResult:
     """Link encoded files (paths or :class:`EncodedTable`) into entities.
 
-    ``threshold``: minimum Dice score of a pair. ``blocking``: auto, none, keys or lsh.
+    ``threshold``: minimum Dice score of a pair (default: the recommended threshold that the
+    schema's ``match.threshold`` wrote into the encoded files, else :data:`DEFAULT_THRESHOLD`;
+    hardening moves Dice, see docs/privacy.md). ``blocking``: auto, none, keys or lsh.
     ``dedupe``: records of one party may join one entity, through a within-party pair scoring
     at least ``dedupe_threshold`` (default ``max(threshold, 0.8)``: duplicates are nearer to
     each other than to household members). ``solver``: greedy or optimal (two
@@ -152,7 +169,8 @@ def match(
     Raises :class:`InputError` on bad options or inputs and :class:`CompatibilityError`
     when the inputs were encoded with different schemas, secrets or formats.
     """
-    dedupe_threshold = check_options(threshold, dedupe_threshold, blocking, threads)
+    check_options(DEFAULT_THRESHOLD if threshold is None else threshold, dedupe_threshold,
+                  blocking, threads)  # fmt: skip
     if engine is None:
         if scheduler is not None:
             from linkage.tlu.dask_match import DaskEngine
@@ -169,6 +187,10 @@ def match(
             t0 = time.perf_counter()
             encs, names = engine.load(inputs)
             check_compatible(encs, names, dedupe)
+            if threshold is None:
+                threshold = recommended_threshold(encs)
+                say(f"threshold {threshold:g} (recommended by the encoded files' schema)")
+            dedupe_threshold = check_options(threshold, dedupe_threshold, blocking, threads)
             fields = _field_scoring(scoring, encs, names)
             seconds["read"] = time.perf_counter() - t0
             memory["read"] = peak_rss()
