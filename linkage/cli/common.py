@@ -24,6 +24,20 @@ def _fail(msg: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+_MEMORY_HINTS = {
+    "encode": "try a smaller --batch-size",
+    "match": "try a smaller --max-candidates, --blocking keys or a higher --threshold",
+}
+
+
+def _out_of_memory_hint() -> str:
+    """'out of memory' with the options of the command that ran (never an option it lacks)."""
+    ctx = click.get_current_context(silent=True)
+    name = ctx.info_name if ctx is not None else None
+    hint = _MEMORY_HINTS.get(name or "")
+    return f"out of memory; {hint}" if hint else "out of memory"
+
+
 def handle_errors(fn: F) -> F:
     """Turn LinkageError and OS errors into one line (``Error: ...``) and exit status 2."""
 
@@ -40,7 +54,7 @@ def handle_errors(fn: F) -> F:
         except KeyboardInterrupt:
             _fail("interrupted; no output written", 130)
         except MemoryError:
-            _fail("out of memory; try a smaller --batch-size", 1)
+            _fail(_out_of_memory_hint(), 1)
         except Exception as exc:  # a bug: one line (no values), the traceback on request
             if os.environ.get("LINKAGE_DEBUG"):
                 raise

@@ -77,6 +77,14 @@ from linkage.cli.common import (
     help="Blocks larger than this are scored by the all-pairs kernel (never dropped).",
 )
 @click.option(
+    "--max-candidates",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Candidate pairs kept per record, its best by score: bounds memory when many "
+    "records look alike (reported when it bites).",
+)
+@click.option(
     "--scheduler",
     metavar="local[:N]|tls://HOST:PORT",
     help="Run candidate scoring on Dask (pip install 'pprl-linkage[dask]'); the files must be "
@@ -98,6 +106,7 @@ def match_cmd(
     threads: int | None,
     seed: int | None,
     max_block: int,
+    max_candidates: int,
     scheduler: str | None,
     quiet: bool,
     report_path: str | None,
@@ -130,6 +139,7 @@ def match_cmd(
         threads=threads,
         seed=seed,
         max_block=max_block,
+        max_candidates=max_candidates,
         warn=_warn,
         progress=progress,
         scheduler=scheduler,

@@ -17,10 +17,19 @@ Strategies (``blocking=``):
 A block larger than ``max_block`` records would explode into quadratic pairs: it is not
 dropped but scored by the all-pairs kernel (which keeps only pairs at or above the
 threshold), with a warning naming its size.
+
+Memory stays bounded however many records look alike (20,000 identical records per party
+would otherwise give 4e8 pairs): the all-pairs comparison runs in row chunks sized from a
+probe of the densest rows, and every record keeps at most ``max_candidates`` candidate pairs,
+its best by score, ties by record rank (a k-nearest-neighbour cap, as anonlink's ``k``). A
+pair stays when it is among the best of *either* of its records. The cap is applied to the
+pairs gathered so far whenever they pass a budget, which gives exactly the pairs a cap of
+the whole set would keep; it is reported (``--max-candidates`` raises it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +49,7 @@ from linkage.kernels.lsh import band_keys, choose_bands_rows, sample_positions
 STRATEGIES = ("auto", "none", "keys", "lsh")
 EXHAUSTIVE_LIMIT = 4e9  # comparisons: about 5-10 s of the all-pairs kernel on one core
 DEFAULT_MAX_BLOCK = 5000
+DEFAULT_MAX_CANDIDATES = 100  # per record; a cap that normal data never reaches
 CHUNK_SLOTS = 8_000_000  # candidate slots scored per chunk (bounds memory)
 SCORE_BINS = 100  # score histogram of the match statistics: bins of 0.01 on [0, 1]
 SAMPLE_STRIDE = 64  # below the threshold the histogram counts every 64th scored slot (~1% time)
@@ -103,30 +113,190 @@ def exhaustive(
     dedupe: bool,
     parallel: bool,
     dedupe_threshold: float | None = None,
+    pool: PairPool | None = None,
+    index: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """All pairs >= threshold across parties (and within, >= dedupe_threshold, with dedupe)."""
+    """All pairs >= threshold across parties (and within, >= dedupe_threshold, with dedupe),
+    in row chunks of bounded output (:func:`_chunk_rows`). With ``pool``, pairs go into it
+    (as global indices ``index[i]`` when given) and empty arrays are returned."""
     t_within = threshold if dedupe_threshold is None else dedupe_threshold
-    parts_l, parts_r, parts_s = [], [], []
+    own = pool is None
+    pool = pool if pool is not None else PairPool(None, None, unique=True)
     np_ = len(offsets) - 1
     compared = 0
+
+    def emit(r: np.ndarray, c: np.ndarray, s: np.ndarray) -> None:
+        if index is not None:
+            r, c = index[r], index[c]
+            r, c = np.minimum(r, c), np.maximum(r, c)
+        pool.add(r, c, s)
+
     for p in range(np_):
         a0, a1 = int(offsets[p]), int(offsets[p + 1])
         if dedupe and a1 - a0 > 1:
-            r, c, s = dedup_dice(filters[a0:a1], t_within, parallel=parallel)
-            parts_l.append(r + a0)
-            parts_r.append(c + a0)
-            parts_s.append(s)
+            x = filters[a0:a1]
+            step = _chunk_rows(x, x, t_within, parallel)
+            if step >= a1 - a0:
+                r, c, s = dedup_dice(x, t_within, parallel=parallel)
+                emit(r + a0, c + a0, s)
+            else:  # rows [i0, i1) against rows [i0, n): the pairs i < j, chunk by chunk
+                for i0 in range(0, a1 - a0, step):
+                    i1 = min(a1 - a0, i0 + step)
+                    r, c, s = allpairs_dice(x[i0:i1], x[i0:], t_within, parallel=parallel)
+                    up = c > r
+                    emit(r[up] + a0 + i0, c[up] + a0 + i0, s[up])
             compared += (a1 - a0) * (a1 - a0 - 1) // 2
         for q in range(p + 1, np_):
             b0, b1 = int(offsets[q]), int(offsets[q + 1])
             if a1 == a0 or b1 == b0:
                 continue
-            r, c, s = allpairs_dice(filters[a0:a1], filters[b0:b1], threshold, parallel=parallel)
-            parts_l.append(r + a0)
-            parts_r.append(c + b0)
-            parts_s.append(s)
+            a, b = filters[a0:a1], filters[b0:b1]
+            step = _chunk_rows(a, b, threshold, parallel)
+            for i0 in range(0, a1 - a0, step):
+                r, c, s = allpairs_dice(a[i0 : i0 + step], b, threshold, parallel=parallel)
+                emit(r + a0 + i0, c + b0, s)
             compared += (a1 - a0) * (b1 - b0)
-    return _cat(parts_l, np.int64), _cat(parts_r, np.int64), _cat(parts_s, np.float64), compared
+    if not own:
+        z = np.zeros(0, np.int64)
+        return z, z, np.zeros(0, np.float64), compared
+    left, right, score = pool.result()
+    return left, right, score, compared
+
+
+PROBE_ROWS = 256
+
+
+def _chunk_rows(a: np.ndarray, b: np.ndarray, threshold: float, parallel: bool) -> int:
+    """Rows of ``a`` per all-pairs call so that one call returns about CHUNK_SLOTS pairs at
+    most: all of ``a`` when ``len(a) * len(b)`` is that small, else sized from the densest of
+    PROBE_ROWS evenly spaced rows (their own pair counts against ``b``)."""
+    na, nb = a.shape[0], b.shape[0]
+    if na * nb <= CHUNK_SLOTS:
+        return max(na, 1)
+    rows = min(na, PROBE_ROWS, max(8, CHUNK_SLOTS // nb))  # the probe's own output is bounded
+    probe = a[np.linspace(0, na - 1, rows).astype(np.int64)]
+    r, _, _ = allpairs_dice(probe, b, threshold, parallel=parallel)
+    densest = int(np.bincount(r).max()) if len(r) else 0
+    return int(min(na, max(64, CHUNK_SLOTS // max(densest, 1))))
+
+
+class PairPool:
+    """Candidate pairs gathered chunk by chunk, each record keeping at most ``k`` (None: no
+    cap): whenever the pairs held pass a budget they are de-duplicated and capped by
+    :func:`cap_pairs`, which keeps exactly the pairs a cap of all of them would (a pair
+    beaten ``k`` times at both its records can never come back). ``rank()`` gives the record
+    order for ties (called only when a cap bites)."""
+
+    def __init__(
+        self,
+        k: int | None,
+        rank: Callable[[], np.ndarray] | None,
+        accept: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+        unique: bool = False,
+    ) -> None:
+        """``unique``: the pairs added never repeat (all-pairs scoring): they keep the order
+        they came in; else they are de-duplicated and sorted by (left, right)."""
+        self.k, self.rank_fn, self.accept, self.unique = k, rank, accept, unique
+        self._rank: np.ndarray | None = None
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.held = 0
+        self.budget = CHUNK_SLOTS
+        self.capped: set[int] = set()  # records that had more than k pairs
+        self.largest = 0
+
+    def add(self, left: np.ndarray, right: np.ndarray, score: np.ndarray) -> None:
+        if self.accept is not None and len(left):
+            keep = self.accept(left, right, score)
+            left, right, score = left[keep], right[keep], score[keep]
+        if len(left) == 0:
+            return
+        self.parts.append((left, right, score))
+        self.held += len(left)
+        if self.k is not None and self.held > self.budget:
+            self._reduce()
+            self.budget = max(CHUNK_SLOTS, 2 * self.held)
+
+    def _reduce(self) -> None:
+        left = _cat([p[0] for p in self.parts], np.int64)
+        right = _cat([p[1] for p in self.parts], np.int64)
+        score = _cat([p[2] for p in self.parts], np.float64)
+        if len(left) and not self.unique:
+            o = np.lexsort((right, left))
+            left, right, score = left[o], right[o], score[o]
+            keep = dedupe_sorted_pairs(left, right)
+            left, right, score = left[keep], right[keep], score[keep]
+        if self.k is not None and len(left):
+            deg = np.bincount(left) if len(left) else np.zeros(0, np.int64)
+            deg2 = np.bincount(right)
+            n = max(len(deg), len(deg2))
+            degree = np.zeros(n, np.int64)
+            degree[: len(deg)] += deg
+            degree[: len(deg2)] += deg2
+            over = np.flatnonzero(degree > self.k)
+            if len(over):
+                self.capped.update(over.tolist())
+                self.largest = max(self.largest, int(degree.max()))
+                if self._rank is None and self.rank_fn is not None:
+                    self._rank = self.rank_fn()
+                keep = cap_pairs(left, right, score, self._rank, self.k)
+                left, right, score = left[keep], right[keep], score[keep]
+        self.parts = [(left, right, score)]
+        self.held = len(left)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The pairs, de-duplicated, sorted by (left, right), capped."""
+        self._reduce()
+        return self.parts[0]
+
+    def warning(self) -> str | None:
+        if not self.capped:
+            return None
+        return (
+            f"{len(self.capped)} record(s) had more than {self.k} candidate pairs at or above "
+            f"the threshold (largest at least {self.largest}: many near-identical records); "
+            f"each kept its {self.k} best (by score, then record order). Raise "
+            "--max-candidates to keep more, or raise --threshold"
+        )
+
+
+def cap_candidates(
+    cand: Candidates, k: int | None, rank: Callable[[], np.ndarray] | None, warn: Warn
+) -> Candidates:
+    """``cand`` with each record keeping at most ``k`` pairs (as :class:`PairPool`), the
+    same pairs the in-process engine keeps; unchanged (same order) when no record has more."""
+    if k is None or len(cand.left) == 0:
+        return cand
+    n = int(max(cand.left.max(), cand.right.max())) + 1
+    degree = np.bincount(cand.left, minlength=n) + np.bincount(cand.right, minlength=n)
+    if degree.max() <= k:
+        return cand
+    pool = PairPool(k, rank, unique=True)  # candidates are unique pairs: order kept
+    pool.add(cand.left, cand.right, cand.score)
+    left, right, score = pool.result()
+    note = pool.warning()
+    if note:
+        warn(note)
+    detail = dict(cand.detail, capped_records=len(pool.capped))
+    return dataclasses.replace(cand, left=left, right=right, score=score, detail=detail)
+
+
+def cap_pairs(
+    left: np.ndarray, right: np.ndarray, score: np.ndarray, rank: np.ndarray | None, k: int
+) -> np.ndarray:
+    """bool[m]: pairs among the ``k`` best of either of their records (best: higher score,
+    then lower ``rank`` of the other record). ``rank``: int64[N], distinct per record (None:
+    the record index)."""
+    m = len(left)
+    node = np.concatenate([left, right])
+    other = np.concatenate([right, left])
+    o = np.lexsort((other if rank is None else rank[other], -np.concatenate([score, score]), node))
+    del other
+    node = node[o]
+    start = np.flatnonzero(np.r_[True, node[1:] != node[:-1]])
+    pos = np.arange(2 * m) - np.repeat(start, np.diff(np.r_[start, 2 * m]))
+    keep = np.zeros(m, bool)
+    keep[o[pos < k] % m] = True
+    return keep
 
 
 def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
@@ -145,12 +315,14 @@ def score_blocks(
     max_block: int,
     warn: Warn,
     below: np.ndarray | None = None,
+    pool: PairPool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
     """Score all pairs of records sharing a key; keep pairs >= threshold, de-duplicated.
 
     ``keys[k]`` is a block key held by record ``owners[k]``. ``below`` (int64[SCORE_BINS]):
     adds the bin counts of every SAMPLE_STRIDE-th scored slot under the threshold.
     """
+    pool = pool if pool is not None else PairPool(None, None)  # with a cap: pairs per record
     order = np.lexsort((owners, keys))
     skeys = keys[order]
     members = np.ascontiguousarray(owners[order], dtype=np.int64)
@@ -161,7 +333,6 @@ def score_blocks(
     big = multi & (sizes > max_block)
     small = multi & ~big
     stats = {"blocks": len(sizes), "blocks_scored": int(small.sum()), "oversize_blocks": 0}
-    parts_l, parts_r, parts_s = [], [], []
     s_starts, s_ends = starts[small], ends[small]
     slots = (sizes[small] * (sizes[small] - 1)) // 2
     kernel = score_groups_parallel if parallel else score_groups_serial
@@ -187,9 +358,7 @@ def score_blocks(
             sampled = sampled[(sampled >= 0) & (sampled < threshold)]
             below += np.histogram(sampled, bins=SCORE_BINS, range=(0.0, 1.0))[0]
         keep = os_ >= threshold
-        parts_l.append(oi[keep])
-        parts_r.append(oj[keep])
-        parts_s.append(os_[keep])
+        pool.add(oi[keep], oj[keep], os_[keep])
         g = stop
     big_idx = np.flatnonzero(big)
     if len(big_idx):
@@ -201,19 +370,8 @@ def score_blocks(
     for gi in big_idx:
         idx = members[starts[gi] : ends[gi]]
         stats["oversize_blocks"] += 1
-        l_, r_, s_, c_ = _allpairs_subset(idx, filters, party, threshold, dedupe, parallel)
-        parts_l.append(l_)
-        parts_r.append(r_)
-        parts_s.append(s_)
-        compared += c_
-    left = _cat(parts_l, np.int64)
-    right = _cat(parts_r, np.int64)
-    score = _cat(parts_s, np.float64)
-    if len(left):
-        o = np.lexsort((right, left))
-        left, right, score = left[o], right[o], score[o]
-        keep = dedupe_sorted_pairs(left, right)
-        left, right, score = left[keep], right[keep], score[keep]
+        compared += _allpairs_subset(idx, filters, party, threshold, dedupe, parallel, pool)
+    left, right, score = pool.result()
     stats["compared_with_repeats"] = compared
     return left, right, score, stats
 
@@ -225,7 +383,10 @@ def _allpairs_subset(
     threshold: float,
     dedupe: bool,
     parallel: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    pool: PairPool,
+) -> int:
+    """Score every pair of the records ``idx`` (an oversize block) into ``pool``; returns the
+    comparisons made."""
     idx = np.unique(idx)
     sub_party = party[idx]
     order = np.argsort(sub_party, kind="stable")
@@ -234,9 +395,7 @@ def _allpairs_subset(
     _parties, starts = np.unique(sub_party, return_index=True)
     offsets = np.append(starts, len(idx)).astype(np.int64)
     sub = np.ascontiguousarray(filters[idx])
-    l_, r_, s_, c_ = exhaustive(sub, offsets, threshold, dedupe, parallel)
-    a, b = idx[l_], idx[r_]
-    return np.minimum(a, b), np.maximum(a, b), s_, c_
+    return exhaustive(sub, offsets, threshold, dedupe, parallel, pool=pool, index=idx)[3]
 
 
 def bands_rows(threshold: float, target_recall: float, length: int, fill: float) -> tuple[int, int]:
@@ -284,18 +443,28 @@ def generate(
     target_recall: float = 0.995,
     dedupe_threshold: float | None = None,
     warn: Warn,
+    max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
+    rank: Callable[[], np.ndarray] | None = None,
 ) -> Candidates:
     """Scored pairs >= threshold between parties and, with dedupe, >= dedupe_threshold
-    (default: threshold) within a party."""
+    (default: threshold) within a party; each record keeps at most ``max_candidates`` pairs
+    (None: all), ties by ``rank()`` (int64[N] record order; default the record index)."""
     sizes = [int(offsets[p + 1] - offsets[p]) for p in range(len(offsets) - 1)]
     possible = possible_pairs(sizes, dedupe)
     if strategy == "auto":
         strategy = choose_strategy(sizes, dedupe, block_keys is not None)
     t0 = time.perf_counter()
+    t_cross, t_in = threshold, threshold if dedupe_threshold is None else dedupe_threshold
+
+    def accept(lft: np.ndarray, rgt: np.ndarray, sc: np.ndarray) -> np.ndarray:
+        return np.where(party[lft] == party[rgt], sc >= t_in, sc >= t_cross)
+
+    pool = PairPool(max_candidates, rank, accept if dedupe else None, unique=strategy == "none")
     if strategy == "none":
-        left, right, score, compared = exhaustive(
-            filters, offsets, threshold, dedupe, parallel, dedupe_threshold
+        _, _, _, compared = exhaustive(
+            filters, offsets, threshold, dedupe, parallel, dedupe_threshold, pool=pool
         )
+        left, right, score = pool.result()
         detail: dict[str, object] = {}
     elif strategy in ("keys", "lsh"):
         if strategy == "keys":
@@ -313,7 +482,18 @@ def generate(
             t_low = min(threshold, dedupe_threshold)
         below = np.zeros(SCORE_BINS, np.int64)
         left, right, score, stats = score_blocks(
-            keys, owners, filters, pop, party, t_low, dedupe, parallel, max_block, warn, below
+            keys,
+            owners,
+            filters,
+            pop,
+            party,
+            t_low,
+            dedupe,
+            parallel,
+            max_block,
+            warn,
+            below,
+            pool=pool,
         )
         detail.update(stats)
         compared = int(stats["compared_with_repeats"])
@@ -323,6 +503,10 @@ def generate(
             left, right, score = left[keep], right[keep], score[keep]
     else:
         raise LinkageError(f"unknown blocking {strategy!r} (choose {', '.join(STRATEGIES)})")
+    note = pool.warning()
+    if note:
+        warn(note)
+        detail["capped_records"] = len(pool.capped)
     detail["seconds"] = round(time.perf_counter() - t0, 3)
     return Candidates(
         left, right, score, strategy, min(compared, possible), possible, detail,

@@ -54,11 +54,13 @@ from linkage.tlu.blocking import (
     STRATEGIES,
     Candidates,
     bands_rows,
+    cap_candidates,
     choose_strategy,
     possible_pairs,
     score_blocks,
 )
 from linkage.tlu.engines import CandidateOptions
+from linkage.tlu.solver import record_rank
 
 BATCH_ROWS = 65_536  # rows per streamed Parquet batch inside a task
 TARGET_RECALL = 0.995  # as linkage.tlu.blocking.generate's default
@@ -537,7 +539,9 @@ class DaskEngine:
         finally:
             if owned is not None:
                 owned.close()
-        return cand
+        # the in-process engine caps while it scores; here the gathered pairs, alike
+        rank = lambda: record_rank([e.party for e in encs], [e.record_ids for e in encs])  # noqa: E731
+        return cap_candidates(cand, opts.max_candidates, rank, warn)
 
     def describe(self) -> dict[str, int]:
         return {"workers": self.workers, "threads": self.worker_threads}

@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 
 from linkage.encoded import EncodedTable, read_encoded
 from linkage.kernels.popcount import popcount_rows
-from linkage.tlu.blocking import Candidates, generate
+from linkage.tlu.blocking import DEFAULT_MAX_CANDIDATES, Candidates, generate
+from linkage.tlu.solver import record_rank
 
 Inputs = Sequence[EncodedTable | str | Path]
 Warn = Callable[[str], None]
@@ -38,6 +39,7 @@ class CandidateOptions:
     dedupe_threshold: float | None  # None unless dedupe
     seed: int
     max_block: int
+    max_candidates: int | None = DEFAULT_MAX_CANDIDATES  # per record (None: no cap)
 
 
 class Engine(Protocol):
@@ -121,6 +123,8 @@ class InProcessEngine:
             max_block=opts.max_block,
             dedupe_threshold=opts.dedupe_threshold,
             warn=warn,
+            max_candidates=opts.max_candidates,
+            rank=lambda: record_rank([e.party for e in encs], [e.record_ids for e in encs]),
         )
 
     def describe(self) -> dict[str, int]:
