@@ -2,7 +2,8 @@
 
     .venv/bin/python docs/make_screenshots.py            # writes docs/img/report_*.png
 
-Runs synth -> encode -> match -> evaluate on a few thousand synthetic people (nothing real),
+Runs synth -> encode -> match -> evaluate -> a two-version linkage map on a few thousand
+synthetic people (nothing real), and the audit report of a made-up audit result,
 writes each report, opens it in headless Chromium with networking disabled (the harness of
 tests/test_report_browser.py) and saves the top of the page as a PNG (kept under ~300 KB).
 """
@@ -18,16 +19,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from browser import find_chromium, open_page  # noqa: E402
-from report_fixtures import PARTY_COLUMNS, make_scenario  # noqa: E402
+from report_fixtures import PARTY_COLUMNS, audit_result, make_map, make_scenario  # noqa: E402
 
 from linkage.report import (  # noqa: E402
     profile_extract,
+    write_audit_report,
     write_encode_report,
     write_evaluation_report,
+    write_map_report,
     write_match_report,
 )
 
 WIDTH, MAX_HEIGHT = 1100, 2300
+HEIGHTS = {"audit": 2000, "map": 1500}  # the top of the page, under ~300 KB
 
 
 def main() -> None:
@@ -54,11 +58,13 @@ def main() -> None:
                 work / "evaluate.html", sc.evaluation, threshold=0.55, links=sc.links,
                 truth=sc.truth,
             ),
+            "audit": write_audit_report(work / "audit.html", audit_result()),
+            "map": write_map_report(work / "map.html", make_map(sc, work)),
         }  # fmt: skip
         for name, html in pages.items():
             t0 = time.perf_counter()
             shot = out / f"report_{name}.png"
-            res = open_page(html, shot, width=WIDTH, max_height=MAX_HEIGHT)
+            res = open_page(html, shot, width=WIDTH, max_height=HEIGHTS.get(name, MAX_HEIGHT))
             if res.errors or res.requests:
                 sys.exit(f"{name}: errors {res.errors} requests {res.requests}")
             kb = shot.stat().st_size / 1024
