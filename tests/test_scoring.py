@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from linkage.errors import InputError
 from linkage.kernels.segments import segment_dice, segment_dice_numpy
 from linkage.partner.pipeline import encode
 from linkage.schema import Schema
@@ -203,3 +204,20 @@ def test_match_with_segments_links_swaps_and_missing_dates(secret: Secret) -> No
 
     with pytest.raises(InputError, match="segmented layout"):
         match([pa_, pb_], scoring="fields")
+
+
+def test_segmented_encodings_on_dask_are_one_clear_error(secret: Secret) -> None:
+    """Field-aware scoring runs where the filters are; a Dask engine (workers read the files)
+    must not silently fall back to Dice scoring of segmented encodings."""
+    from linkage.tlu.engines import InProcessEngine
+
+    class IdsOnly(InProcessEngine):  # an engine that, like Dask, loads no filters
+        def load(self, inputs):  # type: ignore[no-untyped-def]
+            encs, names = super().load(inputs)
+            return [type(e)(e.table.drop_columns(["clk"]), e.meta) for e in encs], names
+
+    schema = Schema.from_dict(with_segments(uk_person_template()))
+    rows = _people(20, 3)
+    encs = [encode(pa.table(rows), schema, secret, party=p) for p in ("a", "b")]
+    with pytest.raises(InputError, match="--scoring dice"):
+        match(encs, engine=IdsOnly(), seed=1)

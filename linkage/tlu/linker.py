@@ -318,9 +318,14 @@ def _field_scoring(
     """The comparisons for field-aware scoring, or None (``scoring``: auto, fields, dice)."""
     if scoring not in ("auto", "fields", "dice"):
         raise InputError(f"unknown scoring {scoring!r} (choose auto, fields or dice)")
-    if scoring == "dice" or not all("clk" in e.table.column_names for e in encs):
-        if scoring == "fields":
-            raise InputError("--scoring fields needs the filters in this process (no Dask yet)")
+    if scoring == "dice":
+        return None
+    if not all("clk" in e.table.column_names for e in encs):  # an engine whose workers read them
+        if scoring == "fields" or field_layout(encs, names) is not None:
+            raise InputError(
+                "field-aware scoring of segmented encodings runs in this process, not on Dask "
+                "workers: drop --scheduler, or give --scoring dice to score by Dice on Dask"
+            )
         return None
     fields = field_layout(encs, names)
     if fields is None and scoring == "fields":
