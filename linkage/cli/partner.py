@@ -128,6 +128,10 @@ def encode(
 
     _check_report(report_path, [input_file], force)
     s = Schema.load(schema_file)
+    if not s.hardening:
+        from linkage.schema_template import UNHARDENED_WARNING
+
+        _warn(UNHARDENED_WARNING)
     secret = Secret.resolve(secret_file, warn=_warn)
     _say_if_compiling(quiet, "encode", "text")
     bar = _Bar(_show_progress(quiet), f"encoding {Path(input_file).name}")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from linkage.cli.common import (
+    _warn,
     handle_errors,
     main,
 )
@@ -43,8 +44,10 @@ def schema() -> None:
     "--template",
     default="uk-person",
     show_default=True,
-    type=click.Choice(["uk-person"]),
-    help="Starting point.",
+    type=click.Choice(["uk-person", "uk-person-unhardened"]),
+    help="Starting point. uk-person is hardened against the published attacks (see "
+    "docs/privacy.md); uk-person-unhardened is an explicit opt-out that prints its measured "
+    "re-identification risk.",
 )
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write (.json)."
@@ -63,6 +66,10 @@ def schema_init(template: str, output: str, force: bool) -> None:
     with atomic_outputs(p, mode=0o644) as (tmp,):
         tmp.write_text(text, encoding="utf-8")
     click.echo(f"wrote schema template {template!r} to {output}", err=True)
+    if template == "uk-person-unhardened":
+        from linkage.schema_template import UNHARDENED_WARNING
+
+        _warn(UNHARDENED_WARNING)
 
 
 @schema.command("check")
