@@ -262,7 +262,7 @@ def test_keys_blocking_without_block_keys(work: Work, out_dir: Path, tmp_path: P
 @pytest.mark.parametrize(
     "extra",
     [["--threshold", "1.5"], ["--blocking", "magic"], ["--threads", "0"], ["--max-block", "1"],
-     ["--dedupe-threshold", "-1"]],
+     ["--dedupe-threshold", "-1"], ["--scoring", "fields"], ["--scoring", "psychic"]],
 )  # fmt: skip
 def test_bad_options(work: Work, out_dir: Path, extra: list[str]) -> None:
     r = match_into(out_dir, *work.encoded, extra=extra)

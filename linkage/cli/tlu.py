@@ -90,6 +90,21 @@ from linkage.cli.common import (
     help="Run candidate scoring on Dask (pip install 'pprl-linkage[dask]'); the files must be "
     "readable by every worker. See docs/scale.md.",
 )
+@click.option(
+    "--scoring",
+    type=click.Choice(["auto", "fields", "dice"]),
+    default="auto",
+    show_default=True,
+    help="fields: per-field match weights estimated by EM, coherent clusters (segmented "
+    "encodings; docs/quality.md); dice: one record-level Dice threshold; auto: fields when "
+    "the encodings are segmented.",
+)
+@click.option(
+    "--one-to-one",
+    is_flag=True,
+    help="With field-aware scoring: at most one record per party per entity (no duplicates "
+    "within a party).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No summary.")
 @report_options
 @handle_errors
@@ -108,6 +123,8 @@ def match_cmd(
     max_block: int,
     max_candidates: int,
     scheduler: str | None,
+    scoring: str,
+    one_to_one: bool,
     quiet: bool,
     report_path: str | None,
     report_min_count: int,
@@ -143,6 +160,8 @@ def match_cmd(
         warn=_warn,
         progress=progress,
         scheduler=scheduler,
+        scoring=scoring,
+        one_to_one=one_to_one,
     )
     result.write(output, pairs_out, force=force)
     if not quiet:
