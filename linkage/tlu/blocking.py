@@ -164,20 +164,23 @@ def exhaustive(
 
 
 PROBE_ROWS = 256
+CHUNK_PAIRS = 1_000_000
+"""Target pairs per all-pairs call (the kernel buffers ~250 bytes per pair it returns)."""
 
 
 def _chunk_rows(a: np.ndarray, b: np.ndarray, threshold: float, parallel: bool) -> int:
-    """Rows of ``a`` per all-pairs call so that one call returns about CHUNK_SLOTS pairs at
+    """Rows of ``a`` per all-pairs call so that one call returns about CHUNK_PAIRS pairs at
     most: all of ``a`` when ``len(a) * len(b)`` is that small, else sized from the densest of
     PROBE_ROWS evenly spaced rows (their own pair counts against ``b``)."""
     na, nb = a.shape[0], b.shape[0]
-    if na * nb <= CHUNK_SLOTS:
+    limit = min(CHUNK_PAIRS, CHUNK_SLOTS)
+    if na * nb <= limit:
         return max(na, 1)
-    rows = min(na, PROBE_ROWS, max(8, CHUNK_SLOTS // nb))  # the probe's own output is bounded
+    rows = min(na, PROBE_ROWS, max(8, limit // nb))  # the probe's own output is bounded
     probe = a[np.linspace(0, na - 1, rows).astype(np.int64)]
     r, _, _ = allpairs_dice(probe, b, threshold, parallel=parallel)
     densest = int(np.bincount(r).max()) if len(r) else 0
-    return int(min(na, max(64, CHUNK_SLOTS // max(densest, 1))))
+    return int(min(na, max(64, limit // max(densest, 1))))
 
 
 class PairPool:
@@ -200,7 +203,7 @@ class PairPool:
         self._rank: np.ndarray | None = None
         self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.held = 0
-        self.budget = CHUNK_SLOTS
+        self.budget = 2 * CHUNK_PAIRS
         self.capped: set[int] = set()  # records that had more than k pairs
         self.largest = 0
 
@@ -214,7 +217,7 @@ class PairPool:
         self.held += len(left)
         if self.k is not None and self.held > self.budget:
             self._reduce()
-            self.budget = max(CHUNK_SLOTS, 2 * self.held)
+            self.budget = max(2 * CHUNK_PAIRS, 2 * self.held)
 
     def _reduce(self) -> None:
         left = _cat([p[0] for p in self.parts], np.int64)
