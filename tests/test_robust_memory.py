@@ -52,7 +52,7 @@ def _peak(n: int, dedupe: bool) -> tuple[int, Any, list[str]]:
 
 @pytest.mark.parametrize("dedupe", [False, True])
 def test_identical_records_stay_within_memory(monkeypatch: Any, dedupe: bool) -> None:
-    monkeypatch.setattr(blocking, "CHUNK_SLOTS", 100_000)
+    monkeypatch.setattr(blocking, "CHUNK_PAIRS", 100_000)
     small, _, _ = _peak(500, dedupe)
     peak, cand, warnings = _peak(1500, dedupe)  # 2.25e6 cross pairs (+2.2e6 within), Dice 1
     assert peak < 1.5 * small, (peak, small)  # before: 9x (every pair held at once)
@@ -96,7 +96,7 @@ def test_streamed_cap_equals_the_cap_of_all_pairs(case: Any, split: int) -> None
     got = cap_pairs(left, right, score, rank, k)
     assert {(int(a), int(b)) for a, b in zip(left[got], right[got], strict=True)} == want
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(blocking, "CHUNK_SLOTS", 1)  # reduce after every chunk
+        mp.setattr(blocking, "CHUNK_PAIRS", 0)  # reduce after every chunk
         pool = PairPool(k, lambda: rank)
         for part in np.array_split(np.arange(len(left)), split):
             pool.add(left[part], right[part], score[part])
@@ -113,7 +113,7 @@ def test_chunked_exhaustive_finds_the_same_pairs(monkeypatch: Any, dedupe: bool)
     filters[::7, 0] ^= np.uint64(0xFF)
     offsets = np.array([0, 400, 900], np.int64)
     full = exhaustive(filters, offsets, 0.8, dedupe, False)
-    monkeypatch.setattr(blocking, "CHUNK_SLOTS", 3000)
+    monkeypatch.setattr(blocking, "CHUNK_PAIRS", 3000)
     chunked = exhaustive(filters, offsets, 0.8, dedupe, False)
     key = lambda r: set(zip(r[0].tolist(), r[1].tolist(), r[2].tolist(), strict=True))  # noqa: E731
     assert key(full) == key(chunked) and len(full[0]) > 3000
