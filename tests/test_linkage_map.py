@@ -288,10 +288,15 @@ def test_cli(tmp_path: Path, pop: Population) -> None:
         files.append(str(f))
     m = str(tmp_path / "m.duckdb")
     r = CliRunner()
-    res = r.invoke(main, ["map", "create", m, *files[:2], "--dedupe", "--seed", "1"])
+    created, updated = tmp_path / "created.html", tmp_path / "updated.html"
+    res = r.invoke(main, ["map", "create", m, *files[:2], "--dedupe", "--seed", "1",
+                          "--report", str(created)])  # fmt: skip
     assert res.exit_code == 0, res.output
-    res = r.invoke(main, ["map", "update", m, files[2]])
+    res = r.invoke(main, ["map", "update", m, files[2], "--report", str(updated)])
     assert res.exit_code == 0 and "version 2" in res.output, res.output
+    assert created.stat().st_size and "<svg" in updated.read_text()
+    res = r.invoke(main, ["map", "update", m, files[2], "--report", str(updated)])
+    assert res.exit_code == 2 and "--force" in res.output  # an existing report is kept
     out = tmp_path / "links.parquet"
     assert r.invoke(main, ["map", "links", m, "-o", str(out), "--version", "1"]).exit_code == 0
     assert r.invoke(main, ["map", "info", m]).exit_code == 0

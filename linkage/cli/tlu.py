@@ -240,6 +240,7 @@ def map_group() -> None:
 )
 @click.option("--force", is_flag=True, help="Replace an existing map file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
+@report_options
 @handle_errors
 def map_create_cmd(
     map_path: str,
@@ -254,11 +255,14 @@ def map_create_cmd(
     max_block: int,
     force: bool,
     quiet: bool,
+    report_path: str | None,
+    report_min_count: int,
 ) -> None:
     """Link encoded files (as `linkage match` does) and store the result as version 1 of a
     new map. The options are kept in the map and re-used by every update."""
     from linkage.tlu.linkage_map import map_create
 
+    _check_report(report_path, [*inputs, map_path], force)
     bar = _Bar(_show_progress(quiet), "map create")
     try:
         s = map_create(
@@ -284,6 +288,13 @@ def map_create_cmd(
             f"entities, {s['pairs']} scored pairs",
             err=True,
         )
+    _write_report(quiet, report_path, lambda p: _map_report(p, map_path, report_min_count))
+
+
+def _map_report(path: str, map_path: str, min_count: int) -> None:
+    from linkage.report import Disclosure, write_map_report
+
+    write_map_report(path, map_path, disclosure=Disclosure(min_count=min_count))
 
 
 @map_group.command("update")
@@ -309,7 +320,9 @@ def map_create_cmd(
     type=click.FloatRange(0),
     help="Seconds to wait for another update holding the map.",
 )
+@click.option("--force", is_flag=True, help="Replace an existing --report file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
+@report_options
 @handle_errors
 def map_update_cmd(
     map_path: str,
@@ -318,13 +331,17 @@ def map_update_cmd(
     deletions: str | None,
     threads: int | None,
     wait: float,
+    force: bool,
     quiet: bool,
+    report_path: str | None,
+    report_min_count: int,
 ) -> None:
     """Apply partners' new extracts as the next version: new and changed records are linked
     against the map, missing ones retired; only affected entities are re-clustered. One
     transaction: on any error or crash the map stays at its previous version."""
     from linkage.tlu.linkage_map import map_update
 
+    _check_report(report_path, [*inputs, map_path], force)
     bar = _Bar(_show_progress(quiet), "map update")
     try:
         s = map_update(
@@ -346,6 +363,7 @@ def map_update_cmd(
             f"records, {s['entities']} entities ({s['events']} id events)",
             err=True,
         )
+    _write_report(quiet, report_path, lambda p: _map_report(p, map_path, report_min_count))
 
 
 @map_group.command("links")
