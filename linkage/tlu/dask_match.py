@@ -92,12 +92,11 @@ def _read_rows(path: str, r0: int, r1: int) -> np.ndarray:
     if not groups:
         return np.zeros((0, width // 8), np.uint64)
     part = pf.read_row_groups(groups, columns=["clk"])
-    meta = {k.decode(errors="replace"): v.decode(errors="replace")
-            for k, v in (md.metadata or {}).items()}  # fmt: skip
-    expected = expected_digests({"checksums": meta.get("linkage.checksums")}, path)
+    raw = (md.metadata or {}).get(b"linkage.checksums")
+    found = {"checksums": raw.decode(errors="replace")} if raw is not None else {}
+    expected = [{"clk": g.get("clk", "")} for g in expected_digests(found, path)]
     rows = [md.row_group(g).num_rows for g in groups]
-    verify(part, rows, [{"clk": expected[g].get("clk", "")} if g < len(expected) else {}
-                        for g in range(len(expected))], path, groups[0])  # fmt: skip
+    verify(part, rows, expected, path, groups[0])  # the row groups this task reads
     col = part.column("clk").slice(r0 - first, r1 - r0)
     return np.ascontiguousarray(arrow_to_filters(col))
 
