@@ -10,19 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkage.partner.normalisers import (
-    INVALID,
-    MISSING,
-    OK,
-    REASONS,
-    AmbiguousDateFormat,
-    DateFormat,
-    detect_date_format,
-    nhs_check_ok,
-    normalise,
-    normalise_value,
-    soundex,
-)
+from linkage.partner.dates import AmbiguousDateFormat, DateFormat, detect_date_format
+from linkage.partner.normalisers import nhs_check_ok, normalise, normalise_value, soundex
+from linkage.partner.values import INVALID, MISSING, OK, REASONS
 
 TODAY = dt.date(2024, 6, 1)
 

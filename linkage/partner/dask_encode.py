@@ -41,8 +41,8 @@ def _encode_task(
     import datetime as _dt
     import json
 
+    from linkage.partner.dates import DateFormat
     from linkage.partner.encoder import Encoder
-    from linkage.partner.normalisers import DateFormat
     from linkage.partner.plan import encode_one_batch
     from linkage.schema import Schema
     from linkage.secret import Secret

@@ -59,19 +59,17 @@ from linkage.kernels.hmac import (
 )
 from linkage.kernels.siphash import key_words, siphash_batch, siphash_batch_parallel
 from linkage.kernels.text import join_strings
+from linkage.partner.dates import DateFormat
 from linkage.partner.harden import Hardener
-from linkage.partner.normalisers import (
+from linkage.partner.normalisers import Normalised, normalise, soundex
+from linkage.partner.segmented import field_hasher
+from linkage.partner.values import (
     INVALID,
     REASONS,
     SUSPECTED_KEPT,
     SUSPECTED_MISSING,
-    DateFormat,
-    Normalised,
-    normalise,
-    soundex,
     string_buffers,
 )
-from linkage.partner.segmented import field_hasher
 from linkage.schema import Field, Salt, Schema
 from linkage.secret import Secret
 

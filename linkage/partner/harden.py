@@ -24,7 +24,7 @@ import pyarrow as pa
 from linkage.hardening import HardeningStep
 from linkage.kernels import harden as hk
 from linkage.kernels.siphash import key_words, siphash_batch, siphash_batch_parallel
-from linkage.partner.normalisers import string_buffers
+from linkage.partner.values import string_buffers
 from linkage.schema import Schema
 from linkage.secret import Secret
 

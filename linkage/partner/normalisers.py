@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import itertools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,55 +41,49 @@ import pyarrow.compute as pc
 
 from linkage.identifiers import nhs_number_valid as nhs_check_ok
 from linkage.kernels.text import (
-    DATE_DAY,
-    DATE_LITERAL,
-    DATE_MONTH,
-    DATE_YEAR2,
-    DATE_YEAR4,
     MODE_NAME,
     MODE_NONE,
     MODE_TEXT,
     SOUNDEX_TABLE,
     TITLE_DATA,
     TITLE_OFFSETS,
-    ascii_missing,
     ascii_normalise,
-    distinct_strings,
     nhs_digits,
-    padded_words,
-    parse_dates,
     postcode_normalise,
     soundex_codes,
 )
-
-# Row status codes. Non-zero codes >= INVALID are row problems.
-OK = 0
-MISSING = 1
-INVALID = 2
-REASONS: dict[int, str] = {
-    2: "invalid value",
-    3: "unparseable date",
-    4: "impossible date",
-    5: "future date",
-    6: "implausible date (before 1890)",
-    7: "invalid UK postcode",
-    8: "NHS number is not 10 digits",
-    9: "NHS number fails the mod-11 check",
-    10: "NHS number is a placeholder",
-    11: "unrecognised sex code",
-    12: "not an integer",
-    13: "no letters or digits",
-    14: "suspected placeholder (one value on many rows; kept, see --suspected-placeholders)",
-    15: "suspected placeholder (one value on many rows; treated as missing)",
-}
-SUSPECTED_KEPT, SUSPECTED_MISSING = 14, 15
-"""Row status of a suspected placeholder (:mod:`linkage.partner.placeholders`), set by the
-encoder after normalising: reported either way; the value is still encoded (KEPT) or not."""
-_UNPARSEABLE_DATE, _IMPOSSIBLE_DATE, _FUTURE_DATE, _EARLY_DATE = 3, 4, 5, 6
-_BAD_POSTCODE, _NHS_LEN, _NHS_CHECK, _NHS_PLACEHOLDER = 7, 8, 9, 10
-_BAD_SEX, _BAD_INT, _NO_CONTENT = 11, 12, 13
-
-EARLIEST_YEAR = 1890
+from linkage.partner.dates import (
+    COMMON_DATE_FORMATS,
+    DateFormat,
+    _days_in_month,
+    _format_iso,
+    _norm_date,
+)
+from linkage.partner.dates import (
+    detect_date_format as detect_date_format,
+)
+from linkage.partner.values import (
+    _BAD_INT,
+    _BAD_POSTCODE,
+    _BAD_SEX,
+    _NHS_CHECK,
+    _NHS_LEN,
+    _NHS_PLACEHOLDER,
+    _NO_CONTENT,
+    INVALID,
+    MISSING,
+    OK,
+    _as_string_array,
+    _null_if,
+    _unique_missing,
+    distinct_rows,
+    string_array,
+    string_buffers,
+    unify_spaces,
+)
+from linkage.partner.values import (
+    _missing_mask as _missing_mask,
+)
 
 _SPECIAL_LETTERS = {
     "ẞ": "SS",
@@ -112,7 +104,6 @@ _TITLE_RE = r"^(?:(?:" + "|".join(TITLES) + r")\.?\s+)+"
 _POSTCODE_RE = r"^(?:[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}|GIR0AA)$"
 # Unicode spaces and separators (Zs, Zl, Zp: no-break, thin, ideographic...), NEL and the
 # zero-width characters: whitespace to every normaliser (CF10<no-break space>1AA = CF10 1AA)
-_UNICODE_SPACE_RE = r"[\p{Z}\x{0085}\x{180E}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
 
 
 @dataclass(frozen=True)
@@ -134,61 +125,6 @@ class Normalised:
     def problems(self) -> np.ndarray:
         """Row indices whose value was invalid."""
         return np.flatnonzero(self.status >= INVALID)
-
-
-def unify_spaces(values: pa.Array) -> pa.Array:
-    """``values`` with every Unicode space and zero-width character as an ASCII space (the
-    normalisers then trim, collapse or drop it as they do spaces); ASCII values untouched."""
-    data, _ = string_buffers(values)
-    if not (data >= 128).any():
-        return values
-    return pc.replace_substring_regex(values, _UNICODE_SPACE_RE, " ")
-
-
-def _as_string_array(values: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> pa.Array:
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if not isinstance(values, pa.Array):
-        values = pa.array(values, type=pa.string())
-    if pa.types.is_large_string(values.type):
-        values = values.cast(pa.string())
-    if not pa.types.is_string(values.type):
-        values = values.cast(pa.string())
-    return values
-
-
-def _null_if(values: pa.Array, mask: pa.Array) -> pa.Array:
-    return pc.if_else(mask, pa.scalar(None, pa.string()), values)
-
-
-def _missing_mask(values: pa.Array, missing: Sequence[str]) -> pa.Array:
-    """True where a value is null, blank, or one of the sentinels (compared trimmed, upper)."""
-    t = pc.utf8_upper(pc.utf8_trim_whitespace(values))
-    m = pc.or_kleene(pc.is_null(values), pc.equal(t, ""))
-    if missing:
-        sent = pa.array(sorted({s.strip().upper() for s in missing}), pa.string())
-        m = pc.or_kleene(m, pc.is_in(t, value_set=sent))
-    return pc.fill_null(m, True)
-
-
-def _unique_missing(uniq: pa.Array, missing: Sequence[str], fast: bool = True) -> np.ndarray:
-    """:func:`_missing_mask` of distinct values as a numpy bool array: ASCII values in one
-    numba pass, the rest (everything when ``fast`` is false) through Arrow."""
-    if not fast:
-        return _missing_mask(uniq, missing).to_numpy(zero_copy_only=False)
-    sent = sorted({s.strip().upper() for s in missing})
-    sent_b = [s.encode("utf-8") for s in sent]
-    sent_off = np.zeros(len(sent_b) + 1, np.int64)
-    np.cumsum([len(b) for b in sent_b], out=sent_off[1:])
-    sent_data = np.frombuffer(b"".join(sent_b), np.uint8)
-    data, offs = string_buffers(uniq)
-    code = ascii_missing(data, offs, sent_data, sent_off)
-    out = code == 1
-    other = np.flatnonzero(code == 2)
-    if len(other):
-        sub = uniq.take(pa.array(other))
-        out[other] = _missing_mask(sub, missing).to_numpy(zero_copy_only=False)
-    return out
 
 
 def fold_letters(values: pa.Array) -> pa.Array:
@@ -235,32 +171,6 @@ def _norm_postcode(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
         return _norm_postcode_general(values)
     out, out_off, valid = postcode_normalise(*string_buffers(values))
     return string_array(out, out_off), np.where(valid, OK, _BAD_POSTCODE).astype(np.int8)
-
-
-def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 data and int64 offsets of a string array (nulls as empty strings)."""
-    if values.offset or values.null_count:
-        values = pa.concat_arrays([values.fill_null("")])
-    offs = np.frombuffer(values.buffers()[1], np.int32)[: len(values) + 1].astype(np.int64)
-    buf = values.buffers()[2]
-    return (np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)), offs
-
-
-def distinct_rows(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(each row's index among the distinct values, the row where each first appears), by
-    :func:`linkage.kernels.text.distinct_strings` (nulls count as empty strings)."""
-    data, offs = string_buffers(values)
-    with np.errstate(over="ignore"):  # wrapping hash arithmetic when NUMBA_DISABLE_JIT=1
-        return distinct_strings(padded_words(data), offs)
-
-
-def string_array(data: np.ndarray, offsets: np.ndarray) -> pa.Array:
-    """A string array over kernel output (``offsets`` int64, n+1 of them)."""
-    if offsets[-1] >= 2**31:
-        raise ValueError("batch too large")
-    return pa.StringArray.from_buffers(
-        len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
-    )
 
 
 def _norm_postcode_general(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -360,230 +270,6 @@ def _norm_integer(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 
 # -- dates -----------------------------------------------------------------------------
-_MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
-_FULL_MONTHS = [
-    "JANUARY",
-    "FEBRUARY",
-    "MARCH",
-    "APRIL",
-    "MAY",
-    "JUNE",
-    "JULY",
-    "AUGUST",
-    "SEPTEMBER",
-    "OCTOBER",
-    "NOVEMBER",
-    "DECEMBER",
-]
-_DATE_OPS = {"%d": DATE_DAY, "%m": DATE_MONTH, "%Y": DATE_YEAR4, "%y": DATE_YEAR2}
-_DIRECTIVES = {
-    "%d": r"(?P<d>[0-9]{1,2})",
-    "%m": r"(?P<m>[0-9]{1,2})",
-    "%Y": r"(?P<Y>[0-9]{4})",
-    "%y": r"(?P<y>[0-9]{2})",
-    "%b": r"(?P<b>[A-Za-z]{3})",
-    "%B": r"(?P<B>[A-Za-z]{3,9})",
-}
-# Formats tried, in this order, when a column's format is not given.
-COMMON_DATE_FORMATS = (
-    "%Y-%m-%d",
-    "%d/%m/%Y",
-    "%m/%d/%Y",
-    "%d-%m-%Y",
-    "%d.%m.%Y",
-    "%Y%m%d",
-    "%Y/%m/%d",
-    "%d/%m/%y",
-    "%d-%m-%y",
-    "%d-%b-%Y",
-    "%d %b %Y",
-    "%d-%b-%y",
-    "%d %B %Y",
-)
-
-
-@dataclass(frozen=True)
-class DateFormat:
-    """A strftime-style date format (``%d %m %Y %y %b %B`` and literal characters).
-
-    A time part after the date (``1990-02-01T00:00:00``, ``01/02/1990 00:00``) is ignored.
-    Two-digit years (``%y``) are read as the latest year not in the future (for dates of birth).
-    """
-
-    fmt: str
-
-    def __post_init__(self) -> None:
-        rest = re.sub(r"%[dmYybB]", "", self.fmt)
-        if "%" in rest:
-            raise ValueError(f"unsupported directive in date format {self.fmt!r}")
-        has_year = "%Y" in self.fmt or "%y" in self.fmt
-        has_month = "%m" in self.fmt or "%b" in self.fmt or "%B" in self.fmt
-        if not (has_year and has_month and "%d" in self.fmt):
-            raise ValueError(f"date format {self.fmt!r} needs a day, a month and a year")
-
-    @property
-    def regex(self) -> str:
-        out, i = [], 0
-        while i < len(self.fmt):
-            tok = self.fmt[i : i + 2]
-            if tok in _DIRECTIVES:
-                out.append(_DIRECTIVES[tok])
-                i += 2
-            else:
-                out.append(re.escape(self.fmt[i]))
-                i += 1
-        return "^" + "".join(out) + r"(?:[T ][0-9:.]+(?:Z|[+-][0-9:]+)?)?$"
-
-    @functools.cached_property
-    def program(self) -> np.ndarray | None:
-        """The format as a :func:`linkage.kernels.text.parse_dates` program, or None when the
-        kernel cannot match it as the regex would (a month name, or a number followed by a
-        digit or another number, as in ``%Y%m%d``)."""
-        ops: list[tuple[int, int]] = []
-        i = 0
-        while i < len(self.fmt):
-            tok = self.fmt[i : i + 2]
-            if tok in _DATE_OPS:
-                ops.append((_DATE_OPS[tok], 0))
-                i += 2
-            elif tok in ("%b", "%B"):
-                return None
-            else:
-                ops.append((DATE_LITERAL, ord(self.fmt[i])))
-                i += 1
-        for (op, _), (nxt, arg) in itertools.pairwise(ops):
-            if op != DATE_LITERAL and (nxt != DATE_LITERAL or chr(arg).isdigit() or arg > 127):
-                return None
-        return np.array(ops, np.int64).reshape(-1, 2)
-
-    def parse(
-        self, values: pa.Array, today: _dt.date | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(year, month, day, plausible) int arrays; unmatched rows have plausible False.
-
-        Two-digit years take the latest century that does not put the date after ``today``.
-        """
-        data, offs = string_buffers(values)
-        program = self.program
-        if program is not None and not (data >= 128).any():
-            year, month, day, matched = parse_dates(data, offs, program)
-        else:
-            year, month, day, matched = self._parse_regex(values)
-        if "%Y" not in self.fmt:  # two-digit years
-            this = (today or _dt.date.today()).year
-            century = this // 100 * 100
-            year = np.where(century + year > this, century - 100 + year, century + year)
-        plausible = matched & (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
-        return year, month, day, plausible
-
-    def _parse_regex(
-        self, values: pa.Array
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(year or two-digit year, month, day, matched) through Arrow's regex engine (the
-        reference for the kernel path)."""
-        v = pc.utf8_trim_whitespace(values)
-        ext = pc.extract_regex(v, self.regex)
-        n = len(values)
-        matched = pc.is_valid(ext).to_numpy(zero_copy_only=False)
-        names = [ext.type.field(i).name for i in range(ext.type.num_fields)]
-
-        def ints(name: str) -> np.ndarray:
-            f = pc.struct_field(ext, name)
-            f = pc.if_else(pc.is_valid(ext), f, pa.scalar("0"))
-            return np.asarray(pc.cast(f, pa.int64()).to_numpy(zero_copy_only=False), np.int64)
-
-        day = ints("d")
-        year = ints("Y") if "Y" in names else ints("y")
-        if "m" in names:
-            month = ints("m")
-        else:
-            key = "b" if "b" in names else "B"
-            f = pc.utf8_upper(pc.if_else(pc.is_valid(ext), pc.struct_field(ext, key), ""))
-            table = _MONTHS if key == "b" else _FULL_MONTHS
-            mi = pc.index_in(f, value_set=pa.array(table))
-            month = np.asarray(pc.fill_null(mi, -1).to_numpy(zero_copy_only=False), np.int64) + 1
-        if n == 0:
-            z = np.zeros(0, np.int64)
-            return z, z, z, np.zeros(0, bool)
-        return year, month, day, matched
-
-
-def _days_in_month(year: np.ndarray, month: np.ndarray) -> np.ndarray:
-    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-    dim = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
-    m = np.clip(month, 1, 12) - 1
-    return dim[m] + ((m == 1) & leap)
-
-
-class AmbiguousDateFormat(ValueError):
-    """Several date formats fit a column, or none does."""
-
-
-def detect_date_format(values: pa.Array, missing: Sequence[str] = ()) -> DateFormat:
-    """The one common format that parses every non-empty value that is not one of the
-    ``missing`` sentinels (``NULL``, ``UNKNOWN``... do not decide the format).
-
-    Raises :class:`AmbiguousDateFormat` if several fit (e.g. every day <= 12, so dd/mm and
-    mm/dd both parse) or none does; the message never contains a value.
-    """
-    values = unify_spaces(_as_string_array(values))
-    present = pc.drop_null(_null_if(values, _missing_mask(values, missing)))
-    uniq = pc.unique(present)
-    if len(uniq) == 0:
-        return DateFormat("%Y-%m-%d")
-    # a format must parse every value: most fail on a small sample, and only the survivors
-    # are checked on all distinct values
-    sample = uniq.slice(0, 512)
-    fits = []
-    for f in COMMON_DATE_FORMATS:
-        fmt = DateFormat(f)
-        if fmt.parse(sample)[3].all() and fmt.parse(uniq)[3].all():
-            fits.append(f)
-    if len(fits) == 1:
-        return DateFormat(fits[0])
-    if len(fits) > 1:
-        raise AmbiguousDateFormat(
-            f"several date formats fit every value ({', '.join(fits)}); "
-            "say which with --date-format FIELD=FORMAT"
-        )
-    raise AmbiguousDateFormat(
-        "no single date format fits every value; say which with --date-format FIELD=FORMAT "
-        "(values that do not fit it are then reported as row problems)"
-    )
-
-
-def _format_iso(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> pa.Array:
-    """ISO ``YYYY-MM-DD`` strings from int arrays (each clipped to its width), in numpy."""
-    n = len(year)
-    out = np.full((n, 10), ord("-"), np.uint8)
-    for col, (vals, width, top) in zip(
-        (0, 5, 8), ((year, 4, 9999), (month, 2, 99), (day, 2, 99)), strict=True
-    ):
-        v = np.clip(vals, 0, top)
-        for j in range(width):
-            out[:, col + width - 1 - j] = ord("0") + v // 10**j % 10
-    return string_array(out.reshape(-1), np.arange(n + 1, dtype=np.int64) * 10)
-
-
-def _norm_date(
-    values: pa.Array, fmt: DateFormat | None, today: _dt.date | None
-) -> tuple[pa.Array, np.ndarray]:
-    if fmt is None:
-        fmt = detect_date_format(values)
-    today = today or _dt.date.today()
-    year, month, day, ok = fmt.parse(values, today)
-    status = np.full(len(values), OK, np.int8)
-    status[~ok] = _UNPARSEABLE_DATE
-    valid_cal = ok & (day <= _days_in_month(year, month))
-    status[ok & ~valid_cal] = _IMPOSSIBLE_DATE
-    ymd = year * 10000 + month * 100 + day
-    t = today.year * 10000 + today.month * 100 + today.day
-    status[valid_cal & (ymd > t)] = _FUTURE_DATE
-    status[valid_cal & (year < EARLIEST_YEAR)] = _EARLY_DATE
-    iso = _format_iso(year, month, day)
-    return _null_if(iso, pa.array(status != OK)), status
-
-
 _ASCII_MODES = {"name": MODE_NAME, "text": MODE_TEXT, "none": MODE_NONE}
 
 

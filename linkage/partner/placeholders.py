@@ -23,7 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from linkage.partner.normalisers import DateFormat, distinct_rows, normalise
+from linkage.partner.dates import DateFormat
+from linkage.partner.normalisers import normalise
+from linkage.partner.values import distinct_rows
 from linkage.schema import Field
 
 MODES = ("report", "missing")

@@ -14,16 +14,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from linkage.errors import InputError
+from linkage.partner.dates import AmbiguousDateFormat, DateFormat, detect_date_format
 from linkage.partner.encoder import BatchResult, Encoder
-from linkage.partner.normalisers import (
-    AmbiguousDateFormat,
-    DateFormat,
-    detect_date_format,
-    distinct_rows,
-    unify_spaces,
-)
 from linkage.partner.placeholders import SHARES, Suspect, frequent_values
 from linkage.partner.reader import InputFile
+from linkage.partner.values import distinct_rows, unify_spaces
 from linkage.schema import Schema
 
 

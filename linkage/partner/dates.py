@@ -1,0 +1,262 @@
+"""Dates: formats (``%d/%m/%Y``...), detection of one format per column, and the date
+normaliser (ISO ``YYYY-MM-DD`` out; unparseable, impossible, future and implausibly early
+dates are row problems)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from linkage.kernels.text import (
+    DATE_DAY,
+    DATE_LITERAL,
+    DATE_MONTH,
+    DATE_YEAR2,
+    DATE_YEAR4,
+    parse_dates,
+)
+from linkage.partner.values import (
+    _EARLY_DATE,
+    _FUTURE_DATE,
+    _IMPOSSIBLE_DATE,
+    _UNPARSEABLE_DATE,
+    EARLIEST_YEAR,
+    OK,
+    _as_string_array,
+    _missing_mask,
+    _null_if,
+    string_array,
+    string_buffers,
+    unify_spaces,
+)
+
+_MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+_FULL_MONTHS = [
+    "JANUARY",
+    "FEBRUARY",
+    "MARCH",
+    "APRIL",
+    "MAY",
+    "JUNE",
+    "JULY",
+    "AUGUST",
+    "SEPTEMBER",
+    "OCTOBER",
+    "NOVEMBER",
+    "DECEMBER",
+]
+_DATE_OPS = {"%d": DATE_DAY, "%m": DATE_MONTH, "%Y": DATE_YEAR4, "%y": DATE_YEAR2}
+_DIRECTIVES = {
+    "%d": r"(?P<d>[0-9]{1,2})",
+    "%m": r"(?P<m>[0-9]{1,2})",
+    "%Y": r"(?P<Y>[0-9]{4})",
+    "%y": r"(?P<y>[0-9]{2})",
+    "%b": r"(?P<b>[A-Za-z]{3})",
+    "%B": r"(?P<B>[A-Za-z]{3,9})",
+}
+# Formats tried, in this order, when a column's format is not given.
+COMMON_DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%d-%m-%Y",
+    "%d.%m.%Y",
+    "%Y%m%d",
+    "%Y/%m/%d",
+    "%d/%m/%y",
+    "%d-%m-%y",
+    "%d-%b-%Y",
+    "%d %b %Y",
+    "%d-%b-%y",
+    "%d %B %Y",
+)
+
+
+@dataclass(frozen=True)
+class DateFormat:
+    """A strftime-style date format (``%d %m %Y %y %b %B`` and literal characters).
+
+    A time part after the date (``1990-02-01T00:00:00``, ``01/02/1990 00:00``) is ignored.
+    Two-digit years (``%y``) are read as the latest year not in the future (for dates of birth).
+    """
+
+    fmt: str
+
+    def __post_init__(self) -> None:
+        rest = re.sub(r"%[dmYybB]", "", self.fmt)
+        if "%" in rest:
+            raise ValueError(f"unsupported directive in date format {self.fmt!r}")
+        has_year = "%Y" in self.fmt or "%y" in self.fmt
+        has_month = "%m" in self.fmt or "%b" in self.fmt or "%B" in self.fmt
+        if not (has_year and has_month and "%d" in self.fmt):
+            raise ValueError(f"date format {self.fmt!r} needs a day, a month and a year")
+
+    @property
+    def regex(self) -> str:
+        out, i = [], 0
+        while i < len(self.fmt):
+            tok = self.fmt[i : i + 2]
+            if tok in _DIRECTIVES:
+                out.append(_DIRECTIVES[tok])
+                i += 2
+            else:
+                out.append(re.escape(self.fmt[i]))
+                i += 1
+        return "^" + "".join(out) + r"(?:[T ][0-9:.]+(?:Z|[+-][0-9:]+)?)?$"
+
+    @functools.cached_property
+    def program(self) -> np.ndarray | None:
+        """The format as a :func:`linkage.kernels.text.parse_dates` program, or None when the
+        kernel cannot match it as the regex would (a month name, or a number followed by a
+        digit or another number, as in ``%Y%m%d``)."""
+        ops: list[tuple[int, int]] = []
+        i = 0
+        while i < len(self.fmt):
+            tok = self.fmt[i : i + 2]
+            if tok in _DATE_OPS:
+                ops.append((_DATE_OPS[tok], 0))
+                i += 2
+            elif tok in ("%b", "%B"):
+                return None
+            else:
+                ops.append((DATE_LITERAL, ord(self.fmt[i])))
+                i += 1
+        for (op, _), (nxt, arg) in itertools.pairwise(ops):
+            if op != DATE_LITERAL and (nxt != DATE_LITERAL or chr(arg).isdigit() or arg > 127):
+                return None
+        return np.array(ops, np.int64).reshape(-1, 2)
+
+    def parse(
+        self, values: pa.Array, today: _dt.date | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(year, month, day, plausible) int arrays; unmatched rows have plausible False.
+
+        Two-digit years take the latest century that does not put the date after ``today``.
+        """
+        data, offs = string_buffers(values)
+        program = self.program
+        if program is not None and not (data >= 128).any():
+            year, month, day, matched = parse_dates(data, offs, program)
+        else:
+            year, month, day, matched = self._parse_regex(values)
+        if "%Y" not in self.fmt:  # two-digit years
+            this = (today or _dt.date.today()).year
+            century = this // 100 * 100
+            year = np.where(century + year > this, century - 100 + year, century + year)
+        plausible = matched & (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
+        return year, month, day, plausible
+
+    def _parse_regex(
+        self, values: pa.Array
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(year or two-digit year, month, day, matched) through Arrow's regex engine (the
+        reference for the kernel path)."""
+        v = pc.utf8_trim_whitespace(values)
+        ext = pc.extract_regex(v, self.regex)
+        n = len(values)
+        matched = pc.is_valid(ext).to_numpy(zero_copy_only=False)
+        names = [ext.type.field(i).name for i in range(ext.type.num_fields)]
+
+        def ints(name: str) -> np.ndarray:
+            f = pc.struct_field(ext, name)
+            f = pc.if_else(pc.is_valid(ext), f, pa.scalar("0"))
+            return np.asarray(pc.cast(f, pa.int64()).to_numpy(zero_copy_only=False), np.int64)
+
+        day = ints("d")
+        year = ints("Y") if "Y" in names else ints("y")
+        if "m" in names:
+            month = ints("m")
+        else:
+            key = "b" if "b" in names else "B"
+            f = pc.utf8_upper(pc.if_else(pc.is_valid(ext), pc.struct_field(ext, key), ""))
+            table = _MONTHS if key == "b" else _FULL_MONTHS
+            mi = pc.index_in(f, value_set=pa.array(table))
+            month = np.asarray(pc.fill_null(mi, -1).to_numpy(zero_copy_only=False), np.int64) + 1
+        if n == 0:
+            z = np.zeros(0, np.int64)
+            return z, z, z, np.zeros(0, bool)
+        return year, month, day, matched
+
+
+def _days_in_month(year: np.ndarray, month: np.ndarray) -> np.ndarray:
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    dim = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
+    m = np.clip(month, 1, 12) - 1
+    return dim[m] + ((m == 1) & leap)
+
+
+class AmbiguousDateFormat(ValueError):
+    """Several date formats fit a column, or none does."""
+
+
+def detect_date_format(values: pa.Array, missing: Sequence[str] = ()) -> DateFormat:
+    """The one common format that parses every non-empty value that is not one of the
+    ``missing`` sentinels (``NULL``, ``UNKNOWN``... do not decide the format).
+
+    Raises :class:`AmbiguousDateFormat` if several fit (e.g. every day <= 12, so dd/mm and
+    mm/dd both parse) or none does; the message never contains a value.
+    """
+    values = unify_spaces(_as_string_array(values))
+    present = pc.drop_null(_null_if(values, _missing_mask(values, missing)))
+    uniq = pc.unique(present)
+    if len(uniq) == 0:
+        return DateFormat("%Y-%m-%d")
+    # a format must parse every value: most fail on a small sample, and only the survivors
+    # are checked on all distinct values
+    sample = uniq.slice(0, 512)
+    fits = []
+    for f in COMMON_DATE_FORMATS:
+        fmt = DateFormat(f)
+        if fmt.parse(sample)[3].all() and fmt.parse(uniq)[3].all():
+            fits.append(f)
+    if len(fits) == 1:
+        return DateFormat(fits[0])
+    if len(fits) > 1:
+        raise AmbiguousDateFormat(
+            f"several date formats fit every value ({', '.join(fits)}); "
+            "say which with --date-format FIELD=FORMAT"
+        )
+    raise AmbiguousDateFormat(
+        "no single date format fits every value; say which with --date-format FIELD=FORMAT "
+        "(values that do not fit it are then reported as row problems)"
+    )
+
+
+def _format_iso(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> pa.Array:
+    """ISO ``YYYY-MM-DD`` strings from int arrays (each clipped to its width), in numpy."""
+    n = len(year)
+    out = np.full((n, 10), ord("-"), np.uint8)
+    for col, (vals, width, top) in zip(
+        (0, 5, 8), ((year, 4, 9999), (month, 2, 99), (day, 2, 99)), strict=True
+    ):
+        v = np.clip(vals, 0, top)
+        for j in range(width):
+            out[:, col + width - 1 - j] = ord("0") + v // 10**j % 10
+    return string_array(out.reshape(-1), np.arange(n + 1, dtype=np.int64) * 10)
+
+
+def _norm_date(
+    values: pa.Array, fmt: DateFormat | None, today: _dt.date | None
+) -> tuple[pa.Array, np.ndarray]:
+    if fmt is None:
+        fmt = detect_date_format(values)
+    today = today or _dt.date.today()
+    year, month, day, ok = fmt.parse(values, today)
+    status = np.full(len(values), OK, np.int8)
+    status[~ok] = _UNPARSEABLE_DATE
+    valid_cal = ok & (day <= _days_in_month(year, month))
+    status[ok & ~valid_cal] = _IMPOSSIBLE_DATE
+    ymd = year * 10000 + month * 100 + day
+    t = today.year * 10000 + today.month * 100 + today.day
+    status[valid_cal & (ymd > t)] = _FUTURE_DATE
+    status[valid_cal & (year < EARLIEST_YEAR)] = _EARLY_DATE
+    iso = _format_iso(year, month, day)
+    return _null_if(iso, pa.array(status != OK)), status

@@ -1,0 +1,128 @@
+"""Value plumbing shared by the normalisers: row status codes, Arrow <-> numpy string
+buffers, distinct rows, missing-value masks and Unicode spaces."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from linkage.kernels.text import (
+    ascii_missing,
+    distinct_strings,
+    padded_words,
+)
+
+OK = 0
+MISSING = 1
+INVALID = 2
+REASONS: dict[int, str] = {
+    2: "invalid value",
+    3: "unparseable date",
+    4: "impossible date",
+    5: "future date",
+    6: "implausible date (before 1890)",
+    7: "invalid UK postcode",
+    8: "NHS number is not 10 digits",
+    9: "NHS number fails the mod-11 check",
+    10: "NHS number is a placeholder",
+    11: "unrecognised sex code",
+    12: "not an integer",
+    13: "no letters or digits",
+    14: "suspected placeholder (one value on many rows; kept, see --suspected-placeholders)",
+    15: "suspected placeholder (one value on many rows; treated as missing)",
+}
+SUSPECTED_KEPT, SUSPECTED_MISSING = 14, 15
+"""Row status of a suspected placeholder (:mod:`linkage.partner.placeholders`), set by the
+encoder after normalising: reported either way; the value is still encoded (KEPT) or not."""
+_UNPARSEABLE_DATE, _IMPOSSIBLE_DATE, _FUTURE_DATE, _EARLY_DATE = 3, 4, 5, 6
+_BAD_POSTCODE, _NHS_LEN, _NHS_CHECK, _NHS_PLACEHOLDER = 7, 8, 9, 10
+_BAD_SEX, _BAD_INT, _NO_CONTENT = 11, 12, 13
+
+EARLIEST_YEAR = 1890
+
+
+_UNICODE_SPACE_RE = r"[\p{Z}\x{0085}\x{180E}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
+
+
+def unify_spaces(values: pa.Array) -> pa.Array:
+    """``values`` with every Unicode space and zero-width character as an ASCII space (the
+    normalisers then trim, collapse or drop it as they do spaces); ASCII values untouched."""
+    data, _ = string_buffers(values)
+    if not (data >= 128).any():
+        return values
+    return pc.replace_substring_regex(values, _UNICODE_SPACE_RE, " ")
+
+
+def _as_string_array(values: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not isinstance(values, pa.Array):
+        values = pa.array(values, type=pa.string())
+    if pa.types.is_large_string(values.type):
+        values = values.cast(pa.string())
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    return values
+
+
+def _null_if(values: pa.Array, mask: pa.Array) -> pa.Array:
+    return pc.if_else(mask, pa.scalar(None, pa.string()), values)
+
+
+def _missing_mask(values: pa.Array, missing: Sequence[str]) -> pa.Array:
+    """True where a value is null, blank, or one of the sentinels (compared trimmed, upper)."""
+    t = pc.utf8_upper(pc.utf8_trim_whitespace(values))
+    m = pc.or_kleene(pc.is_null(values), pc.equal(t, ""))
+    if missing:
+        sent = pa.array(sorted({s.strip().upper() for s in missing}), pa.string())
+        m = pc.or_kleene(m, pc.is_in(t, value_set=sent))
+    return pc.fill_null(m, True)
+
+
+def _unique_missing(uniq: pa.Array, missing: Sequence[str], fast: bool = True) -> np.ndarray:
+    """:func:`_missing_mask` of distinct values as a numpy bool array: ASCII values in one
+    numba pass, the rest (everything when ``fast`` is false) through Arrow."""
+    if not fast:
+        return _missing_mask(uniq, missing).to_numpy(zero_copy_only=False)
+    sent = sorted({s.strip().upper() for s in missing})
+    sent_b = [s.encode("utf-8") for s in sent]
+    sent_off = np.zeros(len(sent_b) + 1, np.int64)
+    np.cumsum([len(b) for b in sent_b], out=sent_off[1:])
+    sent_data = np.frombuffer(b"".join(sent_b), np.uint8)
+    data, offs = string_buffers(uniq)
+    code = ascii_missing(data, offs, sent_data, sent_off)
+    out = code == 1
+    other = np.flatnonzero(code == 2)
+    if len(other):
+        sub = uniq.take(pa.array(other))
+        out[other] = _missing_mask(sub, missing).to_numpy(zero_copy_only=False)
+    return out
+
+
+def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 data and int64 offsets of a string array (nulls as empty strings)."""
+    if values.offset or values.null_count:
+        values = pa.concat_arrays([values.fill_null("")])
+    offs = np.frombuffer(values.buffers()[1], np.int32)[: len(values) + 1].astype(np.int64)
+    buf = values.buffers()[2]
+    return (np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)), offs
+
+
+def distinct_rows(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's index among the distinct values, the row where each first appears), by
+    :func:`linkage.kernels.text.distinct_strings` (nulls count as empty strings)."""
+    data, offs = string_buffers(values)
+    with np.errstate(over="ignore"):  # wrapping hash arithmetic when NUMBA_DISABLE_JIT=1
+        return distinct_strings(padded_words(data), offs)
+
+
+def string_array(data: np.ndarray, offsets: np.ndarray) -> pa.Array:
+    """A string array over kernel output (``offsets`` int64, n+1 of them)."""
+    if offsets[-1] >= 2**31:
+        raise ValueError("batch too large")
+    return pa.StringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
+    )
