@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from linkage.schema import Schema
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_unhardened
 from linkage.secret import Secret, secret_text
 
 # A fixed "today" so date checks (future dates, two-digit years) do not drift.
@@ -41,7 +41,7 @@ def other_secret() -> Secret:
 
 @pytest.fixture
 def uk_schema() -> Schema:
-    return Schema.from_dict(uk_person_template())
+    return Schema.from_dict(uk_person_unhardened())
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def secret_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def uk_schema_file(tmp_path: Path) -> Path:
     p = tmp_path / "schema.json"
-    p.write_text(json.dumps(uk_person_template()), encoding="utf-8")
+    p.write_text(json.dumps(uk_person_unhardened()), encoding="utf-8")
     return p
 
 

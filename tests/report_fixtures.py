@@ -10,7 +10,7 @@ from typing import Any
 
 import linkage
 from linkage.schema import Schema
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_unhardened
 
 SECRET = hashlib.sha256(b"report-fixture-secret").digest()  # 32 random-looking bytes
 
@@ -65,7 +65,7 @@ def make_scenario(
     data = out / "synth"
     if not data.exists():
         linkage.synth(data, people, parties, seed=seed)
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     secret = Secret(SECRET)
     extracts = {p.stem: p for p in sorted(data.glob("*.csv")) if p.stem in PARTY_COLUMNS}
     sc = Scenario(out, schema, extracts, truth=data / "truth.csv")

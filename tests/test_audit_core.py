@@ -13,7 +13,7 @@ import linkage
 from linkage.lab.audit import frequency, graph
 from linkage.lab.audit.plaintext import Plain, simulate_filters, unpack, value_tokens
 from linkage.lab.audit.runner import audit
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_unhardened
 
 AUDIT = Path(linkage.__file__).parent / "lab" / "audit"
 ATTACK_MODULES = ("leaks", "frequency", "patterns", "graph", "plaintext", "results")
@@ -41,7 +41,7 @@ def test_attack_modules_never_import_the_secret_or_encoder(mod: str) -> None:
 
 
 def test_tokens_follow_the_encoder() -> None:
-    s = linkage.Schema.from_dict(uk_person_template())
+    s = linkage.Schema.from_dict(uk_person_unhardened())
     assert value_tokens(s.field("surname").tokeniser, "ANN") == ["\0A", "AN", "NN", "N\0"]
     assert value_tokens(s.field("date_of_birth").tokeniser, "1990-12-05") == [
         "D05", "M12", "Y1990", "DM0512", "F19901205",
@@ -63,7 +63,7 @@ def test_frequency_align_by_rank() -> None:
 
 def test_graph_matching_full_overlap_small() -> None:
     """On the same records the own-key simulation mimics the encoding well enough to match."""
-    s = linkage.Schema.from_dict(uk_person_template())
+    s = linkage.Schema.from_dict(uk_person_unhardened())
     from linkage.lab.audit.scenario import synthetic_scenario
 
     sc = synthetic_scenario(s, 600, seed=3, reference_people=100)
@@ -74,7 +74,7 @@ def test_graph_matching_full_overlap_small() -> None:
 
 def test_audit_end_to_end_small(tmp_path: Path) -> None:
     r = audit(
-        uk_person_template(), people=500, graph_sample=300, overlaps=(1.0,),
+        uk_person_unhardened(), people=500, graph_sample=300, overlaps=(1.0,),
         attacks=("leaks", "frequency", "graph"), pattern_sample=500,
     )  # fmt: skip
     d = r.to_dict()

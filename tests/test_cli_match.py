@@ -22,6 +22,7 @@ from click.testing import CliRunner, Result
 from linkage.cli import main
 from linkage.encoded import read_encoded
 from linkage.lab.synthetic import encode_options
+from linkage.schema_template import HARDENED_THRESHOLD
 from linkage.secret import ENV_VAR
 from linkage.tlu.linker import match
 
@@ -111,7 +112,8 @@ def test_pairs_file(work: Work) -> None:
     pairs = pq.read_table(work.pairs)
     assert pairs.column_names == ["party_a", "record_id_a", "party_b", "record_id_b", "score"]
     assert pairs.num_rows > 100
-    assert pc.min(pairs["score"]).as_py() >= 0.7  # the default threshold
+    # the threshold the (hardened) template recommends, carried in the encoded files
+    assert pc.min(pairs["score"]).as_py() >= HARDENED_THRESHOLD
     links = pq.read_table(work.links).to_pylist()
     ent = {(r["party"], r["record_id"]): r["entity_id"] for r in links}
     for row in pairs.to_pylist():

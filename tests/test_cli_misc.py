@@ -74,11 +74,11 @@ def matched(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from linkage.partner.pipeline import encode
     from linkage.schema import Schema
-    from linkage.schema_template import uk_person_template
+    from linkage.schema_template import uk_person_unhardened
     from linkage.secret import Secret
 
     d = tmp_path_factory.mktemp("matched")
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     secret = Secret(hashlib.sha256(b"cli misc").digest())
     encs = [
         encode(str(EXAMPLES / f"{party}.csv"), schema, secret, party=party, id_column=idc,

@@ -31,7 +31,7 @@ from linkage.errors import CompatibilityError, InputError, LinkageError
 from linkage.lab.synthetic import encode_arguments, synth
 from linkage.partner.pipeline import encode
 from linkage.schema import Schema
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_unhardened
 from linkage.secret import Secret, secret_text
 from linkage.tlu.dask_match import DaskEngine, warm_worker
 from linkage.tlu.linker import match
@@ -49,7 +49,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     out = tmp_path_factory.mktemp("dask") / "pop"
     synth(out, people=600, parties=3, corruption="medium", seed=11)
     manifest = json.loads((out / "manifest.json").read_text())
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     paths = []
     for p in manifest["parties"]:
         enc = encode(out / p["file"], schema, SECRET, rejects=[], **encode_arguments(p))
@@ -238,7 +238,7 @@ def test_encode_on_dask_identical_to_in_process(
     src, party = extract
     key = tmp_path / "secret.key"
     key.write_text(secret_text(SECRET_BYTES))
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     local = encode_file(src, tmp_path / "local.parquet", schema, SECRET,
                         rejects_path=tmp_path / "local.csv", **_encode_kwargs(party))  # fmt: skip
     remote = encode_file(src, tmp_path / "dask.parquet", schema, SECRET, scheduler=session,
@@ -256,7 +256,7 @@ def test_encode_on_dask_needs_a_secret_file(tmp_path: Path, extract: tuple[Path,
     from linkage.partner.pipeline import encode_file
 
     src, party = extract
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     with pytest.raises(InputError, match="--secret-file"):
         encode_file(src, tmp_path / "x.parquet", schema, SECRET, scheduler="local:1",
                     **_encode_kwargs(party))  # fmt: skip
@@ -271,7 +271,7 @@ def test_encode_on_dask_refuses_a_worker_with_another_secret(
     src, party = extract
     key = tmp_path / "other.key"
     key.write_text(secret_text(hashlib.sha256(b"another").digest()))
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     with pytest.raises(CompatibilityError, match="different secret"):
         encode_file(src, tmp_path / "x.parquet", schema, SECRET, scheduler=session,
                     secret_file=key, **_encode_kwargs(party))  # fmt: skip
@@ -286,7 +286,7 @@ def test_worker_keeps_one_encoder_per_thread(tmp_path: Path) -> None:
 
     key = tmp_path / "secret.key"
     key.write_text(secret_text(SECRET_BYTES))
-    schema_json = json.dumps(uk_person_template())
+    schema_json = json.dumps(uk_person_unhardened())
     batch = {"rid": pa.array(["a", "b"]), "surname": pa.array(["SMITH", "JONES"])}
     seen: list[object] = []
 

@@ -21,7 +21,7 @@ from reference_encoder import reference_encode, token_positions
 from linkage.partner.normalisers import nhs_check_ok
 from linkage.partner.pipeline import encode
 from linkage.schema import Schema
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_unhardened
 from linkage.secret import Secret
 
 TODAY = dt.date(2024, 6, 1)
@@ -219,7 +219,7 @@ def _uk_records(n: int, seed: int) -> tuple[list[str], dict[str, list[str | None
     def word(k: int) -> str:
         return "".join(chr(ord("a") + int(c)) for c in rng.integers(0, 26, k))
 
-    recs: dict[str, list[str | None]] = {f: [] for f in uk_person_template_fields()}
+    recs: dict[str, list[str | None]] = {f: [] for f in uk_person_unhardened_fields()}
     for _ in range(n):
         recs["given_name"].append(str(rng.choice(given)) + word(3))
         recs["surname"].append(str(rng.choice(sur)) + word(3))
@@ -235,8 +235,8 @@ def _uk_records(n: int, seed: int) -> tuple[list[str], dict[str, list[str | None
     return [f"r{i}" for i in range(n)], recs
 
 
-def uk_person_template_fields() -> list[str]:
-    return [f["name"] for f in uk_person_template()["fields"]]
+def uk_person_unhardened_fields() -> list[str]:
+    return [f["name"] for f in uk_person_unhardened()["fields"]]
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -247,7 +247,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_uk_template_matches_reference() -> None:
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     ids, recs = _uk_records(40, seed=1)
     recs["nhs_number"][3] = "1234567890"  # bad check digit: row problem, still encoded
     recs["date_of_birth"][4] = "1990-02-31"
@@ -261,7 +261,7 @@ def test_uk_template_matches_reference() -> None:
 
 
 def test_detected_date_format_matches_reference() -> None:
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     ids, recs = _uk_records(20, seed=2)
     recs["date_of_birth"] = [
         dt.date.fromisoformat(v).strftime("%d/%m/%Y") if v else v for v in recs["date_of_birth"]
@@ -297,7 +297,7 @@ def test_reference_positions_in_range_and_rejecting(length: int) -> None:
 
 # -- properties ----------------------------------------------------------------------------------
 def test_different_secrets_give_unrelated_filters() -> None:
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     ids, recs = _uk_records(300, seed=3)
     a = _encode(schema, SECRET, ids, recs).filters
     b = _encode(schema, OTHER, ids, recs).filters
@@ -312,7 +312,7 @@ def test_different_secrets_give_unrelated_filters() -> None:
 
 
 def test_secret_is_bound_to_schema_fingerprint() -> None:
-    doc = uk_person_template()
+    doc = uk_person_unhardened()
     del doc["min_evidence"]  # records with one field only
     s1 = Schema.from_dict(doc)
     doc["fields"][5]["bit_budget"] = 121  # address budget: a different schema
@@ -333,7 +333,7 @@ def _typo(s: str, i: int) -> str:
 
 
 def test_one_character_typo_keeps_dice_high() -> None:
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     ids, recs = _uk_records(60, seed=5)
     clean = _encode(schema, SECRET, ids, recs).filters
     for field in ("given_name", "surname", "address"):
@@ -348,7 +348,7 @@ def test_one_character_typo_keeps_dice_high() -> None:
 
 
 def test_missing_field_sets_no_bits_and_filter_is_or_of_fields() -> None:
-    doc = uk_person_template()
+    doc = uk_person_unhardened()
     del doc["min_evidence"]  # records with one field only
     schema = Schema.from_dict(doc)
     names = schema.field_names
@@ -376,7 +376,7 @@ def test_missing_field_sets_no_bits_and_filter_is_or_of_fields() -> None:
 
 
 def test_record_with_no_usable_field_is_left_out() -> None:
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     ids, recs = _uk_records(3, seed=7)
     for f in recs:
         recs[f][1] = None
@@ -389,7 +389,7 @@ def test_record_with_no_usable_field_is_left_out() -> None:
 
 
 def test_same_record_same_encoding_across_runs_batches_and_positions() -> None:
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     ids, recs = _uk_records(30, seed=8)
     # duplicate people under other ids, so token caches are hit across batches
     ids2 = ids + [f"dup{i}" for i in range(30)]
@@ -423,7 +423,7 @@ def test_same_record_same_encoding_across_runs_batches_and_positions() -> None:
 
 
 def test_block_keys_equal_for_equal_inputs_and_keyed() -> None:
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     ids, recs = _uk_records(30, seed=9)
     a = _encode(schema, SECRET, ids, recs).table.column("block_keys").to_pylist()
     again = _encode(schema, SECRET, ids, recs).table.column("block_keys").to_pylist()
@@ -491,7 +491,7 @@ def test_encoder_after_a_failed_batch_encodes_like_a_fresh_one(
     at positions that were never filled (later batches would be silently wrong)."""
     from linkage.partner.encoder import Encoder, KeyedHasher
 
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     first = {
         f: pa.array(["AB"] if f == "surname" else [None], pa.string()) for f in schema.field_names
     }

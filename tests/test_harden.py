@@ -21,7 +21,7 @@ from linkage.partner.encoder import Encoder
 from linkage.partner.harden import Hardener, step_keys
 from linkage.partner.pipeline import encode
 from linkage.schema import Schema
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_template, uk_person_unhardened
 from linkage.secret import Secret
 from linkage.tlu.linker import match
 
@@ -140,8 +140,11 @@ def test_hardened_schema_round_trips_and_changes_the_fingerprint():
     assert blip.flip == pytest.approx(hk.blip_flip_probability(2.0, 10))
 
 
-def test_uk_template_has_no_hardening():
-    assert not Schema.from_dict(uk_person_template()).hardening
+def test_uk_template_is_hardened_and_the_opt_out_is_not():
+    assert [st.type for st in Schema.from_dict(uk_person_template()).hardening.steps] == [
+        "diffusion"
+    ]
+    assert not Schema.from_dict(uk_person_unhardened()).hardening
 
 
 @pytest.mark.parametrize(
@@ -241,7 +244,7 @@ def test_diffusion_links_the_same_people(tmp_path: Path):
     manifest = json.loads((pop / "manifest.json").read_text())
     with open(pop / "truth.csv", newline="", encoding="utf-8") as fh:
         person = {(r["party"], r["record_id"]): r["person_id"] for r in csv.DictReader(fh)}
-    doc = uk_person_template()
+    doc = uk_person_unhardened()
     base = linked_pairs(encode_parties(pop, manifest, Schema.from_dict(doc)), 0.7)
     doc["hardening"] = [{"type": "diffusion", "taps": 4}]
     encs = encode_parties(pop, manifest, Schema.from_dict(doc))

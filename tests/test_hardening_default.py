@@ -120,3 +120,44 @@ def test_match_default_threshold_without_recommendation(tmp_path: Any) -> None:
     paths = _two_files(tmp_path, uk_person_unhardened())
     assert "recommended_threshold" not in read_encoded(paths[0]).meta
     assert match(paths, seed=1).stats.threshold == DEFAULT_THRESHOLD
+
+
+# -- the CLI opt-in ----------------------------------------------------------------------------
+def test_unhardened_template_is_an_explicit_opt_in_that_warns(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from linkage.cli import main
+
+    out = tmp_path / "s.json"
+    r = CliRunner().invoke(main, ["schema", "init", "--template", "uk-person-unhardened",
+                                  "-o", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "Warning: this schema has no hardening" in r.output and "re-identified" in r.output
+    assert not Schema.load(out).hardening
+    hard = tmp_path / "h.json"
+    r = CliRunner().invoke(main, ["schema", "init", "-o", str(hard)])
+    assert r.exit_code == 0 and "Warning" not in r.output
+    assert Schema.load(hard).hardening
+
+
+def test_encode_warns_without_hardening(tmp_path: Any) -> None:
+    import pyarrow.csv as pacsv
+    from click.testing import CliRunner
+
+    from linkage.cli import main
+    from linkage.secret import secret_text
+
+    src = tmp_path / "a.csv"
+    pacsv.write_csv(_people(), src)
+    key = tmp_path / "secret.key"
+    key.write_text(secret_text(hashlib.sha256(b"cli").digest()) + "\n")
+    key.chmod(0o600)
+    for template, warned in (("uk-person-unhardened", True), ("uk-person", False)):
+        schema = tmp_path / f"{template}.json"
+        CliRunner().invoke(main, ["schema", "init", "--template", template, "-o", str(schema)])
+        r = CliRunner().invoke(main, [
+            "encode", str(src), "-o", str(tmp_path / f"{template}.parquet"), "--schema",
+            str(schema), "--secret-file", str(key), "--party", "a", "--absent", "nhs_number", "-q",
+        ])  # fmt: skip
+        assert r.exit_code == 0, r.output
+        assert ("Warning: this schema has no hardening" in r.output) is warned

@@ -31,7 +31,7 @@ from linkage.errors import CompatibilityError, InputError, LinkageError
 from linkage.lab.quality import evaluate
 from linkage.partner.pipeline import encode
 from linkage.schema import Schema
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_unhardened
 from linkage.secret import Secret
 from linkage.tlu.linkage_map import ids as idrules
 from linkage.tlu.linkage_map import (
@@ -170,7 +170,7 @@ def test_delta_and_deletions(tmp_path: Path, pop: Population) -> None:
 def test_refuses_other_secret_and_schema(tmp_path: Path, pop: Population) -> None:
     m = tmp_path / "m.duckdb"
     map_create(m, pop.encs[:2], **OPTS)
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     import json
 
     from linkage.lab.synthetic import encode_arguments

@@ -22,8 +22,9 @@ from linkage.encoded import EncodedTable
 from linkage.lab.synthetic import encode_arguments, synth
 from linkage.partner.pipeline import encode
 from linkage.schema import Schema
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_unhardened
 from linkage.secret import Secret
+from linkage.segments import with_segments
 
 SECRET = Secret(hashlib.sha256(b"map-test-secret").digest())
 
@@ -36,10 +37,14 @@ class Population:
     person: dict[tuple[str, str], str]
 
 
-def make_population(out: Path, people: int = 1500, parties: int = 3) -> Population:
+def make_population(
+    out: Path, people: int = 1500, parties: int = 3, segmented: bool = False
+) -> Population:
+    """``segmented``: encode with the segmented filter layout (field-aware scoring)."""
     synth(out, people=people, parties=parties, corruption="medium", seed=11)
     manifest = json.loads((out / "manifest.json").read_text())
-    schema = Schema.from_dict(uk_person_template())
+    doc = uk_person_unhardened()
+    schema = Schema.from_dict(with_segments(doc) if segmented else doc)
     encs = [
         encode(out / p["file"], schema, SECRET, rejects=[], **encode_arguments(p))
         for p in manifest["parties"]

@@ -34,7 +34,7 @@ from linkage.errors import CompatibilityError, InputError, LinkageError
 from linkage.lab.synthetic import encode_arguments, synth
 from linkage.partner.pipeline import encode
 from linkage.schema import Schema
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_unhardened
 from linkage.secret import Secret
 from linkage.tlu.linker import (
     DEFAULT_DEDUPE_THRESHOLD,
@@ -67,7 +67,7 @@ def encode_party(
 def make_population(out: Path, people: int, parties: int, corruption: str = "low") -> Population:
     synth(out, people=people, parties=parties, corruption=corruption, seed=parties)
     manifest = json.loads((out / "manifest.json").read_text())
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     encs = [encode_party(out, p, schema) for p in manifest["parties"]]
     with open(out / "truth.csv", newline="", encoding="utf-8") as fh:
         truth = {(r["party"], r["record_id"]): r["person_id"] for r in csv.DictReader(fh)}
@@ -341,7 +341,7 @@ def reencode(pop: Population, i: int, schema_doc: dict, secret: Secret = SECRET)
 
 def test_different_secret_names_both_files(tmp_path, pop3, files):
     bad = tmp_path / "nhs_other_key.parquet"
-    reencode(pop3, 2, uk_person_template(), OTHER_SECRET).write(bad)
+    reencode(pop3, 2, uk_person_unhardened(), OTHER_SECRET).write(bad)
     with pytest.raises(CompatibilityError) as ei:
         match([files["council_a"], bad])
     msg = str(ei.value)
@@ -351,14 +351,14 @@ def test_different_secret_names_both_files(tmp_path, pop3, files):
 
 def test_different_secret_in_memory_tables(pop3):
     a = small(pop3.encs[0])
-    b = reencode(pop3, 1, uk_person_template(), OTHER_SECRET)
+    b = reencode(pop3, 1, uk_person_unhardened(), OTHER_SECRET)
     with pytest.raises(CompatibilityError, match="different secret") as ei:
         match([a, b])
     assert "party council_a" in str(ei.value) and "party council_b" in str(ei.value)
 
 
 def test_different_schema(tmp_path, pop3, files):
-    doc = uk_person_template()
+    doc = uk_person_unhardened()
     field = next(f for f in doc["fields"] if "bits_per_token" in f)
     field["bits_per_token"] += 1  # a real change of the schema
     bad = tmp_path / "changed.parquet"
@@ -370,7 +370,7 @@ def test_different_schema(tmp_path, pop3, files):
 
 
 def test_different_filter_length(tmp_path, pop3, files):
-    doc = uk_person_template()
+    doc = uk_person_unhardened()
     doc["filter"]["length"] = 512
     for f in doc["fields"]:
         if "bits_per_token" in f:
@@ -413,7 +413,7 @@ def test_unsupported_format_version(tmp_path, files):
 def test_same_party_twice(tmp_path, pop3, files):
     again = tmp_path / "council_a_again.parquet"
     e = encode_party(
-        pop3.dir, pop3.manifest["parties"][1], Schema.from_dict(uk_person_template()),
+        pop3.dir, pop3.manifest["parties"][1], Schema.from_dict(uk_person_unhardened()),
         party="council_a",
     )  # fmt: skip
     small(e).write(again)

@@ -44,9 +44,9 @@ def test_submodules_found() -> None:
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     _import_all()
     tmp = tmp_path_factory.mktemp("api")
-    from linkage.schema_template import uk_person_template
+    from linkage.schema_template import uk_person_unhardened
 
-    schema = linkage.Schema.from_dict(uk_person_template())
+    schema = linkage.Schema.from_dict(uk_person_unhardened())
     secret = linkage.Secret(bytes(range(200, 232)))
     people = pa.table(
         {
@@ -149,9 +149,9 @@ def _calls(w: dict[str, Any]) -> dict[str, Callable[[], Any]]:
         }
 
     def audit() -> Any:
-        from linkage.schema_template import uk_person_template
+        from linkage.schema_template import uk_person_unhardened
 
-        return linkage.audit(uk_person_template(), people=60, attacks=("leaks",), seed=1)
+        return linkage.audit(uk_person_unhardened(), people=60, attacks=("leaks",), seed=1)
 
     return {
         **map_verbs(),

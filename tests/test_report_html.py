@@ -280,9 +280,9 @@ def test_audit_report_from_a_real_audit(tmp_path: Path) -> None:
     """The report reads what linkage.audit returns (not only the fixture's shapes)."""
     from linkage.lab.audit.runner import audit
     from linkage.report.audit_report import write_audit_report
-    from linkage.schema_template import uk_person_template
+    from linkage.schema_template import uk_person_unhardened
 
-    result = audit(uk_person_template(), people=200, attacks=("leaks", "frequency"), seed=1)
+    result = audit(uk_person_unhardened(), people=200, attacks=("leaks", "frequency"), seed=1)
     html = write_audit_report(tmp_path / "a.html", result).read_text()
     assert_self_contained(html)
     assert_counts_disclosed(html)
@@ -408,10 +408,10 @@ def test_cli_audit_report(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from linkage.cli import main
-    from linkage.schema_template import uk_person_template
+    from linkage.schema_template import uk_person_unhardened
 
     schema = tmp_path / "schema.json"
-    schema.write_text(json.dumps(uk_person_template()))
+    schema.write_text(json.dumps(uk_person_unhardened()))
     args = ["audit", "-s", str(schema), "--people", "200", "--attacks", "leaks,frequency"]
     out = tmp_path / "audit.html"
     res = CliRunner().invoke(main, [*args, "--report", str(out), "--report-min-count", "20"])

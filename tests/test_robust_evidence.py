@@ -24,7 +24,7 @@ from linkage.errors import InputError, SchemaError
 from linkage.evidence import TOO_LITTLE_EVIDENCE
 from linkage.partner.pipeline import encode_file
 from linkage.schema import Schema
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_unhardened
 from linkage.secret import Secret
 
 SECRET = Secret(hashlib.sha256(b"evidence test secret").digest())
@@ -41,7 +41,7 @@ def _table(rows: list[list[str | None]]) -> pa.Table:
 
 def _encode(rows: list[list[str | None]], party: str = "p", schema: Schema | None = None) -> Any:
     rejects: list[tuple[str, str, str]] = []
-    schema = schema or Schema.from_dict(uk_person_template())
+    schema = schema or Schema.from_dict(uk_person_unhardened())
     enc = encode(
         _table(rows), schema, SECRET, party=party, rejects=rejects, today=TODAY,
         date_formats={"date_of_birth": "%Y-%m-%d"},
@@ -103,7 +103,7 @@ def test_unlinkable_rows_are_counted_in_the_summary_and_rejects(tmp_path: Path) 
         w.writerow(["a2", "NULL", "NULL", "", "M", "", "", ""])
         w.writerow(["ok", *[v or "" for v in FULL]])
     out, rej = tmp_path / "out.parquet", tmp_path / "rej.csv"
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     summary = encode_file(src, out, schema, SECRET, party="p", rejects_path=rej, today=TODAY)
     assert summary.rows_unlinkable == 2
     assert summary.rows_encoded == 1
@@ -120,7 +120,7 @@ def test_only_unlinkable_rows_is_a_clear_error(tmp_path: Path) -> None:
     src = tmp_path / "in.csv"
     src.write_text("record_id,given_name,surname,date_of_birth,sex,postcode,address,nhs_number\n"
                    "a1,,,,M,,,\nb1,,,,F,,,\n")  # fmt: skip
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     with pytest.raises(InputError, match="enough identifying information"):
         encode_file(src, tmp_path / "o.parquet", schema, SECRET, party="p", today=TODAY)
     assert not (tmp_path / "o.parquet").exists()
@@ -128,17 +128,17 @@ def test_only_unlinkable_rows_is_a_clear_error(tmp_path: Path) -> None:
 
 # -- the schema section ---------------------------------------------------------------------------
 def _doc(**ev: Any) -> dict[str, Any]:
-    d = uk_person_template()
+    d = uk_person_unhardened()
     d["min_evidence"].update(ev)
     return d
 
 
 def test_min_evidence_is_in_the_fingerprint_only_when_present() -> None:
-    base = Schema.from_dict(uk_person_template())
+    base = Schema.from_dict(uk_person_unhardened())
     assert "min_evidence" in base.canonical()
     stricter = Schema.from_dict(_doc(at_least=3))
     assert stricter.fingerprint != base.fingerprint
-    no_rule = copy.deepcopy(uk_person_template())
+    no_rule = copy.deepcopy(uk_person_unhardened())
     del no_rule["min_evidence"]
     s = Schema.from_dict(no_rule)
     assert "min_evidence" not in s.canonical()  # older schemas keep their fingerprints
@@ -172,14 +172,14 @@ def test_min_evidence_errors_name_the_json_path(change: dict[str, Any], path: st
 
 
 def test_template_missing_values_cover_common_null_spellings() -> None:
-    s = Schema.from_dict(uk_person_template())
+    s = Schema.from_dict(uk_person_unhardened())
     for f in s.fields:
         upper = {m.upper() for m in f.missing}
         assert {"NULL", "N/A", "NONE", "-", "?", "UNKNOWN"} <= upper, f.name
 
 
 def test_evidence_score_reference() -> None:
-    s = Schema.from_dict(uk_person_template())
+    s = Schema.from_dict(uk_person_unhardened())
     rule = s.min_evidence
     assert rule is not None
     rng = np.random.default_rng(3)

@@ -25,11 +25,11 @@ from linkage.encoded import read_encoded, write_encoded
 from linkage.errors import InputError
 from linkage.integrity import column_digest
 from linkage.schema import Schema
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_unhardened
 from linkage.secret import Secret
 
 SECRET = Secret(hashlib.sha256(b"integrity test secret").digest())
-SCHEMA = Schema.from_dict(uk_person_template())
+SCHEMA = Schema.from_dict(uk_person_unhardened())
 
 
 def _enc(n: int = 300, party: str = "a") -> Any:

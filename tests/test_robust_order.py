@@ -25,12 +25,12 @@ from linkage.kernels.cluster import (
     greedy_edge_order,
 )
 from linkage.schema import Schema
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_unhardened
 from linkage.secret import Secret
 from linkage.tlu.solver import record_rank, solve
 
 SECRET = Secret(hashlib.sha256(b"order test secret").digest())
-SCHEMA = Schema.from_dict(uk_person_template())
+SCHEMA = Schema.from_dict(uk_person_unhardened())
 
 
 def _enc(rows: list[dict[str, Any]], party: str) -> Any:

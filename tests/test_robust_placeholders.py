@@ -23,11 +23,11 @@ from linkage.errors import InputError
 from linkage.partner.normalisers import MISSING, OK, DateFormat, normalise
 from linkage.partner.placeholders import frequent_values
 from linkage.schema import Schema
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_unhardened
 from linkage.secret import Secret
 
 SECRET = Secret(hashlib.sha256(b"placeholder test secret").digest())
-SCHEMA = Schema.from_dict(uk_person_template())
+SCHEMA = Schema.from_dict(uk_person_unhardened())
 
 
 @pytest.mark.parametrize(

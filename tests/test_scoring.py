@@ -13,14 +13,14 @@ from linkage.errors import InputError
 from linkage.kernels.segments import segment_dice, segment_dice_numpy
 from linkage.partner.pipeline import encode
 from linkage.schema import Schema
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_unhardened
 from linkage.secret import Secret
 from linkage.segments import with_segments
 from linkage.tlu.coherent import coherent_clusters
 from linkage.tlu.linker import match
 from linkage.tlu.scoring.em import fit_em, level_frequencies
 from linkage.tlu.scoring.explain import waterfall, waterfall_text
-from linkage.tlu.scoring.levels import joint_levels, to_levels
+from linkage.tlu.scoring.levels import FIELD_EDGES, field_levels, joint_levels, to_levels
 from linkage.tlu.scoring.prior import possible_pairs, prior_from_session
 
 
@@ -72,6 +72,68 @@ def test_levels_and_joint_levels() -> None:
     a = np.array([0, 0, 3, -1, -1, 4], np.int8)
     b = np.array([0, 2, 4, 1, -1, 4], np.int8)
     assert joint_levels(a, b, 5).tolist() == [0, 1, 3, 2, -1, 4]
+
+
+def test_date_levels_band_by_tokens_shared() -> None:
+    """The date's levels follow the number of its five tokens two dates share: a day/month
+    swap (2 shared) is its own level, not lumped with random dates sharing one token."""
+    assert FIELD_EDGES["date_of_birth"] == (0.99, 0.62, 0.5, 0.38)
+    d = np.array([[0.55, 0.55], [0.44, 0.44], [0.7, 0.7], [-1.0, 1.0]], np.float32)
+    lv = field_levels(d, ["given_name", "date_of_birth"])
+    assert lv[:, 0].tolist() == [3, 3, 2, -1]  # generic edges
+    assert lv[:, 1].tolist() == [2, 3, 1, 0]  # swap band, one token, year typo, exact
+    with pytest.raises(ValueError, match="must number"):
+        field_levels(d, ["given_name", "date_of_birth"], field_edges={"date_of_birth": (0.5,)})
+
+
+def test_em_holds_fixed_m_rows() -> None:
+    """``fix_m`` keeps rows of m at their start (estimated in another session) while the
+    other rows and lambda are fitted."""
+    rng = np.random.default_rng(5)
+    m_true = np.array([[0.9, 0.1], [0.7, 0.3]])
+    u_true = np.array([[0.1, 0.9], [0.2, 0.8]])
+    is_match = rng.random(20_000) < 0.4
+    lv = np.empty((20_000, 2), np.int8)
+    for f in range(2):
+        lv[is_match, f] = rng.choice(2, is_match.sum(), p=m_true[f])
+        lv[~is_match, f] = rng.choice(2, (~is_match).sum(), p=u_true[f])
+    m0 = np.array([[0.9, 0.1], [0.5, 0.5]])
+    res = fit_em(lv, m0, u_true, 0.5, fix_u=True, fix_m=np.array([True, False]))
+    np.testing.assert_allclose(res.m[0], m0[0], atol=1e-9)
+    np.testing.assert_allclose(res.m[1], m_true[1], atol=0.04)
+    assert abs(res.lam - 0.4) < 0.03
+
+
+def test_conditional_u_and_term_frequencies() -> None:
+    """At exact location agreement the other comparisons use the u of such pairs (a
+    household shares its surname: less evidence); elsewhere an exact name's u is its
+    value's frequency (a rare name is more evidence than a common one)."""
+    from linkage.tlu.scoring.compare import Comparisons
+    from linkage.tlu.scoring.model import FieldModel
+    from linkage.tlu.scoring.prior import Prior
+
+    schema = Schema.from_dict(with_segments(uk_person_unhardened()))
+    m = np.array([[0.9, 0.04, 0.03, 0.02, 0.01]] * 2)
+    u = np.array([[0.01, 0.01, 0.01, 0.07, 0.9]] * 2)
+    u_home = u.copy()
+    u_home[0] = [0.5, 0.05, 0.05, 0.1, 0.3]  # surname among one household's pairs
+    model = FieldModel(
+        ["surname", "location"], (0.99, 0.8, 0.6, 0.4), m, u, Prior(1e-4, 1e-6, 1.0, 1.0),
+        Comparisons(schema.segments), u_given={"location": u_home},
+        tf={"surname": np.array([1e-4, 0.05, 0.0])},
+    )  # fmt: skip
+    lv = np.array([[0, 0], [0, 4], [0, 4], [3, -1]], np.int8)
+    bits = model.contributions(lv)
+    assert bits[0, 0] == pytest.approx(np.log2(0.9 / 0.5))  # household: conditional u
+    assert bits[1, 0] == pytest.approx(np.log2(0.9 / 0.01))
+    assert bits[3].tolist() == pytest.approx([np.log2(0.02 / 0.07), 0.0])
+    tf = model.contributions(lv, left=np.array([0, 0, 1, 0]))
+    assert tf[0, 0] == bits[0, 0]  # no term frequencies inside a household
+    assert tf[1, 0] == pytest.approx(np.log2(0.9 / 1e-4))  # rare surname
+    assert tf[2, 0] == pytest.approx(np.log2(0.9 / 0.05))  # common surname
+    assert model.u_for(lv[0]) is u_home and model.u_for(lv[1]) is u
+    rows = waterfall(model, lv[0], True)
+    assert rows[1].u == 0.5
 
 
 def test_em_recovers_m_with_u_fixed() -> None:
@@ -166,7 +228,7 @@ def test_match_with_segments_links_swaps_and_missing_dates(secret: Secret) -> No
     """End to end: field-aware scoring is the default for segmented encodings; a record with
     given name and surname swapped and one without a date of birth still link, a
     household member (same surname and address, other given name and date) does not."""
-    schema = Schema.from_dict(with_segments(uk_person_template()))
+    schema = Schema.from_dict(with_segments(uk_person_unhardened()))
     a = _people(400, 1)
     b = {k: list(v) for k, v in a.items()}
     b["record_id"] = [f"b{i}" for i in range(400)]
@@ -179,6 +241,12 @@ def test_match_with_segments_links_swaps_and_missing_dates(secret: Secret) -> No
         b[k].append(a[k][2])
     b["record_id"].append("household")
     b["nhs_number"].append(None)
+    # a son named after his father a[3]: same full name, sex and address, another date
+    for k in ("given_name", "surname", "sex", "postcode", "address"):
+        b[k].append(a[k][3])
+    b["date_of_birth"].append("2012-12-12")
+    b["record_id"].append("junior")
+    b["nhs_number"].append(None)
     enc_a = encode(pa.table(a), schema, secret, party="a")
     enc_b = encode(pa.table(b), schema, secret, party="b")
     res = match([enc_a, enc_b], seed=1)
@@ -188,6 +256,10 @@ def test_match_with_segments_links_swaps_and_missing_dates(secret: Secret) -> No
     assert ent[("a", "r0")] == ent[("b", "b0")]  # swapped names
     assert ent[("a", "r1")] == ent[("b", "b1")]  # missing date of birth
     assert ent[("b", "household")] != ent[("a", "r2")]
+    assert ent[("b", "junior")] != ent[("a", "r3")]
+    # the date's m comes from pairs blocked on the full name, without the comparisons that
+    # people of one name and one household share (location, sex)
+    assert res.field_scores.model.sessions[1]["left_out"] == ["location", "sex"]
     linked = sum(ent[("a", f"r{i}")] == ent[("b", f"b{i}")] for i in range(400))
     assert linked >= 395
     fs = res.field_scores
@@ -197,7 +269,7 @@ def test_match_with_segments_links_swaps_and_missing_dates(secret: Secret) -> No
     )
     assert "match probability" in waterfall_text(rows)
     # the record-level layout keeps the Dice flow; scoring='fields' on it is one clear error
-    plain = Schema.from_dict(uk_person_template())
+    plain = Schema.from_dict(uk_person_unhardened())
     pa_, pb_ = (encode(pa.table(t), plain, secret, party=p) for t, p in ((a, "a"), (b, "b")))
     assert match([pa_, pb_], seed=1).field_scores is None
     from linkage.errors import InputError
@@ -216,7 +288,7 @@ def test_segmented_encodings_on_dask_are_one_clear_error(secret: Secret) -> None
             encs, names = super().load(inputs)
             return [type(e)(e.table.drop_columns(["clk"]), e.meta) for e in encs], names
 
-    schema = Schema.from_dict(with_segments(uk_person_template()))
+    schema = Schema.from_dict(with_segments(uk_person_unhardened()))
     rows = _people(20, 3)
     encs = [encode(pa.table(rows), schema, secret, party=p) for p in ("a", "b")]
     with pytest.raises(InputError, match="--scoring dice"):

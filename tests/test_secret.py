@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from linkage.cli import main
 from linkage.errors import LinkageError, SecretError
 from linkage.schema import Schema
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_unhardened
 from linkage.secret import (
     ENV_VAR,
     TEXT_PREFIX,
@@ -30,7 +30,7 @@ from linkage.secret import (
 KEY = hashlib.sha256(b"test_secret key").digest()
 TEXT = secret_text(KEY)
 BODY = TEXT[len(TEXT_PREFIX) :]
-FP = Schema.from_dict(uk_person_template()).fingerprint
+FP = Schema.from_dict(uk_person_unhardened()).fingerprint
 KC = Secret(KEY).key_check(FP)
 
 
@@ -287,7 +287,7 @@ def test_key_check() -> None:
     assert a == Secret(KEY).key_check(FP)
     assert len(a) == 32 and int(a, 16) >= 0
     assert a != Secret(KEY[:-1] + bytes([KEY[-1] ^ 1])).key_check(FP)  # different secret
-    doc = uk_person_template()
+    doc = uk_person_unhardened()
     doc["filter"]["length"] = 2048
     assert a != Secret(KEY).key_check(Schema.from_dict(doc).fingerprint)  # different schema
     assert not _leaks(a)
@@ -363,7 +363,7 @@ def test_cli_encode_warns_about_a_world_readable_secret_file(tmp_path: Path) -> 
     import json
 
     (tmp_path / "in.csv").write_text("record_id,surname\nr1,Smith\nr2,Jones\n")
-    (tmp_path / "schema.json").write_text(json.dumps(uk_person_template()))
+    (tmp_path / "schema.json").write_text(json.dumps(uk_person_unhardened()))
     key = tmp_path / "secret.key"
     key.write_text(TEXT + "\n")
     key.chmod(0o644)

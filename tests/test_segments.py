@@ -8,7 +8,7 @@ import pytest
 from linkage.errors import InputError, SchemaError
 from linkage.partner.pipeline import encode
 from linkage.schema import Schema
-from linkage.schema_template import uk_person_template
+from linkage.schema_template import uk_person_unhardened
 from linkage.secret import Secret
 from linkage.segments import segments_from_meta, with_segments
 
@@ -25,11 +25,11 @@ ROWS = {
 
 
 def _segmented() -> Schema:
-    return Schema.from_dict(with_segments(uk_person_template()))
+    return Schema.from_dict(with_segments(uk_person_unhardened()))
 
 
 def test_fingerprint_changes_only_with_segments() -> None:
-    plain = Schema.from_dict(uk_person_template())
+    plain = Schema.from_dict(uk_person_unhardened())
     seg = _segmented()
     assert "layout" not in plain.canonical()["filter"]
     assert seg.fingerprint != plain.fingerprint
@@ -49,14 +49,14 @@ def test_fingerprint_changes_only_with_segments() -> None:
     ],
 )
 def test_bad_layouts_name_the_path(change, path) -> None:  # type: ignore[no-untyped-def]
-    doc = with_segments(uk_person_template())
+    doc = with_segments(uk_person_unhardened())
     change(doc)
     with pytest.raises(SchemaError, match=path.replace("[", r"\[").replace("$", r"\$")):
         Schema.from_dict(doc)
 
 
 def test_segment_keys_refused_without_the_layout() -> None:
-    doc = uk_person_template()
+    doc = uk_person_unhardened()
     doc["fields"][0]["segment_bits"] = 192
     with pytest.raises(SchemaError, match=r"\$\.fields\[0\]\.segment_bits"):
         Schema.from_dict(doc)

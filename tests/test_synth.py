@@ -391,10 +391,10 @@ def test_encode_arguments_encode_every_party(tmp_path: Path) -> None:
     every record with the template, with the dob format given, not detected."""
     from linkage.partner.pipeline import encode
     from linkage.schema import Schema
-    from linkage.schema_template import uk_person_template
+    from linkage.schema_template import uk_person_unhardened
     from linkage.secret import Secret
 
-    schema = Schema.from_dict(uk_person_template())
+    schema = Schema.from_dict(uk_person_unhardened())
     assert set(TEMPLATE_FIELDS) == {f.name for f in schema.fields}
     synth(tmp_path / "pop", 60, 5, corruption="none", seed=2)
     manifest = json.loads((tmp_path / "pop" / "manifest.json").read_text(encoding="utf-8"))

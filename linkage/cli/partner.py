@@ -128,10 +128,6 @@ def encode(
 
     _check_report(report_path, [input_file], force)
     s = Schema.load(schema_file)
-    if not s.hardening:
-        from linkage.schema_template import UNHARDENED_WARNING
-
-        _warn(UNHARDENED_WARNING)
     secret = Secret.resolve(secret_file, warn=_warn)
     _say_if_compiling(quiet, "encode", "text")
     bar = _Bar(_show_progress(quiet), f"encoding {Path(input_file).name}")
@@ -162,6 +158,10 @@ def encode(
         for line in encode_summary_lines(summary, s.output_length):
             click.echo(line, err=True)
         click.echo(f"wrote {output}", err=True)
+    if not s.hardening:  # after the work: an error stays the only line of a failed run
+        from linkage.schema_template import UNHARDENED_WARNING
+
+        _warn(UNHARDENED_WARNING)
 
     def encode_report(path: str) -> None:
         from linkage.encoded import read_encoded

@@ -31,16 +31,19 @@ from linkage.cli.common import (
     "--pairs",
     "pairs_out",
     type=click.Path(dir_okay=False),
-    help="Also write matched pairs with their scores (.parquet). Scores are sensitive (they "
-    "help re-identify people): write them only when you must, and protect the file.",
+    help="Also write matched pairs with their scores (.parquet); off unless asked for. "
+    "Scores are sensitive (released scores let an attacker fingerprint people: Culnane, "
+    "Rubinstein & Teague 2017): write them only to tune or evaluate on test data, protect the "
+    "file and never pass it on. Reports never show raw scores, only binned, "
+    "disclosure-controlled counts.",
 )
 @click.option("--force", is_flag=True, help="Replace existing output files.")
 @click.option(
     "--threshold",
-    default=0.7,
-    show_default=True,
     type=click.FloatRange(0, 1),
-    help="Minimum Dice similarity of a linked pair (0.7 suits the uk-person template). To "
+    help="Minimum Dice similarity of a linked pair [default: the threshold the schema "
+    "recommends (match.threshold, carried in the encoded files; hardening raises Dice), else "
+    "0.7]. To "
     "tune it, match synthetic data (`linkage synth`) at a low threshold, e.g. 0.5, with "
     "--pairs, then run `linkage evaluate --pairs --sweep 0.5:0.95:0.01`: a sweep cannot look "
     "below the threshold the pairs were matched at.",
@@ -113,7 +116,7 @@ def match_cmd(
     output: str,
     pairs_out: str | None,
     force: bool,
-    threshold: float,
+    threshold: float | None,
     blocking: str,
     dedupe: bool,
     dedupe_threshold: float | None,
