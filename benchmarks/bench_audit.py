@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import linkage  # noqa: E402
-from linkage.schema_template import uk_person_template  # noqa: E402
+from linkage.schema_template import uk_person_template, uk_person_unhardened  # noqa: E402
 
 PUBLISHED = {
     "graph_clk_100": "99.8% (Schäfer et al. 2024, NCVR 100k)",
@@ -37,7 +37,7 @@ PUBLISHED = {
 def clk_like() -> dict:
     """clkhash-style record-level CLK: 1024 bits, padded bigrams, 10 bits per token, no salt,
     no block keys (Schäfer et al.'s target)."""
-    doc = uk_person_template()
+    doc = uk_person_unhardened()
     doc["block_keys"] = []
     doc.pop("min_evidence", None)
     for f in doc["fields"]:
@@ -47,7 +47,7 @@ def clk_like() -> dict:
 
 
 def salted() -> dict:
-    doc = uk_person_template()
+    doc = uk_person_unhardened()
     for f in doc["fields"]:
         if f["name"] in ("given_name", "surname"):
             f["salt"] = {"field": "date_of_birth", "transform": "year"}
@@ -55,7 +55,7 @@ def salted() -> dict:
 
 
 def field_level() -> dict:
-    doc = uk_person_template()
+    doc = uk_person_unhardened()
     doc["fields"] = [copy.deepcopy(f) for f in doc["fields"] if f["name"] == "surname"]
     doc["fields"][0]["bits_per_token"] = 20
     doc["block_keys"] = []

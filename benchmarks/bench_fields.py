@@ -40,11 +40,11 @@ def _encode(sdir: Path, layout: str) -> list[Any]:
     from linkage.lab.synthetic import encode_arguments
     from linkage.partner.pipeline import encode
     from linkage.schema import Schema
-    from linkage.schema_template import uk_person_template
+    from linkage.schema_template import uk_person_unhardened
     from linkage.secret import Secret
     from linkage.segments import with_segments
 
-    doc = uk_person_template()
+    doc = uk_person_unhardened()  # the scoring comparison runs unhardened (issue 12)
     schema = Schema.from_dict(with_segments(doc) if layout == "segments" else doc)
     secret = Secret(hashlib.sha256(b"bench_fields, not a real secret").digest())
     man = json.loads((sdir / "manifest.json").read_text(encoding="utf-8"))
