@@ -22,14 +22,45 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from linkage.encoded import EncodedTable
-from linkage.tlu.blocking import DEFAULT_MAX_BLOCK, Candidates
+from linkage.errors import InputError
+from linkage.tlu.blocking import DEFAULT_MAX_BLOCK, DEFAULT_MAX_CANDIDATES, Candidates
 from linkage.tlu.engines import CandidateOptions, Engine, InProcessEngine, Warn
 from linkage.tlu.linkage_map import ids as idrules
 from linkage.tlu.linkage_map.records import block_keys, digests, key_rows, record_rows
 from linkage.tlu.linkage_map.store import MAP_FORMAT_VERSION, MapStore, new_map
 from linkage.tlu.linker import DEFAULT_THRESHOLD, match
+from linkage.tlu.scoring.rescore import field_layout
 
 Progress = Callable[[int, int], None]
+
+NO_FIELD_SCORING = (
+    "the linkage map does not support field-aware scoring yet{why}: encode with the "
+    "record-level layout, give --scoring dice to link by whole-filter Dice in the map, or use "
+    "`linkage match`"
+)
+
+
+def cap_error(records: int, k: int, largest: int | None = None) -> InputError:
+    """The error when a per-record candidate cap bites (the map cannot keep it exact)."""
+    most = f" (the most: {largest})" if largest is not None else ""
+    return InputError(
+        f"{records} record(s) have more than {k} candidate pairs at or above the "
+        f"threshold{most}: a link keeps only each record's {k} best (--max-candidates), and the "
+        "linkage map cannot keep such a cap exact from one update to the next. Nothing was "
+        "written. Create the map with a higher --max-candidates (or max_candidates=None), or "
+        "a higher --threshold"
+    )
+
+
+def refuse_field_scoring(scoring: str, encs: Sequence[EncodedTable], names: list[str]) -> None:
+    """InputError unless the inputs are linked by whole-filter Dice: the map re-solves
+    components with the Dice solver only (field-aware scoring refits a model on all records
+    and clusters coherently, which an update cannot reproduce incrementally yet)."""
+    if scoring == "dice":
+        return
+    if field_layout(encs, names) is not None:
+        seg = next(iter(names), "the input")
+        raise InputError(NO_FIELD_SCORING.format(why=f" ({seg} has the segmented filter layout)"))
 
 
 class _Keeping:
@@ -41,9 +72,11 @@ class _Keeping:
         self.encs: list[EncodedTable] = []
         self.names: list[str] = []
         self.cand: Candidates | None = None
+        self.check: Callable[[list[EncodedTable], list[str]], None] = lambda e, n: None
 
     def load(self, inputs: Any) -> tuple[list[EncodedTable], list[str]]:
         self.encs, self.names = self.inner.load(inputs)
+        self.check(self.encs, self.names)
         return self.encs, self.names
 
     def candidates(
@@ -107,6 +140,8 @@ def map_create(
     threads: int | None = None,
     seed: int | None = None,
     max_block: int = DEFAULT_MAX_BLOCK,
+    max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
+    scoring: str = "auto",
     force: bool = False,
     warn: Callable[[str], None] | None = None,
     progress: Progress | None = None,
@@ -116,13 +151,26 @@ def map_create(
     new map at ``map_path`` (written beside it, renamed into place at the end).
 
     Options are match's (stored in the map: every update re-uses them). ``seed`` also makes
-    entity ids reproducible. Returns the map's :func:`map_info`-style summary. Raises
-    :class:`~linkage.errors.InputError` / :class:`~linkage.errors.CompatibilityError` as
-    ``match`` does, and InputError if ``map_path`` exists (unless ``force``).
+    entity ids reproducible. ``max_candidates``: match's per-record cap on candidate pairs;
+    the map holds only links the cap does not change, so a cap that bites is refused here
+    (and in any later update that would make it bite). ``scoring``: the map links by
+    whole-filter Dice only: ``dice``, or ``auto`` on record-level encodings; segmented
+    encodings under ``auto`` and ``fields`` are refused (field-aware scoring is not
+    supported by the map yet; docs/linkage-map.md). Returns the map's :func:`map_info`-style
+    summary. Raises :class:`~linkage.errors.InputError` /
+    :class:`~linkage.errors.CompatibilityError` as ``match`` does, InputError for the
+    refusals above, and InputError if ``map_path`` exists (unless ``force``).
     """
+    if scoring not in ("auto", "fields", "dice"):
+        raise InputError(f"unknown scoring {scoring!r} (choose auto, fields or dice)")
+    if scoring == "fields":
+        raise InputError(NO_FIELD_SCORING.format(why=""))
+    if max_candidates is not None and max_candidates < 1:
+        raise InputError(f"--max-candidates must be >= 1, got {max_candidates}")
     say = progress or (lambda n, t: None)
     t_start = time.perf_counter()
     keeper = _Keeping(engine or InProcessEngine())
+    keeper.check = lambda encs, names: refuse_field_scoring(scoring, encs, names)
     result = match(
         inputs,
         threshold=threshold,
@@ -133,12 +181,16 @@ def map_create(
         threads=threads,
         seed=seed,
         max_block=max_block,
+        max_candidates=max_candidates,
+        scoring="dice",
         warn=warn,
         engine=keeper,
     )
     say(1, 4)
     encs, names, cand = keeper.encs, keeper.names, keeper.cand
     assert cand is not None
+    if cand.detail.get("capped_records") and max_candidates is not None:
+        raise cap_error(int(str(cand.detail["capped_records"])), max_candidates)
     # entity labels of the concatenated records, in input order
     labels = pc.dictionary_encode(result.links.column("entity_id")).combine_chunks().indices
     labels = labels.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -149,6 +201,8 @@ def map_create(
     n_ent = len(first)
     eids = idrules.new_ids(n_ent, lambda a: np.zeros(len(a), bool), seed, 1)
     meta = _map_meta(encs[0], result.stats, cand, dedupe, solver, blocking, max_block, seed)
+    meta["max_candidates"] = "" if max_candidates is None else str(max_candidates)
+    meta["scoring"] = "dice"
     paths = [None if isinstance(i, EncodedTable) else i for i in inputs]
     sources = [file_source(p, e, n) for p, e, n in zip(paths, encs, names, strict=True)]
     say(2, 4)
@@ -273,4 +327,11 @@ def store_options(store: MapStore) -> dict[str, Any]:
         "blocking": m["blocking"],
         "max_block": int(m["max_block"]),
         "seed": int(m["seed"]) if m["seed"] else None,
+        # maps made before the cap was stored were made with match's default cap
+        "max_candidates": (
+            int(m["max_candidates"])
+            if m.get("max_candidates")
+            else (None if "max_candidates" in m else DEFAULT_MAX_CANDIDATES)
+        ),
+        "scoring": m.get("scoring"),  # "dice"; None: a map made before scoring was stored
     }

@@ -32,12 +32,19 @@ from linkage.kernels.cluster import connected_components
 from linkage.tlu.blocking import choose_strategy
 from linkage.tlu.engines import load_tables
 from linkage.tlu.linkage_map import ids as idrules
-from linkage.tlu.linkage_map.build import file_source, store_options, version_row
+from linkage.tlu.linkage_map.build import (
+    NO_FIELD_SCORING,
+    cap_error,
+    file_source,
+    store_options,
+    version_row,
+)
 from linkage.tlu.linkage_map.candidates import NewSet, Rules, new_pairs
 from linkage.tlu.linkage_map.diff import Deletions, PartyDiff, party_diff, read_deletions
 from linkage.tlu.linkage_map.records import KeyArrays, block_keys, key_rows, record_rows
 from linkage.tlu.linkage_map.store import MapStore, open_map
 from linkage.tlu.linker import _PROPERTY_WORDS, check_compatible, numba_threads
+from linkage.tlu.scoring.rescore import field_layout
 from linkage.tlu.solver import MAX_PARTIES, solve
 
 
@@ -62,6 +69,29 @@ def _check_against_map(store: MapStore, encs: Sequence[EncodedTable], names: lis
         if enc.has_block_keys != (m["has_block_keys"] == "true"):
             have = "has" if enc.has_block_keys else "lacks"
             raise CompatibilityError(f"{name} {have} block keys, unlike the map's records")
+    if encs and m.get("scoring") != "dice" and field_layout(encs, names) is not None:
+        # a map made before the scoring was stored linked segmented files field-aware at
+        # create, which its updates (Dice, solver) cannot continue
+        raise InputError(
+            NO_FIELD_SCORING.format(
+                why=f" ({names[0]} has the segmented filter layout and {store.path.name} was "
+                "made without --scoring dice; recreate it with --scoring dice)"
+            )
+        )
+
+
+def _check_cap(ga: np.ndarray, gb: np.ndarray, node_pix: np.ndarray, k: int | None) -> None:
+    """InputError when a record current after the update would have more than ``k`` pairs:
+    a relink would cap them (keep each record's k best), which the stored pair graph cannot
+    reproduce (pairs a cap dropped are not kept). Below the cap, capped == uncapped."""
+    if k is None or len(ga) == 0:
+        return
+    live = (node_pix[ga] >= 0) & (node_pix[gb] >= 0)
+    n = len(node_pix)
+    deg = np.bincount(ga[live], minlength=n) + np.bincount(gb[live], minlength=n)
+    over = int((deg > k).sum())
+    if over:
+        raise cap_error(over, k, int(deg.max()))
 
 
 def map_update(
@@ -212,6 +242,7 @@ def _update(
     oa, ob = old.column("a").to_numpy(), old.column("b").to_numpy()
     osc = old.column("score").to_numpy()
     ga, gb = np.concatenate([oa, na]), np.concatenate([ob, nb])
+    _check_cap(ga, gb, node_pix, opts["max_candidates"])
     comp = connected_components(ga, gb, np.ones(len(ga), np.bool_), n_nodes)
     hit = np.zeros(int(comp.max(initial=-1)) + 1, np.bool_)
     hit[comp[new.rix]] = True
