@@ -91,11 +91,13 @@ def fit_em(
     lam0: float,
     *,
     fix_u: bool = False,
+    fix_m: np.ndarray | None = None,
     max_iter: int = 200,
     tol: float = 1e-7,
 ) -> EMResult:
     """Fit m, u (unless ``fix_u``) and lambda to (m, F) int8 ``levels`` (-1 missing) from the
-    starting values ``m0``, ``u0`` ((F, L)) and ``lam0`` in (0, 1).
+    starting values ``m0``, ``u0`` ((F, L)) and ``lam0`` in (0, 1). ``fix_m``: bool[F], rows
+    of m held at ``m0`` (estimated elsewhere; they still inform the posteriors).
 
     Stops when no parameter moves by more than ``tol`` or after ``max_iter`` iterations."""
     pat, cnt, _ = patterns(levels)
@@ -109,6 +111,8 @@ def fit_em(
         post = 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
         lam_new = float(np.clip((w * post).sum() / w.sum(), 1e-9, 1 - 1e-9))
         m_new = level_frequencies(pat, n_levels, w * post)
+        if fix_m is not None:
+            m_new[fix_m] = m[fix_m]
         u_new = u if fix_u else level_frequencies(pat, n_levels, w * (1.0 - post))
         delta = max(abs(lam_new - lam), np.abs(m_new - m).max(), np.abs(u_new - u).max())
         m, u, lam = m_new, u_new, lam_new

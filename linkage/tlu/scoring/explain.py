@@ -55,7 +55,8 @@ def waterfall(model: FieldModel, levels: np.ndarray, cross: bool) -> list[Waterf
         )
     ]
     total = prior
-    w = model.weights()
+    u = model.u_for(np.asarray(levels))
+    w = np.log2(model.m) - np.log2(u)
     for c, name in enumerate(model.names):
         lv = int(levels[c])
         if lv < 0:
@@ -67,9 +68,9 @@ def waterfall(model: FieldModel, levels: np.ndarray, cross: bool) -> list[Waterf
             WaterfallRow(
                 name,
                 lv,
-                level_label(model.edges, lv, name),
+                level_label(model.edges_of(name), lv, name),
                 float(model.m[c, lv]),
-                float(model.u[c, lv]),
+                float(u[c, lv]),
                 bits,
                 total,
             )

@@ -12,10 +12,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["DEFAULT_EDGES", "MISSING", "to_levels"]
+__all__ = ["DEFAULT_EDGES", "FIELD_EDGES", "MISSING", "field_levels", "to_levels"]
 
 DEFAULT_EDGES: tuple[float, ...] = (0.99, 0.8, 0.6, 0.4)
 """Lower Dice bounds of levels 0 .. len-1; below the last edge is the disagreement level."""
+
+FIELD_EDGES: dict[str, tuple[float, ...]] = {"date_of_birth": (0.99, 0.62, 0.5, 0.38)}
+"""Edges of fields whose tokens are few and whole: the uk-person date has five tokens (day,
+month, year, unordered day/month, full date), so its segment Dice falls into bands by the
+number of tokens shared: exact; 3-4 (a year typo: day, month and day/month agree); 2 (a
+day/month swap: year and day/month; a day typo: year and month); 1; none. The bands were read
+off the Dice of random pairs (modes near 0.28 for none, 0.44 for one, 0.55 for two, 0.68 for
+three tokens). With the generic edges a swap fell in one level with random pairs sharing one
+token (u 8%); here it is its own level (u well under 1%)."""
 
 MISSING = -1
 
@@ -32,6 +41,24 @@ def to_levels(dice: np.ndarray, edges: Sequence[float] = DEFAULT_EDGES) -> np.nd
     lv = (d[..., None] < e).sum(-1).astype(np.int8)
     lv[d < 0] = MISSING
     return lv
+
+
+def field_levels(
+    dice: np.ndarray,
+    fields: Sequence[str],
+    edges: Sequence[float] = DEFAULT_EDGES,
+    field_edges: dict[str, tuple[float, ...]] | None = None,
+) -> np.ndarray:
+    """:func:`to_levels` per column: field ``fields[i]`` cut at ``field_edges[field]`` when
+    given there (same number of edges), else at ``edges``."""
+    fe = FIELD_EDGES if field_edges is None else field_edges
+    out = to_levels(dice, edges)
+    for i, f in enumerate(fields):
+        if f in fe:
+            if len(fe[f]) != len(edges):
+                raise ValueError(f"edges of {f!r} must number {len(edges)}")
+            out[:, i] = to_levels(dice[:, i : i + 1], fe[f])[:, 0]
+    return out
 
 
 DEFAULT_JOINT: dict[str, tuple[str, str]] = {"location": ("postcode", "address")}

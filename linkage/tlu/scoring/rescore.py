@@ -24,7 +24,7 @@ from linkage.tlu.solver import SolveResult
 
 __all__ = ["CANDIDATE_THRESHOLD", "FieldScores", "field_layout", "score_pairs", "solve_fields"]
 
-CANDIDATE_THRESHOLD = 0.55
+CANDIDATE_THRESHOLD = 0.5
 """Whole-filter Dice for candidates under field-aware scoring: low, for recall; the field
 model decides."""
 
@@ -62,7 +62,7 @@ def score_pairs(
     """Fit the model on all records (no labels) and score the pairs ``left``-``right``."""
     model = fit_model(filters, party, comparisons, seed=seed, parallel=parallel, rank=rank)
     levels = model.levels(filters, left, right, parallel=parallel)
-    weight = model.match_weight(levels, party[left] != party[right])
+    weight = model.match_weight(levels, party[left] != party[right], left)
     return FieldScores(probability(weight), weight, levels, model)
 
 

@@ -16,7 +16,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["exact_groups", "random_pairs", "segment_keys", "within_group_pairs"]
+__all__ = [
+    "exact_groups",
+    "random_pairs",
+    "segment_keys",
+    "value_frequencies",
+    "within_group_pairs",
+]
 
 _MULT = np.array(
     [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93],
@@ -80,3 +86,16 @@ def random_pairs(n: int, n_pairs: int, rng: np.random.Generator) -> tuple[np.nda
     b = rng.integers(0, n - 1, n_pairs)
     b = b + (b >= a)
     return a, b
+
+
+def value_frequencies(keys: np.ndarray) -> np.ndarray:
+    """float64[n]: the share of records with a non-zero key that have each record's key (0
+    where the key is 0, a missing value)."""
+    keys = np.asarray(keys, np.uint64)
+    out = np.zeros(len(keys), np.float64)
+    ok = keys != 0
+    present = int(ok.sum())
+    if present:
+        _, inv, cnt = np.unique(keys[ok], return_inverse=True, return_counts=True)
+        out[ok] = cnt[inv.reshape(-1)] / present
+    return out
