@@ -184,6 +184,48 @@ def test_coherent_clusters_do_not_chain_through_one_weak_edge() -> None:
     assert lab.tolist() == [0, 0, 1]
 
 
+def _partition(roots: np.ndarray) -> set[frozenset[int]]:
+    groups: dict[int, set[int]] = {}
+    for i, r in enumerate(roots.tolist()):
+        groups.setdefault(r, set()).add(i)
+    return {frozenset(g) for g in groups.values()}
+
+
+@st.composite
+def coherent_cases(draw):  # type: ignore[no-untyped-def]
+    n = draw(st.integers(0, 13))
+    m = draw(st.integers(0, 40)) if n else 0
+    kind = draw(st.sampled_from(["random", "zero", "one"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    left, right = rng.integers(0, max(n, 1), m), rng.integers(0, max(n, 1), m)
+    prob = {"zero": np.zeros(m), "one": np.ones(m), "random": rng.integers(0, 9, m) / 8}[kind]
+    party = rng.integers(0, draw(st.integers(1, 4)), n)
+    return n, np.minimum(left, right), np.maximum(left, right), prob, rng.permutation(m), party
+
+
+@settings(max_examples=200, deadline=None)
+@given(coherent_cases(), st.booleans(), st.sampled_from([0.5, 0.3, 1.0]))
+def test_coherent_kernel_matches_reference(case, one_to_one, threshold) -> None:  # type: ignore[no-untyped-def]
+    from linkage.kernels.coherent import coherent_roots, coherent_roots_reference
+
+    n, lo, hi, prob, order, party = case
+    got = coherent_roots(n, lo, hi, prob, order, party, threshold, one_to_one)
+    want = coherent_roots_reference(n, lo, hi, prob, order, party, threshold, one_to_one)
+    assert got.shape == (n,)
+    assert _partition(got) == _partition(want)
+
+
+def test_coherent_kernel_refuses_bad_input() -> None:
+    from linkage.kernels.coherent import coherent_roots
+
+    with pytest.raises(ValueError, match="out of range"):
+        coherent_roots(2, np.array([0]), np.array([2]), np.array([1.0]), np.array([0]),
+                       np.zeros(2, np.int64), 0.5, False)  # fmt: skip
+    with pytest.raises(ValueError, match="equal length"):
+        coherent_roots(2, np.array([0]), np.array([1]), np.array([1.0, 1.0]), np.array([0]),
+                       np.zeros(2, np.int64), 0.5, False)  # fmt: skip
+
+
 def test_coherent_clusters_do_not_depend_on_row_order() -> None:
     rng = np.random.default_rng(0)
     n = 60

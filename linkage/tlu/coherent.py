@@ -9,13 +9,16 @@ must be likely to match most of an entity's records, not one of them.
 
 Records of one party may share an entity (duplicates within a party are linked when the
 evidence supports it). With ``one_to_one`` (two parties' classic one-to-one linkage, and its
-many-party form), two clusters holding a common party never merge.
+many-party form), two clusters holding a common party never merge. The merging runs in a
+numba kernel (:func:`linkage.kernels.coherent.coherent_roots`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+
+from linkage.kernels.coherent import coherent_roots
 
 __all__ = ["coherent_clusters"]
 
@@ -47,48 +50,7 @@ def coherent_clusters(
     pr = np.asarray(prob, np.float64)
     rl, rh = rk[lo], rk[hi]
     order = np.lexsort((np.maximum(rl, rh), np.minimum(rl, rh), -np.asarray(weight, np.float64)))
-    # pair sums between clusters: cluster -> {other cluster: sum of prob}
-    links: dict[int, dict[int, float]] = {}
-    for e in range(len(lo)):
-        a, b = int(lo[e]), int(hi[e])
-        links.setdefault(a, {})[b] = links.get(a, {}).get(b, 0.0) + pr[e]
-        links.setdefault(b, {})[a] = links.get(b, {}).get(a, 0.0) + pr[e]
-    root = np.arange(n, dtype=np.int64)
-    size = np.ones(n, np.int64)
-    parties = [1 << int(p) for p in party] if one_to_one else None
-
-    def find(x: int) -> int:
-        while root[x] != x:
-            root[x] = root[root[x]]
-            x = int(root[x])
-        return x
-
-    for e in order:
-        if pr[e] < threshold:
-            continue
-        a, b = find(int(lo[e])), find(int(hi[e]))
-        if a == b:
-            continue
-        if parties is not None and parties[a] & parties[b]:
-            continue
-        total = links.get(a, {}).get(b, 0.0)
-        if total < threshold * size[a] * size[b]:
-            continue
-        if size[a] < size[b]:
-            a, b = b, a
-        root[b] = a
-        size[a] += size[b]
-        if parties is not None:
-            parties[a] |= parties[b]
-        la, lb = links.setdefault(a, {}), links.pop(b, {})
-        la.pop(b, None)
-        for c, s in lb.items():
-            if c == a:
-                continue
-            la[c] = la.get(c, 0.0) + s
-            lc = links[c]
-            lc[a] = lc.get(a, 0.0) + lc.pop(b)
-    roots = np.array([find(i) for i in range(n)], np.int64)
+    roots = coherent_roots(n, lo, hi, pr, order, np.asarray(party, np.int64), threshold, one_to_one)
     # number entities by their smallest record rank
     best = np.full(n, np.iinfo(np.int64).max, np.int64)
     np.minimum.at(best, roots, rk)
