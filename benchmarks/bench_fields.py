@@ -1,14 +1,17 @@
 """Field-aware scoring (issue 13) against linkage's Dice defaults, on ``linkage synth`` data.
 
 For each case (people, parties, corruption, seed): synth, encode each party twice with one
-secret (uk-person template; and the same template with the segmented layout,
-``linkage.segments.with_segments``), then ``linkage.match`` with defaults on each (segmented:
+secret (the unhardened uk-person template, ``uk_person_unhardened``; and the same template
+with the segmented layout, ``linkage.segments.with_segments``; hardening per segment is not
+there yet), then ``linkage.match`` with defaults on each (segmented:
 field-aware scoring + coherent clusters; record layout: Dice 0.7 one-to-one), and the record
 layout with ``dedupe=True``. Cross-party pairwise precision / recall / F1 of the clusters
 against truth.csv (``bench_quality.cluster_prf``). No label is used by any method.
 
-Run: ``.venv/bin/python benchmarks/bench_fields.py [--quick] [--region]``; ``--quick``: the
-20k medium case only; ``--region``: adds 1.6M people, 2 parties (minutes).
+Run: ``.venv/bin/python benchmarks/bench_fields.py [--quick] [--region] [--seed S]``;
+``--quick``: the 20k medium case only; ``--region``: adds 1.6M people, 2 parties (minutes);
+``--region-only``: that case alone, field-aware only; ``--seed``: the synth seed (reported
+figures use seed 1; choose model changes on another seed).
 """
 
 from __future__ import annotations
@@ -53,30 +56,37 @@ def _encode(sdir: Path, layout: str) -> list[Any]:
     ]
 
 
-def run_case(work: Path, people: int, parties: int, corruption: str, seed: int) -> list[dict]:
+def run_case(
+    work: Path, people: int, parties: int, corruption: str, seed: int, fields_only: bool = False
+) -> list[dict]:
     from linkage.tlu.linker import match
+    from linkage.tlu.result import peak_rss
 
     sdir = work / f"s{people}_{parties}_{corruption}_{seed}"
     run_synth(sdir, people, parties, corruption=corruption, seed=seed)
     truth = Truth(sdir / "truth.csv")
     rows = []
-    for layout, label, kw in (
+    methods = [
         ("segments", "fields (default, segmented layout)", {}),
         ("record", "dice (default, record layout)", {}),
         ("record", "dice --dedupe", {"dedupe": True}),
-    ):
+    ]
+    for layout, label, kw in methods[:1] if fields_only else methods:
         t0 = time.perf_counter()
         encs = _encode(sdir, layout)
         t1 = time.perf_counter()
         res = match(encs, seed=1, **kw)
         t2 = time.perf_counter()
+        del encs
         q = cluster_prf(truth, res.links)
         rows.append({"case": f"{people // 1000}k x {parties}, {corruption}, seed {seed}",
                      "method": label, "precision": q["precision"], "recall": q["recall"],
-                     "f1": q["f1"], "encode_s": t1 - t0, "match_s": t2 - t1})  # fmt: skip
+                     "f1": q["f1"], "encode_s": t1 - t0, "match_s": t2 - t1,
+                     "peak_rss_mb": peak_rss() / 2**20})  # fmt: skip
         r = rows[-1]
         print(f"{r['case']:<28} {label:<36} P {r['precision']:.4f} R {r['recall']:.4f} "
-              f"F1 {r['f1']:.4f}  encode {r['encode_s']:.1f}s match {r['match_s']:.1f}s",
+              f"F1 {r['f1']:.4f}  encode {r['encode_s']:.1f}s match {r['match_s']:.1f}s "
+              f"peak RSS {r['peak_rss_mb']:.0f} MB",
               flush=True)  # fmt: skip
     return rows
 
@@ -85,13 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--region", action="store_true")
+    ap.add_argument("--region-only", action="store_true")
+    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
-    cases = CASES[:1] if args.quick else list(CASES)
-    if args.region:
-        cases.append((1_600_000, 2, "medium", 1))
+    cases = [(p, k, c, args.seed) for p, k, c, _ in CASES]
+    cases = [] if args.region_only else cases[:1] if args.quick else cases
+    if args.region or args.region_only:
+        cases.append((1_600_000, 2, "medium", args.seed))
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
-            run_case(Path(tmp), *case)
+            run_case(Path(tmp), *case, fields_only=args.region_only or case[0] > 500_000)
     return 0
 
 
