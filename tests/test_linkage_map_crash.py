@@ -3,8 +3,8 @@ leaves the map at its previous version, readable and equal to what it was.
 
 The child process runs a real update; it is killed either at a named point of the update
 (:func:`linkage.tlu.linkage_map.update._checkpoint`, patched in the child only: after the
-diff, after the solve, inside the transaction after each group of writes, just before the
-commit) or after a random delay.
+diff, after the solve, after the new rows reach the filter file, inside the transaction after
+each group of writes, just before the commit, after it) or after a random delay.
 """
 
 from __future__ import annotations
@@ -18,11 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_linkage_map_data import make_population, subset
+from test_linkage_map_filters import check_filter_file
 
-from linkage.tlu.linkage_map import map_create, map_info, map_links
+from linkage.tlu.linkage_map import map_create, map_info, map_links, map_update
+from linkage.tlu.linkage_map.filters import filters_path
 
-# before the transaction, inside it (after the first and the last writes), at the commit
-POINTS = ["solved", "records-inserted", "memberships-written", "before-commit"]  # fmt: skip
+# before the transaction (after the filter file's new rows), inside it (after the first and
+# the last writes), at the commit
+POINTS = ["solved", "filters-written", "records-inserted", "memberships-written",
+          "before-commit"]  # fmt: skip
 
 CHILD = textwrap.dedent(
     """
@@ -70,7 +74,10 @@ def _run(map_path: Path, new: Path, point: str, delay: float | None = None) -> i
 
 
 def _copy(base: Path, to: Path) -> Path:
+    """The map and its filter file."""
     to.write_bytes(base.read_bytes())
+    filters_path(to).write_bytes(filters_path(base).read_bytes())
+    filters_path(to).chmod(0o600)
     return to
 
 
@@ -85,9 +92,28 @@ def test_kill_at_each_point_keeps_previous_version(
     assert rc == -signal.SIGKILL
     assert map_info(m)["current_version"] == 1
     assert map_links(m).equals(before)
-    if point == POINTS[-1]:  # and the map still takes the update afterwards
+    if point in ("filters-written", POINTS[-1]):  # the map still takes the update afterwards
         assert _run(m, new, "-") == 0
         assert map_info(m)["current_version"] == 2
+        check_filter_file(m)
+        done = _copy(base, d / f"clean-{point}.duckdb")
+        assert _run(done, new, "-") == 0
+        assert map_links(m).equals(map_links(done))
+
+
+def test_kill_after_commit_before_the_filter_header(setup: tuple[Path, Path, Path]) -> None:
+    """Killed between the DuckDB commit and the filter file's header: version 2, and the next
+    update rebuilds the filter file (its header still names version 1) and goes on."""
+    d, base, new = setup
+    m = _copy(base, d / "m-committed.duckdb")
+    assert _run(m, new, "committed") == -signal.SIGKILL
+    assert map_info(m)["current_version"] == 2
+    done = _copy(base, d / "clean-committed.duckdb")
+    assert _run(done, new, "-") == 0
+    assert map_links(m).equals(map_links(done))
+    s = map_update(m, [new], delta=True)  # nothing new: unchanged records
+    assert s["filters_rebuilt"] and s["version"] == 3
+    check_filter_file(m)
 
 
 def test_kill_at_random_times(setup: tuple[Path, Path, Path]) -> None:

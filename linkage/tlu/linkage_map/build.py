@@ -12,6 +12,7 @@ import datetime as _dt
 import getpass
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from linkage.errors import InputError
 from linkage.tlu.blocking import DEFAULT_MAX_BLOCK, DEFAULT_MAX_CANDIDATES, Candidates
 from linkage.tlu.engines import CandidateOptions, Engine, InProcessEngine, Warn
 from linkage.tlu.linkage_map import ids as idrules
+from linkage.tlu.linkage_map.filters import write_filter_file
 from linkage.tlu.linkage_map.records import block_keys, digests, key_rows, record_rows
 from linkage.tlu.linkage_map.store import MAP_FORMAT_VERSION, MapStore, new_map
 from linkage.tlu.linker import DEFAULT_THRESHOLD, match
@@ -47,8 +49,8 @@ def cap_error(records: int, k: int, largest: int | None = None) -> InputError:
         f"{records} record(s) have more than {k} candidate pairs at or above the "
         f"threshold{most}: a link keeps only each record's {k} best (--max-candidates), and the "
         "linkage map cannot keep such a cap exact from one update to the next. Nothing was "
-        "written. Create the map with a higher --max-candidates (or max_candidates=None), or "
-        "a higher --threshold"
+        "written. Create the map with a higher --max-candidates or --no-max-candidates "
+        "(max_candidates=None), or a higher --threshold"
     )
 
 
@@ -256,6 +258,9 @@ def map_create(
                 }
             ),
         )
+        map_id = os.urandom(16)
+        digest = write_filter_file(store.path, [e.filters for e in encs], map_id)
+        meta.update(map_id=map_id.hex(), filters_digest=digest.hex())
         store.set_meta(meta)
         store.insert(
             "versions",

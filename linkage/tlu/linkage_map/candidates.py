@@ -5,10 +5,10 @@ A full relink scores every pair that shares a block (``keys`` / ``lsh``) or ever
 (``none``); the pairs between two unchanged records are already stored, so an update only
 scores (a) new records against current ones and (b) new records among themselves.
 
-(a) with ``keys`` blocking: the current records that share a block key with a new one come
-from a DuckDB semi-join on ``record_keys``; a sort-merge join gives the distinct (new,
-current) pairs (a pair sharing several keys is scored once), scored by
-:func:`linkage.kernels.dice.dice_pairs`; only those current records' filters are read.
+(a) with ``keys`` blocking: the (new, current) pairs that share a block key come from one
+DuckDB join of the new keys with ``record_keys``; a sort of the pair codes keeps each pair
+once, and :func:`linkage.kernels.dice.dice_pairs` scores them against the stored filters by
+rix (the memory-mapped filter file, :mod:`.filters`: only the rows scored are read).
 With ``lsh``: :func:`linkage.tlu.blocking.score_blocks` over the
 band keys of all records, with a two-valued "side" array as its party array, so the kernel
 scores only new-vs-current pairs. With ``none``: the all-pairs kernel, new x current. The
@@ -30,7 +30,7 @@ from linkage.kernels.dice import allpairs_dice, dice_pairs
 from linkage.kernels.lsh import band_keys, choose_bands_rows, sample_positions
 from linkage.kernels.popcount import popcount_rows
 from linkage.tlu.blocking import exhaustive, score_blocks
-from linkage.tlu.linkage_map.records import KeyArrays, filters_from_blobs
+from linkage.tlu.linkage_map.records import KeyArrays
 from linkage.tlu.linkage_map.store import MapStore
 
 
@@ -84,42 +84,19 @@ def _band_key_arrays(filters: np.ndarray, pos: np.ndarray, parallel: bool) -> Ke
     return KeyArrays(bk.reshape(-1), np.repeat(np.arange(n, dtype=np.int64), bands))
 
 
-def _old_records(
-    store: MapStore, new: NewSet, retired: np.ndarray, strategy: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-    """Current records the new ones may pair with: (rix, pix, filters) and, with ``keys``
-    blocking, the distinct (new row, old row) pairs that share a block key."""
-    words = new.filters.shape[1]
-    ret = pa.table({"rix": pa.array(retired, pa.int64())})
-    with store.temp("_retired", ret):
-        if strategy == "keys":
-            assert new.keys is not None
-            nk = pa.table({"key": pa.array(_distinct(new.keys.keys))})
-            with store.temp("_newkeys", nk):
-                ck = store.arrow(
-                    "SELECT k.key, k.rix FROM record_keys k SEMI JOIN _newkeys n ON k.key = n.key "
-                    "ANTI JOIN _retired t ON k.rix = t.rix"
-                )
-            want = pa.table({"rix": pa.array(_distinct(ck.column("rix").to_numpy()))})
-            with store.temp("_want", want):
-                recs = store.arrow(
-                    "SELECT rix, pix, clk FROM records WHERE valid_to IS NULL "
-                    "AND rix IN (SELECT rix FROM _want)"
-                )
-        else:
-            recs = store.arrow(
-                "SELECT rix, pix, clk FROM records r WHERE valid_to IS NULL "
-                "AND rix NOT IN (SELECT rix FROM _retired)"
-            )
-            ck = None
-    # rows stay in fetch order (no sort in DuckDB, no second copy of the filters here)
-    rix = recs.column("rix").to_numpy()
-    pix = recs.column("pix").to_numpy().astype(np.int64)
-    filters = filters_from_blobs(recs.column("clk"), words)
-    pairs = None
-    if ck is not None:
-        pairs = _key_join(new.keys, ck.column("key").to_numpy(), ck.column("rix").to_numpy(), rix)
-    return rix, pix, filters, pairs
+def _key_pairs(store: MapStore, new: NewSet, node_pix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (new row, rix) pairs of a new record and a current one sharing a block key:
+    one DuckDB join of the new keys with ``record_keys``, retiring records dropped, then a
+    sort of the pair codes (a pair sharing several keys is scored once)."""
+    assert new.keys is not None
+    nk = pa.table({"key": pa.array(new.keys.keys), "nrow": pa.array(new.keys.owner)})
+    with store.temp("_newkeys", nk):
+        kj = store.arrow("SELECT n.nrow, k.rix FROM record_keys k JOIN _newkeys n ON k.key = n.key")
+    i, r = kj.column("nrow").to_numpy(), kj.column("rix").to_numpy()
+    live = node_pix[r] >= 0  # not retiring in this update
+    n = np.int64(len(node_pix))
+    code = _distinct(i[live] * n + r[live])
+    return code // n, code % n
 
 
 def _distinct(a: np.ndarray) -> np.ndarray:
@@ -128,56 +105,47 @@ def _distinct(a: np.ndarray) -> np.ndarray:
     return s[np.r_[True, s[1:] != s[:-1]]] if len(s) else s
 
 
-def _key_join(
-    new_keys: KeyArrays | None, old_keys: np.ndarray, old_key_rix: np.ndarray, rix: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (new row, old row) pairs that share a block key (a sort-merge join)."""
-    assert new_keys is not None
-    by_rix = np.argsort(rix, kind="stable")
-    old_row = by_rix[np.searchsorted(rix[by_rix], old_key_rix)]
-    o = np.argsort(old_keys, kind="stable")
-    ok, orow = old_keys[o], old_row[o]
-    lo = np.searchsorted(ok, new_keys.keys, side="left")
-    hi = np.searchsorted(ok, new_keys.keys, side="right")
-    cnt = hi - lo
-    i = np.repeat(new_keys.owner, cnt)
-    starts = np.repeat(lo - np.cumsum(cnt) + cnt, cnt)
-    j = orow[starts + np.arange(int(cnt.sum()), dtype=np.int64)]
-    code = _distinct(i * np.int64(len(rix) + 1) + j)
-    return code // (len(rix) + 1), code % (len(rix) + 1)
-
-
 def new_pairs(
     store: MapStore,
     new: NewSet,
-    retired: np.ndarray,
+    node_pix: np.ndarray,
+    stored: np.ndarray,
     strategy: str,
     rules: Rules,
     warn: Callable[[str], None],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Pairs (a, b, score) with a < b (rix) touching a new record, and the number of current
-    records they were scored against."""
+    records they were scored against. ``node_pix``: party index by rix after the update
+    (-1: not current, retiring included); ``stored``: the stored filters by rix (the map's
+    filter file, :mod:`.filters`)."""
     parallel = numba.get_num_threads() > 1
     k = len(new.rix)
     if k == 0:
         z = np.zeros(0, np.int64)
         return z, z, np.zeros(0), 0
-    old_rix, old_pix, old_f, key_pairs = _old_records(store, new, retired, strategy)
-    m = len(old_rix)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    if strategy == "keys":  # every pair sharing a key, as blocking scores it
+        i, r = _key_pairs(store, new, node_pix)
+        m = int(np.count_nonzero(np.bincount(r))) if len(r) else 0
+        if len(r):
+            s = dice_pairs(new.filters, stored, i, r, parallel=parallel)
+            keep = rules.keep(new.pix[i] == node_pix[r], s)
+            parts.append((new.rix[i][keep], r[keep], s[keep]))
+        old_rix = old_pix = old_f = None
+    else:
+        old_rix = np.flatnonzero(node_pix[: len(stored)] >= 0)
+        old_pix = node_pix[old_rix]
+        old_f = stored[old_rix]
+        m = len(old_rix)
     pos = None
     if strategy == "lsh":
+        assert old_f is not None
         pos = _lsh_positions(store, np.concatenate([old_f, new.filters]), rules)
-    # (a) new vs current
-    if m:
+    # (a) new vs current (keys: above)
+    if m and strategy != "keys":
+        assert old_rix is not None and old_pix is not None and old_f is not None
         if strategy == "none":
             i, j, s = allpairs_dice(new.filters, old_f, rules.low, parallel=parallel)
-            a, b = new.rix[i], old_rix[j]
-            same = new.pix[i] == old_pix[j]
-        elif strategy == "keys":  # every pair sharing a key, as blocking scores it
-            assert key_pairs is not None
-            i, j = key_pairs
-            s = dice_pairs(new.filters, old_f, i, j, parallel=parallel)
             a, b = new.rix[i], old_rix[j]
             same = new.pix[i] == old_pix[j]
         else:

@@ -13,6 +13,8 @@
 4. Stable ids for the re-solved clusters (:mod:`.ids`); events for every id change.
 5. Write it all in one DuckDB transaction: the previous version stays intact and readable
    if the process is killed at any point, and bad input is refused before anything is written.
+   The new filters go to the map's filter file (:mod:`.filters`) first, past the stored rows,
+   and its header names the new version only after the commit.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from linkage.tlu.linkage_map.build import (
 )
 from linkage.tlu.linkage_map.candidates import NewSet, Rules, new_pairs
 from linkage.tlu.linkage_map.diff import Deletions, PartyDiff, party_diff, read_deletions
+from linkage.tlu.linkage_map.filters import FilterFile
 from linkage.tlu.linkage_map.records import KeyArrays, block_keys, key_rows, record_rows
 from linkage.tlu.linkage_map.store import MapStore, open_map
 from linkage.tlu.linker import _PROPERTY_WORDS, check_compatible, numba_threads
@@ -232,8 +235,12 @@ def _update(
         opts["max_block"],
         opts["seed"] or 0,
     )
-    na, nb, ns, scored_against = new_pairs(store, new, retiring, strategy, rules, warn)
-    secs["candidates"] = time.perf_counter() - t0
+    stored = FilterFile(store)  # checked against the map; rebuilt from it when stale
+    secs["filters"] = time.perf_counter() - t0
+    na, nb, ns, scored_against = new_pairs(
+        store, new, node_pix, stored.array, strategy, rules, warn
+    )
+    secs["candidates"] = time.perf_counter() - t0 - secs["filters"]
     say(2, 5)
 
     # 3. affected components
@@ -329,6 +336,8 @@ def _update(
     ]
     if dels.by_party:
         sources.append({"file": dels.name, "deletions": sum(map(len, dels.by_party.values()))})
+    digest = stored.append(new.filters)  # past the stored rows: unused until the commit
+    _checkpoint("filters-written")
     with store.transaction():
         store.insert(
             "parties",
@@ -428,9 +437,13 @@ def _update(
                 **counts,
             ),
         )
-        store.set_meta({"current_version": str(version)})
+        store.set_meta(
+            {"current_version": str(version), "map_id": stored.map_id.hex(),
+             "filters_digest": digest.hex()}
+        )  # fmt: skip
         _checkpoint("before-commit")
     _checkpoint("committed")
+    stored.synced(version, digest)
     secs["write"] = time.perf_counter() - t0
     say(5, 5)
     return {
@@ -444,4 +457,5 @@ def _update(
         "strategy": strategy,
         "new_records_stored": n_new_rec,
         "events": len(ev),
+        "filters_rebuilt": stored.rebuilt,
     }
