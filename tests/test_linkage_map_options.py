@@ -11,8 +11,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
+from click.testing import CliRunner
 from test_linkage_map_data import Population, make_population, partition, subset
 
+from linkage.cli import main
 from linkage.encoded import EncodedTable
 from linkage.errors import InputError
 from linkage.tlu.linkage_map import map_create, map_info, map_links, map_update
@@ -112,3 +114,21 @@ def test_update_that_would_make_the_cap_bite_is_refused(tmp_path: Path, plain: P
         map_update(m, [grown])
     assert map_info(m)["current_version"] == 1
     assert map_update(m, [_with_copies(a, 0, 0, "none")])["version"] == 2  # nothing new: fine
+
+
+def test_cli_map_create_scoring_and_cap(tmp_path: Path, seg: Population) -> None:
+    files = []
+    for e in seg.encs:
+        f = tmp_path / f"{e.party}.parquet"
+        e.write(f)
+        files.append(str(f))
+    m = str(tmp_path / "m.duckdb")
+    r = CliRunner()
+    res = r.invoke(main, ["map", "create", m, *files, "-q"])
+    assert res.exit_code == 2 and res.output.count("Error:") == 1, res.output
+    assert "field-aware scoring" in res.output and "--scoring dice" in res.output
+    res = r.invoke(main, ["map", "create", m, *files, "-q", "--scoring", "dice",
+                          "--no-max-candidates"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    meta = map_info(m)["meta"]
+    assert (meta["scoring"], meta["max_candidates"]) == ("dice", "")

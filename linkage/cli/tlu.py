@@ -241,6 +241,27 @@ def map_group() -> None:
     type=click.IntRange(2),
     help="Blocks larger than this are scored by the all-pairs kernel.",
 )
+@click.option(
+    "--max-candidates",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="As in `linkage match`; a cap that bites (now or in a later update) is refused: "
+    "the map keeps only links the cap does not change.",
+)
+@click.option(
+    "--no-max-candidates",
+    is_flag=True,
+    help="No per-record cap (every pair at or above the threshold is kept).",
+)
+@click.option(
+    "--scoring",
+    type=click.Choice(["auto", "dice"]),
+    default="auto",
+    show_default=True,
+    help="The map links by whole-filter Dice: dice links segmented encodings that way; "
+    "auto refuses them (field-aware scoring is not supported by the map yet).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing map file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
 @report_options
@@ -256,6 +277,9 @@ def map_create_cmd(
     threads: int | None,
     seed: int | None,
     max_block: int,
+    max_candidates: int,
+    no_max_candidates: bool,
+    scoring: str,
     force: bool,
     quiet: bool,
     report_path: str | None,
@@ -279,6 +303,8 @@ def map_create_cmd(
             threads=threads,
             seed=seed,
             max_block=max_block,
+            max_candidates=None if no_max_candidates else max_candidates,
+            scoring=scoring,
             force=force,
             warn=lambda m: click.echo(f"Warning: {m}", err=True),
             progress=bar.update,
