@@ -17,43 +17,8 @@ from typing import Any
 import numpy as np
 
 from linkage.lab.audit.plaintext import Plain
-
-_SOUNDEX = {c: d for d, cs in
-            {"1": "BFPV", "2": "CGJKQSXZ", "3": "DT", "4": "L", "5": "MN", "6": "R"}.items()
-            for c in cs}  # fmt: skip
-
-
-def soundex(name: str) -> str | None:
-    """American Soundex of an upper-case name (H and W do not separate equal codes)."""
-    letters = [c for c in name if "A" <= c <= "Z"]
-    if not letters:
-        return None
-    out, last = letters[0], _SOUNDEX.get(letters[0], "")
-    for c in letters[1:]:
-        code = _SOUNDEX.get(c, "")
-        if code and code != last:
-            out += code
-        if c not in "HW":
-            last = code
-    return (out + "000")[:4]
-
-
-def _part(transform: str, v: str | None) -> str | None:
-    if v is None or v == "":
-        return None
-    if transform == "value":
-        return v
-    if transform == "initial":
-        return v[:1]
-    if transform == "soundex":
-        return soundex(v)
-    if transform == "year":
-        return v[:4]
-    if transform == "month":
-        return v[5:7]
-    if transform == "outward":
-        return v[:-4] or None
-    return v[:-2] or None  # sector
+from linkage.lab.audit.plaintext import part_of as _part
+from linkage.lab.audit.plaintext import soundex as soundex  # re-exported (tests, callers)
 
 
 def block_strings(schema: Any, plain: Plain) -> dict[str, np.ndarray]:

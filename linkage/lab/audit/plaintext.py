@@ -86,13 +86,51 @@ def normalise_table(
     return Plain(out, table.num_rows)
 
 
+_SOUNDEX = {c: d for d, cs in
+            {"1": "BFPV", "2": "CGJKQSXZ", "3": "DT", "4": "L", "5": "MN", "6": "R"}.items()
+            for c in cs}  # fmt: skip
+
+
+def soundex(name: str) -> str | None:
+    """American Soundex of an upper-case name (H and W do not separate equal codes)."""
+    letters = [c for c in name if "A" <= c <= "Z"]
+    if not letters:
+        return None
+    out, last = letters[0], _SOUNDEX.get(letters[0], "")
+    for c in letters[1:]:
+        code = _SOUNDEX.get(c, "")
+        if code and code != last:
+            out += code
+        if c not in "HW":
+            last = code
+    return (out + "000")[:4]
+
+
+def part_of(transform: str, v: str | None) -> str | None:
+    """A block-key / salt transform of one normalised value (None: no part), as the partner
+    computes it (the schema is public)."""
+    if v is None or v == "":
+        return None
+    if transform == "value":
+        return v
+    if transform == "initial":
+        return v[:1]
+    if transform == "soundex":
+        return soundex(v)
+    if transform == "year":
+        return v[:4]
+    if transform == "month":
+        return v[5:7]
+    if transform == "outward":
+        return v[:-4] or None
+    return v[:-2] or None  # sector
+
+
 def salt_of(schema: Any, f: Any, plain: Plain) -> np.ndarray | None:
     """The salt value of each record for field ``f`` (None: unsalted field)."""
     if f.salt is None:
         return None
-    from linkage.lab.audit.frequency import _part  # the public block-key transforms
-
-    cols = [[_part(p.transform, v) for v in plain.values[p.field]] for p in f.salt.parts]
+    cols = [[part_of(p.transform, v) for v in plain.values[p.field]] for p in f.salt.parts]
     out = np.full(plain.n, None, object)
     for i, parts in enumerate(zip(*cols, strict=True)):
         if all(p is not None for p in parts):
