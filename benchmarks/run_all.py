@@ -35,6 +35,7 @@ BENCHES: dict[str, str] = {
     "quality": "bench_quality.py",
     "region": "bench_region.py",
     "kernels": "bench_kernels.py",
+    "map": "bench_map.py",
     "peers_baseline": "peers.py",
 }
 DEFAULT = ("encode", "match", "quality", "region")
