@@ -161,3 +161,13 @@ def test_encode_warns_without_hardening(tmp_path: Any) -> None:
         ])  # fmt: skip
         assert r.exit_code == 0, r.output
         assert ("Warning: this schema has no hardening" in r.output) is warned
+
+
+def test_map_create_uses_the_recommended_threshold(tmp_path: Any) -> None:
+    from linkage.tlu.linkage_map import map_create, map_info
+
+    doc = uk_person_unhardened()
+    doc["match"] = {"threshold": 0.93}
+    paths = _two_files(tmp_path, doc)
+    map_create(tmp_path / "m.duckdb", paths, seed=1)
+    assert "0.93" in str(map_info(tmp_path / "m.duckdb"))

@@ -207,10 +207,9 @@ def map_group() -> None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option(
     "--threshold",
-    default=0.7,
-    show_default=True,
     type=click.FloatRange(0, 1),
-    help="Minimum Dice similarity of a linked pair (as in `linkage match`).",
+    help="Minimum Dice similarity of a linked pair (as in `linkage match`) [default: the "
+    "threshold the schema recommends, carried in the encoded files, else 0.7].",
 )
 @click.option(
     "--blocking",
@@ -269,7 +268,7 @@ def map_group() -> None:
 def map_create_cmd(
     map_path: str,
     inputs: tuple[str, ...],
-    threshold: float,
+    threshold: float | None,
     blocking: str,
     dedupe: bool,
     dedupe_threshold: float | None,

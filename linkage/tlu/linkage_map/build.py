@@ -30,7 +30,7 @@ from linkage.tlu.linkage_map import ids as idrules
 from linkage.tlu.linkage_map.filters import write_filter_file
 from linkage.tlu.linkage_map.records import block_keys, digests, key_rows, record_rows
 from linkage.tlu.linkage_map.store import MAP_FORMAT_VERSION, MapStore, new_map
-from linkage.tlu.linker import DEFAULT_THRESHOLD, match
+from linkage.tlu.linker import match
 from linkage.tlu.scoring.rescore import field_layout
 
 Progress = Callable[[int, int], None]
@@ -134,7 +134,7 @@ def map_create(
     map_path: str | Path,
     inputs: Sequence[EncodedTable | str | Path],
     *,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,  # None: the files' recommended threshold (as match)
     blocking: str = "auto",
     dedupe: bool = False,
     dedupe_threshold: float | None = None,
