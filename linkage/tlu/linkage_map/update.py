@@ -48,7 +48,7 @@ from linkage.tlu.linkage_map.records import KeyArrays, block_keys, key_rows, rec
 from linkage.tlu.linkage_map.store import MapStore, open_map
 from linkage.tlu.linker import _PROPERTY_WORDS, check_compatible, numba_threads
 from linkage.tlu.scoring.rescore import field_layout
-from linkage.tlu.solver import MAX_PARTIES, solve
+from linkage.tlu.solver import MAX_PARTIES, record_rank, solve
 
 
 def _checkpoint(name: str) -> None:
@@ -263,7 +263,8 @@ def _update(
     ea = np.concatenate([local[oa[keep_old]], local[na]])
     eb = np.concatenate([local[ob[keep_old]], local[nb]])
     es = np.concatenate([osc[keep_old], ns])
-    res = solve(ea, eb, es, node_pix[aff], dedupe=opts["dedupe"], solver=opts["solver"])
+    rank = _affected_rank(store, diffs, aff, node_pix, rix0)
+    res = solve(ea, eb, es, node_pix[aff], dedupe=opts["dedupe"], solver=opts["solver"], rank=rank)
     secs["solve"] = time.perf_counter() - t0
     say(3, 5)
 
@@ -459,3 +460,42 @@ def _update(
         "events": len(ev),
         "filters_rebuilt": stored.rebuilt,
     }
+
+
+def _affected_rank(
+    store: MapStore,
+    diffs: Sequence[PartyDiff],
+    aff: np.ndarray,
+    node_pix: np.ndarray,
+    rix0: int,
+) -> np.ndarray:
+    """Tie-break ranks of the affected records (``aff``, grouped by party) as
+    :func:`linkage.tlu.solver.record_rank` gives them in a full match: from the party names and
+    record ids only, so a re-clustered component never depends on row or file order."""
+    if not len(aff):
+        return np.zeros(0, np.int64)
+    old = np.sort(aff[aff < rix0])
+    with store.temp("_rank", pa.table({"rix": pa.array(old, pa.int64())})):
+        t = store.arrow(
+            "SELECT rix, record_id FROM records WHERE rix IN (SELECT rix FROM _rank) ORDER BY rix"
+        )
+    old_ids = t.column("record_id").combine_chunks()
+    new_ids = [d.enc.record_ids.take(pa.array(d.new_rows)) for d in diffs if d.enc is not None]
+    new_all = pa.concat_arrays([a.cast(pa.string()) for a in new_ids]) if new_ids else None
+    pos = np.where(
+        aff < rix0,
+        np.searchsorted(t.column("rix").to_numpy(), aff),
+        aff - rix0 + len(old_ids),
+    )
+    ids = pa.concat_arrays([old_ids.cast(pa.string()), *([new_all] if new_all is not None else [])])
+    ids = ids.take(pa.array(pos))
+    names = {pix: party for party, pix in store.parties().items()}
+    names.update({d.pix: d.party for d in diffs})
+    pix = node_pix[aff]
+    cuts = np.flatnonzero(np.diff(pix)) + 1
+    starts = np.concatenate([[0], cuts])
+    ends = np.concatenate([cuts, [len(aff)]])
+    return record_rank(
+        [names[int(pix[a])] for a in starts],
+        [ids.slice(int(a), int(b - a)) for a, b in zip(starts, ends, strict=True)],
+    )
