@@ -231,7 +231,9 @@ def _positions(label: bytes, k: int, length: int) -> np.ndarray:
 
 def simulate_filters(plain: Plain, schema: Any, seed: int = 0) -> np.ndarray:
     """(n, L) bool Bloom filters of the plaintext under the attacker's own random key: the
-    schema's tokens and bits per token, positions from BLAKE2b keyed by ``seed``."""
+    schema's tokens and bits per token, positions from BLAKE2b keyed by ``seed``, then the
+    schema's hardening steps under the attacker's own key (:func:`harden_own_key`; L is then
+    the schema's output length)."""
     length = schema.filter_length
     x = np.zeros((plain.n, length), bool)
     key = seed.to_bytes(8, "little", signed=False)
@@ -250,7 +252,47 @@ def simulate_filters(plain: Plain, schema: Any, seed: int = 0) -> np.ndarray:
                 ubits[u, pos[:k]] = True
         has = uor >= 0
         x[has] |= ubits[uor[has]]
-    return x
+    return harden_own_key(x, schema, seed)
+
+
+def pack(bits: np.ndarray) -> np.ndarray:
+    """(n, L) bool -> (n, L/64) uint64 (bit p = word p // 64, bit p % 64); see :func:`unpack`."""
+    b = np.packbits(np.ascontiguousarray(bits, bool), axis=1, bitorder="little")
+    return np.ascontiguousarray(b).view("<u8").astype(np.uint64)
+
+
+def harden_own_key(bits: np.ndarray, schema: Any, seed: int = 0) -> np.ndarray:
+    """The schema's hardening steps (public: they are in the schema) applied to (n, L) bool
+    filters under the attacker's *own* random key: its own balancing permutation, diffusion
+    taps and BLIP coins. The output differs bit by bit from the partner's, but the
+    similarities between records follow the same law, which is what graph matching needs
+    (Armknecht, Heng & Schnell, PoPETs 2023, attack diffusion the same way). Kernels:
+    :mod:`linkage.kernels.harden`. -> (n, output_length) bool."""
+    steps = getattr(getattr(schema, "hardening", None), "steps", ())
+    if not steps:
+        return bits
+    from linkage.kernels import harden as hk
+
+    x = pack(bits)
+    for i, st in enumerate(steps):
+        key = hashlib.sha256(
+            b"linkage audit attacker key" + bytes([i]) + seed.to_bytes(8, "little")
+        ).digest()
+        length = 64 * x.shape[1]
+        if st.type == "balance":
+            x = hk.balance(x, hk.key_permutation(key, 2 * length) if st.permute else None)
+        elif st.type == "xor_fold":
+            x = hk.xor_fold(x)
+        elif st.type == "rule90":
+            x = hk.rule90(x, st.steps)
+        elif st.type == "diffusion":
+            x = hk.diffusion(x, hk.diffusion_taps(key, length, st.output_bits, st.taps))
+        elif st.type == "blip":
+            coins = np.random.default_rng(int.from_bytes(key[:8], "little")).integers(
+                0, 2**63, size=len(x), dtype=np.int64
+            )
+            x = hk.blip(x, st.flip, coins.astype(np.uint64))
+    return unpack(x)
 
 
 def unpack(filters: np.ndarray) -> np.ndarray:
