@@ -15,7 +15,7 @@ Data: ``linkage synth --corruption medium`` with 2 parties of a 100k-person popu
   1024 bits, 2 workers), matched by anonlink's exhaustive ``find_candidate_pairs`` at the same
   low threshold plus ``greedy_solve``; same sweep.
 - Pairwise precision, recall and F1 over cross-party record pairs (computed here from
-  truth.csv, combinatorially), best F1 over thresholds LOW (0.7)..0.95 step 0.01.
+  truth.csv, combinatorially), best F1 over thresholds LOW (the template's recommended threshold - 0.1)..0.95 step 0.01.
 - 4 parties: ``linkage match`` (multi-party clustering) at several thresholds; pairwise F1 of
   the clusters over all cross-party pairs.
 
@@ -162,7 +162,7 @@ def linkage_side(
     from linkage.schema_template import template_json
 
     schema = work / "schema.json"
-    schema.write_text(template_json("uk-person"), encoding="utf-8")
+    schema.write_text(template_json(TEMPLATE), encoding="utf-8")
     secret = write_secret_file(work / "secret.key", SECRET)
     files, enc_s, enc_cpu = [], 0.0, 0.0
     for p in manifest["parties"]:
@@ -435,15 +435,37 @@ def multi_party(
     }
 
 
+TEMPLATE = "uk-person"  # the schema template measured (--template)
+
+
+def recommended_threshold(template: str) -> float:
+    """The template's recommended match threshold (hardened templates carry one), else 0.7."""
+    from linkage.schema import Schema
+    from linkage.schema_template import TEMPLATES
+
+    t = Schema.from_dict(TEMPLATES[template]()).match_threshold
+    return 0.7 if t is None else float(t)
+
+
+def around(centre: float, offsets: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(round(centre + o, 2) for o in offsets)
+
+
 def main(argv: list[str] | None = None) -> int:
+    global TEMPLATE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--template",
+        default="uk-person",
+        help="schema template to measure (the sweeps are placed around its recommended "
+        "threshold: hardened filters score unrelated pairs near 0.5)",
+    )
     ap.add_argument("--quick", action="store_true", help="10k people")
     ap.add_argument("--people", type=int, help="population (100,000; 10,000 quick)")
     ap.add_argument(
         "--low",
         type=float,
-        default=0.6,
-        help="lowest threshold of linkage's sweep",
+        help="lowest threshold of linkage's sweep [recommended threshold - 0.1]",
     )
     ap.add_argument(
         "--peer-low",
@@ -453,11 +475,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--blocking", default="auto")
     ap.add_argument("--parties", type=int, default=4, help="multi-party run (0 skips)")
-    ap.add_argument("--multi-thresholds", default="0.62,0.65,0.68,0.7,0.72,0.75")
+    ap.add_argument(
+        "--multi-thresholds",
+        help="comma-separated multi-party thresholds [recommended threshold -0.08..+0.05]",
+    )
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--name", default="quality")
     args = ap.parse_args(argv)
+    TEMPLATE = args.template
+    rec = recommended_threshold(TEMPLATE)
+    low = args.low if args.low is not None else round(rec - 0.1, 2)
+    multi = (
+        [float(x) for x in args.multi_thresholds.split(",")]
+        if args.multi_thresholds
+        else list(around(rec, (-0.08, -0.05, -0.02, 0.0, 0.02, 0.05)))
+    )
     people = args.people or (10_000 if args.quick else 100_000)
     machine = machine_info()
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
@@ -465,18 +498,20 @@ def main(argv: list[str] | None = None) -> int:
         figs, extra = two_party(
             work,
             people,
-            args.low,
+            low,
             args.blocking,
             not args.no_peer,
             args.seed,
             peer_low=args.peer_low,
+            dedupe_thresholds=around(rec, (-0.08, -0.06, -0.04, -0.02, 0.0, 0.02, 0.04, 0.06)),
         )
         if args.parties > 2:
-            ths = [float(x) for x in args.multi_thresholds.split(",")]
-            f, e = multi_party(work, people, args.parties, ths, args.blocking, args.seed + 1)
+            f, e = multi_party(work, people, args.parties, multi, args.blocking, args.seed + 1)
             figs += f
             extra["multi"] = e
     extra["quick"] = args.quick
+    extra["template"] = TEMPLATE
+    extra["recommended_threshold"] = rec
     return report(args.name, "quality", figs, extra, machine)
 
 
