@@ -15,7 +15,8 @@ Data: ``linkage synth --corruption medium`` with 2 parties of a 100k-person popu
   1024 bits, 2 workers), matched by anonlink's exhaustive ``find_candidate_pairs`` at the same
   low threshold plus ``greedy_solve``; same sweep.
 - Pairwise precision, recall and F1 over cross-party record pairs (computed here from
-  truth.csv, combinatorially), best F1 over thresholds LOW (the template's recommended threshold - 0.1)..0.95 step 0.01.
+  truth.csv, combinatorially), best F1 over thresholds LOW..0.95 step 0.01 (LOW: the
+  template's recommended threshold - 0.1).
 - 4 parties: ``linkage match`` (multi-party clustering) at several thresholds; pairwise F1 of
   the clusters over all cross-party pairs.
 
