@@ -32,6 +32,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ __all__ = [
     "OutputError",
     "atomic_outputs",
     "check_outputs",
+    "loose_permissions",
     "os_error_message",
 ]
 
@@ -83,9 +85,12 @@ def check_outputs(
 ) -> list[Path]:
     """Refuse outputs that cannot or should not be written; return their paths.
 
-    Raises :class:`OutputError` naming the path: a directory; a missing or unwritable folder;
+    Raises :class:`OutputError` naming the path: a name that holds the project secret's
+    text (the message does not repeat it); a directory; a missing or unwritable folder;
     the same path twice; an input path; a name whose ending is not one of the output's
     ``suffixes``; an existing file unless ``force`` (the CLI's ``--force``)."""
+    from linkage.secret import looks_like_secret, secret_itself
+
     seen: dict[Path, Path] = {}
     ins = {Path(i).resolve(): Path(i) for i in inputs if not _is_url(str(i))}
     out: list[Path] = []
@@ -94,6 +99,8 @@ def check_outputs(
             raise OutputError(f"{item}: outputs must be local files")
         o = Output.of(item)
         p = o.path
+        if looks_like_secret(p):  # `-o "$(cat secret.key)"`: never write a file named so
+            raise OutputError(secret_itself(f"the {o.what} name"))
         r = p.resolve()
         if r in ins:
             raise OutputError(f"{p}: the {o.what} would overwrite the input {ins[r]}")
@@ -260,6 +267,21 @@ def _output_error(exc: OSError, targets: Sequence[Path], temps: Sequence[Path]) 
     if exc.filename is None and _errno(exc) in _WRITE_ERRNOS:
         return _cannot_write(exc, ", ".join(str(t) for t in targets))
     return None
+
+
+def loose_permissions(mode: int) -> list[str]:
+    """What other users may do with a file of ``mode``: read or write bits for its group or
+    for everyone (group members are other users too). Empty for a private file (0600, 0400).
+    The secret file is warned about (:mod:`linkage.secret`); the TLU key file
+    is refused (``linkage map export``)."""
+    loose = []
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        who = "every user" if mode & stat.S_IROTH else "its group"
+        loose.append(f"readable by {who}")
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        who = "every user" if mode & stat.S_IWOTH else "its group"
+        loose.append(f"writable by {who}")
+    return loose
 
 
 # -- directories (synthetic data sets) -------------------------------------------------------

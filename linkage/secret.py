@@ -31,12 +31,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets as _secrets
 import stat
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from linkage._files import loose_permissions
 from linkage.errors import SecretError
 
 KEY_BYTES = 32
@@ -53,6 +55,54 @@ _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u180e"
 _KEYGEN_HINT = "make one with `linkage keygen -o secret.key`"
 
 Warn = Callable[[str], None]
+
+# A secret's text where a name or an option value belongs (`--secret-file "$(cat secret.key)"`,
+# `-o "$(cat secret.key)"`): messages replace it with this mark and say what to do instead.
+SECRET_MARK = "<the secret>"
+_PREFIXED_RE = re.compile(r"linkage-*secret-*v1\s*:?\s*[0-9a-z-]*", re.IGNORECASE)
+_BODY_RE = re.compile(r"[0-9a-z][0-9a-z-]{54,}[0-9a-z]", re.IGNORECASE)
+
+
+def secret_itself(what: str) -> str:
+    """The message for a value that looks like a secret: ``what`` names where it was given."""
+    return (
+        f"{what}: this looks like the secret itself: put it in a file (--secret-file FILE) or "
+        f"in the {ENV_VAR} environment variable, never on the command line"
+    )
+
+
+def _parses(text: str) -> bool:
+    try:
+        _parse_text(text if _is_prefixed(text) else TEXT_PREFIX + text, "")
+    except SecretError:
+        return False
+    return True
+
+
+def _is_prefixed(text: str) -> bool:
+    return _PREFIXED_RE.search(text) is not None
+
+
+def looks_like_secret(value: object) -> bool:
+    """True if ``value`` (a name, an option value) holds a secret's text: the
+    ``linkage-secret-v1:`` prefix anywhere (case, dashes and spaces aside), or a run that
+    parses as a secret with or without its prefix (56 symbols and a matching checksum)."""
+    text = str(value)
+    compact = "".join(c for c in text if not (c.isspace() or c in _INVISIBLE))
+    if _is_prefixed(compact):
+        return True
+    return any(_parses(m.group(0)) for m in _BODY_RE.finditer(compact))
+
+
+def hide_secrets(message: str) -> str:
+    """``message`` with every secret-looking run replaced by :data:`SECRET_MARK`, and the
+    advice of :func:`secret_itself` appended when one was found. Used on every message the
+    command line prints (errors, warnings, usage errors)."""
+    out = _PREFIXED_RE.sub(SECRET_MARK, message)
+    out = _BODY_RE.sub(lambda m: SECRET_MARK if _parses(m.group(0)) else m.group(0), out)
+    if out == message:
+        return message
+    return f"{out} ({secret_itself(SECRET_MARK)})"
 
 
 class SecretFileWarning(UserWarning):
@@ -175,6 +225,8 @@ class Secret:
         """Read a secret file (the text ``linkage keygen`` writes; line endings, trailing
         newlines and spaces do not matter). ``warn(message)`` is told when other users can
         read the file or change it (default: a :class:`SecretFileWarning`)."""
+        if looks_like_secret(path):
+            raise SecretError(secret_itself("the secret file name"))
         p = Path(path)
         try:
             data = p.read_bytes()
@@ -207,7 +259,14 @@ class Secret:
 
     @classmethod
     def resolve(cls, secret_file: str | Path | None, *, warn: Warn | None = None) -> Secret:
-        """The secret from ``secret_file`` if given, else from ``LINKAGE_SECRET``."""
+        """The secret from ``secret_file`` if given, else from ``LINKAGE_SECRET``. Raises
+        :class:`SecretError` when both are given (two secrets: which one is meant is not
+        guessed)."""
+        if secret_file is not None and os.environ.get(ENV_VAR):
+            raise SecretError(
+                f"two secrets given: --secret-file and the {ENV_VAR} environment variable; "
+                f"give one (unset {ENV_VAR}, or leave out --secret-file)"
+            )
         if secret_file is not None:
             return cls.from_file(secret_file, warn=warn)
         return cls.from_env()
@@ -232,11 +291,7 @@ class Secret:
 
 
 def _check_mode(p: Path, mode: int, warn: Warn | None) -> None:
-    loose = []
-    if mode & stat.S_IROTH:
-        loose.append("readable by every user")
-    if mode & (stat.S_IWOTH | stat.S_IWGRP):
-        loose.append("writable by other users")
+    loose = loose_permissions(mode)
     if not loose:
         return
     msg = (

@@ -225,17 +225,26 @@ def test_environment_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         assert "CouncilLinkage" not in str(exc.value) and KEY.hex() not in str(exc.value)
 
 
-def test_a_file_wins_over_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_and_the_environment_together_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two secrets given: neither wins silently (the file used to)."""
     monkeypatch.setenv(ENV_VAR, TEXT)
     other = os.urandom(32)
     p = _private(tmp_path / "other.key", secret_text(other).encode())
+    with pytest.raises(SecretError, match="two secrets given") as exc:
+        Secret.resolve(p)
+    assert not _leaks(str(exc.value)) and not _leaks(str(exc.value), other)
+    monkeypatch.setenv(ENV_VAR, "")  # an empty variable is no secret
     assert Secret.resolve(p).key_check(FP) == Secret(other).key_check(FP)
 
 
 @pytest.mark.parametrize(
     ("mode", "needle"),
     [(0o644, "readable by every user"), (0o604, "readable"), (0o622, "writable"),
-     (0o620, "writable"), (0o666, "readable by every user and writable")],
+     (0o620, "writable"), (0o666, "readable by every user and writable"),
+     (0o640, "readable by its group"), (0o660, "readable by its group and writable by its"),
+     (0o440, "readable by its group")],
 )  # fmt: skip
 def test_loose_file_mode_warns(tmp_path: Path, mode: int, needle: str) -> None:
     p = tmp_path / "secret.key"
@@ -249,7 +258,7 @@ def test_loose_file_mode_warns(tmp_path: Path, mode: int, needle: str) -> None:
         Secret.from_file(p)
 
 
-@pytest.mark.parametrize("mode", [0o600, 0o400, 0o640])
+@pytest.mark.parametrize("mode", [0o600, 0o400, 0o700, 0o500])
 def test_private_file_mode_does_not_warn(tmp_path: Path, mode: int) -> None:
     p = tmp_path / "secret.key"
     p.write_text(TEXT)

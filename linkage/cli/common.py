@@ -3,11 +3,12 @@ option parsing and report options. Command modules register on :data:`main`."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +21,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    click.echo(f"Error: {msg}", err=True)
+    from linkage.secret import hide_secrets
+
+    click.echo(f"Error: {hide_secrets(msg)}", err=True)
     sys.exit(code)
 
 
@@ -55,6 +58,8 @@ def handle_errors(fn: F) -> F:
             _fail("interrupted; no output written", 130)
         except MemoryError:
             _fail(_out_of_memory_hint(), 1)
+        except click.ClickException:
+            raise  # a usage error raised in a command body: click shows it (exit 2)
         except Exception as exc:  # a bug: one line (no values), the traceback on request
             if os.environ.get("LINKAGE_DEBUG"):
                 raise
@@ -111,7 +116,33 @@ def _pairs(values: Iterable[str], option: str) -> dict[str, str]:
 
 
 def _warn(msg: str) -> None:
-    click.echo(f"Warning: {msg}", err=True)
+    from linkage.secret import hide_secrets
+
+    click.echo(f"Warning: {hide_secrets(msg)}", err=True)
+
+
+class _Group(click.Group):
+    """The command group: click's own usage errors (an unexpected argument, a bad option
+    value) never repeat a value that looks like the project secret."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        with _secrets_hidden():
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _secrets_hidden():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _secrets_hidden() -> Iterator[None]:
+    try:
+        yield
+    except click.ClickException as exc:
+        from linkage.secret import hide_secrets
+
+        exc.message = hide_secrets(exc.message)  # type: ignore[misc]
+        raise
 
 
 def _say_if_compiling(quiet: bool, *modules: str) -> None:
@@ -208,7 +239,9 @@ class _Bar:
             self.bar = None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, prog_name="linkage")
 def main() -> None:
     """Privacy-preserving record linkage with keyed Bloom-filter encodings.
