@@ -348,6 +348,12 @@ def _map_report(path: str, map_path: str, min_count: int) -> None:
     type=click.FloatRange(0),
     help="Seconds to wait for another update holding the map.",
 )
+@click.option(
+    "--replace-all",
+    is_flag=True,
+    help="Accept a full extract that shares (almost) none of its party's current record "
+    "ids (a renumbering): refused without it, as it retires the party's whole population.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing --report file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
 @report_options
@@ -359,6 +365,7 @@ def map_update_cmd(
     deletions: str | None,
     threads: int | None,
     wait: float,
+    replace_all: bool,
     force: bool,
     quiet: bool,
     report_path: str | None,
@@ -379,6 +386,7 @@ def map_update_cmd(
             deletions=deletions,
             threads=threads,
             wait=wait,
+            replace_all=replace_all,
             warn=lambda m: click.echo(f"Warning: {m}", err=True),
             progress=bar.update,
         )

@@ -87,6 +87,31 @@ def read_deletions(src: str | Path | pa.Table) -> Deletions:
     return out
 
 
+MIN_SHARED = 0.10  # of a party's current records that a full extract must still hold ...
+MIN_RECORDS = 50  # ... when the party has at least this many (smaller: at least one)
+
+
+def check_overlap(name: str, party: str, shared: int, current: int, incoming: int) -> None:
+    """InputError when a full extract of ``party`` shares no record id with the party's
+    ``current`` records, or under :data:`MIN_SHARED` of them when there are at least
+    :data:`MIN_RECORDS`: applying it would retire (nearly) the party's whole population.
+    The likely cause is another party's file encoded with this party's name (``--party``)
+    or a change of record-id scheme; ``--replace-all`` confirms the latter."""
+    if current == 0 or incoming == 0:
+        return
+    few = shared == 0 or (current >= MIN_RECORDS and shared < MIN_SHARED * current)
+    if not few:
+        return
+    raise InputError(
+        f"{name}: this full extract of party {party!r} shares only {shared} of the party's "
+        f"{current} current record ids with the map, so applying it would retire "
+        f"{current - shared} records and add {incoming - shared}. Is it another party's "
+        f"extract encoded with --party {party}, or a delta (give --delta)? Nothing was "
+        "applied. If the party really renumbered its records, give --replace-all "
+        "(replace_all=True)"
+    )
+
+
 def _current(store: MapStore, pix: int, ids: pa.Array | None) -> pa.Table:
     """Current (rix, record_id, digest) of a party; only ``ids`` when given."""
     if ids is None:
@@ -112,8 +137,12 @@ def party_diff(
     delta: bool,
     deleted: list[tuple[str, int]],
     deletions_name: str,
+    name: str = "the extract",
+    replace_all: bool = False,
 ) -> PartyDiff:
-    """Compare one party's new extract (or only its deletions) with the map."""
+    """Compare one party's new extract (``name``: its file, for errors) or only its
+    deletions with the map. A full extract that shares (almost) no record ids with the
+    party's current records is refused unless ``replace_all`` (see :func:`check_overlap`)."""
     is_new = pix is None
     if pix is None:
         pix = next_pix
@@ -174,6 +203,8 @@ def party_diff(
     else:
         gone = ~pc.is_in(cur_ids, value_set=ids).to_numpy(zero_copy_only=False)
         retired_rix = cur_rix[gone].astype(np.int64)
+        if not replace_all:
+            check_overlap(name, party, int(known.sum()), len(cur_ids), len(ids))
     return PartyDiff(
         party, pix, enc, dig, new_rows, changed_old.astype(np.int64), retired_rix, int(same.sum())
     )

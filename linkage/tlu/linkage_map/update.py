@@ -105,6 +105,7 @@ def map_update(
     deletions: str | Path | pa.Table | None = None,
     threads: int | None = None,
     wait: float = 0.0,
+    replace_all: bool = False,
     warn: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -112,7 +113,10 @@ def map_update(
 
     Each input replaces its party's previous extract (a party not yet in the map joins it);
     with ``delta`` the inputs carry only additions and changes, and ``deletions`` (CSV or
-    Parquet with ``party, record_id``) lists the records to retire. Returns a summary:
+    Parquet with ``party, record_id``) lists the records to retire. A full extract that
+    shares (almost) no record ids with its party's current records (another party's file
+    under this party's name?) is refused unless ``replace_all`` (:func:`.diff.check_overlap`).
+    Returns a summary:
     version, added, changed, unchanged, retired, records, entities, pairs, affected, seconds.
 
     Raises :class:`InputError` / :class:`CompatibilityError` (files of another schema,
@@ -135,7 +139,9 @@ def map_update(
     try:
         with numba_threads(threads):
             _check_against_map(store, encs, names)
-            result = _update(store, encs, names, delta, dels, inputs, warn_, say, secs, t0)
+            result = _update(
+                store, encs, names, delta, dels, inputs, warn_, say, secs, t0, replace_all
+            )
         result["seconds"] = {k: round(v, 3) for k, v in secs.items()}
         result["seconds"]["total"] = round(time.perf_counter() - t_all, 3)
         return result
@@ -154,6 +160,7 @@ def _update(
     say: Callable[[int, int], None],
     secs: dict[str, float],
     t0: float,
+    replace_all: bool = False,
 ) -> dict[str, Any]:
     t_start = t0
     opts = store_options(store)
@@ -163,6 +170,7 @@ def _update(
     diffs: list[PartyDiff] = []
     next_pix = max(parties.values(), default=-1) + 1
     by_party = {e.party: e for e in encs}
+    name_of = {e.party: n for e, n in zip(encs, names, strict=True)}
     for party in list(by_party) + [p for p in dels.by_party if p not in by_party]:
         d = party_diff(
             store,
@@ -173,6 +181,8 @@ def _update(
             delta=delta,
             deleted=dels.by_party.get(party, []),
             deletions_name=dels.name,
+            name=name_of.get(party, "the extract"),
+            replace_all=replace_all,
         )
         if d.is_new_party:
             next_pix += 1

@@ -1,0 +1,186 @@
+"""Findings of a new user's trial of the linkage map (each test failed before its fix).
+
+1. ``map create`` takes the files' recommended threshold as ``match`` does: same partition
+   with default options on hardened encodings (it used 0.7: cross-party F1 0.887 vs 0.979).
+2. A full extract that shares (almost) no record ids with its party's current records (most
+   likely another party's file encoded under this party's name) is refused unless
+   ``replace_all``; it used to retire the party's whole population silently.
+3. ``map info`` after an update with a deletions list (it crashed with KeyError).
+5. Version 1's entity ids are ``created`` events (``changes --since 0``, the map report);
+   ``map create`` writes the filter file with the map and leaves none when it fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+from test_linkage_map_data import Population, make_population, partition, subset
+
+from linkage.cli import main
+from linkage.encoded import EncodedTable
+from linkage.errors import InputError
+from linkage.lab.synthetic import encode_arguments, synth
+from linkage.partner.pipeline import encode
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_template
+from linkage.secret import Secret
+from linkage.tlu.linkage_map import map_create, map_info, map_links, map_update
+from linkage.tlu.linker import match
+
+SECRET = Secret(hashlib.sha256(b"map-usability-secret").digest())
+
+
+@pytest.fixture(scope="module")
+def pop(tmp_path_factory: pytest.TempPathFactory) -> Population:
+    return make_population(tmp_path_factory.mktemp("pop") / "synth", people=600, parties=3)
+
+
+@pytest.fixture(scope="module")
+def hardened(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two parties' files encoded with the hardened default template (threshold 0.55)."""
+    d = tmp_path_factory.mktemp("hardened")
+    synth(d / "synth", people=500, parties=2, corruption="medium", seed=3)
+    manifest = json.loads((d / "synth" / "manifest.json").read_text())
+    schema = Schema.from_dict(uk_person_template())
+    paths = []
+    for p in manifest["parties"]:
+        enc = encode(d / "synth" / p["file"], schema, SECRET, rejects=[], **encode_arguments(p))
+        path = d / f"{enc.party}.parquet"
+        enc.write(path)
+        paths.append(path)
+    return paths
+
+
+# -- 1. the recommended threshold ---------------------------------------------------------
+
+
+def test_map_create_and_match_agree_with_default_options_on_hardened_files(
+    tmp_path: Path, hardened: list[Path]
+) -> None:
+    m = tmp_path / "m.duckdb"
+    map_create(m, hardened, dedupe=True, seed=7)
+    ref = match(hardened, dedupe=True, seed=7)
+    assert ref.stats.threshold == 0.55
+    assert partition(map_links(m)) == partition(ref.links)
+    assert float(map_info(m)["meta"]["threshold"]) == 0.55
+    # the CLI: no 0.7 default, the map records the files' threshold
+    cli = tmp_path / "cli.duckdb"
+    res = CliRunner().invoke(main, ["map", "create", str(cli), *map(str, hardened), "--dedupe",
+                                    "--seed", "7", "-q"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert partition(map_links(cli)) == partition(ref.links)
+    help_text = CliRunner().invoke(main, ["map", "create", "--help"]).output
+    assert "default: 0.7" not in help_text
+
+
+# -- 3. map info after deletions ----------------------------------------------------------
+
+
+def _with_deletions(tmp_path: Path, pop: Population) -> Path:
+    m = tmp_path / "m.duckdb"
+    a = pop.encs[0]
+    map_create(m, pop.encs, seed=2, dedupe=True)
+    dels = tmp_path / "gone.csv"
+    gone = a.record_ids.to_pylist()[:7]
+    dels.write_text("party,record_id\n" + "".join(f"{a.party},{r}\n" for r in gone))
+    map_update(m, [], delta=True, deletions=dels)
+    return m
+
+
+def test_map_info_after_an_update_with_deletions(tmp_path: Path, pop: Population) -> None:
+    m = _with_deletions(tmp_path, pop)
+    info = map_info(m)
+    v2 = info["versions"][1]
+    assert v2["sources"] == [{"file": "gone.csv", "deletions": 7}]
+    assert v2["retired"] == 7
+    r = CliRunner()
+    res = r.invoke(main, ["map", "info", str(m)])
+    assert res.exit_code == 0, res.output
+    assert "gone.csv (7 deletions)" in res.output
+    res = r.invoke(main, ["map", "info", str(m), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["versions"][1]["sources"][0]["deletions"] == 7
+
+
+def test_map_report_after_deletions(tmp_path: Path, pop: Population) -> None:
+    from linkage.report import write_map_report
+
+    m = _with_deletions(tmp_path, pop)
+    out = write_map_report(tmp_path / "r.html", m)
+    assert out.stat().st_size > 0
+
+
+def _info_json(m: Path) -> Any:
+    res = CliRunner().invoke(main, ["map", "info", str(m), "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+def _keep(enc: EncodedTable, n: int) -> EncodedTable:
+    return subset(enc, np.arange(n))
+
+
+# -- 2. another party's extract under this party's name ------------------------------------
+
+
+def _as_party(enc: EncodedTable, party: str) -> EncodedTable:
+    return EncodedTable(enc.table, dict(enc.meta, party=party))
+
+
+def test_full_extract_of_another_party_is_refused(tmp_path: Path, pop: Population) -> None:
+    m = tmp_path / "m.duckdb"
+    a, b = pop.encs[0], pop.encs[1]
+    map_create(m, [a, b], seed=1, dedupe=True)
+    before = map_links(m)
+    b_as_a = _as_party(b, a.party)
+    with pytest.raises(InputError, match=r"shares only 0 of .* --replace-all") as err:
+        map_update(m, [b_as_a])
+    assert "Nothing was applied" in str(err.value)
+    # almost no overlap: 5% of a's ids plus b's records
+    few = pa.concat_tables([_keep(a, len(a) // 20).table, b_as_a.table])
+    mixed = EncodedTable(few, dict(a.meta, record_count=str(few.num_rows)))
+    with pytest.raises(InputError, match=rf"shares only {len(a) // 20} of the party's {len(a)}"):
+        map_update(m, [mixed])
+    assert map_info(m)["current_version"] == 1
+    assert map_links(m).equals(before)
+    # a usual month (most ids kept) and a delta are not refused; --replace-all confirms
+    assert map_update(m, [_keep(a, len(a) - 30)])["retired"] == 30
+    s = map_update(m, [b_as_a], replace_all=True)
+    assert s["retired"] == len(a) - 30 and s["added"] == len(b)
+
+
+def test_small_party_sharing_no_ids_is_refused(tmp_path: Path, pop: Population) -> None:
+    m = tmp_path / "m.duckdb"
+    a, b = pop.encs[0], pop.encs[1]
+    map_create(m, [_keep(a, 20), b], seed=1, dedupe=True)
+    with pytest.raises(InputError, match="shares only 0 of the party's 20"):
+        map_update(m, [_as_party(_keep(b, 20), a.party)])
+    # 1 of 20 shared: a small party may change a lot from one month to the next
+    one = _keep(a, 1)
+    assert map_update(m, [one])["retired"] == 19
+
+
+def test_cli_refuses_the_wrong_party_file_with_one_error(tmp_path: Path, pop: Population) -> None:
+    a, b = pop.encs[0], pop.encs[1]
+    fa, fb, wrong = tmp_path / "a.parquet", tmp_path / "b.parquet", tmp_path / "b_as_a.parquet"
+    a.write(fa)
+    b.write(fb)
+    _as_party(b, a.party).write(wrong)
+    m = str(tmp_path / "m.duckdb")
+    r = CliRunner()
+    assert r.invoke(main, ["map", "create", m, str(fa), str(fb), "-q"]).exit_code == 0
+    res = r.invoke(main, ["map", "update", m, str(wrong)])
+    assert res.exit_code == 2, res.output
+    assert res.output.count("Error:") == 1 and "b_as_a.parquet" in res.output
+    assert "--replace-all" in res.output and "Traceback" not in res.output
+    assert _info_json(Path(m))["current_version"] == 1
+    res = r.invoke(main, ["map", "update", m, str(wrong), "--replace-all", "-q"])
+    assert res.exit_code == 0, res.output
+    assert _info_json(Path(m))["current_version"] == 2
