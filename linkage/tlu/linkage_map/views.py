@@ -186,9 +186,20 @@ def info_lines(info: dict[str, Any]) -> list[str]:
         lines.append(f"  {p}: {n} records")
     lines.append("versions:")
     for r in info["versions"]:
-        files = ", ".join(f"{s['file']} ({s['records']})" for s in r["sources"])
+        files = ", ".join(_source_text(s) for s in r["sources"])
         lines.append(
             f"  {r['version']} {r['created']} {r['verb']} by {r['operator']}: {files}; "
             f"+{r['added']} ~{r['changed']} -{r['retired']}, {r['entities']} entities"
         )
     return lines
+
+
+def _source_text(source: dict[str, Any]) -> str:
+    """One version-log source: an encoded file (``records``) or a deletions list
+    (``deletions``); either key may be absent from maps written by other versions."""
+    name = str(source.get("file", "?"))
+    if "deletions" in source:
+        return f"{name} ({source['deletions']} deletions)"
+    if "records" in source:
+        return f"{name} ({source['records']})"
+    return name
