@@ -23,7 +23,7 @@ import numpy as np
 
 from linkage.report import charts
 from linkage.report.disclosure import Disclosure
-from linkage.report.estimate import fit_mixture
+from linkage.report.estimate import estimate_dice, estimate_fields
 from linkage.report.page import Page, Section
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,7 +56,7 @@ def write_match_report(
     _blocking(page.section("Blocking"), st, d)
     edges, counts, scope = _score_histogram(result)
     _scores(page.section("Score distribution"), st, edges, counts, scope, d)
-    _estimate(page.section("Estimated precision and recall"), st, edges, counts, scope)
+    _estimate(page.section("Estimated precision and recall"), result, edges, counts, scope)
     _entity_sizes(page.section("Entities by size and by party combination"), st, ent, d)
     _stages(page.section("Time and memory per stage"), st)
     weights = getattr(st, "field_weights", None)
@@ -267,40 +267,28 @@ def _scores(
         )
 
 
-def _estimate(s: Section, st: Any, edges: np.ndarray, counts: np.ndarray, scope: str) -> None:
-    mix = fit_mixture(edges, counts)
-    if mix is None:
-        s.note("Too few scored pairs to estimate precision and recall from the scores.")
+def _estimate(
+    s: Section, r: LinkageResult, edges: np.ndarray, counts: np.ndarray, scope: str
+) -> None:
+    st = r.stats
+    col = r.pairs.column("score")
+    matched = np.asarray(col.to_numpy() if hasattr(col, "to_numpy") else col, np.float64)
+    fs = getattr(r, "field_scores", None)
+    if fs is not None:
+        est = estimate_fields(matched, fs.probability)
+    else:
+        stride = int((getattr(st, "score_histogram", None) or {}).get("sample_stride", 1) or 1)
+        est = estimate_dice(edges, counts, scope, float(st.threshold), matched, stride=stride)
+    if est.precision is None:
+        s.note(f"Not estimated: {est.reason}.")
+        s.paragraph("Method (had it applied): " + est.method)
         return
-    s.callout("These are estimates from a model of the scores, not measurements: " + mix.method())
-    t = np.linspace(max(mix.lower, 0.3), min(mix.upper, 0.999), 80)
-    prec, rec = mix.precision_recall(t)
-    s.figure(
-        charts.curves(
-            t.tolist(),
-            {"estimated precision": prec.tolist(), "estimated recall": rec.tolist()},
-            title="Estimated precision and recall against the threshold",
-            x_title="score threshold (Dice similarity)",
-            y_title="estimated share",
-            rule_at=float(st.threshold),
-            rule_label=f"threshold {st.threshold:g}",
-            dashed=("estimated recall",),
-        ),
-        "Where estimated precision drops, more false links get in; where estimated recall "
-        "drops, true links are missed. Check the estimate on synthetic data with "
-        "`linkage evaluate` before relying on it.",
-    )
-    p_t, r_t = mix.precision_recall(np.array([float(st.threshold)]))
-    s.table(
-        ["estimate at the threshold", "value"],
-        [
-            ["estimated precision", _fmt(p_t[0])],
-            ["estimated recall", _fmt(r_t[0])],
-            ["same-person component: mean score", f"{mix.match_mean:.3f}"],
-            ["different-people component: mean score", f"{mix.nonmatch_mean:.3f}"],
-            ["same-person share of the pairs", f"{mix.weight:.3f}"],
-        ],
-    )
+    s.callout("These are estimates from a model of the scores, not measurements. " + est.method)
+    rows = [["estimated precision of the matched pairs", _fmt(est.precision)]]
+    if est.recall is not None:
+        rows.append(["estimated recall among the candidate pairs", _fmt(est.recall)])
+    rows += [[k, v] for k, v in est.rows]
+    s.table(["estimate", "value"], rows)
 
 
 def _fmt(x: float) -> str:
