@@ -31,7 +31,15 @@ from linkage.partner.pipeline import encode
 from linkage.schema import Schema
 from linkage.schema_template import uk_person_template
 from linkage.secret import Secret
-from linkage.tlu.linkage_map import map_create, map_info, map_links, map_update
+from linkage.tlu.linkage_map import (
+    map_changes,
+    map_create,
+    map_history,
+    map_info,
+    map_links,
+    map_update,
+)
+from linkage.tlu.linkage_map.filters import filters_path
 from linkage.tlu.linker import match
 
 SECRET = Secret(hashlib.sha256(b"map-usability-secret").digest())
@@ -184,3 +192,66 @@ def test_cli_refuses_the_wrong_party_file_with_one_error(tmp_path: Path, pop: Po
     res = r.invoke(main, ["map", "update", m, str(wrong), "--replace-all", "-q"])
     assert res.exit_code == 0, res.output
     assert _info_json(Path(m))["current_version"] == 2
+
+
+# -- 5. version 1's events; the filter file at create ---------------------------------------
+
+
+def test_version_1_creations_are_changes_since_0(tmp_path: Path, pop: Population) -> None:
+    m = tmp_path / "m.duckdb"
+    s = map_create(m, pop.encs, seed=4, dedupe=True)
+    ch = map_changes(m, since=0)
+    assert ch.num_rows == s["entities"]
+    assert set(ch.column("change").to_pylist()) == {"created"}
+    assert set(ch.column("version").to_pylist()) == {1}
+    assert sum(ch.column("records").to_pylist()) == s["records"]
+    assert map_changes(m, since=1).num_rows == 0
+    e = ch.column("entity_id")[0].as_py()
+    assert map_history(m, e)["events"][0]["change"] == "created"
+    map_update(m, [subset(pop.encs[0], np.arange(40, len(pop.encs[0])))])
+    assert map_changes(m, since=0).num_rows == s["entities"] + map_changes(m, since=1).num_rows
+    # a map made before create stored them: derived from version 1's memberships
+    import duckdb
+
+    con = duckdb.connect(str(m))
+    con.execute("DELETE FROM events WHERE version = 1")
+    con.close()
+    assert map_changes(m, since=0).slice(0, s["entities"]).equals(ch)
+
+
+def test_map_report_counts_version_1_ids(tmp_path: Path, pop: Population) -> None:
+    from linkage.report import Disclosure, write_map_report
+
+    m = tmp_path / "m.duckdb"
+    s = map_create(m, pop.encs, seed=4, dedupe=True)
+    exact = Disclosure(min_count=1, round_to=1)
+    html = write_map_report(tmp_path / "r.html", m, disclosure=exact).read_text()
+    row = html[html.index("<td>1</td>") :]
+    cells = [c.split("</td>")[0] for c in row.split("<td")[1:13]]
+    cells = [c.split(">", 1)[1] if ">" in c else c for c in cells]
+    assert cells[8].replace(",", "") == str(s["entities"]), cells  # ids created
+
+
+def test_create_writes_the_filter_file_and_leaves_none_on_failure(
+    tmp_path: Path, pop: Population, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from linkage.tlu.linkage_map import build
+
+    m = tmp_path / "m.duckdb"
+    map_create(m, pop.encs[:2], seed=1, dedupe=True)
+    assert filters_path(m).is_file()
+    kept = filters_path(m).read_bytes()
+
+    def boom(*a: Any, **k: Any) -> Any:
+        raise RuntimeError("killed after the filter file was written")
+
+    monkeypatch.setattr(build, "version_row", boom)
+    other = tmp_path / "other.duckdb"
+    with pytest.raises(RuntimeError):
+        map_create(other, pop.encs[:2], seed=1, dedupe=True)
+    with pytest.raises(RuntimeError):  # replacing a map: the old one keeps its filter file
+        map_create(m, pop.encs[1:], seed=2, dedupe=True, force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.duckdb", "m.duckdb.filters"]
+    assert filters_path(m).read_bytes() == kept
+    monkeypatch.undo()
+    assert not map_update(m, [pop.encs[2]])["filters_rebuilt"]

@@ -423,7 +423,12 @@ def map_links_cmd(map_path: str, output: str, version: int | None) -> None:
 
 @map_group.command("changes")
 @click.argument("map_path", metavar="MAP.duckdb", type=click.Path(dir_okay=False))
-@click.option("--since", required=True, type=click.IntRange(0), help="Changes after version N.")
+@click.option(
+    "--since",
+    required=True,
+    type=click.IntRange(0),
+    help="Changes after version N (0: everything from the start, version 1's created ids too).",
+)
 @click.option(
     "-o",
     "--output",

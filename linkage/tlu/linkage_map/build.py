@@ -258,8 +258,22 @@ def map_create(
                 }
             ),
         )
+        # every id issued is a "created" event, those of version 1 included
+        store.insert(
+            "events",
+            pa.table(
+                {
+                    "version": pa.array(np.ones(n_ent, np.int32)),
+                    "change": pa.array(["created"] * n_ent, pa.string()),
+                    "entity": pa.array(eids),
+                    "related": pa.nulls(n_ent, pa.uint64()),
+                    "records": pa.array(np.bincount(labels, minlength=n_ent).astype(np.int64)),
+                }
+            ),
+        )
         map_id = os.urandom(16)
-        digest = write_filter_file(store.path, [e.filters for e in encs], map_id)
+        part, final, digest = write_filter_file(store.path, [e.filters for e in encs], map_id)
+        store.companions.append((part, final))  # renamed in after the map, removed on error
         meta.update(map_id=map_id.hex(), filters_digest=digest.hex())
         store.set_meta(meta)
         store.insert(

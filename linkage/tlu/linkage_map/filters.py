@@ -192,9 +192,12 @@ class FilterFile:
             os.fsync(f.fileno())
 
 
-def write_filter_file(map_path: Path, parts: list[np.ndarray], map_id: bytes) -> bytes:
-    """The filter file of a new map (version 1: ``parts`` in rix order), written beside and
-    renamed into place; returns the digest D_1."""
+def write_filter_file(
+    map_path: Path, parts: list[np.ndarray], map_id: bytes
+) -> tuple[Path, Path, bytes]:
+    """The filter file of a new map (version 1: ``parts`` in rix order), written durably to
+    a temporary file beside its final path. Returns (temporary path, final path, digest D_1):
+    the caller renames it into place once the map itself is in place (removed on error)."""
     path = filters_path(map_path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
     words = parts[0].shape[1] if parts else 0
@@ -212,9 +215,8 @@ def write_filter_file(map_path: Path, parts: list[np.ndarray], map_id: bytes) ->
             f.write(Header(words, map_id, 1, digest).pack())
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    return digest
+    return tmp, path, digest

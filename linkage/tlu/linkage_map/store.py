@@ -79,6 +79,16 @@ CREATE VIEW entity_ids AS
 """
 
 
+EVENTS = (
+    "(SELECT version, change, entity, related, records FROM events UNION ALL "
+    "SELECT 1, 'created', entity, NULL::UBIGINT, count(*) FROM membership "
+    "WHERE valid_from = 1 AND NOT EXISTS (SELECT 1 FROM events WHERE version = 1) "
+    "GROUP BY entity)"
+)
+"""The ``events`` table as a subquery, with version 1's ``created`` events of maps made
+before ``map create`` stored them (derived from version 1's memberships)."""
+
+
 def hex_ids(ids: np.ndarray) -> pa.Array:
     """uint64 entity ids -> 16 lowercase hex digits each (vectorised)."""
     a = np.ascontiguousarray(ids, dtype=">u8").view(np.uint8).reshape(-1, 8)
@@ -104,6 +114,9 @@ class MapStore:
         self.con = con
         self.path = path
         self._meta: dict[str, str] | None = None
+        # files written beside a new map (temporary path, final path): renamed into place
+        # after the map, removed if its creation fails (see :func:`new_map`)
+        self.companions: list[tuple[Path, Path]] = []
 
     # -- reading -----------------------------------------------------------------------
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -233,7 +246,10 @@ def open_map(path: str | Path, *, write: bool = False, wait: float = 0.0) -> Map
 @contextlib.contextmanager
 def new_map(path: str | Path, *, force: bool = False) -> Iterator[MapStore]:
     """Create a map at a temporary path beside ``path``; on success it is checkpointed,
-    closed and renamed into place (so a crash never leaves a half-built map at ``path``)."""
+    closed and renamed into place (so a crash never leaves a half-built map at ``path``),
+    then its companion files (``store.companions``: the filter file) are renamed into place;
+    on failure they are removed. A crash between the two renames leaves a new map with no
+    (or the replaced map's) filter file, which the first update rebuilds."""
     (p,) = check_outputs([Output(Path(path), "map")], force=force)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.partial")
     for leftover in (tmp, Path(f"{tmp}.wal")):
@@ -249,9 +265,13 @@ def new_map(path: str | Path, *, force: bool = False) -> Iterator[MapStore]:
         os.chmod(tmp, 0o600)
         Path(f"{p}.wal").unlink(missing_ok=True)
         os.replace(tmp, p)
+        for part, final in store.companions:
+            os.replace(part, final)
     except BaseException:
         with contextlib.suppress(duckdb.Error):
             con.close()
         tmp.unlink(missing_ok=True)
         Path(f"{tmp}.wal").unlink(missing_ok=True)
+        for part, _final in store.companions:
+            part.unlink(missing_ok=True)
         raise

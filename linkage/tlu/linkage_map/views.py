@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from linkage._files import PARQUET, Output, atomic_outputs, check_outputs
 from linkage.encoded import metadata_bytes
 from linkage.errors import InputError
-from linkage.tlu.linkage_map.store import MapStore, open_map, parse_id
+from linkage.tlu.linkage_map.store import EVENTS, MapStore, open_map, parse_id
 
 CHANGE_KINDS = ("created", "merged", "split", "retired")
 
@@ -85,7 +85,7 @@ def map_changes(
         table = store.arrow(
             "SELECT version, change, printf('%016x', entity) AS entity_id, "
             "CASE WHEN related IS NULL THEN NULL ELSE printf('%016x', related) END "
-            "AS related_entity_id, records FROM events WHERE version > $s "
+            f"AS related_entity_id, records FROM {EVENTS} WHERE version > $s "
             "ORDER BY version, change, entity_id, related_entity_id",
             {"s": since},
         )
@@ -111,7 +111,7 @@ def map_history(map_path: str | Path, entity: str) -> dict[str, Any]:
         events = store.sql(
             "SELECT version, change, printf('%016x', entity), "
             "CASE WHEN related IS NULL THEN NULL ELSE printf('%016x', related) END, records "
-            "FROM events WHERE entity = ? OR related = ? ORDER BY version, change",
+            f"FROM {EVENTS} WHERE entity = ? OR related = ? ORDER BY version, change",
             e,
             e,
         )
