@@ -89,7 +89,7 @@ def check_outputs(
     text (the message does not repeat it); a directory; a missing or unwritable folder;
     the same path twice; an input path; a name whose ending is not one of the output's
     ``suffixes``; an existing file unless ``force`` (the CLI's ``--force``)."""
-    from linkage.secret import looks_like_secret, secret_itself
+    from linkage.secret_text import looks_like_secret, secret_itself
 
     seen: dict[Path, Path] = {}
     ins = {Path(i).resolve(): Path(i) for i in inputs if not _is_url(str(i))}

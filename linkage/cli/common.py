@@ -21,7 +21,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    from linkage.secret import hide_secrets
+    from linkage.secret_text import hide_secrets
 
     click.echo(f"Error: {hide_secrets(msg)}", err=True)
     sys.exit(code)
@@ -116,7 +116,7 @@ def _pairs(values: Iterable[str], option: str) -> dict[str, str]:
 
 
 def _warn(msg: str) -> None:
-    from linkage.secret import hide_secrets
+    from linkage.secret_text import hide_secrets
 
     click.echo(f"Warning: {hide_secrets(msg)}", err=True)
 
@@ -139,7 +139,7 @@ def _secrets_hidden() -> Iterator[None]:
     try:
         yield
     except click.ClickException as exc:
-        from linkage.secret import hide_secrets
+        from linkage.secret_text import hide_secrets
 
         exc.message = hide_secrets(exc.message)  # type: ignore[misc]
         raise
