@@ -405,3 +405,32 @@ def test_cli_audit_report(tmp_path: Path) -> None:
     # an existing report is refused before any work, with one Error line
     res = CliRunner().invoke(main, [*args, "--report", str(out)])
     assert res.exit_code == 2 and res.output.count("Error:") == 1 and "audit:" not in res.output
+
+
+def test_encode_report_uses_the_wire_length(scenario, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # hardened default template: 1024-bit filters diffused to 2048 bits on the wire; the
+    # report labelled the bits-set chart "of 1024"
+    from report_fixtures import PARTY_COLUMNS, SECRET
+
+    import linkage
+    from linkage.report.encode_report import write_encode_report
+    from linkage.schema import Schema
+    from linkage.schema_template import uk_person_template
+    from linkage.secret import Secret
+
+    schema = Schema.from_dict(uk_person_template())
+    assert schema.output_length == 2048 and schema.filter_length == 1024
+    party = "council_b"
+    id_col, cols = PARTY_COLUMNS[party]
+    enc = tmp_path / "h.parquet"
+    summary = linkage.encode_file(
+        scenario.extracts[party], enc, schema, Secret(SECRET), party=party, id_column=id_col,
+        columns=cols,
+    )  # fmt: skip
+    encoded = linkage.read_encoded(enc)
+    for sch in (schema, None):
+        html = write_encode_report(
+            tmp_path / f"e{sch is None}.html", summary, encoded=encoded, schema=sch
+        ).read_text()
+        assert "of 2048" in html and "of 1024" not in html
+        assert "2048 bits" in html

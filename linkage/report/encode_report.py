@@ -58,7 +58,10 @@ def write_encode_report(
     _rejects(page.section("Rejected values"), summary, d)
     _fields(page.section("Field completeness"), summary, profile, schema, d)
     _placeholders(page.section("Suspected placeholder values"), profile, d)
-    length = schema.filter_length if schema is not None else int(meta.get("filter_length", 0) or 0)
+    # the wire length (after hardening, e.g. diffusion to 2048 bits): what the filters hold
+    length = int(meta.get("filter_length", 0) or 0) or (
+        schema.output_length if schema is not None else 0
+    )
     _filters_section(page.section("Bloom filters (a privacy signal)"), filters, length, d)
     _schema(page.section("Schema"), schema, fingerprint, meta)
     return page.write(path)
@@ -276,7 +279,14 @@ def _schema(s: Section, schema: Schema | None, fingerprint: str, meta: dict[str,
         if meta.get("filter_length"):
             s.paragraph(f"Filter length: {meta['filter_length']} bits.")
         return
-    s.paragraph(f"Filter length {schema.filter_length} bits, hashing {schema.hashing}.")
+    wire = schema.output_length
+    steps = ", ".join(st.type for st in schema.hardening.steps)
+    hardened = (
+        f" before hardening, {wire} bits as written (after {steps})"
+        if wire != schema.filter_length
+        else ""
+    )
+    s.paragraph(f"Filter length {schema.filter_length} bits{hardened}, hashing {schema.hashing}.")
     rows = []
     for f in schema.fields:
         t = f.tokeniser
