@@ -11,10 +11,23 @@ from typing import Any
 
 from linkage.errors import SchemaError
 
-NULL_SPELLINGS = ["NULL", "N/A", "NONE", "-", "?", "UNKNOWN", "NOT KNOWN", "NK"]
-"""How extracts commonly spell "no value" (compared trimmed and upper-case, and again after
-the field's normaliser, so ``n/a``, ``N.K.`` and ``Not-Known`` match too). Blanks and
-whitespace are always missing."""
+NULL_SPELLINGS = [
+    "NULL",
+    "N/A",
+    "NONE",
+    "-",
+    "?",
+    "UNKNOWN",
+    "NOT KNOWN",
+    "NK",
+    "NOT APPLICABLE",
+    "NOT STATED",
+    "NOT RECORDED",
+    "NOT GIVEN",
+]
+"""How extracts commonly spell "no value" (compared trimmed and upper-case, again with case,
+spaces and punctuation ignored, so ``n/a``, ``N.A.``, ``N/K`` and ``Not-Known`` match too,
+and again after the field's normaliser). Blanks and whitespace are always missing."""
 
 
 UNHARDENED_WARNING = (

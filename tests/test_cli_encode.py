@@ -188,6 +188,36 @@ def test_rejects_list_row_problems_without_values(work: Path) -> None:
     assert "p-004" in read_encoded(work / "out.parquet").record_ids.to_pylist()
 
 
+@pytest.mark.parametrize(
+    "placeholder",
+    ["1900-01-01", "01-01-1900", "19000101", "01-Jan-1900", "01.01.1900", "1900-01-01 00:00:00",
+     "N.A.", "N/K", "NOT APPLICABLE"],
+)  # fmt: skip
+@pytest.mark.parametrize("given", [False, True])
+def test_placeholder_date_in_another_spelling_is_missing(
+    work: Path, placeholder: str, given: bool
+) -> None:
+    rows = [[*ROWS[i][:3], placeholder if i == 1 else ROWS[i][3], *ROWS[i][4:]] for i in range(4)]
+    write_csv(work / "ph.csv", rows)
+    extra = ["--date-format", "date_of_birth=%d/%m/%Y"] if given else []
+    r = run(encode_args(work, "ph.csv", *extra))
+    assert r.exit_code == 0, r.output
+    with open(work / "rejects.csv", newline="", encoding="utf-8") as fh:
+        got = {tuple(x) for x in list(csv.reader(fh))[1:]}
+    assert not any(rid == "p-002" for rid, _, _ in got), got  # missing, not unparseable
+    assert len(read_encoded(work / "out.parquet")) == 4
+
+
+def test_a_few_unparseable_dates_stay_row_problems(work: Path) -> None:
+    rows = [*ROWS[:3], [*ROWS[3][:3], "1962-02-28", *ROWS[3][4:]]]
+    write_csv(work / "few.csv", rows)
+    r = run(encode_args(work, "few.csv", "--date-format", "date_of_birth=%d/%m/%Y"))
+    assert r.exit_code == 0, r.output
+    with open(work / "rejects.csv", newline="", encoding="utf-8") as fh:
+        got = {tuple(x) for x in list(csv.reader(fh))[1:]}
+    assert ("p-004", "date_of_birth", "unparseable date") in got
+
+
 def test_summary_on_stderr_unless_quiet(work: Path) -> None:
     args = [a for a in encode_args(work) if a != "--quiet"]
     r = run(args)
@@ -352,7 +382,24 @@ def _all_unusable(work: Path) -> tuple[list[str], list[str], dict[str, str | Non
     return encode_args(work), ["in.csv"], {}
 
 
+ISO_ROWS = [[*row[:3], d, *row[4:]] for row, d in zip(ROWS[:4], ["1971-03-14", "1985-12-25",
+            "1990-11-02", "1962-02-28"], strict=True)]  # fmt: skip
+
+
+def _wrong_date_format(work: Path) -> tuple[list[str], list[str], dict[str, str | None]]:
+    write_csv(work / "iso.csv", ISO_ROWS)
+    return encode_args(work, "iso.csv", "--date-format", "date_of_birth=%d/%m/%Y"), ["iso.csv"], {}
+
+
 BAD_INPUTS: dict[str, tuple[Setup, tuple[str, ...]]] = {
+    "--date-format that fits no value": (
+        _wrong_date_format,
+        ("iso.csv", "'date_of_birth'", "reads only 0 of 4 dates", "%Y-%m-%d"),
+    ),
+    "one row in another date format": (
+        _csv("mixed.csv", [ROWS[0], ISO_ROWS[1], ROWS[2], ROWS[3]]),
+        ("mixed.csv", "'date_of_birth'", "%d/%m/%Y", "fits 3 of 4", "not row 2", "--date-format"),
+    ),
     "missing id column": (
         _csv("noid.csv", [r[1:] for r in ROWS], HEADER[1:]),
         ("id column 'record_id' not found",),

@@ -10,9 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkage.partner.dates import AmbiguousDateFormat, DateFormat, detect_date_format
+from linkage.partner.dates import (
+    AmbiguousDateFormat,
+    DateFormat,
+    DateFormatMismatch,
+    check_date_format,
+    detect_date_format,
+)
 from linkage.partner.normalisers import nhs_check_ok, normalise, normalise_value, soundex
 from linkage.partner.values import INVALID, MISSING, OK, REASONS
+from linkage.schema_template import NULL_SPELLINGS
 
 TODAY = dt.date(2024, 6, 1)
 
@@ -238,6 +245,88 @@ def test_date_normaliser_detects_when_no_format_given() -> None:
 def test_bad_date_format_is_refused(fmt: str) -> None:
     with pytest.raises(ValueError):
         DateFormat(fmt)
+
+
+# -- placeholder dates and null spellings in date columns ---------------------------------------
+TEMPLATE_DOB_MISSING = [*NULL_SPELLINGS, "01/01/1900"]
+PLACEHOLDER_SPELLINGS = [
+    "1900-01-01",
+    "01-01-1900",
+    "19000101",
+    "01-Jan-1900",
+    "01.01.1900",
+    "1900-01-01 00:00:00",
+    "1900/01/01",
+    "N.A.",
+    "n/k",
+    "N/K",
+    "Not Applicable",
+    "not-known",
+]
+DDMM = ["25/12/1990", "01/02/1980", "14/03/1971", None, "02/11/1990"]
+
+
+@pytest.mark.parametrize("odd", PLACEHOLDER_SPELLINGS)
+def test_placeholder_in_another_spelling_does_not_break_detection(odd: str) -> None:
+    column = pa.array([*DDMM[:2], odd, *DDMM[2:]], pa.string())
+    assert detect_date_format(column, TEMPLATE_DOB_MISSING).fmt == "%d/%m/%Y"
+
+
+@pytest.mark.parametrize("given", [None, DateFormat("%d/%m/%Y")])
+@pytest.mark.parametrize("odd", PLACEHOLDER_SPELLINGS)
+def test_placeholder_in_any_spelling_is_missing_not_unparseable(
+    odd: str, given: DateFormat | None
+) -> None:
+    out = normalise(
+        "date", [*DDMM, odd], missing=TEMPLATE_DOB_MISSING, date_format=given, today=TODAY
+    )
+    assert int(out.status[-1]) == MISSING
+    assert out.values.to_pylist()[:3] == ["1990-12-25", "1980-02-01", "1971-03-14"]
+
+
+def test_placeholder_dates_are_only_the_sentinel_dates() -> None:
+    # other dates of that year, and the sentinel's digits in another order, are real dates
+    out = normalise(
+        "date",
+        ["1900-01-02", "1900-02-01", "02/01/1900"],
+        missing=TEMPLATE_DOB_MISSING,
+        date_format=DateFormat("%Y-%m-%d"),
+        today=TODAY,
+    )
+    assert int(out.status[0]) == OK and int(out.status[1]) == OK
+
+
+@pytest.mark.parametrize("kind", ["postcode", "nhs_number", "sex", "integer", "name", "text"])
+@pytest.mark.parametrize("odd", ["N.A.", "n / a", "N/K", "n.k.", "Not-Applicable", "not stated"])
+def test_null_spellings_with_other_punctuation_are_missing_in_every_field(
+    kind: str, odd: str
+) -> None:
+    assert one(kind, odd, missing=TEMPLATE_DOB_MISSING) == (None, MISSING)
+
+
+def test_detection_error_names_the_rows_that_break_the_closest_format() -> None:
+    column = ["25/12/1990"] * 6 + ["1990-01-02", "25/12/1990", "garbage", "3/4/1990"]
+    with pytest.raises(AmbiguousDateFormat) as exc:
+        detect_date_format(pa.array(column), TEMPLATE_DOB_MISSING)
+    msg = str(exc.value)
+    assert "%d/%m/%Y" in msg and "rows 7 and 9" in msg and "8 of 10" in msg
+    assert "1990-01-02" not in msg and "garbage" not in msg
+
+
+def test_given_date_format_must_fit_most_values() -> None:
+    iso = pa.array([f"19{60 + i}-0{1 + i % 9}-1{i % 10}" for i in range(30)] + [None, "NULL"])
+    with pytest.raises(DateFormatMismatch) as exc:
+        check_date_format(iso, DateFormat("%d/%m/%Y"), TEMPLATE_DOB_MISSING)
+    assert "reads only 0 of 30 dates" in str(exc.value) and "%Y-%m-%d" in str(exc.value)
+    # day and month swapped: only dates with day <= 12 parse
+    ddmm = pa.array([f"{d:02d}/{m:02d}/1980" for d in range(1, 29) for m in (1, 6, 11)])
+    with pytest.raises(DateFormatMismatch):
+        check_date_format(ddmm, DateFormat("%m/%d/%Y"))
+    check_date_format(ddmm, DateFormat("%d/%m/%Y"))
+    # a few unparseable rows (typing errors) remain row problems, not an error
+    check_date_format(
+        pa.array([*ddmm.to_pylist(), "1980-01-02", "garbage"]), DateFormat("%d/%m/%Y")
+    )
 
 
 # -- postcodes ----------------------------------------------------------------------------------

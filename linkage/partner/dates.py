@@ -33,6 +33,8 @@ from linkage.partner.values import (
     _as_string_array,
     _missing_mask,
     _null_if,
+    distinct_rows,
+    loose_missing,
     string_array,
     string_buffers,
     unify_spaces,
@@ -197,16 +199,103 @@ class AmbiguousDateFormat(ValueError):
     """Several date formats fit a column, or none does."""
 
 
+class DateFormatMismatch(ValueError):
+    """A given date format fits too few of a column's values to be the column's format."""
+
+
+MIN_FORMAT_FIT = 0.5
+"""A date format given for a column (``--date-format``) must parse at least this share of the
+column's rows that hold a value (not blank, not a missing-value sentinel or placeholder date),
+or the encode stops: a right format fails only on typing errors (a few percent), while a
+wrong one fails on most values; even day and month swapped (``%m/%d/%Y`` for dd/mm/yyyy data)
+parses only the ~39% of dates whose day is at most 12."""
+
+
+@functools.lru_cache(maxsize=64)
+def sentinel_dates(missing: tuple[str, ...]) -> np.ndarray:
+    """Sorted int64 ``YYYYMMDD`` of the ``missing`` sentinels that are dates, read under every
+    common format that parses them as a real calendar date (``01/01/1900`` -> 19000101)."""
+    raw = pa.array(list(missing), pa.string())
+    out: set[int] = set()
+    for f in COMMON_DATE_FORMATS:
+        year, month, day, ok = DateFormat(f).parse(raw, _dt.date(2000, 1, 1))
+        ok &= (day <= _days_in_month(year, month)) & (year > 0)
+        out.update(int(v) for v in (year * 10000 + month * 100 + day)[ok])
+    return np.array(sorted(out), np.int64)
+
+
+def placeholder_dates(values: pa.Array, missing: Sequence[str]) -> np.ndarray:
+    """bool numpy mask: True where a value is a sentinel date of ``missing`` written in any
+    common format (:data:`COMMON_DATE_FORMATS`, a time part allowed): with the sentinel
+    ``01/01/1900``, ``1900-01-01``, ``19000101``, ``01-Jan-1900``, ``01.01.1900`` and
+    ``1900-01-01 00:00:00`` are all placeholders, whatever the column's own format. Only values
+    holding a sentinel's four-digit year are parsed."""
+    out = np.zeros(len(values), bool)
+    target = sentinel_dates(tuple(missing))
+    if len(target) == 0 or len(values) == 0:
+        return out
+    years = "|".join(sorted({str(v // 10000) for v in target}))
+    has_year = pc.fill_null(pc.match_substring_regex(values, years), False)
+    cand = np.flatnonzero(has_year.to_numpy(zero_copy_only=False))
+    if len(cand) == 0:
+        return out
+    sub = values.take(pa.array(cand))
+    hit = np.zeros(len(cand), bool)
+    for f in COMMON_DATE_FORMATS:
+        year, month, day, ok = DateFormat(f).parse(sub, _dt.date(2000, 1, 1))
+        hit |= ok & np.isin(year * 10000 + month * 100 + day, target)
+    out[cand] = hit
+    return out
+
+
+def date_missing(values: pa.Array, missing: Sequence[str]) -> np.ndarray:
+    """bool numpy mask of the values of a date column that are missing: null, blank, a
+    ``missing`` sentinel (exactly, or with other case and punctuation: ``N.A.`` for ``N/A``)
+    or a sentinel date in any common format (:func:`placeholder_dates`)."""
+    out = _missing_mask(values, missing).to_numpy(zero_copy_only=False)
+    if missing:
+        out |= loose_missing(values, missing) | placeholder_dates(values, missing)
+    return out
+
+
+def _present(values: pa.Array, missing: Sequence[str]) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """(distinct present values, their row counts, each row's index into them or -1): a date
+    column's values less the missing ones (:func:`date_missing`)."""
+    values = unify_spaces(_as_string_array(values))
+    if values.offset or values.null_count:
+        values = pa.concat_arrays([values.fill_null("")])
+    which, first = distinct_rows(values)
+    uniq = values.take(pa.array(first))
+    keep = np.flatnonzero(~date_missing(uniq, missing))
+    remap = np.full(len(uniq), -1, np.int64)
+    remap[keep] = np.arange(len(keep))
+    row_of = remap[which]
+    counts = np.bincount(row_of[row_of >= 0], minlength=len(keep))
+    return uniq.take(pa.array(keep)), counts, row_of
+
+
+def _rows_text(rows: np.ndarray, shown: int = 3) -> str:
+    """``row 4``, ``rows 4 and 17``, ``rows 4, 17, 230, ...`` (1-based data rows)."""
+    nums = [str(int(r) + 1) for r in rows[:shown]]
+    if len(nums) == 1:
+        return f"row {nums[0]}"
+    if len(rows) > shown:
+        return f"rows {', '.join(nums)}, ..."
+    return f"rows {', '.join(nums[:-1])} and {nums[-1]}"
+
+
 def detect_date_format(values: pa.Array, missing: Sequence[str] = ()) -> DateFormat:
-    """The one common format that parses every non-empty value that is not one of the
-    ``missing`` sentinels (``NULL``, ``UNKNOWN``... do not decide the format).
+    """The one common format that parses every non-empty value of a whole date column that is
+    not missing: ``missing`` sentinels (``NULL``, ``UNKNOWN``, also as ``N.A.``...) and
+    sentinel dates in any common spelling (``1900-01-01`` for ``01/01/1900``) do not decide
+    the format.
 
     Raises :class:`AmbiguousDateFormat` if several fit (e.g. every day <= 12, so dd/mm and
-    mm/dd both parse) or none does; the message never contains a value.
+    mm/dd both parse) or none does; then it names the format that fits most rows and the
+    first rows (1-based data rows of ``values``) that break it. The message never contains a
+    value.
     """
-    values = unify_spaces(_as_string_array(values))
-    present = pc.drop_null(_null_if(values, _missing_mask(values, missing)))
-    uniq = pc.unique(present)
+    uniq, counts, row_of = _present(values, missing)
     if len(uniq) == 0:
         return DateFormat("%Y-%m-%d")
     # a format must parse every value: most fail on a small sample, and only the survivors
@@ -224,9 +313,49 @@ def detect_date_format(values: pa.Array, missing: Sequence[str] = ()) -> DateFor
             f"several date formats fit every value ({', '.join(fits)}); "
             "say which with --date-format FIELD=FORMAT"
         )
+    total = int(counts.sum())
+    best, best_ok = COMMON_DATE_FORMATS[0], np.zeros(len(uniq), bool)
+    for f in COMMON_DATE_FORMATS:
+        ok = DateFormat(f).parse(uniq)[3]
+        if counts[ok].sum() > counts[best_ok].sum():
+            best, best_ok = f, ok
+    bad_rows = np.flatnonzero(np.isin(row_of, np.flatnonzero(~best_ok)))
+    if best_ok.any():
+        found = (
+            f"the closest, {best}, fits {int(counts[best_ok].sum()):,} of {total:,} dates but "
+            f"not {_rows_text(bad_rows)}"
+        )
+    else:
+        found = f"no common format fits any date ({_rows_text(bad_rows)})"
     raise AmbiguousDateFormat(
-        "no single date format fits every value; say which with --date-format FIELD=FORMAT "
-        "(values that do not fit it are then reported as row problems)"
+        f"no single date format fits every value: {found}; say which with --date-format "
+        "FIELD=FORMAT (values that do not fit it are then reported as row problems)"
+    )
+
+
+def check_date_format(values: pa.Array, fmt: DateFormat, missing: Sequence[str] = ()) -> None:
+    """Refuse a format given for a whole date column (``--date-format``) that reads fewer than
+    :data:`MIN_FORMAT_FIT` of the rows holding a date (missing values and placeholder dates
+    left out).
+
+    Raises :class:`DateFormatMismatch` saying how many rows it reads and, where one common
+    format fits the column, that format; never a value.
+    """
+    uniq, counts, _ = _present(values, missing)
+    total = int(counts.sum())
+    if total == 0:
+        return
+    fit = int(counts[fmt.parse(uniq)[3]].sum())
+    if fit >= MIN_FORMAT_FIT * total:
+        return
+    try:
+        hint = f"; the column looks like {detect_date_format(values, missing).fmt}"
+    except AmbiguousDateFormat:
+        hint = ""
+    raise DateFormatMismatch(
+        f"--date-format {fmt.fmt} reads only {fit:,} of {total:,} dates{hint} "
+        f"(a format must read at least {MIN_FORMAT_FIT:.0%} of them; leave --date-format out "
+        "to detect the format)"
     )
 
 

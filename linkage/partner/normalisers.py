@@ -58,6 +58,7 @@ from linkage.partner.dates import (
     _days_in_month,
     _format_iso,
     _norm_date,
+    placeholder_dates,
 )
 from linkage.partner.dates import (
     detect_date_format as detect_date_format,
@@ -77,6 +78,7 @@ from linkage.partner.values import (
     _null_if,
     _unique_missing,
     distinct_rows,
+    loose_missing,
     string_array,
     string_buffers,
     unify_spaces,
@@ -352,6 +354,10 @@ def normalise(
     uniq = unify_spaces(uniq)  # (distinct raw values may now repeat: harmless)
     # the missing-value test and the normaliser run once per distinct raw value
     u_miss = _unique_missing(uniq, missing, fast)
+    if missing:  # N.A. for N/A; 1900-01-01 or 19000101 for the date sentinel 01/01/1900
+        u_miss |= loose_missing(uniq, missing)
+        if kind == "date":
+            u_miss |= placeholder_dates(uniq, missing)
     present = np.flatnonzero(~u_miss)
     u_status = np.full(len(uniq), MISSING, np.int8)
     todo = uniq if len(present) == len(uniq) else uniq.take(pa.array(present))

@@ -14,7 +14,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from linkage.errors import InputError
-from linkage.partner.dates import AmbiguousDateFormat, DateFormat, detect_date_format
+from linkage.partner.dates import (
+    AmbiguousDateFormat,
+    DateFormat,
+    DateFormatMismatch,
+    check_date_format,
+    detect_date_format,
+)
 from linkage.partner.encoder import BatchResult, Encoder
 from linkage.partner.placeholders import SHARES, Suspect, frequent_values
 from linkage.partner.reader import InputFile
@@ -79,7 +85,8 @@ class Plan:
         ]
 
     def precheck(self) -> int:
-        """Whole-file checks: ids present and unique; one date format per date column;
+        """Whole-file checks: ids present and unique; one date format per date column (a given
+        one must fit: :func:`linkage.partner.dates.check_date_format`);
         suspected placeholders (:mod:`linkage.partner.placeholders`) in :attr:`suspects`."""
         checked = [f.name for f in self.schema.fields if f.name in self.field_col]
         checked = [f for f in checked if self.schema.field(f).normaliser in SHARES]
@@ -92,12 +99,14 @@ class Plan:
         ids = cols[self.id_column]
         check_ids(ids, self.src.path, self.id_column)
         for f in self.date_fields:
-            if f in self.date_formats:
-                continue
             col = self.field_col[f]
+            missing = self.schema.field(f).missing
             try:
-                self.date_formats[f] = detect_date_format(cols[col], self.schema.field(f).missing)
-            except AmbiguousDateFormat as exc:
+                if f in self.date_formats:  # given: it must fit the column
+                    check_date_format(cols[col], self.date_formats[f], missing)
+                else:
+                    self.date_formats[f] = detect_date_format(cols[col], missing)
+            except (AmbiguousDateFormat, DateFormatMismatch) as exc:
                 raise InputError(f"{self.src.path}: column {col!r} (field {f}): {exc}") from None
         self.suspects = [
             s

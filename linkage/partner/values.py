@@ -82,6 +82,59 @@ def _missing_mask(values: pa.Array, missing: Sequence[str]) -> pa.Array:
     return pc.fill_null(m, True)
 
 
+_LETTER, _ODD, _NON_ASCII = 1, 2, 4
+_BYTE_CLASS = np.full(256, _ODD | _LETTER | _NON_ASCII, np.uint8)
+_BYTE_CLASS[:128] = _ODD
+_BYTE_CLASS[ord("0") : ord("9") + 1] = 0
+_BYTE_CLASS[ord("A") : ord("Z") + 1] = _LETTER
+_BYTE_CLASS[ord("a") : ord("z") + 1] = _LETTER
+
+
+def sentinel_key(value: str) -> str:
+    """A sentinel's loose form: upper-case letters and digits only (``n/a``, ``N.A.`` and
+    ``N A`` are all ``NA``; ``Not-Known`` is ``NOTKNOWN``)."""
+    return "".join(c for c in value.upper() if c.isalnum())
+
+
+def loose_missing(values: pa.Array, missing: Sequence[str]) -> np.ndarray:
+    """bool numpy mask: True where a value equals one of the ``missing`` sentinels once case,
+    spaces and punctuation are ignored (:func:`sentinel_key`), so ``N.A.``, ``n/a`` and
+    ``N / A`` all match the sentinel ``N/A`` whatever the field's normaliser makes of them.
+    Only sentinels with a letter take part: those of digits (``01/01/1900``, ``0000000000``)
+    are compared after normalising (dates after parsing), and those of punctuation only
+    (``-``, ``?``) only as they are (:func:`_missing_mask`)."""
+    keys = sorted({k for k in map(sentinel_key, missing) if any(c.isalpha() for c in k)})
+    out = np.zeros(len(values), bool)
+    if not keys or len(values) == 0:
+        return out
+    # only values the exact comparison could have missed: with a letter and with a character
+    # that is not an ASCII letter or digit (space, punctuation, non-ASCII), and as many
+    # letters and digits as some sentinel has (non-ASCII bytes count as both kinds)
+    data, offs = string_buffers(values)
+    cls = _BYTE_CLASS[data]
+
+    def per_value(flag: int) -> np.ndarray:
+        c = np.concatenate([[0], np.cumsum((cls & flag) != 0)])
+        return c[offs[1:]] - c[offs[:-1]]
+
+    odd = per_value(_ODD)
+    alnum = np.diff(offs) - odd
+    lens = [len(k.encode("utf-8")) for k in keys]
+    ok = (odd > 0) & (per_value(_LETTER) > 0) & (alnum <= max(lens))
+    short = alnum < min(lens)
+    if short.any() and (data >= 128).any():
+        short &= per_value(_NON_ASCII) == 0
+    ok &= ~short
+    cand = np.flatnonzero(ok)
+    if len(cand) == 0:
+        return out
+    sub = values if len(cand) == len(values) else values.take(pa.array(cand))
+    key = pc.replace_substring_regex(pc.utf8_upper(sub), r"[^\p{L}\p{N}]", "")
+    hit = pc.fill_null(pc.is_in(key, value_set=pa.array(keys, pa.string())), False)
+    out[cand] = hit.to_numpy(zero_copy_only=False)
+    return out
+
+
 def _unique_missing(uniq: pa.Array, missing: Sequence[str], fast: bool = True) -> np.ndarray:
     """:func:`_missing_mask` of distinct values as a numpy bool array: ASCII values in one
     numba pass, the rest (everything when ``fast`` is false) through Arrow."""
