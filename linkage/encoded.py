@@ -7,9 +7,10 @@ zero-copy numpy ``uint64`` array of shape (n, L/64) with bit p in word p // 64, 
 
 File metadata (Parquet key-value metadata, keys prefixed ``linkage.``): format version,
 schema fingerprint, key-check value, party, filter length, record count, package version,
-creation time, and SHA-256 digests of every data column of every row group
-(:mod:`linkage.integrity`), checked on every read. No input value, normalised or not, is
-stored anywhere.
+creation time, optional recommended threshold and filter layout, and SHA-256 digests of
+every data column of every row group and of the metadata itself (all but the creation time
+and package version; :mod:`linkage.integrity`), checked on every read. No input value,
+normalised or not, is stored anywhere.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pyarrow.parquet as pq
 
 from linkage.errors import CompatibilityError, InputError
 from linkage.integrity import META_KEY as CHECKSUM_KEY
-from linkage.integrity import ChecksumLog, expected_digests, verify
+from linkage.integrity import ChecksumLog, expected_digests, verify, verify_metadata
 
 ROW_GROUP_ROWS = 1 << 17  # rows per row group of write_encoded (one digest set per group)
 
@@ -194,10 +195,20 @@ def write_encoded(enc: EncodedTable, path: str | Path, *, force: bool = False) -
     n = enc.table.num_rows
     for r0 in range(0, max(n, 1), ROW_GROUP_ROWS):  # an empty table is one empty row group
         log.add(enc.table.slice(r0, min(ROW_GROUP_ROWS, n - r0)))
-    meta = dict(enc.meta, **{CHECKSUM_KEY: log.value(), "record_count": str(n)})
+    meta = dict(enc.meta, record_count=str(n))
+    meta[CHECKSUM_KEY] = log.value(meta)
     table = enc.table.replace_schema_metadata(metadata_bytes(meta))
     with atomic_outputs(p) as (tmp,):
         pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, **parquet_options())
+
+
+def decode_meta(raw: Mapping[bytes, bytes]) -> dict[str, str]:
+    """The ``linkage.`` keys of Parquet key-value metadata, prefix removed."""
+    return {
+        k.decode(errors="replace")[len(_PREFIX) :]: v.decode(errors="replace")
+        for k, v in raw.items()
+        if k.decode(errors="replace").startswith(_PREFIX)
+    }
 
 
 def read_meta(path: str | Path) -> dict[str, str]:
@@ -208,11 +219,7 @@ def read_meta(path: str | Path) -> dict[str, str]:
         raise InputError(f"{p}: file not found") from None
     except (OSError, pa.ArrowInvalid) as exc:
         raise InputError(f"{p}: not a readable Parquet file ({exc.__class__.__name__})") from None
-    meta = {
-        k.decode(errors="replace")[len(_PREFIX) :]: v.decode(errors="replace")
-        for k, v in md.items()
-        if k.decode(errors="replace").startswith(_PREFIX)
-    }
+    meta = decode_meta(md)
     missing = [k for k in META_KEYS if k not in meta]
     if missing:
         raise InputError(
@@ -239,6 +246,7 @@ def read_encoded(path: str | Path) -> EncodedTable:
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{p}: cannot read ({exc.__class__.__name__})") from None
     check_structure(table, meta, p)
+    verify_metadata(meta, p)
     verify(table, rows, expected, p)
     if len(expected) != len(rows):
         raise InputError(f"{p}: {len(expected)} checksums for {len(rows)} row groups; altered")

@@ -121,7 +121,14 @@ def _rewrite(src: Path, dst: Path, table: pa.Table | None = None, **meta: Any) -
         ({"record_count": "7"}, "says '7' records"),
         ({"filter_length": "abc"}, "filter_length 'abc'"),
         ({"filter_length": "1000"}, "multiple of 64"),
-        ({"party": "b"}, None),  # metadata only: not covered by the data checksums
+        # the metadata digest covers every linkage key but provenance
+        ({"party": "b"}, "metadata .* fails its checksum"),
+        ({"recommended_threshold": "0.2"}, "metadata .* fails its checksum"),
+        ({"schema_fingerprint": "0" * 64}, "metadata .* fails its checksum"),
+        ({"segments": "{}"}, "metadata .* fails its checksum"),
+        ({"anything_new": "1"}, "metadata .* fails its checksum"),
+        ({"created": "2001-01-01T00:00:00+00:00"}, None),
+        ({"package_version": "0.0.1"}, None),
     ],
 )
 def test_hand_made_metadata_gets_a_clear_error(
@@ -135,6 +142,71 @@ def test_hand_made_metadata_gets_a_clear_error(
         return
     with pytest.raises(InputError, match=message):
         read_encoded(bad)
+
+
+def test_checksums_made_before_the_metadata_digest_mean_re_encode(tmp_path: Path) -> None:
+    good, old = tmp_path / "a.parquet", tmp_path / "old.parquet"
+    write_encoded(_enc(), good)
+    doc = json.loads(read_encoded(good).meta["checksums"])
+    del doc["metadata"]
+    _rewrite(good, old, checksums=json.dumps(doc))
+    with pytest.raises(InputError, match=r"do not cover its metadata .* re-encode"):
+        read_encoded(old)
+
+
+def test_tampered_threshold_is_refused_in_either_order(tmp_path: Path) -> None:
+    """Issue: a file whose metadata said recommended_threshold=0.2 linked every record at
+    0.2 when given first (0.55 when second); edited party / created were accepted."""
+    a, b, bad = tmp_path / "a.parquet", tmp_path / "b.parquet", tmp_path / "thresh.parquet"
+    write_encoded(_enc(party="a"), a)
+    write_encoded(_enc(party="b"), b)
+    _rewrite(a, bad, recommended_threshold="0.2")
+    r = CliRunner()
+    for files in ([bad, b], [b, bad]):
+        out = tmp_path / "links.parquet"
+        res = r.invoke(main, ["match", *map(str, files), "-o", str(out)])
+        assert res.exit_code == 2, res.output
+        assert res.output.count("Error:") == 1 and "thresh.parquet" in res.output
+        assert "fails its checksum" in res.output and not out.exists()
+
+
+def test_check_compatible_names_every_schema_property(tmp_path: Path) -> None:
+    """Tables (not files) that disagree on anything the schema fixes: the files and the
+    property are named, whichever comes first."""
+    from linkage.encoded import EncodedTable
+    from linkage.errors import CompatibilityError
+    from linkage.tlu.linker import check_compatible
+
+    a, b = _enc(50, party="a"), _enc(50, party="b")
+    assert "recommended_threshold" not in a.meta  # the unhardened template recommends none
+    for prop, value, words in [
+        ("recommended_threshold", "0.2", "recommended threshold.*none vs 0.2|0.2 vs none"),
+        ("segments", '{"fields":[]}', "filter layout"),
+        ("filter_length", "2048", "filter length"),
+    ]:
+        odd = EncodedTable(b.table, dict(b.meta, **{prop: value}))
+        for encs, names in (([a, odd], ["a.parquet", "odd.parquet"]),
+                            ([odd, a], ["odd.parquet", "a.parquet"])):  # fmt: skip
+            with pytest.raises(CompatibilityError, match=words) as err:
+                check_compatible(encs, names, dedupe=False)
+            assert "a.parquet" in str(err.value) and "odd.parquet" in str(err.value)
+    both = [EncodedTable(e.table, dict(e.meta, recommended_threshold="x")) for e in (a, b)]
+    with pytest.raises(InputError, match=r"a\.parquet: recommended_threshold 'x'"):
+        check_compatible(both, ["a.parquet", "b.parquet"], dedupe=False)
+
+
+def test_dask_client_and_workers_check_the_metadata(tmp_path: Path) -> None:
+    from linkage.tlu.dask_match import _light_inputs, _read_rows
+
+    good, bad = tmp_path / "a.parquet", tmp_path / "bad.parquet"
+    write_encoded(_enc(), good)
+    _rewrite(good, bad, party="z")
+    assert len(_light_inputs([str(good)])[0][0]) == 300
+    assert _read_rows(str(good), 0, 10).shape[0] == 10
+    with pytest.raises(InputError, match=r"metadata .* fails its checksum"):
+        _light_inputs([str(bad)])
+    with pytest.raises(InputError, match=r"metadata .* fails its checksum"):
+        _read_rows(str(bad), 0, 10)
 
 
 def test_hand_made_columns_get_a_clear_error(tmp_path: Path) -> None:

@@ -327,7 +327,7 @@ def _encode_file(
                     )
                 raise InputError(f"{src.path}: no row has a usable field; nothing to encode")
             meta = _meta(schema, secret, party, summary.rows_encoded)
-            meta[CHECKSUM_KEY] = sums.value()
+            meta[CHECKSUM_KEY] = sums.value(meta)
             writer.add_key_value_metadata(metadata_bytes(meta))
         finally:
             writer.close()

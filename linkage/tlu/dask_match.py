@@ -43,12 +43,13 @@ from linkage.encoded import (
     FORMAT_VERSION,
     EncodedTable,
     arrow_to_filters,
+    decode_meta,
     is_url,
     open_parquet,
     read_meta,
 )
 from linkage.errors import CompatibilityError, InputError, LinkageError
-from linkage.integrity import expected_digests, verify
+from linkage.integrity import expected_digests, verify, verify_metadata
 from linkage.tlu.blocking import (
     DEFAULT_MAX_BLOCK,
     STRATEGIES,
@@ -92,9 +93,9 @@ def _read_rows(path: str, r0: int, r1: int) -> np.ndarray:
     if not groups:
         return np.zeros((0, width // 8), np.uint64)
     part = pf.read_row_groups(groups, columns=["clk"])
-    raw = (md.metadata or {}).get(b"linkage.checksums")
-    found = {"checksums": raw.decode(errors="replace")} if raw is not None else {}
-    expected = [{"clk": g.get("clk", "")} for g in expected_digests(found, path)]
+    meta = decode_meta(md.metadata or {})
+    expected = [{"clk": g.get("clk", "")} for g in expected_digests(meta, path)]
+    verify_metadata(meta, path)  # as the client and in-process reads check it
     rows = [md.row_group(g).num_rows for g in groups]
     verify(part, rows, expected, path, groups[0])  # the row groups this task reads
     col = part.column("clk").slice(r0 - first, r1 - r0)
@@ -445,12 +446,7 @@ def _light_inputs(
                 pf = open_parquet(s)
             except (OSError, pa.ArrowInvalid) as exc:
                 raise InputError(f"{s}: cannot open ({exc.__class__.__name__})") from None
-            raw = pf.metadata.metadata or {}
-            meta = {
-                k.decode()[len("linkage.") :]: v.decode()
-                for k, v in raw.items()
-                if k.decode(errors="replace").startswith("linkage.")
-            }
+            meta = decode_meta(pf.metadata.metadata or {})
             if "format_version" not in meta or "filter_length" not in meta:
                 raise InputError(f"{s}: not a linkage encoded file; make it with `linkage encode`")
             name = s.rstrip("/").rsplit("/", 1)[-1]
@@ -459,6 +455,7 @@ def _light_inputs(
             pf = open_parquet(s)
             name = Path(s).name
         expected_digests(meta, s)  # a file without checksums is refused here, as in-process
+        verify_metadata(meta, s)  # and one whose metadata was changed after encoding
         if meta["format_version"] != FORMAT_VERSION:
             raise CompatibilityError(
                 f"{s}: encoded-file format version {meta['format_version']} is not supported "

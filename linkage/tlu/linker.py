@@ -38,6 +38,13 @@ _PROPERTY_WORDS = {
     "filter_length": "a different filter length",
     "key_check": "a different secret",
 }
+# everything else the schema fixes that a link relies on (files of one schema agree; the
+# metadata checksum refuses edited files, this names the property when tables disagree)
+_SCHEMA_WORDS = {
+    "recommended_threshold": "a different recommended threshold",
+    "segments": "a different filter layout (segments)",
+}
+_SHOWN = ("format_version", "filter_length", "recommended_threshold")  # short, not sensitive
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -58,16 +65,25 @@ def load_inputs(
 
 def check_compatible(encs: Sequence[EncodedTable], names: Sequence[str], dedupe: bool) -> None:
     """Raise :class:`CompatibilityError` / :class:`InputError` unless the inputs can be linked
-    together (same format, schema, filter length and secret; distinct parties; unique ids)."""
+    together: the same format, schema, filter length, secret, recommended threshold, filter
+    layout and block keys (a mismatch names the two files and the property); distinct
+    parties; unique ids; a valid recommended threshold."""
     if not encs:
         raise InputError("no encoded files given")
     if len(encs) < 2 and not dedupe:
         raise InputError("give at least two encoded files to link, or --dedupe for one file")
     first, fname = encs[0], names[0]
     for enc, name in zip(encs[1:], names[1:], strict=True):
-        for prop, words in _PROPERTY_WORDS.items():
-            if enc.meta.get(prop) != first.meta.get(prop):
-                raise CompatibilityError(f"{name} was encoded with {words} than {fname}")
+        for prop, words in {**_PROPERTY_WORDS, **_SCHEMA_WORDS}.items():
+            a, b = enc.meta.get(prop), first.meta.get(prop)
+            if a != b:
+                vs = f" ({prop} {a or 'none'} vs {b or 'none'})" if prop in _SHOWN else ""
+                raise CompatibilityError(f"{name} was encoded with {words} than {fname}{vs}")
+    for enc, name in zip(encs, names, strict=True):
+        raw = enc.meta.get("recommended_threshold")
+        if raw is not None and not _is_threshold(raw):
+            raise InputError(f"{name}: recommended_threshold {raw[:20]!r} in the metadata is "
+                             "not a number between 0 and 1; the file was altered")  # fmt: skip
     seen: dict[str, str] = {}
     for enc, name in zip(encs, names, strict=True):
         if enc.party in seen:
@@ -84,10 +100,17 @@ def check_compatible(encs: Sequence[EncodedTable], names: Sequence[str], dedupe:
         raise CompatibilityError(f"{', '.join(missing)} lack(s) block keys that the others have")
 
 
+def _is_threshold(raw: str) -> bool:
+    try:
+        return 0.0 <= float(raw) <= 1.0
+    except ValueError:
+        return False
+
+
 def recommended_threshold(encs: Sequence[EncodedTable]) -> float:
     """The threshold the encoded files recommend (metadata ``recommended_threshold``, from
-    the schema's ``match.threshold``; files of one schema agree, as the fingerprint covers
-    it), else :data:`DEFAULT_THRESHOLD`."""
+    the schema's ``match.threshold``), else :data:`DEFAULT_THRESHOLD`. Files linked together
+    agree on it (:func:`check_compatible` refuses them otherwise, naming the files)."""
     for enc in encs:
         try:
             t = float(enc.meta.get("recommended_threshold") or "nan")
