@@ -309,7 +309,7 @@ def test_cli(tmp_path: Path, pop: Population) -> None:
     assert res.exit_code == 0, res.output
     res = r.invoke(main, ["map", "update", str(tmp_path / "nomap.duckdb"), files[0]])
     assert res.exit_code == 2 and res.output.count("Error:") == 1 and "Traceback" not in res.output
-    res = r.invoke(main, ["map", "links", m, "-o", str(out), "--version", "9"])
+    res = r.invoke(main, ["map", "links", m, "-o", str(out), "--version", "9", "--force"])
     assert res.exit_code == 2 and "no version 9" in res.output
 
 

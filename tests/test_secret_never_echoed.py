@@ -114,6 +114,7 @@ def test_cli_secret_file_given_the_secret(work: Path, style: str) -> None:
         "column",
         "column-value",
         "truth",
+        "map-output",
         "wait",
     ],
 )

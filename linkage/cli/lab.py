@@ -137,6 +137,7 @@ def synth(
     type=click.FloatRange(0, 1),
     help="The threshold the links were matched at (marked in the --report).",
 )
+@click.option("--force", is_flag=True, help="Replace an existing --report file.")
 @report_options
 @handle_errors
 def evaluate_cmd(
@@ -147,6 +148,7 @@ def evaluate_cmd(
     within_party: bool | None,
     as_json: bool,
     threshold: float | None,
+    force: bool,
     report_path: str | None,
     report_min_count: int,
 ) -> None:
@@ -160,7 +162,8 @@ def evaluate_cmd(
 
     if sweep is not None and pairs is None:
         raise InputError("--sweep needs --pairs (a scored pairs file)")
-    _check_report(report_path, [links, truth], force=True)
+    inputs = [links, truth, *([pairs] if pairs else [])]
+    _check_report(report_path, inputs, force=force)
     steps = parse_sweep(sweep) if sweep is not None else None
     if steps is not None and pairs is not None:
         _check_sweep_floor(pairs, steps[0])
@@ -315,7 +318,8 @@ def audit_cmd(
     if json_out is not None:
         from linkage._files import atomic_outputs
 
-        with atomic_outputs(Path(json_out), mode=0o644) as (tmp,):
+        # mode 0600 (the default): the result may hold re-identified values
+        with atomic_outputs(Path(json_out)) as (tmp,):
             tmp.write_text(result.to_json(), encoding="utf-8")
 
     def audit_report(path: str) -> object:

@@ -182,6 +182,11 @@ def match_cmd(
 
 
 # --- linkage map (the persistent map at the TLU; linkage/tlu/linkage_map/) ---------------
+_WAIT_HELP = "Seconds to wait for an update holding the map (readers wait as updates do)."
+_wait_option = click.option(
+    "--wait", default=0.0, show_default=True, type=click.FloatRange(0), help=_WAIT_HELP
+)
+_force_option = click.option("--force", is_flag=True, help="Replace an existing output file.")
 
 
 @main.group("map")
@@ -412,12 +417,16 @@ def map_update_cmd(
     help="links.parquet (entity_id, party, record_id), as `linkage match` writes.",
 )
 @click.option("--version", "version", type=click.IntRange(1), help="Map version [current].")
+@_force_option
+@_wait_option
 @handle_errors
-def map_links_cmd(map_path: str, output: str, version: int | None) -> None:
+def map_links_cmd(
+    map_path: str, output: str, version: int | None, force: bool, wait: float
+) -> None:
     """Write the links of the current (or an earlier) version."""
     from linkage.tlu.linkage_map import map_links
 
-    t = map_links(map_path, output, version=version)
+    t = map_links(map_path, output, version=version, force=force, wait=wait)
     click.echo(f"wrote {output} ({t.num_rows} records)", err=True)
 
 
@@ -436,12 +445,14 @@ def map_links_cmd(map_path: str, output: str, version: int | None) -> None:
     type=click.Path(dir_okay=False),
     help="changes.parquet (version, change, entity_id, related_entity_id, records).",
 )
+@_force_option
+@_wait_option
 @handle_errors
-def map_changes_cmd(map_path: str, since: int, output: str) -> None:
+def map_changes_cmd(map_path: str, since: int, output: str, force: bool, wait: float) -> None:
     """Entities created, merged, split or retired after version N."""
     from linkage.tlu.linkage_map import map_changes
 
-    t = map_changes(map_path, output, since=since)
+    t = map_changes(map_path, output, since=since, force=force, wait=wait)
     click.echo(f"wrote {output} ({t.num_rows} changes)", err=True)
 
 
@@ -449,14 +460,15 @@ def map_changes_cmd(map_path: str, since: int, output: str) -> None:
 @click.argument("map_path", metavar="MAP.duckdb", type=click.Path(dir_okay=False))
 @click.option("--entity", required=True, help="Entity id (16 hex digits).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_wait_option
 @handle_errors
-def map_history_cmd(map_path: str, entity: str, as_json: bool) -> None:
+def map_history_cmd(map_path: str, entity: str, as_json: bool, wait: float) -> None:
     """An entity's story: issue, fate, events and every record it ever held."""
     import json
 
     from linkage.tlu.linkage_map import map_history
 
-    h = map_history(map_path, entity)
+    h = map_history(map_path, entity, wait=wait)
     if as_json:
         click.echo(json.dumps(h, indent=2))
         return
@@ -480,15 +492,16 @@ def map_history_cmd(map_path: str, entity: str, as_json: bool) -> None:
 @map_group.command("info")
 @click.argument("map_path", metavar="MAP.duckdb", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_wait_option
 @handle_errors
-def map_info_cmd(map_path: str, as_json: bool) -> None:
+def map_info_cmd(map_path: str, as_json: bool, wait: float) -> None:
     """Metadata, counts and the version log (who sent what, when)."""
     import json
 
     from linkage.tlu.linkage_map import map_info
     from linkage.tlu.linkage_map.views import info_lines
 
-    info = map_info(map_path)
+    info = map_info(map_path, wait=wait)
     click.echo(json.dumps(info, indent=2) if as_json else "\n".join(info_lines(info)))
 
 
@@ -524,13 +537,29 @@ def map_keygen_cmd(output: str, force: bool) -> None:
     help="ids.parquet (party, record_id, pseudonym).",
 )
 @click.option("--version", "version", type=click.IntRange(1), help="Map version [current].")
+@_force_option
+@_wait_option
 @handle_errors
 def map_export_cmd(
-    map_path: str, project: str, key_file: str, output: str, version: int | None
+    map_path: str,
+    project: str,
+    key_file: str,
+    output: str,
+    version: int | None,
+    force: bool,
+    wait: float,
 ) -> None:
     """Per-project pseudonyms of the entity ids (keyed hash under the TLU key and the
     project name): two projects' outputs cannot be joined without the TLU."""
     from linkage.tlu.linkage_map import map_export
 
-    t = map_export(map_path, project=project, key_file=key_file, output=output, version=version)
+    t = map_export(
+        map_path,
+        project=project,
+        key_file=key_file,
+        output=output,
+        version=version,
+        force=force,
+        wait=wait,
+    )
     click.echo(f"wrote {output} ({t.num_rows} records, project {project!r})", err=True)

@@ -24,6 +24,7 @@ from linkage.tlu.linkage_map.pseudonyms import pseudonyms, read_tlu_key, write_t
 from linkage.tlu.linkage_map.store import open_map
 from linkage.tlu.linkage_map.update import map_update
 from linkage.tlu.linkage_map.views import (
+    check_output,
     map_changes,
     map_history,
     map_info,
@@ -57,12 +58,16 @@ def map_export(
     key_file: str | Path,
     output: str | Path | None = None,
     version: int | None = None,
+    force: bool = False,
+    wait: float = 0.0,
 ) -> pa.Table:
     """``party, record_id, pseudonym`` for every record current at ``version`` (default:
     current): the entity id's pseudonym for ``project`` (see :mod:`.pseudonyms`). Written
-    to ``output`` (Parquet, mode 0600) when given."""
+    to ``output`` (Parquet, mode 0600) when given, an existing file only with ``force``;
+    ``wait``: seconds to wait for an update that holds the map."""
+    check_output(output, map_path, force=force)
     key = read_tlu_key(key_file)
-    store = open_map(map_path)
+    store = open_map(map_path, wait=wait)
     try:
         v = store.check_version(version)
         t = store.arrow(
@@ -81,7 +86,7 @@ def map_export(
         if output is not None:
             meta = out_meta(store, v, project=project)
             meta.pop("key_check", None)
-            write_table(out, output, meta)
+            write_table(out, output, meta, force=force)
         return out
     finally:
         store.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import stat
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from linkage._files import Output, atomic_outputs, check_outputs, loose_permissions
 from linkage.errors import InputError
 
 KEY_BYTES = 32
@@ -27,26 +27,17 @@ _LABEL = b"linkage-map-pseudonym/v1\x00"
 
 
 def write_tlu_key(path: str | Path, *, force: bool = False) -> None:
-    """Write 32 random bytes (``secrets``) to a new file of mode 0600."""
-    p = Path(path)
-    if p.exists() and not force:
-        raise InputError(f"{p} already exists (use --force to overwrite)")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{parent}: output directory does not exist")
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(KEY_BYTES))
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write 32 random bytes (``secrets``) to a new file of mode 0600, atomically (through
+    :mod:`linkage._files`); an existing file is refused unless ``force``."""
+    (p,) = check_outputs([Output(Path(path), "TLU key file")], force=force)
+    with atomic_outputs(p) as (tmp,):
+        tmp.write_bytes(secrets.token_bytes(KEY_BYTES))
 
 
 def read_tlu_key(path: str | Path) -> bytes:
-    """The TLU key from its file: exactly 32 bytes, not readable by group or others."""
+    """The TLU key from its file: exactly 32 bytes. Refused when its group or other users
+    may read or write it (the same permission bits that make :mod:`linkage.secret` warn
+    about a partner's secret file: see :func:`linkage._files.loose_permissions`)."""
     p = Path(path)
     try:
         st = p.stat()
@@ -57,8 +48,12 @@ def read_tlu_key(path: str | Path) -> bytes:
         ) from None
     except OSError as exc:
         raise InputError(f"{p}: cannot read the TLU key ({exc.strerror})") from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise InputError(f"{p}: the TLU key is accessible to group or others; chmod 600 it")
+    loose = loose_permissions(st.st_mode)
+    if loose:
+        raise InputError(
+            f"{p}: the TLU key is accessible to group or others ({' and '.join(loose)}, mode "
+            f"{stat.S_IMODE(st.st_mode):04o}); make it private: chmod 600 {p}"
+        )
     if len(data) != KEY_BYTES:
         raise InputError(f"{p}: a TLU key is {KEY_BYTES} bytes, this file has {len(data)}")
     return data

@@ -1,7 +1,9 @@
 """Reading a map: links at a version, changes since a version, an entity's history, info.
 
 All readers open the map read-only (several may run at once; none while an update holds
-the map). Outputs are written atomically (a temporary file beside the target, renamed).
+the map: ``wait`` seconds are waited for it, as by :func:`~.update.map_update`). Outputs are
+checked before any work (an existing file is refused unless ``force``) and written
+atomically, mode 0600, through :mod:`linkage._files`.
 """
 
 from __future__ import annotations
@@ -21,10 +23,22 @@ from linkage.tlu.linkage_map.store import EVENTS, MapStore, open_map, parse_id
 CHANGE_KINDS = ("created", "merged", "split", "retired")
 
 
+def check_output(
+    output: str | Path | None, map_path: str | Path, *, force: bool = False
+) -> Path | None:
+    """Refuse ``output`` before any work (see :func:`linkage._files.check_outputs`): an
+    existing file unless ``force``, the map itself, a name not ending in .parquet."""
+    if output is None:
+        return None
+    (out,) = check_outputs([Output(Path(output), "output", PARQUET)], [map_path], force=force)
+    return out
+
+
 def write_table(
-    table: pa.Table, output: str | Path, meta: dict[str, str], force: bool = True
+    table: pa.Table, output: str | Path, meta: dict[str, str], force: bool = False
 ) -> None:
-    """Parquet with ``linkage.`` metadata, atomically, mode 0600 (links are personal data)."""
+    """Parquet with ``linkage.`` metadata, atomically, mode 0600 (links are personal data).
+    ``output`` was checked by :func:`check_output` with the same ``force``."""
     (out,) = check_outputs([Output(Path(output), "output", PARQUET)], force=force)
     with atomic_outputs(out) as (tmp,):
         pq.write_table(table.replace_schema_metadata(metadata_bytes(meta)), tmp, compression="zstd")
@@ -56,29 +70,45 @@ def links_at(store: MapStore, version: int) -> pa.Table:
 
 
 def map_links(
-    map_path: str | Path, output: str | Path | None = None, *, version: int | None = None
+    map_path: str | Path,
+    output: str | Path | None = None,
+    *,
+    version: int | None = None,
+    force: bool = False,
+    wait: float = 0.0,
 ) -> pa.Table:
     """The linkage map's links (``entity_id, party, record_id``) at ``version`` (default:
-    current); written to ``output`` (Parquet) when given. Same columns as ``linkage match``."""
-    store = open_map(map_path)
+    current); written to ``output`` (Parquet) when given, an existing file only with
+    ``force``. Same columns as ``linkage match``. ``wait``: seconds to wait for an update
+    that holds the map."""
+    check_output(output, map_path, force=force)
+    store = open_map(map_path, wait=wait)
     try:
         v = store.check_version(version)
         table = links_at(store, v)
         if output is not None:
-            write_table(table, output, out_meta(store, v, record_count=str(table.num_rows)))
+            meta = out_meta(store, v, record_count=str(table.num_rows))
+            write_table(table, output, meta, force=force)
         return table
     finally:
         store.close()
 
 
 def map_changes(
-    map_path: str | Path, output: str | Path | None = None, *, since: int = 1
+    map_path: str | Path,
+    output: str | Path | None = None,
+    *,
+    since: int = 1,
+    force: bool = False,
+    wait: float = 0.0,
 ) -> pa.Table:
     """Entity changes in versions after ``since``: ``version, change, entity_id,
     related_entity_id, records``. ``change``: created (a new id; related empty), merged
     (``entity_id`` merged into ``related_entity_id``), split (``records`` records of
-    ``entity_id`` now belong to ``related_entity_id``), retired (no records left)."""
-    store = open_map(map_path)
+    ``entity_id`` now belong to ``related_entity_id``), retired (no records left).
+    ``output``, ``force`` and ``wait`` as in :func:`map_links`."""
+    check_output(output, map_path, force=force)
+    store = open_map(map_path, wait=wait)
     try:
         if not 0 <= since <= store.version:
             raise InputError(f"--since must be between 0 and {store.version}, got {since}")
@@ -90,17 +120,18 @@ def map_changes(
             {"s": since},
         )
         if output is not None:
-            write_table(table, output, out_meta(store, store.version, since=str(since)))
+            meta = out_meta(store, store.version, since=str(since))
+            write_table(table, output, meta, force=force)
         return table
     finally:
         store.close()
 
 
-def map_history(map_path: str | Path, entity: str) -> dict[str, Any]:
+def map_history(map_path: str | Path, entity: str, *, wait: float = 0.0) -> dict[str, Any]:
     """One entity's story: when issued, its fate, its events and every record that was
-    ever a member (party, record_id, valid_from, valid_to)."""
+    ever a member (party, record_id, valid_from, valid_to). ``wait`` as in :func:`map_links`."""
     e = parse_id(entity)
-    store = open_map(map_path)
+    store = open_map(map_path, wait=wait)
     try:
         row = store.sql(
             "SELECT first_version, ended, fate, successor FROM entities WHERE entity = ?", e
@@ -140,9 +171,10 @@ def map_history(map_path: str | Path, entity: str) -> dict[str, Any]:
         store.close()
 
 
-def map_info(map_path: str | Path) -> dict[str, Any]:
-    """Metadata, the version log and current counts of a map."""
-    store = open_map(map_path)
+def map_info(map_path: str | Path, *, wait: float = 0.0) -> dict[str, Any]:
+    """Metadata, the version log and current counts of a map. ``wait`` as in
+    :func:`map_links`."""
+    store = open_map(map_path, wait=wait)
     try:
         versions = store.arrow("SELECT * EXCLUDE (sources) FROM versions ORDER BY version")
         sources = dict(store.sql("SELECT version, sources FROM versions"))
