@@ -56,6 +56,7 @@ __all__ = [
     "check_outputs",
     "loose_permissions",
     "os_error_message",
+    "spreadsheet_safe",
 ]
 
 
@@ -282,6 +283,21 @@ def loose_permissions(mode: int) -> list[str]:
         who = "every user" if mode & stat.S_IWOTH else "its group"
         loose.append(f"writable by {who}")
     return loose
+
+
+# Cells a spreadsheet reads as a formula (OWASP, "CSV Injection": =, +, -, @, tab, CR), and
+# the quote that marks a neutralised cell (prefixed too, so the rule can be undone exactly).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """``cell`` for a CSV that people open in a spreadsheet: a cell starting with ``=``, ``+``,
+    ``-``, ``@``, tab or carriage return gets a leading single quote, so Excel, LibreOffice and
+    Google Sheets show it as text instead of running it as a formula (OWASP "CSV Injection").
+    A cell that starts with a quote gets one more, so the rule is undone exactly by removing
+    one leading quote from every cell that starts with one. Machine outputs (Parquet) keep
+    values exact."""
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
 
 
 # -- directories (synthetic data sets) -------------------------------------------------------

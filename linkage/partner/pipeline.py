@@ -338,11 +338,15 @@ def _encode_file(
 
 def write_rejects(path: str | Path, rows: list[tuple[str, str, str]]) -> None:
     """The rejects CSV (record_id, field, reason; never a value) at ``path`` as it is: the
-    caller gives a temporary file of :func:`linkage._files.atomic_outputs`."""
+    caller gives a temporary file of :func:`linkage._files.atomic_outputs`. Cells a
+    spreadsheet would run as a formula are neutralised (:func:`linkage._files.spreadsheet_safe`:
+    a record id ``=HYPERLINK(...)`` or ``-1`` is written ``'=HYPERLINK(...)``, ``'-1``)."""
+    from linkage._files import spreadsheet_safe
+
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["record_id", "field", "reason"])
-        w.writerows(rows)
+        w.writerows([spreadsheet_safe(c) for c in row] for row in rows)
 
 
 def _meta(schema: Schema, secret: Secret, party: str, count: int) -> dict[str, str]:
