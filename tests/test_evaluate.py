@@ -532,8 +532,9 @@ def test_error_links_ids_not_in_truth() -> None:
         evaluate(links, truth.slice(0, 4))
     msg = err(e)
     assert "2 of 6 records are not in the truth file" in msg
-    assert "party 'A', record_id 'a3', row 5" not in msg  # first is b2 at row 4
-    assert "party 'B', record_id 'b2', row 4" in msg
+    # rows count data rows from 1 (as encode's do): b2 is the 5th record, a3 the 6th
+    assert "party 'A', record_id 'a3', row 6" not in msg  # first is b2 at row 5
+    assert "party 'B', record_id 'b2', row 5" in msg
 
 
 def test_error_no_ids_match() -> None:
@@ -550,7 +551,7 @@ def test_error_duplicates() -> None:
     links, truth = tables(PERFECT)
     with pytest.raises(InputError, match=r"links table: 1 records appear more than once.*'a2'"):
         evaluate(pa.concat_tables([links, links.slice(3, 1)]), truth)
-    with pytest.raises(InputError, match=r"truth table: 1 records appear more than once.*row 6"):
+    with pytest.raises(InputError, match=r"truth table: 1 records appear more than once.*row 7"):
         evaluate(links, pa.concat_tables([truth, truth.slice(3, 1)]))
 
 
@@ -561,7 +562,7 @@ def test_error_empty_and_null_values(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="links file has no records"):
         evaluate(links.slice(0, 0), truth)
     nulls = links.set_column(2, "record_id", pa.array(["a1", None, "c1", "a2", "b2", "a3"]))
-    with pytest.raises(InputError, match=r"column record_id has 1 empty values \(first at row 1\)"):
+    with pytest.raises(InputError, match=r"column record_id has 1 empty values \(first at row 2\)"):
         evaluate(nulls, truth)
     tp_ = tmp_path / "truth.csv"
     tp_.write_text("party,record_id,person_id\nA,a1,x\nB,b1,\nC,c1,\n", encoding="utf-8")

@@ -294,11 +294,14 @@ def evaluate(
     check_known(row, l_party, l_rid, links_name, truth_name, "records")
     counts = np.bincount(row, minlength=n)
     if (counts > 1).any():
-        i = int(np.flatnonzero(counts[row] > 1)[0])
+        order = np.argsort(row, kind="stable")  # repeats of one record side by side
+        rep = np.flatnonzero(row[order][1:] == row[order][:-1])
+        j = int(order[rep + 1].min())  # the earliest repeat, and the row it repeats
+        i = int(np.flatnonzero(row == row[j])[0])
         raise InputError(
-            f"{links_name}: {int((counts > 1).sum())} records appear more than once (first: "
-            f"party {l_party[i].as_py()!r}, record_id {l_rid[i].as_py()!r}, row {i}); every "
-            "record must appear once"
+            f"{links_name}: {int((counts > 1).sum())} records appear more than once (first "
+            f"repeat: party {l_party[j].as_py()!r}, record_id {l_rid[j].as_py()!r}, row {j + 1} "
+            f"repeats row {i + 1}); every record must appear once"
         )
     ent_l, n_ent_l = dense_codes(l_ent)
     entity = np.empty(n, dtype=np.int64)

@@ -2,7 +2,9 @@
 candidate sets, as Parquet files, CSV files (truth only) or in-memory pyarrow Tables.
 
 Every reader checks the columns it needs and raises :class:`~linkage.errors.InputError` naming
-the file, the column and the first bad row. :class:`TruthIndex` maps ``(party, record_id)``
+the file, the column and the first bad row. Row numbers count data rows from 1, the header
+excluded (as in every linkage message: ``linkage encode`` counts the same way).
+:class:`TruthIndex` maps ``(party, record_id)``
 to truth rows, vectorised.
 """
 
@@ -122,7 +124,9 @@ def string_column(table: pa.Table, col: str, name: str) -> pa.Array:
     n_empty = pc.sum(empty).as_py() or 0
     if n_empty:
         first = int(np.flatnonzero(empty.to_numpy(zero_copy_only=False))[0])
-        raise InputError(f"{name}: column {col} has {n_empty} empty values (first at row {first})")
+        raise InputError(
+            f"{name}: column {col} has {n_empty} empty values (first at row {first + 1})"
+        )
     return arr
 
 
@@ -176,8 +180,8 @@ class TruthIndex:
             n_dup = int(sorted_runs(self._sorted[dup])[0].size)
             raise InputError(
                 f"{name}: {n_dup} records appear more than once (first repeat: party "
-                f"{party[first].as_py()!r}, record_id {record_id[first].as_py()!r}, row {first}); "
-                "every record must appear once"
+                f"{party[first].as_py()!r}, record_id {record_id[first].as_py()!r}, "
+                f"row {first + 1}); every record must appear once"
             )
 
     def party_codes(self, party: pa.Array) -> NDArray[np.int64]:
@@ -219,5 +223,5 @@ def check_known(
         i = int(bad[0])
         raise InputError(
             f"{name}: {bad.size} of {idx.size} {what} are not in the truth file {truth} "
-            f"(first: party {party[i].as_py()!r}, record_id {record_id[i].as_py()!r}, row {i})"
+            f"(first: party {party[i].as_py()!r}, record_id {record_id[i].as_py()!r}, row {i + 1})"
         )

@@ -39,6 +39,22 @@ _DELIMITER_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
 _DELIMITER_OPTION = {";": "';'", "\t": "tab", "|": "'|'", ",": "','"}
 
 
+def _utf16_without_bom(head: bytes) -> str:
+    """'LE' or 'BE' when ``head`` (a file's first bytes) is ASCII text in UTF-16 without a
+    byte-order mark: a NUL byte beside (nearly) every character, at odd offsets for
+    little-endian, even for big-endian (9 in 10 or more: a name in another script may follow
+    the header), which no UTF-8 CSV has; else ''."""
+    n = len(head) - len(head) % 2
+    if n < 4:
+        return ""
+    even, odd = head[0:n:2].count(0) / (n // 2), head[1:n:2].count(0) / (n // 2)
+    if odd >= 0.9 and even <= 0.1:
+        return "LE"
+    if even >= 0.9 and odd <= 0.1:
+        return "BE"
+    return ""
+
+
 def delimiter_char(delimiter: str) -> str:
     """The one-character delimiter; ``tab`` and ``\\t`` name the tab character."""
     return "\t" if delimiter in ("tab", "\\t", "TAB") else delimiter
@@ -66,12 +82,18 @@ class InputFile:
         if self.path.stat().st_size == 0:
             raise InputError(f"{self.path}: file is empty")
         with open(self.path, "rb") as fh:
-            magic = fh.read(8)
+            magic = fh.read(256)
         self.is_parquet = self.path.suffix.lower() in PARQUET_SUFFIXES or magic[:4] == b"PAR1"
         if not self.is_parquet:
             for prefix, what in _MAGIC:
                 if magic.startswith(prefix):
                     raise InputError(f"{self.path}: the file {what}")
+            utf16 = _utf16_without_bom(magic)
+            if utf16:
+                raise InputError(
+                    f"{self.path}: the file is UTF-16{utf16} text without a byte-order mark "
+                    "(its header has a NUL byte beside every character): save it as 'CSV UTF-8'"
+                )
         self._header = header = self._read_header()
         self._csv_index = {name: i for i, name in enumerate(header) if name}
         self.unnamed_columns = sum(1 for name in header if not name)

@@ -47,6 +47,42 @@ def encode_summary_lines(summary: EncodeSummary, filter_length: int) -> list[str
     return out
 
 
+# words for the candidate search's details (linkage.tlu.blocking, linkage.tlu.dask_match)
+_DETAIL_WORDS: dict[str, str] = {
+    "blocks": "{:,} blocks",
+    "blocks_scored": "{:,} scored block by block",
+    "oversize_blocks": "{:,} over --max-block (scored by the all-pairs kernel)",
+    "compared_with_repeats": "{:,} comparisons (a pair in several blocks counted each time)",
+    "capped_records": "{:,} records kept only their best --max-candidates pairs",
+    "tasks": "{:,} Dask tasks",
+    "partitions": "{:,} partitions",
+    "seconds": "took {:.2f}s",
+}
+
+
+def blocking_detail_words(detail: dict[str, object]) -> str:
+    """The candidate search's details as one line of words (empty when there are none):
+    ``candidate search: 1,204 blocks, 3 over --max-block (...), took 0.65s``, never a raw
+    dict."""
+    if not detail:
+        return ""
+    parts: list[str] = []
+    if "bands" in detail and "rows" in detail:
+        lsh = f"LSH with {detail['bands']} bands of {detail['rows']} bits"
+        if "fill" in detail:
+            lsh += f" (filters {float(str(detail['fill'])):.1%} set)"
+        parts.append(lsh)
+    for key, value in detail.items():
+        if key in ("bands", "rows", "fill"):
+            continue
+        words = _DETAIL_WORDS.get(key)
+        if words is not None and isinstance(value, int | float):
+            parts.append(words.format(value))
+        elif isinstance(value, int | float | str):
+            parts.append(f"{key.replace('_', ' ')} {value}")
+    return "candidate search: " + ", ".join(parts) if parts else ""
+
+
 def match_summary_lines(s: MatchStats) -> list[str]:
     """What ``linkage match`` prints after a run: records, blocking, pairs, entities, time."""
     lines = [f"  {party}: {n} records" for party, n in s.records_per_party.items()]
@@ -54,8 +90,9 @@ def match_summary_lines(s: MatchStats) -> list[str]:
         f"blocking {s.blocking}: {s.candidates} candidate pairs scored of {s.possible_pairs} "
         f"possible (reduction ratio {s.reduction_ratio:.6f})"
     )
-    if s.blocking_detail:
-        lines.append(f"  detail: {s.blocking_detail}")
+    detail = blocking_detail_words(s.blocking_detail)
+    if detail:
+        lines.append(f"  {detail}")
     lines.append(
         f"{s.pairs_above_threshold} pairs >= threshold {s.threshold}; "
         f"{s.matched_pairs} matched pairs"
