@@ -111,8 +111,9 @@ def uk_person_unhardened() -> dict[str, Any]:
             {
                 "name": "postcode",
                 "description": (
-                    "UK postcode in canonical form, e.g. L1 8JQ. Light weight: people move, "
-                    "and household members share it."
+                    "UK postcode in canonical form, e.g. L1 8JQ; NHS pseudo-postcodes (ZZ99: "
+                    "no fixed abode, not known, abroad) are missing. Light weight: people "
+                    "move, and household members share it."
                 ),
                 "normaliser": "postcode",
                 "tokeniser": {"type": "qgram", "q": 2, "padding": True},
@@ -132,7 +133,8 @@ def uk_person_unhardened() -> dict[str, Any]:
             {
                 "name": "nhs_number",
                 "description": (
-                    "10-digit NHS number, mod-11 checked; invalid numbers are missing. "
+                    "10-digit NHS number, mod-11 checked; invalid numbers, placeholders and "
+                    "the 999 test range are missing. "
                     "Moderate weight: often missing outside health data."
                 ),
                 "normaliser": "nhs_number",

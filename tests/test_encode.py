@@ -239,7 +239,7 @@ def _uk_records(n: int, seed: int) -> tuple[list[str], dict[str, list[str | None
         recs["postcode"].append(str(rng.choice(pcs)))
         recs["address"].append(f"{rng.integers(1, 300)} {rng.choice(streets)} {word(5)}")
         nhs = None
-        while nhs is None:
+        while nhs is None or nhs.startswith("999"):  # 999...: the never-issued test range
             nhs = _valid_nhs("".join(str(x) for x in rng.integers(0, 10, 9)))
         recs["nhs_number"].append(nhs)
     return [f"r{i}" for i in range(n)], recs

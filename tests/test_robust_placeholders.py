@@ -22,6 +22,7 @@ from linkage import encode
 from linkage.errors import InputError
 from linkage.partner.normalisers import MISSING, OK, DateFormat, normalise
 from linkage.partner.placeholders import frequent_values
+from linkage.partner.values import REASONS
 from linkage.schema import Schema
 from linkage.schema_template import uk_person_unhardened
 from linkage.secret import Secret
@@ -116,13 +117,13 @@ def test_frequent_values_summary_and_no_false_alarm(tmp_path: Any) -> None:
 
     rows = [_person(i) for i in range(600)]
     for r in rows[:90]:
-        r["postcode"] = "zz99 9zz" if r["record_id"] != "r0" else "ZZ999ZZ"  # two spellings
+        r["postcode"] = "ce1 9zz" if r["record_id"] != "r0" else "CE19ZZ"  # two spellings
     src = tmp_path / "in.csv"
     pacsv.write_csv(_table(rows), src)
     s = encode_file(src, tmp_path / "o.parquet", SCHEMA, SECRET, party="p", today=TODAY)
     assert s.suspected_placeholders == [("postcode", 90, 0.15)]
     text = "\n".join(encode_summary_lines(s, 1024))
-    assert "one value on 90 rows (15.0%)" in text and "ZZ99" not in text
+    assert "one value on 90 rows (15.0%)" in text and "CE1" not in text
     clean = [_person(i) for i in range(600)]
     src2 = tmp_path / "clean.csv"
     pacsv.write_csv(_table(clean), src2)
@@ -145,3 +146,33 @@ def test_frequent_values_thresholds() -> None:
 def test_bad_mode_is_a_clear_error() -> None:
     with pytest.raises(InputError, match="--suspected-placeholders"):
         _encode([_person(1)], suspected_placeholders="drop")
+
+
+# -- known placeholders: NHS pseudo-postcodes and the NHS test number range --------------------
+@pytest.mark.parametrize(
+    "value", ["ZZ99 3VZ", "zz993vz", "ZZ99 3WZ", "ZZ99 3CZ", "ZZ99 3GZ", "ZZ99 1WZ", "ZZ99 2WZ",
+              "ZZ99 6CZ", " zz99  4qz "],
+)  # fmt: skip
+def test_nhs_pseudo_postcodes_are_missing_with_their_reason(value: str) -> None:
+    got = normalise("postcode", [value, "L1 8JQ"])
+    assert got.values.to_pylist() == [None, "L1 8JQ"]
+    assert REASONS[int(got.status[0])].startswith("NHS pseudo-postcode")
+
+
+def test_pseudo_postcode_below_the_frequency_check_is_no_location_evidence() -> None:
+    # 31 of 1,246 rows (2.5%): under the frequent-value check's 50 rows, so never flagged
+    rows = [_person(i) for i in range(1246)]
+    for r in rows[:31]:
+        r.update(date_of_birth=None, address=None, postcode="ZZ99 3VZ")  # a name + NFA
+    enc, rejects = _encode(rows)
+    kept = set(enc.record_ids.to_pylist())
+    assert not kept & {f"r{i}" for i in range(31)} and len(kept) == 1246 - 31
+    why = {(r[0], r[2]) for r in rejects if r[1] == "postcode"}
+    assert ("r0", REASONS[16]) in why and REASONS[16].startswith("NHS pseudo-postcode")
+    assert all("ZZ99" not in r[2] for r in rejects)
+
+
+def test_nhs_test_range_is_not_a_real_number() -> None:
+    got = normalise("nhs_number", ["999 000 0018", "9990000018", "9434765919"])
+    assert got.values.to_pylist() == [None, None, "9434765919"]
+    assert REASONS[int(got.status[0])].startswith("NHS number in the test range")

@@ -20,9 +20,14 @@ problems*: the value is treated as missing and the row is reported (never with i
 - ``date``: to ISO ``YYYY-MM-DD`` under one date format per column (see :class:`DateFormat`);
   impossible dates (31/02/1990), future dates and dates before 1890 are row problems.
 - ``postcode``: upper-case, spaces removed, UK format validated, one space before the inward
-  code: ``l18jq`` -> ``L1 8JQ``.
+  code: ``l18jq`` -> ``L1 8JQ``. NHS pseudo-postcodes (the whole ``ZZ99`` district: ``ZZ99
+  3VZ`` no fixed abode, ``ZZ99 3WZ`` address not known, ``ZZ99 3CZ``/``3GZ``/``1WZ``/``2WZ``
+  England, Wales, Scotland, Northern Ireland not otherwise specified, ``ZZ99`` + a country
+  code for people resident abroad; NHS Data Dictionary, POSTCODE OF USUAL ADDRESS) name no
+  place: row problems, so they are missing and never location evidence.
 - ``nhs_number``: spaces and dashes removed; 10 digits with a valid mod-11 check digit, else a
-  row problem. Numbers of one repeated digit (0000000000) are placeholders: row problems.
+  row problem. Numbers of one repeated digit (0000000000) are placeholders, and numbers of the
+  test range 999 000 0000-999 999 9999 (never issued to a patient) test data: row problems.
 - ``sex``: M / F / I (indeterminate, other); U, X, 0, 9, unknown, not known -> missing.
 - ``integer``: an optionally signed integer, thousands separators removed.
 - ``none``: trims and collapses whitespace only.
@@ -70,7 +75,9 @@ from linkage.partner.values import (
     _NHS_CHECK,
     _NHS_LEN,
     _NHS_PLACEHOLDER,
+    _NHS_TEST_RANGE,
     _NO_CONTENT,
+    _PSEUDO_POSTCODE,
     INVALID,
     MISSING,
     OK,
@@ -167,12 +174,17 @@ def _norm_none(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return v, np.zeros(len(values), np.int8)
 
 
+PSEUDO_POSTCODE_DISTRICT = "ZZ99"
+"""The outward code of the NHS pseudo-postcodes (no fixed abode, not known, abroad)."""
+
+
 def _norm_postcode(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """Postcodes: the numba kernel for ASCII values, the regex path for the rest."""
     if not _ascii_rows(values).all():
         return _norm_postcode_general(values)
     out, out_off, valid = postcode_normalise(*string_buffers(values))
-    return string_array(out, out_off), np.where(valid, OK, _BAD_POSTCODE).astype(np.int8)
+    values = string_array(out, out_off)
+    return values, _flag_pseudo(values, np.where(valid, OK, _BAD_POSTCODE).astype(np.int8))
 
 
 def _norm_postcode_general(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -180,7 +192,15 @@ def _norm_postcode_general(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     ok = pc.fill_null(pc.match_substring_regex(v, _POSTCODE_RE), False)
     v = pc.replace_substring_regex(v, r"^(.+)(...)$", r"\1 \2")
     status = np.where(ok.to_numpy(zero_copy_only=False), OK, _BAD_POSTCODE).astype(np.int8)
-    return v, status
+    return v, _flag_pseudo(v, status)
+
+
+def _flag_pseudo(postcodes: pa.Array, status: np.ndarray) -> np.ndarray:
+    """``status`` with valid NHS pseudo-postcodes (:data:`PSEUDO_POSTCODE_DISTRICT`) as row
+    problems (``_PSEUDO_POSTCODE``)."""
+    pseudo = pc.fill_null(pc.starts_with(postcodes, PSEUDO_POSTCODE_DISTRICT + " "), False)
+    pseudo_np = pseudo.to_numpy(zero_copy_only=False)
+    return np.where(pseudo_np & (status == OK), _PSEUDO_POSTCODE, status).astype(np.int8)
 
 
 def _norm_nhs(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -196,6 +216,8 @@ def _nhs_status(digits: np.ndarray, is10: np.ndarray) -> np.ndarray:
     good = nhs_check_ok(digits)
     same = (digits == digits[:, :1]).all(axis=1)
     status = np.where(good, OK, _NHS_CHECK)
+    test_range = (digits[:, :3] == 9).all(axis=1)
+    status = np.where(good & test_range, _NHS_TEST_RANGE, status)
     status = np.where(good & same, _NHS_PLACEHOLDER, status)
     return np.where(is10, status, _NHS_LEN).astype(np.int8)
 

@@ -33,6 +33,8 @@ REASONS: dict[int, str] = {
     13: "no letters or digits",
     14: "suspected placeholder (one value on many rows; kept, see --suspected-placeholders)",
     15: "suspected placeholder (one value on many rows; treated as missing)",
+    16: "NHS pseudo-postcode (no fixed abode, address not known or abroad; treated as missing)",
+    17: "NHS number in the test range 999 000 0000-999 999 9999 (never issued)",
 }
 SUSPECTED_KEPT, SUSPECTED_MISSING = 14, 15
 """Row status of a suspected placeholder (:mod:`linkage.partner.placeholders`), set by the
@@ -40,6 +42,7 @@ encoder after normalising: reported either way; the value is still encoded (KEPT
 _UNPARSEABLE_DATE, _IMPOSSIBLE_DATE, _FUTURE_DATE, _EARLY_DATE = 3, 4, 5, 6
 _BAD_POSTCODE, _NHS_LEN, _NHS_CHECK, _NHS_PLACEHOLDER = 7, 8, 9, 10
 _BAD_SEX, _BAD_INT, _NO_CONTENT = 11, 12, 13
+_PSEUDO_POSTCODE, _NHS_TEST_RANGE = 16, 17
 
 EARLIEST_YEAR = 1890
 
