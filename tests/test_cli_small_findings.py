@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -87,3 +88,43 @@ def test_utf8_with_other_scripts_is_not_mistaken_for_utf16(tmp_path: Path) -> No
     p = tmp_path / "x.csv"
     p.write_text("record_id,surname\n" + "".join(f"r{i},王李{i}\n" for i in range(50)))
     assert InputFile(p).columns == ["record_id", "surname"]
+
+
+# -- docs that disagreed with the code ------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, click.Command]]:
+    out = []
+    for name, cmd in sorted(group.commands.items()):
+        if isinstance(cmd, click.Group):
+            out += _commands(cmd, (*path, name))
+        else:
+            out.append((" ".join((*path, name)), cmd))
+    return out
+
+
+def test_every_report_command_is_in_the_reports_doc_and_has_force() -> None:
+    doc = (ROOT / "docs" / "reports.md").read_text(encoding="utf-8")
+    with_report = [
+        (name, cmd)
+        for name, cmd in _commands(main)
+        if any(p.name == "report_path" for p in cmd.params)
+    ]
+    assert len(with_report) >= 6
+    for name, cmd in with_report:
+        assert f"`linkage {name}" in doc, name
+        assert any(p.name == "force" for p in cmd.params), name  # an existing report is refused
+
+
+def test_schema_doc_states_the_templates_hardening() -> None:
+    from linkage.schema_template import uk_person_template
+
+    doc = " ".join((ROOT / "docs" / "schema.md").read_text(encoding="utf-8").split())
+    t = uk_person_template()
+    (step,) = t["hardening"]
+    assert (
+        f'{{"type": "diffusion", "taps": {step["taps"]}, "output_bits": {step["output_bits"]}}}'
+        in doc
+    )
+    assert f'"match": {{"threshold": {t["match"]["threshold"]}}}' in doc
