@@ -43,6 +43,7 @@ from linkage.secret_text import (
     ENV_VAR,
     KEY_BYTES,
     MIN_SECRET_BYTES,
+    SecretTextError,
     _parse_text,
     looks_like_secret,
     secret_itself,
@@ -121,7 +122,11 @@ class Secret:
     @classmethod
     def from_text(cls, text: str, where: str = "the given text") -> Secret:
         """The secret of a text form written by ``linkage keygen`` (whitespace ignored)."""
-        return cls(_parse_text(text, where))
+        try:
+            key = _parse_text(text, where)
+        except SecretTextError as exc:
+            raise SecretError(str(exc)) from None
+        return cls(key)
 
     @classmethod
     def from_file(cls, path: str | Path, *, warn: Warn | None = None) -> Secret:

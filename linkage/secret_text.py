@@ -12,8 +12,6 @@ import hashlib
 import hmac
 import re
 
-from linkage.errors import SecretError
-
 KEY_BYTES = 32
 MIN_SECRET_BYTES = KEY_BYTES
 ENV_VAR = "LINKAGE_SECRET"
@@ -25,6 +23,13 @@ _DECODE = {c: i for i, c in enumerate(_ALPHABET)} | {"O": 0, "I": 1, "L": 1}
 _SYMBOLS = (KEY_BYTES + _CHECK_BYTES) * 8 // 5  # 56
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u180e"
 _KEYGEN_HINT = "make one with `linkage keygen -o secret.key`"
+
+
+class SecretTextError(ValueError):
+    """A text that is not a secret's text form; :mod:`linkage.secret` raises it as
+    :class:`~linkage.errors.SecretError`. (This module imports nothing from linkage, so that
+    every :class:`~linkage.errors.LinkageError` can hide secrets with it.)"""
+
 
 # A secret's text where a name or an option value belongs (`--secret-file "$(cat secret.key)"`,
 # `-o "$(cat secret.key)"`): messages replace it with this mark and say what to do instead.
@@ -44,7 +49,7 @@ def secret_itself(what: str) -> str:
 def _parses(text: str) -> bool:
     try:
         _parse_text(text if _is_prefixed(text) else TEXT_PREFIX + text, "")
-    except SecretError:
+    except SecretTextError:
         return False
     return True
 
@@ -82,34 +87,35 @@ def _checksum(key: bytes) -> bytes:
 def secret_text(key: bytes) -> str:
     """The text form of 32 key bytes (see the module docstring). Only keygen calls this."""
     if len(key) != KEY_BYTES:
-        raise SecretError(f"a secret key has {KEY_BYTES} bytes")
+        raise ValueError(f"a secret key has {KEY_BYTES} bytes")
     n = int.from_bytes(key + _checksum(key), "big")
     chars = "".join(_ALPHABET[(n >> (5 * i)) & 31] for i in reversed(range(_SYMBOLS)))
     return TEXT_PREFIX + "-".join(chars[i : i + 4] for i in range(0, _SYMBOLS, 4))
 
 
 def _parse_text(text: str, where: str) -> bytes:
-    """Key bytes of a secret's text form; errors name ``where`` and never echo a character."""
+    """Key bytes of a secret's text form; :class:`SecretTextError` names ``where`` and never
+    echoes a character."""
     compact = "".join(c for c in text if not (c.isspace() or c in _INVISIBLE))
     if not compact:
-        raise SecretError(f"{where} is empty ({_KEYGEN_HINT})")
+        raise SecretTextError(f"{where} is empty ({_KEYGEN_HINT})")
     flat = compact.replace("-", "")
     if not flat.lower().startswith(_FLAT_PREFIX):
-        raise SecretError(
+        raise SecretTextError(
             f"{where} does not hold a linkage secret: give the text that `linkage keygen` "
             f"writes (it starts {TEXT_PREFIX}). Typed passphrases are not accepted: the "
             "key-check value in every encoded file would let the linkage unit test guesses"
         )
     body = flat[len(_FLAT_PREFIX) :].upper()
     if len(body) != _SYMBOLS:
-        raise SecretError(
+        raise SecretTextError(
             f"{where}: the secret has {len(body)} characters after the prefix, not {_SYMBOLS} "
             "(part of it is missing or mistyped)"
         )
     n = 0
     for i, c in enumerate(body):
         if c not in _DECODE:
-            raise SecretError(
+            raise SecretTextError(
                 f"{where}: character {i + 1} after the prefix is not valid (digits and letters "
                 "other than U)"
             )
@@ -117,7 +123,7 @@ def _parse_text(text: str, where: str) -> bytes:
     raw = n.to_bytes(KEY_BYTES + _CHECK_BYTES, "big")
     key, check = raw[:KEY_BYTES], raw[KEY_BYTES:]
     if not hmac.compare_digest(check, _checksum(key)):
-        raise SecretError(
+        raise SecretTextError(
             f"{where}: the secret's checksum does not match (a character is mistyped; compare "
             "it with the partner who made it)"
         )

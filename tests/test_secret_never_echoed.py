@@ -169,3 +169,16 @@ def test_two_secrets_are_refused(work: Path, monkeypatch: pytest.MonkeyPatch) ->
     )  # fmt: skip
     assert code == 2 and "two secrets given" in out and not _leaks(out), out
     assert not (work / "a.parquet").exists()
+
+
+def test_library_errors_never_echo_a_secret(tmp_path: Path) -> None:
+    """Not only the CLI: every LinkageError hides it (a reader error naming the file)."""
+    from linkage.errors import InputError
+    from linkage.partner.reader import InputFile
+
+    with pytest.raises(InputError) as exc:
+        InputFile(TEXT)
+    assert ADVICE in str(exc.value) and not _leaks(str(exc.value))
+    with pytest.raises(InputError) as exc:
+        InputFile(tmp_path / BODY.lower())
+    assert ADVICE in str(exc.value) and not _leaks(str(exc.value))
