@@ -386,3 +386,25 @@ def test_cli_encode_warns_about_a_world_readable_secret_file(tmp_path: Path) -> 
     assert "Traceback" not in r.output  # (part B's minimum evidence may refuse this tiny file)
     assert "Warning: secret file" in r.output and "chmod 600" in r.output
     assert not _leaks(r.output)
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400, 0o700, 0o640, 0o620, 0o604, 0o602, 0o660, 0o644])
+def test_secret_file_warning_and_tlu_key_refusal_agree(tmp_path: Path, mode: int) -> None:
+    """The same permission bits (group or other, read or write) make a partner's secret file
+    warn and the TLU's key file refused (documented in docs/linkage-map.md)."""
+    from linkage.tlu.linkage_map.pseudonyms import read_tlu_key
+
+    p = tmp_path / "secret.key"
+    p.write_text(TEXT)
+    p.chmod(mode)
+    seen: list[str] = []
+    Secret.from_file(p, warn=seen.append)
+    k = tmp_path / "tlu.key"
+    k.write_bytes(os.urandom(32))
+    k.chmod(mode)
+    try:
+        read_tlu_key(k)
+        refused = False
+    except LinkageError:
+        refused = True
+    assert bool(seen) == refused == bool(mode & 0o066)
