@@ -55,17 +55,26 @@ class Scenario:
 
 
 def make_scenario(
-    out: Path, people: int = 2000, threshold: float = 0.55, parties: int = 3, seed: int = 3
+    out: Path,
+    people: int = 2000,
+    threshold: float = 0.55,
+    parties: int = 3,
+    seed: int = 3,
+    segmented: bool = False,
 ) -> Scenario:
     """Synthetic extracts of ``people`` persons, encoded (files and summaries), matched at a
-    low threshold (so the evaluation can sweep upwards from it) and evaluated."""
+    low threshold (so the evaluation can sweep upwards from it) and evaluated. ``segmented``:
+    the segmented layout (``with_segments``), so the match scores field-aware
+    (``result.field_scores``)."""
     from linkage.secret import Secret
+    from linkage.segments import with_segments
 
     out.mkdir(parents=True, exist_ok=True)
     data = out / "synth"
     if not data.exists():
         linkage.synth(data, people, parties, seed=seed)
-    schema = Schema.from_dict(uk_person_unhardened())
+    doc = uk_person_unhardened()
+    schema = Schema.from_dict(with_segments(doc) if segmented else doc)
     secret = Secret(SECRET)
     extracts = {p.stem: p for p in sorted(data.glob("*.csv")) if p.stem in PARTY_COLUMNS}
     sc = Scenario(out, schema, extracts, truth=data / "truth.csv")

@@ -337,3 +337,126 @@ def profile(
             )
     out = alt.layer(*layers).properties(width=width, height=height, title=_title(title, subtitle))
     return render_svg(out)
+
+
+FOR_MATCH = "#2f5d8a"  # evidence for a match (blue)
+AGAINST = "#c0392b"  # evidence against (red)
+TOTAL = "#5b6472"
+
+
+def _sign_color() -> Any:
+    alt = _alt()
+    return alt.Color(
+        "sign:N",
+        title=None,
+        scale=alt.Scale(
+            domain=["evidence for a match", "evidence against", "match weight"],
+            range=[FOR_MATCH, AGAINST, TOTAL],
+        ),
+    )
+
+
+def _sign(bits: float) -> str:
+    return "evidence for a match" if bits >= 0 else "evidence against"
+
+
+def match_weights(
+    rows: Sequence[tuple[str, str, float]],
+    *,
+    title: str,
+    x_title: str = "match weight (bits): log2(m / u)",
+    subtitle: str = "",
+    width: int = WIDTH,
+    bar_size: int = 16,
+) -> str:
+    """Splink-style match weights: (comparison, level, bits) rows as horizontal bars from
+    zero, one panel per comparison (in the order given), blue for evidence for a match and
+    red for evidence against. Figures, not counts (no disclosure control)."""
+    alt = _alt()
+    groups = list(dict.fromkeys(g for g, _, _ in rows))
+    data = [
+        {"g": g, "label": lab, "v": float(v), "order": i, "sign": _sign(float(v))}
+        for i, (g, lab, v) in enumerate(rows)
+    ]
+    lo = min([0.0] + [d["v"] for d in data])
+    hi = max([0.0] + [d["v"] for d in data])
+    scale = alt.Scale(domain=[lo - 0.5, hi + 0.5], nice=False)
+    panels = []
+    for g in groups:
+        sub = [d for d in data if d["g"] == g]
+        order = [d["label"] for d in sub]  # a list: a sort field is dropped in layers
+        base = alt.Chart(alt.Data(values=sub))
+        bars = base.mark_bar(height=bar_size - 4).encode(
+            x=alt.X("v:Q", title=x_title if g == groups[-1] else None, scale=scale,
+                    axis=alt.Axis(labels=g == groups[-1], ticks=g == groups[-1])),
+            y=alt.Y("label:N", title=None, sort=order, axis=alt.Axis(labelLimit=200)),
+            color=_sign_color(),
+        )  # fmt: skip
+        text = base.mark_text(align="left", dx=3, fontSize=10, color="#1d2430").encode(
+            x=alt.X("pos:Q", scale=scale),
+            y=alt.Y("label:N", sort=order),
+            text=alt.Text("v:Q", format="+.1f"),
+        ).transform_calculate(pos="max(datum.v, 0)")  # fmt: skip
+        zero = (
+            alt.Chart(alt.Data(values=[{"x": 0.0}]))
+            .mark_rule(color="#1d2430")
+            .encode(x=alt.X("x:Q", scale=scale))
+        )
+        panels.append(
+            alt.layer(bars, zero, text).properties(
+                width=width - 330,
+                height=bar_size * len(sub),
+                title=alt.TitleParams(g, fontSize=12, anchor="start", fontWeight="bold"),
+            )
+        )
+    chart = alt.vconcat(*panels, spacing=8).properties(title=_title(title, subtitle))
+    return render_svg(chart.resolve_scale(x="shared"))
+
+
+def waterfall(
+    steps: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    total_label: str = "match weight",
+    x_title: str = "log2 odds of a match (bits)",
+    subtitle: str = "",
+    width: int = WIDTH,
+    bar_size: int = 22,
+) -> str:
+    """A waterfall of a match weight: each (label, bits) step a bar from the running total
+    before it to the one after it (blue adds evidence for a match, red takes it away), then
+    a grey bar from zero to the total, ``total_label``. As Splink's waterfall chart,
+    horizontal. Figures, not counts."""
+    alt = _alt()
+    data: list[dict[str, Any]] = []
+    run = 0.0
+    for i, (lab, bits) in enumerate(steps):
+        b = float(bits)
+        data.append({"label": lab, "a": run, "b": run + b, "v": b, "order": i,
+                     "sign": _sign(b), "text": f"{b:+.1f}"})  # fmt: skip
+        run += b
+    data.append({"label": total_label, "a": 0.0, "b": run, "v": run, "order": len(steps),
+                 "sign": "match weight", "text": f"{run:+.1f}"})  # fmt: skip
+    lo = min([0.0] + [min(d["a"], d["b"]) for d in data])
+    hi = max([0.0] + [max(d["a"], d["b"]) for d in data])
+    pad = max((hi - lo) * 0.06, 0.5)
+    scale = alt.Scale(domain=[lo - pad, hi + pad], nice=False)
+    base = alt.Chart(alt.Data(values=data))
+    y = alt.Y("label:N", title=None, sort=[d["label"] for d in data], axis=alt.Axis(labelLimit=260))
+    bars = base.mark_bar(height=bar_size - 6).encode(
+        x=alt.X("a:Q", title=x_title, scale=scale), x2="b:Q", y=y, color=_sign_color()
+    )
+    text = (
+        base.transform_calculate(pos="max(datum.a, datum.b)")
+        .mark_text(align="left", dx=4, fontSize=11, color="#1d2430")
+        .encode(x=alt.X("pos:Q", scale=scale), y=y, text="text:N")
+    )
+    zero = (
+        alt.Chart(alt.Data(values=[{"x": 0.0}]))
+        .mark_rule(color="#1d2430")
+        .encode(x=alt.X("x:Q", scale=scale))
+    )
+    chart = alt.layer(bars, zero, text).properties(
+        width=width - 300, height=bar_size * len(data), title=_title(title, subtitle)
+    )
+    return render_svg(chart)

@@ -24,6 +24,7 @@ import numpy as np
 from linkage.report import charts
 from linkage.report.disclosure import Disclosure
 from linkage.report.estimate import estimate_dice, estimate_fields
+from linkage.report.field_weights import field_sections
 from linkage.report.page import Page, Section
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +58,7 @@ def write_match_report(
     edges, counts, scope = _score_histogram(result)
     _scores(page.section("Score distribution"), st, edges, counts, scope, d)
     _estimate(page.section("Estimated precision and recall"), result, edges, counts, scope)
+    field_sections(page, result, d)
     _entity_sizes(page.section("Entities by size and by party combination"), st, ent, d)
     _stages(page.section("Time and memory per stage"), st)
     weights = getattr(st, "field_weights", None)
