@@ -374,12 +374,12 @@ def match_weights(
     red for evidence against. Figures, not counts (no disclosure control)."""
     alt = _alt()
     groups = list(dict.fromkeys(g for g, _, _ in rows))
-    data = [
+    data: list[dict[str, Any]] = [
         {"g": g, "label": lab, "v": float(v), "order": i, "sign": _sign(float(v))}
         for i, (g, lab, v) in enumerate(rows)
     ]
-    lo = min([0.0] + [d["v"] for d in data])
-    hi = max([0.0] + [d["v"] for d in data])
+    lo = min([0.0] + [float(v) for _, _, v in rows])
+    hi = max([0.0] + [float(v) for _, _, v in rows])
     scale = alt.Scale(domain=[lo - 0.5, hi + 0.5], nice=False)
     panels = []
     for g in groups:
