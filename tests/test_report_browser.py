@@ -110,3 +110,18 @@ def test_map_report_renders(scenario, tmp_path: Path) -> None:  # type: ignore[n
 
     out = write_map_report(tmp_path / "map.html", make_map(scenario, tmp_path))
     check_page(out, tmp_path, min_charts=2)
+
+
+def test_field_aware_match_report_renders(tmp_path: Path) -> None:
+    """Segmented encodings (field-aware scoring): the match weights chart and the two example
+    waterfalls are drawn too."""
+    from report_fixtures import make_scenario
+
+    from linkage.report.match_report import write_match_report
+
+    sc = make_scenario(tmp_path / "fields", people=400, segmented=True)
+    assert sc.result.field_scores is not None
+    out = write_match_report(tmp_path / "match_fields.html", sc.result)
+    res = check_page(out, tmp_path, min_charts=7)
+    captions = " ".join(c["caption"] for c in res.charts)
+    assert "Long blue bars" in captions and captions.count("Read from the top") == 2

@@ -434,3 +434,64 @@ def test_encode_report_uses_the_wire_length(scenario, tmp_path: Path) -> None:  
         ).read_text()
         assert "of 2048" in html and "of 1024" not in html
         assert "2048 bits" in html
+
+
+# --------------------------------------------------------------------------- field-aware
+
+
+@pytest.fixture(scope="module")
+def field_scenario(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """400 synthetic people in three parties, segmented layout: field-aware scoring."""
+    from report_fixtures import make_scenario
+
+    return make_scenario(tmp_path_factory.mktemp("fields"), people=400, segmented=True)
+
+
+def test_match_report_field_weights_and_example(field_scenario, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from linkage.report.match_report import write_match_report
+
+    res = field_scenario.result
+    fs = res.field_scores
+    assert fs is not None
+    html = write_match_report(tmp_path / "m.html", res).read_text()
+    _check_report(html, field_scenario)
+    assert "Match weights by field" in html and "Example: how a score is built" in html
+    assert "not taken from a real pair" in html
+    model = fs.model
+    w = model.weights()
+    # every comparison's exact-level weight is in the table, with its m and u
+    for c, name in enumerate(model.names):
+        assert f"<td>{name}</td>" in html
+        assert f"{w[c, 0]:+.2f}" in html
+    assert f"{model.prior.log2_odds(np.array([True]))[0]:+.2f}" in html
+    assert html.count("A typical match") >= 1 and "A typical non-match" in html
+    part = html[html.index('id="match-weights-by-field"') : html.index('id="entities-by-size')]
+    assert part.count('<figure class="chart">') == 3  # the weights and two waterfalls
+    # no individual pair's score: no candidate's probability to 4 decimals, no pair's weight
+    # (as whole numbers: "0.0026" inside a model figure "0.00264" is no pair's score)
+    numbers = set(re.findall(r"[-+]?\d+\.\d+", html))
+    probs = {f"{p:.4f}" for p in fs.probability.tolist() if 0.001 < p < 0.999}
+    assert not probs & numbers
+    weights = {f"{x:+.3f}" for x in fs.weight.tolist()} | {f"{x:.3f}" for x in fs.weight}
+    assert not weights & numbers
+
+
+def test_typical_levels_need_enough_pairs() -> None:
+    from linkage.report.field_weights import typical_levels
+
+    lv = np.array([[0, 4]] * 12 + [[1, -1]] * 5, np.int8)
+    everyone = np.ones(len(lv), bool)
+    assert typical_levels(lv, everyone, 5, 10).tolist() == [0, 4]
+    # a group below the limit, or a most common level held by fewer than the limit: nothing
+    assert typical_levels(lv, np.arange(len(lv)) >= 8, 5, 10) is None
+    assert typical_levels(lv, everyone, 5, 13) is None
+    # missing counts as a level of its own
+    assert typical_levels(lv[12:], np.ones(5, bool), 5, 5).tolist() == [1, -1]
+
+
+def test_match_report_without_field_scores_has_no_weights(scenario, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from linkage.report.match_report import write_match_report
+
+    assert scenario.result.field_scores is None
+    html = write_match_report(tmp_path / "d.html", scenario.result).read_text()
+    assert "Match weights by field" not in html and "how a score is built" not in html
