@@ -457,6 +457,7 @@ def test_match_report_field_weights_and_example(field_scenario, tmp_path: Path) 
     _check_report(html, field_scenario)
     assert "Match weights by field" in html and "Example: how a score is built" in html
     assert "not taken from a real pair" in html
+    assert "Field-aware scoring: pairs whose" in html  # the summary says how pairs were scored
     model = fs.model
     w = model.weights()
     # every comparison's exact-level weight is in the table, with its m and u

@@ -139,6 +139,16 @@ def _summary(s: Section, r: LinkageResult, ent: dict[str, Any], d: Disclosure) -
         if st.dedupe_threshold is not None
         else ""
     )
+    if getattr(r, "field_scores", None) is not None:
+        from linkage.tlu.scoring.rescore import CANDIDATE_THRESHOLD
+
+        s.paragraph(
+            f"Field-aware scoring: pairs whose whole filters had a Dice similarity of at least "
+            f"{CANDIDATE_THRESHOLD:g} were candidates; each was scored by its agreement field "
+            "by field (see Match weights by field), and pairs with a match probability of at "
+            f"least one half were clustered into entities by the {st.engine} engine."
+        )
+        return
     s.paragraph(
         f"Pairs scoring at least {st.threshold:g} (Dice similarity of the Bloom filters) were "
         f"candidates for a link; the {st.engine} engine solved them into entities.{dedupe}"
