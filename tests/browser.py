@@ -156,8 +156,10 @@ def open_page(
     max_height: int | None = None,
     chromium: str | None = None,
     timeout: float = 60,
+    start_at: str | None = None,
 ) -> PageResult:
-    """Load ``html_path`` (networking disabled) and return what the page did."""
+    """Load ``html_path`` (networking disabled) and return what the page did. ``start_at``:
+    the id of an element the screenshot starts at (default: the top of the page)."""
     exe = chromium or find_chromium()
     if exe is None:
         raise FileNotFoundError("chromium not found")
@@ -207,8 +209,9 @@ def open_page(
         pipe = _Pipe(proc, cmd_in_w, out_r)
         try:
             return _drive(
-                pipe, html_path, screenshot, width, height, full_page, max_height, timeout
-            )
+                pipe, html_path, screenshot, width, height, full_page, max_height, timeout,
+                start_at,
+            )  # fmt: skip
         finally:
             with contextlib.suppress(OSError):
                 pipe.send("Browser.close")
@@ -230,6 +233,7 @@ def _drive(
     full_page: bool,
     max_height: int | None,
     timeout: float,
+    start_at: str | None = None,
 ) -> PageResult:
     res = PageResult()
     target = pipe.call("Target.createTarget", {"url": "about:blank"}, timeout=timeout)
@@ -281,7 +285,17 @@ def _drive(
         elif m == "Network.loadingFailed":
             res.errors.append(f"load failed: {p.get('errorText')}")
     if screenshot is not None:
-        h = res.height if full_page else height
+        top = 0
+        if start_at is not None:
+            expr = (
+                f"(() => {{ const e = document.getElementById({json.dumps(start_at)}); "
+                "return e ? Math.floor(e.getBoundingClientRect().top + window.scrollY) : 0; })()"
+            )
+            top = int(
+                pipe.call("Runtime.evaluate", {"expression": expr, "returnByValue": True},
+                          session=sid)["result"]["value"]
+            )  # fmt: skip
+        h = (res.height if full_page else height) - top
         if max_height is not None:
             h = min(h, max_height)
         shot = pipe.call(
@@ -289,7 +303,7 @@ def _drive(
             {
                 "format": "png",
                 "captureBeyondViewport": True,
-                "clip": {"x": 0, "y": 0, "width": width, "height": max(h, 1), "scale": 1},
+                "clip": {"x": 0, "y": top, "width": width, "height": max(h, 1), "scale": 1},
             },
             session=sid,
             timeout=timeout,
