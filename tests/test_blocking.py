@@ -143,6 +143,7 @@ def run(
     max_block: int = DEFAULT_MAX_BLOCK,
     warnings: list[str] | None = None,
     dedupe_threshold: float | None = None,
+    max_candidates: int | None = None,
 ) -> Candidates:
     pop = np.bitwise_count(filters).sum(axis=1).astype(np.int64)
     sink = warnings if warnings is not None else []
@@ -160,6 +161,7 @@ def run(
         max_block=max_block,
         dedupe_threshold=dedupe_threshold,
         warn=sink.append,
+        max_candidates=max_candidates,  # uncapped: these compare with brute force, capless
     )
 
 

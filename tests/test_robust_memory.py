@@ -146,3 +146,41 @@ def test_out_of_memory_names_options_the_command_has(monkeypatch: Any, tmp_path:
     assert "--max-candidates" in res.output and "--batch-size" not in res.output
     match_help = CliRunner().invoke(main, ["match", "--help"]).output
     assert "--max-candidates" in match_help
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    pairs=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)), max_size=60),
+    packed=st.booleans(),
+)
+def test_unique_pairs_keeps_the_first_of_each_pair_in_order(pairs: Any, packed: bool) -> None:
+    left = np.array([p[0] for p in pairs], np.int64)
+    right = np.array([p[1] for p in pairs], np.int64)
+    firsts: dict[tuple[int, int], int] = {}
+    for e, p in enumerate(pairs):
+        firsts.setdefault(p, e)
+    want = [firsts[p] for p in sorted(firsts)]
+    with pytest.MonkeyPatch.context() as mp:
+        if not packed:
+            mp.setattr(blocking, "PACK_LIMIT", 0)  # the lexsort path of very large inputs
+        got = blocking.unique_pairs(left, right)
+    assert got.tolist() == want
+
+
+def test_cap_ranks_only_the_pairs_of_records_over_the_cap(monkeypatch: Any) -> None:
+    """The cap sorted every held pair (a lexsort of tens of millions at 1.6M records, issue 5):
+    now only the pairs of records with more than k are ranked; the result is unchanged."""
+    rng = np.random.default_rng(1)
+    hub = np.zeros(150, np.int64)  # record 0: 150 pairs, over k = 100
+    left = np.concatenate([hub, np.arange(1000, 21000, 2)])
+    right = np.concatenate([np.arange(1, 151), np.arange(1001, 21001, 2)])
+    score = rng.choice([0.6, 0.7, 0.9], len(left))
+    rank = rng.permutation(21001).astype(np.int64)
+    sizes: list[int] = []
+    real = np.lexsort
+    monkeypatch.setattr(np, "lexsort", lambda keys: sizes.append(len(keys[0])) or real(keys))
+    got = cap_pairs(left, right, score, rank, 100)
+    assert sizes == [150]  # was 2 * 10,150: every pair, from both ends
+    want = _reference_cap(left[:150], right[:150], score[:150], rank, 100)
+    kept = set(zip(left[got].tolist(), right[got].tolist(), strict=True))
+    assert kept == want | set(zip(left[150:].tolist(), right[150:].tolist(), strict=True))

@@ -223,25 +223,19 @@ class PairPool:
         left = _cat([p[0] for p in self.parts], np.int64)
         right = _cat([p[1] for p in self.parts], np.int64)
         score = _cat([p[2] for p in self.parts], np.float64)
+        self.parts = []
         if len(left) and not self.unique:
-            o = np.lexsort((right, left))
-            left, right, score = left[o], right[o], score[o]
-            keep = dedupe_sorted_pairs(left, right)
+            keep = unique_pairs(left, right)
             left, right, score = left[keep], right[keep], score[keep]
         if self.k is not None and len(left):
-            deg = np.bincount(left) if len(left) else np.zeros(0, np.int64)
-            deg2 = np.bincount(right)
-            n = max(len(deg), len(deg2))
-            degree = np.zeros(n, np.int64)
-            degree[: len(deg)] += deg
-            degree[: len(deg2)] += deg2
+            degree = pair_degrees(left, right)
             over = np.flatnonzero(degree > self.k)
             if len(over):
                 self.capped.update(over.tolist())
                 self.largest = max(self.largest, int(degree.max()))
                 if self._rank is None and self.rank_fn is not None:
                     self._rank = self.rank_fn()
-                keep = cap_pairs(left, right, score, self._rank, self.k)
+                keep = cap_pairs(left, right, score, self._rank, self.k, degree)
                 left, right, score = left[keep], right[keep], score[keep]
         self.parts = [(left, right, score)]
         self.held = len(left)
@@ -283,22 +277,69 @@ def cap_candidates(
     return dataclasses.replace(cand, left=left, right=right, score=score, detail=detail)
 
 
+def pair_degrees(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """int64[max index + 1]: how many of the pairs (left[e], right[e]) each record is in."""
+    n = int(max(left.max(), right.max())) + 1 if len(left) else 0
+    return np.bincount(left, minlength=n) + np.bincount(right, minlength=n)
+
+
+PACK_LIMIT = 3_000_000_000  # records: left * n + right stays below 2**63
+
+
+def unique_pairs(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """int64 positions of the first of each distinct (left, right), in (left, right) order.
+
+    One stable sort of the packed key ``left * n + right`` (about twice as fast as a
+    two-key lexsort); a lexsort beyond :data:`PACK_LIMIT` records."""
+    if len(left) == 0:
+        return np.zeros(0, np.int64)
+    n = int(max(left.max(), right.max())) + 1
+    if n <= PACK_LIMIT:
+        key = left * n + right
+        o = np.argsort(key, kind="stable")
+        key = key[o]
+        first = np.empty(len(o), bool)
+        first[0] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        return o[first]
+    o = np.lexsort((right, left))
+    return o[dedupe_sorted_pairs(left[o], right[o])]
+
+
 def cap_pairs(
-    left: np.ndarray, right: np.ndarray, score: np.ndarray, rank: np.ndarray | None, k: int
+    left: np.ndarray,
+    right: np.ndarray,
+    score: np.ndarray,
+    rank: np.ndarray | None,
+    k: int,
+    degree: np.ndarray | None = None,
 ) -> np.ndarray:
     """bool[m]: pairs among the ``k`` best of either of their records (best: higher score,
     then lower ``rank`` of the other record). ``rank``: int64[N], distinct per record (None:
-    the record index)."""
+    the record index); ``degree``: :func:`pair_degrees` of the pairs when known.
+
+    A record with at most ``k`` pairs keeps them all, so only the pairs of records with
+    more are ranked (a sort of those records' pairs, not of all pairs)."""
     m = len(left)
-    node = np.concatenate([left, right])
-    other = np.concatenate([right, left])
-    o = np.lexsort((other if rank is None else rank[other], -np.concatenate([score, score]), node))
+    if m == 0:
+        return np.zeros(0, bool)
+    if degree is None:
+        degree = pair_degrees(left, right)
+    over = degree > k
+    over_l, over_r = over[left], over[right]
+    keep = ~(over_l & over_r)  # one of its records keeps every pair it has
+    el, er = np.flatnonzero(over_l), np.flatnonzero(over_r)
+    pair = np.concatenate([el, er])  # (record, pair) entries of the records over k
+    node = np.concatenate([left[el], right[er]])
+    other = np.concatenate([right[el], left[er]])
+    del el, er, over_l, over_r
+    o = np.lexsort((other if rank is None else rank[other], -score[pair], node))
     del other
     node = node[o]
+    e = len(node)
     start = np.flatnonzero(np.r_[True, node[1:] != node[:-1]])
-    pos = np.arange(2 * m) - np.repeat(start, np.diff(np.r_[start, 2 * m]))
-    keep = np.zeros(m, bool)
-    keep[o[pos < k] % m] = True
+    pos = np.arange(e) - np.repeat(start, np.diff(np.r_[start, e]))
+    keep[pair[o[pos < k]]] = True
     return keep
 
 
@@ -340,6 +381,8 @@ def score_blocks(
     slots = (sizes[small] * (sizes[small] - 1)) // 2
     kernel = score_groups_parallel if parallel else score_groups_serial
     compared = 0
+    buf_i = buf_j = np.zeros(0, np.int64)
+    buf_s = np.zeros(0, np.float64)
     g = 0
     while g < len(s_starts):
         # a chunk of whole groups with at most CHUNK_SLOTS slots (at least one group)
@@ -349,9 +392,10 @@ def score_blocks(
         off = np.zeros(len(c_slots), np.int64)
         np.cumsum(c_slots[:-1], out=off[1:])
         total = int(c_slots.sum())
-        oi = np.empty(total, np.int64)
-        oj = np.empty(total, np.int64)
-        os_ = np.empty(total, np.float64)
+        if total > len(buf_s):  # one set of buffers for every chunk: no fresh pages per chunk
+            buf_i, buf_j = np.empty(total, np.int64), np.empty(total, np.int64)
+            buf_s = np.empty(total, np.float64)
+        oi, oj, os_ = buf_i[:total], buf_j[:total], buf_s[:total]
         kernel(
             s_starts[g:stop], s_ends[g:stop], off, members, party, filters, pop, dedupe, oi, oj, os_
         )
