@@ -1,9 +1,11 @@
 """Screenshots of the HTML reports for docs/reports.md, from synthetic data.
 
     .venv/bin/python docs/make_screenshots.py            # writes docs/img/report_*.png
+    .venv/bin/python docs/make_screenshots.py match_fields   # only the ones named
 
 Runs synth -> encode -> match -> evaluate -> a two-version linkage map on a few thousand
 synthetic people (nothing real), and the audit report of a made-up audit result,
+and a field-aware match of 1,000 people encoded with the segmented layout,
 writes each report, opens it in headless Chromium with networking disabled (the harness of
 tests/test_report_browser.py) and saves the top of the page as a PNG (kept under ~300 KB).
 """
@@ -31,16 +33,18 @@ from linkage.report import (  # noqa: E402
 )
 
 WIDTH, MAX_HEIGHT = 1100, 2300
-HEIGHTS = {"audit": 2000, "map": 1500}  # the top of the page, under ~300 KB
+HEIGHTS = {"audit": 2000, "map": 1500, "match_waterfall": 1350}  # under ~300 KB
+START_AT = {  # the section shown, not the top
+    "match_fields": "match-weights-by-field",
+    "match_waterfall": "example-how-a-score-is-built",
+}
+NAMES = ("encode", "match", "evaluate", "audit", "map", "match_fields", "match_waterfall")
 
 
-def main() -> None:
-    if find_chromium() is None:
-        sys.exit("chromium not found (apt-get install chromium, or set LINKAGE_CHROMIUM)")
-    out = ROOT / "docs" / "img"
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="linkage-shots-") as tmp:
-        work = Path(tmp)
+def _pages(work: Path, names: set[str]) -> dict[str, Path]:
+    """Write the reports named in ``names`` under ``work``: name -> HTML file."""
+    pages: dict[str, Path] = {}
+    if names & {"encode", "match", "evaluate", "map"}:
         sc = make_scenario(work, people=3000)
         party = "council_b"
         pages = {
@@ -58,13 +62,32 @@ def main() -> None:
                 work / "evaluate.html", sc.evaluation, threshold=0.55, links=sc.links,
                 truth=sc.truth,
             ),
-            "audit": write_audit_report(work / "audit.html", audit_result()),
             "map": write_map_report(work / "map.html", make_map(sc, work)),
         }  # fmt: skip
+    if "audit" in names:
+        pages["audit"] = write_audit_report(work / "audit.html", audit_result())
+    if names & {"match_fields", "match_waterfall"}:  # segmented encodings: field-aware
+        fields = make_scenario(work / "fields", people=1000, segmented=True)
+        html = write_match_report(work / "match_fields.html", fields.result)
+        pages["match_fields"] = pages["match_waterfall"] = html
+    return {k: v for k, v in pages.items() if k in names}
+
+
+def main() -> None:
+    if find_chromium() is None:
+        sys.exit("chromium not found (apt-get install chromium, or set LINKAGE_CHROMIUM)")
+    names = set(sys.argv[1:]) or set(NAMES)
+    if names - set(NAMES):
+        sys.exit(f"unknown report(s) {sorted(names - set(NAMES))}; choose from {NAMES}")
+    out = ROOT / "docs" / "img"
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="linkage-shots-") as tmp:
+        pages = _pages(Path(tmp), names)
         for name, html in pages.items():
             t0 = time.perf_counter()
             shot = out / f"report_{name}.png"
-            res = open_page(html, shot, width=WIDTH, max_height=HEIGHTS.get(name, MAX_HEIGHT))
+            res = open_page(html, shot, width=WIDTH, max_height=HEIGHTS.get(name, MAX_HEIGHT),
+                            start_at=START_AT.get(name))  # fmt: skip
             if res.errors or res.requests:
                 sys.exit(f"{name}: errors {res.errors} requests {res.requests}")
             kb = shot.stat().st_size / 1024

@@ -233,6 +233,12 @@ def _example(s: Section, fs: Any, parties: int, d: Disclosure) -> None:
             "(evidence for a match) or left (against), and the grey bar is the total; above "
             "0 bits the match probability is over one half. A missing field adds nothing.",
         )
+        held = [n for n in model.u_given if prof[model.names.index(n)] == 0]
+        if held:
+            s.note(
+                f"{' and '.join(held)} agrees exactly here, so the other comparisons use the u "
+                "estimated among such pairs (the last column of the weights table)."
+            )
         s.table(
             ["step", "level", "m", "u", "bits", "running total (bits)"],
             [
