@@ -79,6 +79,7 @@ def _stage(cmd: list[Any], timeout_s: float = 3600) -> dict[str, Any]:
         "cpu_seconds": cpu,
         "peak_rss_bytes": run.peak_rss_bytes,
         "stdout": run.stdout,
+        "stderr": run.stderr,  # the CLI's summary lines
     }
 
 
@@ -105,7 +106,7 @@ def scenario(work: Path, label: str, people: int, parties: int, overlap: float) 
     for p in manifest["parties"]:
         out = work / f"{label}_{p['name']}.parquet"
         st = _stage(synth_encode_cmd(sdir, p, schema, secret, out))  # absent fields included
-        st.pop("stdout")
+        st.pop("stdout"), st.pop("stderr")
         info["encode"].append({"party": p["name"], "records": p["records"], **st})
         files.append(out)
     links, pairs = work / f"{label}_links.parquet", work / f"{label}_pairs.parquet"
@@ -115,7 +116,7 @@ def scenario(work: Path, label: str, people: int, parties: int, overlap: float) 
         "seconds": st["seconds"],
         "cpu_seconds": st["cpu_seconds"],
         "peak_rss_bytes": st["peak_rss_bytes"],
-        "summary": st["stdout"].strip().splitlines(),
+        "summary": (st["stdout"] + st["stderr"]).strip().splitlines(),
     }
     truth = sdir / "truth.csv"
     ev = _stage([linkage_exe(), "evaluate", links, "--truth", truth, "--pairs", pairs, "--json"])
