@@ -108,7 +108,8 @@ def _encode_stream(
     aschema = arrow_schema(schema.output_length, bool(schema.block_keys))
     plan = Plan(src, schema, opts.id_column, opts.columns, opts.date_formats, opts.absent)
     today, threads = opts.today, opts.threads
-    total = plan.precheck()
+    workers = max(1, threads if threads is not None else len(os.sched_getaffinity(0)))
+    total = plan.precheck(threads=workers)
     if progress is not None:
         progress(0, total)
     summary.absent_fields = plan.absent
@@ -117,7 +118,6 @@ def _encode_stream(
     summary.suspected_placeholders = [(s.field, s.rows, s.share) for s in plan.suspects]
     as_missing = plan.placeholders_missing = opts.placeholders == "missing"
     read_cols = list(dict.fromkeys([plan.id_column, *plan.field_col.values()]))
-    workers = max(1, threads if threads is not None else len(os.sched_getaffinity(0)))
     local = threading.local()
 
     def work(batch: dict[str, pa.Array]) -> tuple[pa.Array, BatchResult]:

@@ -8,6 +8,7 @@ turns a read batch into encoded rows; local threads and Dask workers both call i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -84,10 +85,13 @@ class Plan:
             f.name for f in schema.fields if f.normaliser == "date" and f.name in self.field_col
         ]
 
-    def precheck(self) -> int:
+    def precheck(self, threads: int = 1) -> int:
         """Whole-file checks: ids present and unique; one date format per date column (a given
         one must fit: :func:`linkage.partner.dates.check_date_format`);
-        suspected placeholders (:mod:`linkage.partner.placeholders`) in :attr:`suspects`."""
+        suspected placeholders (:mod:`linkage.partner.placeholders`) in :attr:`suspects`.
+
+        The checks of different columns run on up to ``threads`` threads (their kernels and
+        Arrow compute release the GIL); errors and suspects come in schema order, as serially."""
         checked = [f.name for f in self.schema.fields if f.name in self.field_col]
         checked = [f for f in checked if self.schema.field(f).normaliser in SHARES]
         need = (
@@ -97,24 +101,33 @@ class Plan:
         )
         cols = self.src.read_columns(list(dict.fromkeys(need)))
         ids = cols[self.id_column]
-        check_ids(ids, self.src.path, self.id_column)
-        for f in self.date_fields:
+
+        def date_format(f: str) -> DateFormat:
             col = self.field_col[f]
             missing = self.schema.field(f).missing
             try:
                 if f in self.date_formats:  # given: it must fit the column
                     check_date_format(cols[col], self.date_formats[f], missing)
-                else:
-                    self.date_formats[f] = detect_date_format(cols[col], missing)
+                    return self.date_formats[f]
+                return detect_date_format(cols[col], missing)
             except (AmbiguousDateFormat, DateFormatMismatch) as exc:
                 raise InputError(f"{self.src.path}: column {col!r} (field {f}): {exc}") from None
-        self.suspects = [
-            s
-            for f in checked
-            for s in frequent_values(
-                self.schema.field(f), cols[self.field_col[f]], date_format=self.date_formats.get(f)
+
+        def suspects(f: str, fmt: Future[DateFormat] | None) -> list[Suspect]:
+            return frequent_values(
+                self.schema.field(f),
+                cols[self.field_col[f]],
+                date_format=fmt.result() if fmt is not None else self.date_formats.get(f),
             )
-        ]
+
+        with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="check") as pool:
+            ids_ok = pool.submit(check_ids, ids, self.src.path, self.id_column)
+            fmts = {f: pool.submit(date_format, f) for f in self.date_fields}
+            found = [pool.submit(suspects, f, fmts.get(f)) for f in checked]
+            ids_ok.result()  # the first error in the serial order is the one raised
+            for f, fut in fmts.items():
+                self.date_formats[f] = fut.result()
+            self.suspects = [s for fut in found for s in fut.result()]
         return len(ids)
 
     @property
