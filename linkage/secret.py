@@ -77,11 +77,17 @@ def hkdf_sha256(ikm: bytes, info: bytes, length: int = 32, salt: bytes = _HKDF_S
 
 def _looks_weak(key: bytes) -> str | None:
     """Why ``key`` is not a random key, or None. 32 random bytes are all printable ASCII with
-    probability (95/256)^32 < 1e-13, and have fewer than 16 distinct values far less often."""
+    probability (95/256)^32 < 1e-13, and have fewer than 16 distinct values far less often.
+    Their 31 successive differences (mod 256) are as random: fewer than 16 distinct ones happen
+    with probability below C(256, 15) * (15/256)^31 < 1e-13, so a key built by a rule (an
+    arithmetic progression such as ``bytes(range(32))``, a short pattern repeated) is refused."""
     if all(0x20 <= b < 0x7F for b in key):
         return "it is printable text (typed, not random bytes)"
     if len(set(key)) < min(16, len(key) // 2):
         return "it repeats too few byte values to be random"
+    steps = {(b - a) % 256 for a, b in zip(key, key[1:], strict=False)}
+    if len(steps) < min(16, (len(key) - 1) // 2):
+        return "its bytes follow a simple pattern (too few distinct steps between them)"
     return None
 
 

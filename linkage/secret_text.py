@@ -34,7 +34,11 @@ class SecretTextError(ValueError):
 # A secret's text where a name or an option value belongs (`--secret-file "$(cat secret.key)"`,
 # `-o "$(cat secret.key)"`): messages replace it with this mark and say what to do instead.
 SECRET_MARK = "<the secret>"
-_PREFIXED_RE = re.compile(r"linkage-*secret-*v1\s*:?\s*[0-9a-z-]*", re.IGNORECASE)
+# The prefix counts only with key symbols after it: the bare prefix is the tool's own wording
+# ("it starts linkage-secret-v1:"), and masking it would hide the advice it is part of.
+_PREFIXED_RE = re.compile(
+    r"linkage-*secret-*v1\s*:?\s*-*[0-9a-z](?:-*[0-9a-z]){3,}[0-9a-z-]*", re.IGNORECASE
+)
 _BODY_RE = re.compile(r"[0-9a-z][0-9a-z-]{54,}[0-9a-z]", re.IGNORECASE)
 
 

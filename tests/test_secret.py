@@ -65,6 +65,9 @@ def test_short_key_refused(n: int) -> None:
         bytes(32),
         bytes([1, 2, 3, 4]) * 8,  # few distinct byte values
         b"test-secret-0123456789abcdef-XYZ",
+        bytes(range(32)),  # arithmetic progression: 32 distinct values, one step
+        bytes(range(3, 256, 7))[:32],
+        bytes((200 - 5 * i) % 256 for i in range(32)),
     ],
 )
 def test_weak_key_refused(weak: bytes) -> None:
@@ -408,3 +411,13 @@ def test_secret_file_warning_and_tlu_key_refusal_agree(tmp_path: Path, mode: int
     except LinkageError:
         refused = True
     assert bool(seen) == refused == bool(mode & 0o066)
+
+
+def test_crafted_progression_key_with_valid_checksum_refused_from_text() -> None:
+    with pytest.raises(SecretError, match="not random"):
+        Secret.from_text(secret_text(bytes(range(32))))
+
+
+def test_random_keys_pass_the_pattern_checks() -> None:
+    for i in range(2000):
+        Secret(hashlib.sha256(i.to_bytes(4, "big")).digest())

@@ -182,3 +182,57 @@ def test_library_errors_never_echo_a_secret(tmp_path: Path) -> None:
     with pytest.raises(InputError) as exc:
         InputFile(tmp_path / BODY.lower())
     assert ADVICE in str(exc.value) and not _leaks(str(exc.value))
+
+
+@pytest.mark.parametrize("tail", [")", ". Typed", "", " (as keygen writes it)", "\n"])
+def test_bare_prefix_in_advice_text_is_kept(tail: str) -> None:
+    msg = f"x.key does not hold a linkage secret: give the text (it starts {TEXT_PREFIX}{tail}"
+    assert hide_secrets(msg) == msg
+
+
+@pytest.mark.parametrize("cut", [4, 12, 30])
+def test_prefix_with_part_of_a_key_is_still_hidden(cut: int) -> None:
+    msg = hide_secrets(f"bad value {TEXT[: len(TEXT_PREFIX) + cut]} given")
+    assert TEXT_PREFIX not in msg and ADVICE in msg
+
+
+@pytest.mark.parametrize("content", ["hunter2 is my passphrase", "", "  \n"])
+def test_secret_file_without_prefix_error_keeps_its_advice(work: Path, content: str) -> None:
+    bad = work / "pass.key"
+    bad.write_text(content)
+    bad.chmod(0o600)
+    code, out = _cli(
+        [
+            "encode",
+            str(work / "in.csv"),
+            "--schema",
+            str(work / "schema.json"),
+            "--secret-file",
+            str(bad),
+            "--party",
+            "a",
+            "-o",
+            str(work / "o.parquet"),
+        ]
+    )
+    assert code == 2 and ADVICE not in out, out
+    if content.strip():
+        assert TEXT_PREFIX in out, out
+
+
+def test_env_passphrase_error_keeps_its_advice(work: Path) -> None:
+    code, out = _cli(
+        [
+            "encode",
+            str(work / "in.csv"),
+            "--schema",
+            str(work / "schema.json"),
+            "--party",
+            "a",
+            "-o",
+            str(work / "o.parquet"),
+        ],
+        env={ENV_VAR: "correct horse battery staple"},
+    )
+    assert code == 2 and ADVICE not in out and TEXT_PREFIX in out, out
+    assert "correct horse" not in out
