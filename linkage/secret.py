@@ -34,6 +34,7 @@ import secrets as _secrets
 import stat
 import warnings
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 from linkage._files import loose_permissions
@@ -85,7 +86,7 @@ def _looks_weak(key: bytes) -> str | None:
         return "it is printable text (typed, not random bytes)"
     if len(set(key)) < min(16, len(key) // 2):
         return "it repeats too few byte values to be random"
-    steps = {(b - a) % 256 for a, b in zip(key, key[1:], strict=False)}
+    steps = {(b - a) % 256 for a, b in pairwise(key)}
     if len(steps) < min(16, (len(key) - 1) // 2):
         return "its bytes follow a simple pattern (too few distinct steps between them)"
     return None
