@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from linkage.cli.common import (
+    F,
     _Bar,
     _check_report,
     _say_if_compiling,
@@ -16,6 +17,52 @@ from linkage.cli.common import (
     main,
     report_options,
 )
+
+
+def linking_options(fn: F) -> F:
+    """The options ``match`` and ``map create`` share (threshold, blocking, dedupe, solver,
+    threads, block size): one definition, so the two commands cannot drift apart."""
+    fn = click.option(
+        "--max-block",
+        default=5000,
+        show_default=True,
+        type=click.IntRange(2),
+        help="Blocks larger than this are scored by the all-pairs kernel (never dropped).",
+    )(fn)
+    fn = click.option("--threads", type=click.IntRange(1), help="Threads (default: all cores).")(fn)
+    fn = click.option(
+        "--solver",
+        default="greedy",
+        show_default=True,
+        type=click.Choice(["greedy", "optimal"]),
+        help="optimal: maximum-weight one-to-one matching (two parties).",
+    )(fn)
+    fn = click.option(
+        "--dedupe-threshold",
+        type=click.FloatRange(0, 1),
+        help="Minimum score of a within-party pair under --dedupe [default: max(threshold, 0.8)].",
+    )(fn)
+    fn = click.option(
+        "--dedupe", is_flag=True, help="Records of the same party may join one entity."
+    )(fn)
+    fn = click.option(
+        "--blocking",
+        default="auto",
+        show_default=True,
+        type=click.Choice(["auto", "none", "lsh", "keys"]),
+        help="none: exhaustive (exact); keys: shared keyed block keys (fast, default for large "
+        "inputs); lsh: bit-sampling LSH (for files without block keys; selective only at high "
+        "thresholds).",
+    )(fn)
+    fn = click.option(
+        "--threshold",
+        type=click.FloatRange(0, 1),
+        help="Minimum Dice similarity of a linked pair [default: the threshold the schema "
+        "recommends (match.threshold, carried in the encoded files; hardening raises Dice), else "
+        "0.7]. To tune it on synthetic data, see docs/evaluate.md (a sweep of `linkage "
+        "evaluate` cannot look below the threshold the pairs were matched at).",
+    )(fn)
+    return fn
 
 
 @main.command("match")
@@ -38,47 +85,8 @@ from linkage.cli.common import (
     "disclosure-controlled counts.",
 )
 @click.option("--force", is_flag=True, help="Replace existing output files.")
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0, 1),
-    help="Minimum Dice similarity of a linked pair [default: the threshold the schema "
-    "recommends (match.threshold, carried in the encoded files; hardening raises Dice), else "
-    "0.7]. To "
-    "tune it, match synthetic data (`linkage synth`) at a low threshold, e.g. 0.5, with "
-    "--pairs, then run `linkage evaluate --pairs --sweep 0.5:0.95:0.01`: a sweep cannot look "
-    "below the threshold the pairs were matched at.",
-)
-@click.option(
-    "--blocking",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "none", "lsh", "keys"]),
-    help="none: exhaustive (exact); keys: shared keyed block keys (fast, default for large "
-    "inputs); lsh: bit-sampling LSH (for files without block keys; selective only at high "
-    "thresholds).",
-)
-@click.option("--dedupe", is_flag=True, help="Records of the same party may join one entity.")
-@click.option(
-    "--dedupe-threshold",
-    type=click.FloatRange(0, 1),
-    help="Minimum score of a within-party pair under --dedupe [default: max(threshold, 0.8)].",
-)
-@click.option(
-    "--solver",
-    default="greedy",
-    show_default=True,
-    type=click.Choice(["greedy", "optimal"]),
-    help="optimal: maximum-weight one-to-one matching (two parties).",
-)
-@click.option("--threads", type=click.IntRange(1), help="Threads (default: all cores).")
+@linking_options
 @click.option("--seed", type=int, help="Make entity ids and LSH sampling reproducible.")
-@click.option(
-    "--max-block",
-    default=5000,
-    show_default=True,
-    type=click.IntRange(2),
-    help="Blocks larger than this are scored by the all-pairs kernel (never dropped).",
-)
 @click.option(
     "--max-candidates",
     default=100,
@@ -137,6 +145,10 @@ def match_cmd(
     Writes links.parquet with entity_id, party, record_id for every record (singletons too).
     Entity ids are opaque and random per run unless --seed is given. All files must share
     schema, secret (key-check value) and filter length.
+
+    To choose a threshold: match synthetic data (`linkage synth`) at a low threshold, e.g.
+    0.5, with --pairs, then run `linkage evaluate --pairs pairs.parquet --sweep
+    0.5:0.95:0.01`.
     """
     from linkage.report.text import match_summary_lines
     from linkage.tlu.linker import check_output_paths, match
@@ -210,41 +222,8 @@ def map_group() -> None:
 @map_group.command("create")
 @click.argument("map_path", metavar="MAP.duckdb", type=click.Path(dir_okay=False))
 @click.argument("inputs", nargs=-1, required=True)
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0, 1),
-    help="Minimum Dice similarity of a linked pair (as in `linkage match`) [default: the "
-    "threshold the schema recommends, carried in the encoded files, else 0.7].",
-)
-@click.option(
-    "--blocking",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "none", "lsh", "keys"]),
-    help="As in `linkage match`.",
-)
-@click.option("--dedupe", is_flag=True, help="Records of the same party may join one entity.")
-@click.option(
-    "--dedupe-threshold",
-    type=click.FloatRange(0, 1),
-    help="Minimum within-party score under --dedupe [default: max(threshold, 0.8)].",
-)
-@click.option(
-    "--solver",
-    default="greedy",
-    show_default=True,
-    type=click.Choice(["greedy", "optimal"]),
-    help="As in `linkage match`.",
-)
-@click.option("--threads", type=click.IntRange(1), help="Threads (default: all cores).")
+@linking_options
 @click.option("--seed", type=int, help="Make entity ids (now and in every update) reproducible.")
-@click.option(
-    "--max-block",
-    default=5000,
-    show_default=True,
-    type=click.IntRange(2),
-    help="Blocks larger than this are scored by the all-pairs kernel.",
-)
 @click.option(
     "--max-candidates",
     type=click.IntRange(1),
