@@ -32,8 +32,9 @@ TITLE_DATA, TITLE_OFFSETS = _title_table()
 
 @njit(cache=True, nogil=True, inline="always")
 def _is_space(c: int) -> bool:
-    """RE2's ``\\s``: tab, newline, form feed, carriage return, space (not vertical tab)."""
-    return c == 32 or c == 9 or c == 10 or c == 12 or c == 13
+    """Python's ``str.isspace`` on ASCII: tab..carriage return (vertical tab included), the
+    information separators 0x1C-0x1F and space (what ``unify_spaces`` makes a space)."""
+    return (9 <= c <= 13) or (28 <= c <= 32)
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -18,6 +18,9 @@ SPACES = [
     for c in range(sys.maxunicode + 1)
     if unicodedata.category(chr(c)) in ("Zs", "Zl", "Zp") and c != 0x20
 ] + ["\u0085", "\u180e", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
+# every other character Python's str.isspace counts (tab..CR, vertical tab, U+001C-U+001F)
+SPACES += [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace() and chr(c) not in SPACES]
+SPACES.remove(" ")
 
 # (normaliser, value written with ASCII spaces, keyword arguments)
 CASES = [
@@ -43,6 +46,7 @@ def one(kind: str, value: str, kw: dict) -> str | None:
 def test_every_unicode_space_is_listed() -> None:
     assert "\u00a0" in SPACES and "\u3000" in SPACES and "\u202f" in SPACES
     assert len(SPACES) >= 25
+    assert {"\x0b", "\x1c", "\x1d", "\x1e", "\x1f", "\t"} <= set(SPACES)
 
 
 @pytest.mark.parametrize(("kind", "value", "kw"), CASES)
@@ -64,6 +68,12 @@ def test_unicode_spaces_are_spaces_to_every_normaliser(kind: str, value: str, kw
         ("nhs_number", "943\u00a0476\u00a05919", "9434765919"),
         ("nhs_number", "9434765919\u200b", "9434765919"),
         ("name", "Jo\u200bhn", "JOHN"),
+        ("postcode", "CF10\x0b1AA", "CF10 1AA"),  # vertical tab (issue 10 robustness 1)
+        ("nhs_number", "943\x0b476\x1f5919", "9434765919"),
+        ("name", "Mary\x1cAnn", "MARYANN"),
+        ("name", "Jo\u00adhn", "JOHN"),  # the soft hyphen is removed, not a space
+        ("text", "High\u00adStreet", "HIGHSTREET"),
+        ("postcode", "CF10 1\u00adAA", "CF10 1AA"),
     ],
 )
 def test_examples(kind: str, value: str, want: str) -> None:
@@ -77,13 +87,13 @@ def test_a_value_of_invisible_characters_is_missing(kind: str) -> None:
     assert not out.problems().size  # missing, not invalid
 
 
-@pytest.mark.parametrize("blank", ["\u00a0", "\u200b", "\ufeff", "\u3000\u200b"])
+@pytest.mark.parametrize("blank", ["\u00a0", "\u200b", "\ufeff", "\u3000\u200b", "\x0b", "\x1f"])
 def test_an_invisible_record_id_is_empty(blank: str) -> None:
     with pytest.raises(InputError, match="row 2, column 'id': empty record id"):
         check_ids(pa.array(["a1", blank]), "x.csv", "id")
 
 
-@pytest.mark.parametrize("pad", ["\u00a0", "\u200b", " ", "\u2009", "\ufeff"])
+@pytest.mark.parametrize("pad", ["\u00a0", "\u200b", " ", "\u2009", "\ufeff", "\x0b", "\x1e"])
 def test_record_ids_differing_only_by_invisible_spaces_are_duplicates(pad: str) -> None:
     with pytest.raises(InputError, match="row 3 repeats row 1"):
         check_ids(pa.array(["a1", "b2", "a1" + pad]), "x.csv", "id")

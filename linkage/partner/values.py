@@ -47,15 +47,24 @@ _PSEUDO_POSTCODE, _NHS_TEST_RANGE = 16, 17
 EARLIEST_YEAR = 1890
 
 
-_UNICODE_SPACE_RE = r"[\p{Z}\x{0085}\x{180E}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
+_UNICODE_SPACE_RE = (
+    r"[\p{Z}\x{0009}-\x{000D}\x{001C}-\x{001F}\x{0085}\x{180E}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
+)
+"""Every character Python's ``str.isspace`` or Unicode (Zs, Zl, Zp) counts as whitespace,
+with the ASCII controls tab..carriage return and the separators U+001C-U+001F, plus the
+zero-width format characters (U+180E, U+200B-U+200D, U+2060, U+FEFF): all become a space."""
+_INVISIBLE_RE = r"\x{00AD}"
+"""The soft hyphen: invisible, a hint where a word may break, so it is removed (not a space)."""
 
 
 def unify_spaces(values: pa.Array) -> pa.Array:
     """``values`` with every Unicode space and zero-width character as an ASCII space (the
-    normalisers then trim, collapse or drop it as they do spaces); ASCII values untouched."""
+    normalisers then trim, collapse or drop it as they do spaces) and soft hyphens removed;
+    values of printable ASCII, tab, newline, form feed and carriage return untouched."""
     data, _ = string_buffers(values)
-    if not (data >= 128).any():
+    if not ((data >= 128) | (data == 11) | ((data >= 28) & (data <= 31))).any():
         return values
+    values = pc.replace_substring_regex(values, _INVISIBLE_RE, "")
     return pc.replace_substring_regex(values, _UNICODE_SPACE_RE, " ")
 
 
