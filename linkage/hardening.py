@@ -13,7 +13,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from linkage.errors import SchemaError
+from linkage.schema_checks import expect as _expect
+from linkage.schema_checks import integer as _int
+from linkage.schema_checks import kind as _kind
+from linkage.schema_checks import number as _number
+from linkage.schema_checks import obj as _obj
+from linkage.schema_checks import string as _str
 
 __all__ = ["HARDENING_STEPS", "Hardening", "HardeningStep", "parse_hardening"]
 
@@ -97,46 +102,7 @@ class Hardening:
         return [st.canonical() for st in self.steps]
 
 
-# -- parsing (errors name the JSON path, as in linkage.schema) -------------------------------
-def _expect(cond: bool, path: str, msg: str) -> None:
-    if not cond:
-        raise SchemaError(f"{path}: {msg}")
-
-
-def _kind(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, int | float):
-        return "a number"
-    if isinstance(v, str):
-        return "a string"
-    return "a list" if isinstance(v, list) else "an object"
-
-
-def _obj(doc: dict[str, Any], path: str, allowed: set[str]) -> dict[str, Any]:
-    unknown = sorted(k for k in doc if k not in allowed and not k.startswith("_"))
-    _expect(
-        not unknown,
-        f"{path}.{unknown[0]}" if unknown else path,
-        f"unknown key (expected one of: {', '.join(sorted(allowed))})",
-    )
-    return doc
-
-
-def _int(v: Any, path: str, lo: int, hi: int) -> int:
-    _expect(
-        isinstance(v, int) and not isinstance(v, bool), path, f"expected an integer, got {_kind(v)}"
-    )
-    _expect(lo <= v <= hi, path, f"expected an integer in {lo}..{hi}, got {v}")
-    return int(v)
-
-
-def _str(v: Any, path: str, choices: tuple[str, ...]) -> str:
-    _expect(isinstance(v, str), path, f"expected a string, got {_kind(v)}")
-    _expect(v in choices, path, f"expected one of {', '.join(choices)}, got {v!r}")
-    return str(v)
+# -- parsing (errors name the JSON path: linkage.schema_checks) ----------------------------
 
 
 _STEP_KEYS = {
@@ -146,15 +112,6 @@ _STEP_KEYS = {
     "blip": {"flip_probability", "epsilon", "k"},
     "diffusion": {"taps", "output_bits"},
 }
-
-
-def _number(v: Any, path: str) -> float:
-    _expect(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
-        path,
-        f"expected a number, got {_kind(v)}",
-    )
-    return float(v)
 
 
 def parse_hardening(doc: Any, length: int, max_bits: int) -> Hardening:

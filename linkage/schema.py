@@ -22,6 +22,10 @@ from typing import Any
 from linkage.errors import SchemaError
 from linkage.evidence import MinEvidence, parse_min_evidence
 from linkage.hardening import Hardening, parse_hardening
+from linkage.schema_checks import expect as _expect
+from linkage.schema_checks import integer as _int
+from linkage.schema_checks import obj as _obj
+from linkage.schema_checks import string as _str
 from linkage.segments import LAYOUTS, Segment, check_layout
 
 SCHEMA_VERSION = 1
@@ -335,49 +339,6 @@ class Schema:
 
 
 # -- parsing ------------------------------------------------------------------------------
-def _expect(cond: bool, path: str, msg: str) -> None:
-    if not cond:
-        raise SchemaError(f"{path}: {msg}")
-
-
-def _obj(doc: Any, path: str, allowed: set[str]) -> dict[str, Any]:
-    _expect(isinstance(doc, dict), path, f"expected a JSON object, got {_kind(doc)}")
-    unknown = sorted(k for k in doc if k not in allowed and not k.startswith("_"))
-    _expect(
-        not unknown,
-        f"{path}.{unknown[0]}" if unknown else path,
-        f"unknown key (expected one of: {', '.join(sorted(allowed))})",
-    )
-    return doc
-
-
-def _kind(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, int | float):
-        return "a number"
-    if isinstance(v, str):
-        return "a string"
-    if isinstance(v, list):
-        return "a list"
-    return "an object"
-
-
-def _int(v: Any, path: str, lo: int, hi: int) -> int:
-    _expect(
-        isinstance(v, int) and not isinstance(v, bool), path, f"expected an integer, got {_kind(v)}"
-    )
-    _expect(lo <= v <= hi, path, f"expected an integer in {lo}..{hi}, got {v}")
-    return int(v)
-
-
-def _str(v: Any, path: str, choices: tuple[str, ...] | None = None) -> str:
-    _expect(isinstance(v, str), path, f"expected a string, got {_kind(v)}")
-    if choices is not None:
-        _expect(v in choices, path, f"expected one of {', '.join(choices)}, got {v!r}")
-    return str(v)
 
 
 def _name(v: Any, path: str) -> str:
