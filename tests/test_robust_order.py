@@ -183,3 +183,30 @@ def test_record_rank_orders_hash_collisions_by_party_and_id(monkeypatch: Any) ->
     monkeypatch.setattr(solver_mod, "siphash_batch", same_hash)
     r = record_rank(["b", "a"], [pa.array(["2", "1"]), pa.array(["9"])])
     assert r.tolist() == [2, 1, 0]  # ("a","9") < ("b","1") < ("b","2")
+
+
+@pytest.mark.parametrize(
+    "ids", [("a1", "a2", "b1", "b9"), ("x", "y", "p", "q"), ("a9", "a1", "b2", "b3")]
+)
+def test_optimal_ties_do_not_follow_the_file_order(ids: tuple[str, str, str, str]) -> None:
+    # tester's case: two identical records in each party; every pairing scores the same
+    a = _enc([dict(ANN, record_id=ids[0]), dict(ANN, record_id=ids[1])], "a")
+    b = _enc([dict(ANN, record_id=ids[2]), dict(ANN, record_id=ids[3])], "b")
+    ab = match([a, b], solver="optimal", seed=1)
+    ba = match([b, a], solver="optimal", seed=1)
+    assert _partition(ab) == _partition(ba)
+    assert _links(ab) == _links(ba)
+
+
+@settings(max_examples=150, deadline=None)
+@given(g=graphs(), perm_seed=st.integers(0, 2**32 - 1))
+def test_optimal_solution_is_invariant_to_swapping_the_parties(g: Any, perm_seed: int) -> None:
+    left, right, score, party, rank = g
+    party = party % 2
+    n = len(party)
+    res = solve(left, right, score, party, solver="optimal", rank=rank)
+    perm = np.random.default_rng(perm_seed).permutation(n)  # also reorder the records
+    inv = np.argsort(perm)
+    swapped = 1 - party[inv]  # party 0 becomes party 1: the other file first
+    res2 = solve(perm[right], perm[left], score, swapped, solver="optimal", rank=rank[inv])
+    np.testing.assert_array_equal(res2.labels[perm], res.labels)
