@@ -40,7 +40,7 @@ import numpy as np
 
 from linkage.errors import InputError
 from linkage.tlu.linkage_map.records import filters_from_blobs
-from linkage.tlu.linkage_map.store import MapStore
+from linkage.tlu.linkage_map.store import MapStore, write_error
 
 MAGIC = b"LKMAPF01"
 HEADER = 64
@@ -176,12 +176,21 @@ class FilterFile:
         rows = np.ascontiguousarray(rows, "<u8")
         if len(rows) == 0:  # a version that adds no rows leaves the digest as it was
             return self.digest
-        with open(self.path, "r+b") as f:
-            f.seek(HEADER + self.rows * self.words * 8)
-            f.write(rows.data)
-            f.truncate()
-            f.flush()
-            os.fsync(f.fileno())
+        end = HEADER + self.rows * self.words * 8
+        try:
+            with open(self.path, "r+b") as f:
+                f.seek(end)
+                f.write(rows.data)
+                f.truncate()
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:  # a full disk: the stored rows and header are as they were
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, end)
+            err = write_error(exc, self.path)
+            if err is not None:
+                raise err from None
+            raise
         return chain(self.digest, rows)
 
     def synced(self, version: int, digest: bytes) -> None:

@@ -30,6 +30,7 @@ Versions: ``valid_from <= N`` and ``(valid_to IS NULL OR valid_to > N)`` is "cur
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from linkage._files import Output, check_outputs
+from linkage._files import Output, OutputError, check_outputs, os_error_message
 from linkage.errors import InputError
 
 MAP_FORMAT_VERSION = "1"
@@ -107,12 +108,60 @@ def parse_id(text: str) -> int:
     return int(t, 16)
 
 
-class MapStore:
-    """An open map. ``con`` is the DuckDB connection; use :func:`open_map`."""
+_PRIVATE_UMASK = 0o077
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+
+def private_umask() -> int:
+    """Set the umask to 077 (files created from now on are 0600: DuckDB opens its database
+    and write-ahead log 0666 minus the umask) and return the previous one. The umask is
+    **process-wide**: while it is held, every file any thread of this process creates is
+    private too. Restore it with ``os.umask(previous)``."""
+    return os.umask(_PRIVATE_UMASK)
+
+
+def _make_private(*paths: Path) -> None:
+    """chmod existing files to 0600 (a map or WAL written by an older linkage or another
+    tool may be looser)."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mode & 0o077:
+                os.chmod(path, 0o600)
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO}
+_WRITE_FAILURES = (duckdb.IOException, duckdb.TransactionException, duckdb.FatalException)
+
+
+def write_error(exc: BaseException, path: Path) -> OutputError | None:
+    """The :class:`OutputError` naming the map for a failed write (a full disk, a read-only
+    file system: DuckDB's IOException / TransactionException / FatalException, or an
+    OSError), None for any other exception. Never DuckDB's own message: it may quote data."""
+    if isinstance(exc, OSError):
+        if exc.errno not in _WRITE_ERRNOS:
+            return None
+        return OutputError(f"cannot write {os_error_message(exc, path)}")
+    if isinstance(exc, _WRITE_FAILURES):
+        text = str(exc).lower()
+        if "no space" in text or "disk is full" in text:
+            reason = os.strerror(errno.ENOSPC)
+        elif "read-only" in text:
+            reason = os.strerror(errno.EROFS)
+        else:
+            reason = f"the file system refused a write ({type(exc).__name__})"
+        return OutputError(f"cannot write {path}: {reason}; the map is unchanged")
+    return None
+
+
+class MapStore:
+    """An open map. ``con`` is the DuckDB connection; use :func:`open_map`. A map opened for
+    writing holds a private umask (:func:`private_umask`) until :meth:`close`."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, path: Path, umask: int | None = None
+    ) -> None:
         self.con = con
         self.path = path
+        self._umask = umask  # the umask to restore on close (None: not changed)
         self._meta: dict[str, str] | None = None
         # files written beside a new map (temporary path, final path): renamed into place
         # after the map, removed if its creation fails (see :func:`new_map`)
@@ -187,16 +236,35 @@ class MapStore:
         self.con.execute("BEGIN TRANSACTION")
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(duckdb.Error):
                 self.con.execute("ROLLBACK")
             self._meta = None
+            err = write_error(exc, self.path)
+            if err is not None:
+                raise err from None
             raise
-        self.con.execute("COMMIT")
-        self._meta = None
+        try:
+            self.con.execute("COMMIT")
+        except (*_WRITE_FAILURES, OSError) as exc:
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+            raise write_error(exc, self.path) from None  # type: ignore[misc]
+        finally:
+            self._meta = None
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            with contextlib.suppress(*_WRITE_FAILURES):
+                self.con.close()
+            wal = Path(f"{self.path}.wal")
+            with contextlib.suppress(OSError):
+                if wal.stat().st_size == 0:  # left by a failed write: nothing to replay
+                    wal.unlink()
+        finally:
+            if self._umask is not None:
+                os.umask(self._umask)
+                self._umask = None
 
 
 def _connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
@@ -224,15 +292,23 @@ def open_map(path: str | Path, *, write: bool = False, wait: float = 0.0) -> Map
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such map (make one with `linkage map create`)")
-    con = _connect(p, read_only=not write, wait=wait)
-    store = MapStore(con, p)
+    old_umask = private_umask() if write else None
+    try:
+        con = _connect(p, read_only=not write, wait=wait)
+    except BaseException:
+        if old_umask is not None:
+            os.umask(old_umask)
+        raise
+    store = MapStore(con, p, old_umask)
+    if write:
+        _make_private(p, Path(f"{p}.wal"))
     try:
         fmt = store.meta.get("map_format_version")
     except duckdb.Error:
-        con.close()
+        store.close()
         raise InputError(f"{p}: not a linkage map (no meta table)") from None
     if fmt != MAP_FORMAT_VERSION:
-        con.close()
+        store.close()
         raise InputError(
             f"{p}: linkage map format {fmt!r} is not supported (this linkage reads "
             f"{MAP_FORMAT_VERSION!r})"
@@ -254,10 +330,12 @@ def new_map(path: str | Path, *, force: bool = False) -> Iterator[MapStore]:
     tmp = p.with_name(f".{p.name}.{os.getpid()}.partial")
     for leftover in (tmp, Path(f"{tmp}.wal")):
         leftover.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
-    con.execute("SET force_compression = 'uncompressed'")
-    store = MapStore(con, p)
+    old_umask = private_umask()  # the map, its WAL and companions are 0600 from creation
+    con: duckdb.DuckDBPyConnection | None = None
+    store = MapStore(con, p)  # type: ignore[arg-type]
     try:
+        con = store.con = duckdb.connect(str(tmp))
+        con.execute("SET force_compression = 'uncompressed'")
         con.execute(DDL)
         yield store
         con.execute("CHECKPOINT")
@@ -267,11 +345,17 @@ def new_map(path: str | Path, *, force: bool = False) -> Iterator[MapStore]:
         os.replace(tmp, p)
         for part, final in store.companions:
             os.replace(part, final)
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):
-            con.close()
+    except BaseException as exc:
+        if con is not None:
+            with contextlib.suppress(duckdb.Error):
+                con.close()
         tmp.unlink(missing_ok=True)
         Path(f"{tmp}.wal").unlink(missing_ok=True)
         for part, _final in store.companions:
             part.unlink(missing_ok=True)
+        err = write_error(exc, p)
+        if err is not None:
+            raise err from None
         raise
+    finally:
+        os.umask(old_umask)
