@@ -29,6 +29,24 @@ NULL_SPELLINGS = [
 spaces and punctuation ignored, so ``n/a``, ``N.A.``, ``N/K`` and ``Not-Known`` match too,
 and again after the field's normaliser). Blanks and whitespace are always missing."""
 
+ADDRESS_PLACEHOLDERS = [
+    "NO FIXED ABODE",
+    "NFA",
+    "NO FIXED ADDRESS",
+    "NO ABODE",
+    "NO ADDRESS",
+    "ADDRESS UNKNOWN",
+    "UNKNOWN ADDRESS",
+    "ADDRESS NOT KNOWN",
+    "NOT KNOWN ADDRESS",
+    "HOMELESS",
+]
+"""What extracts write in an address field for "no address" (also missing, matched like
+:data:`NULL_SPELLINGS`, so ``N.F.A.`` and ``No Fixed Abode`` match): the NHS Data Dictionary's
+pseudo-postcode meanings "no fixed abode" (ZZ99 3VZ) and "address not known" (ZZ99 3WZ) as
+clerks type them. They describe a situation shared by many people, not where one lives, so
+they are no evidence of identity (two homeless people are not one person)."""
+
 
 UNHARDENED_WARNING = (
     "this schema has no hardening. Measured by `linkage audit` on the uk-person template "
@@ -128,7 +146,7 @@ def uk_person_unhardened() -> dict[str, Any]:
                 "normaliser": "text",
                 "tokeniser": {"type": "qgram", "q": 2, "padding": True},
                 "bit_budget": 40,
-                "missing": NULL_SPELLINGS,
+                "missing": [*NULL_SPELLINGS, *ADDRESS_PLACEHOLDERS],
             },
             {
                 "name": "nhs_number",

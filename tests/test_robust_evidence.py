@@ -191,3 +191,21 @@ def test_evidence_score_reference() -> None:
         want += p["postcode"] or p["address"]
         want += 2 * p["nhs_number"]
         assert got[i] == want
+
+
+@pytest.mark.parametrize(
+    "placeholder",
+    ["NO FIXED ABODE", "No Fixed Abode", "N.F.A.", "nfa", "Address unknown", "HOMELESS"],
+)
+@pytest.mark.parametrize("template", ["hardened", "unhardened"])
+def test_an_address_placeholder_is_no_evidence(placeholder: str, template: str) -> None:
+    # issue 10 robustness 4: John,Smith,,,,NO FIXED ABODE, linked across parties at Dice 1.0
+    from linkage.schema_template import uk_person_template
+
+    schema = Schema.from_dict(
+        uk_person_template() if template == "hardened" else uk_person_unhardened()
+    )
+    rows = [["j1", "John", "Smith", None, None, None, placeholder, None], ["x", *FULL]]
+    enc, rejects = _encode(rows, schema=schema)
+    assert enc.record_ids.to_pylist() == ["x"]
+    assert ("j1", "*", TOO_LITTLE_EVIDENCE) in rejects
