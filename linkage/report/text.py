@@ -41,9 +41,10 @@ def encode_summary_lines(summary: EncodeSummary, filter_length: int) -> list[str
             "(listed in --rejects; --suspected-placeholders missing encodes it as missing)"
         )
     if summary.problems:
-        out.append("row problems (value treated as missing):")
+        out.append("row problems (rows; each says whether the value was kept):")
         for (f, why), n in sorted(summary.problems.items()):
-            out.append(f"  {f}: {why}: {n}")
+            said = "kept" in why or "treated as missing" in why
+            out.append(f"  {f}: {why}: {n}" + ("" if said else " (treated as missing)"))
     return out
 
 
