@@ -450,3 +450,39 @@ def test_disable_jit_agrees():
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip() == "ok"
+
+
+def test_lsh_scores_each_oversize_member_set_once() -> None:
+    # every record identical: every LSH band is one oversize block with the same members;
+    # scoring each band's copy again made a 5,000-per-party run never finish
+    rng = np.random.default_rng(5)
+    row = rng.integers(0, 2**63, size=16, dtype=np.int64).astype(np.uint64)
+    n = 300
+    filters = np.tile(row, (2 * n, 1))
+    offsets = np.array([0, n, 2 * n], np.int64)
+    party = np.repeat(np.arange(2, dtype=np.int64), n)
+    notes: list[str] = []
+    cand = run(filters, offsets, party, 0.8, "lsh", dedupe=True, max_block=50, warnings=notes)
+    bands = int(cand.detail["bands"])  # type: ignore[call-overload]
+    assert bands > 1 and cand.detail["oversize_blocks"] == bands  # one per band, all alike
+    assert cand.detail["oversize_repeats_skipped"] == bands - 1
+    m = 2 * n
+    assert cand.detail["compared_with_repeats"] == m * (m - 1) // 2  # one set, scored once
+    assert len(cand.left) == m * (m - 1) // 2  # every pair found, as without blocking
+    assert any("exceed --max-block" in w for w in notes)
+
+
+def test_oversize_blocks_with_different_members_are_all_scored() -> None:
+    rng = np.random.default_rng(6)
+    rows = rng.integers(0, 2**63, size=(2, 16), dtype=np.int64).astype(np.uint64)
+    filters = np.repeat(rows, 60, axis=0)  # two groups of 60 identical records, each mixed
+    party = np.tile(np.repeat(np.arange(2, dtype=np.int64), 30), 2)
+    order = np.argsort(party, kind="stable")
+    filters, party = filters[order], party[order]
+    offsets = np.array([0, 60, 120], np.int64)
+    cand = run(filters, offsets, party, 0.8, "lsh", max_block=20)
+    brute = run(filters, offsets, party, 0.8, "none")
+    got = set(zip(cand.left.tolist(), cand.right.tolist(), strict=True))
+    assert got == set(zip(brute.left.tolist(), brute.right.tolist(), strict=True))
+    assert int(cand.detail["oversize_blocks"]) >= 2  # type: ignore[call-overload]
+    assert cand.detail["compared_with_repeats"] == 2 * 30 * 30  # each group once

@@ -363,6 +363,10 @@ def score_blocks(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
     """Score all pairs of records sharing a key; keep pairs >= threshold, de-duplicated.
 
+    Oversize blocks (more than ``max_block`` records) are scored by the all-pairs kernel, each
+    distinct member set once: with many identical records every LSH band yields the same
+    block, and scoring each copy again found no new pair at bands x block^2 / 2 cost.
+
     ``keys[k]`` is a block key held by record ``owners[k]``. ``below`` (int64[SCORE_BINS]):
     adds the bin counts of every SAMPLE_STRIDE-th scored slot under the threshold.
     """
@@ -414,9 +418,15 @@ def score_blocks(
             f"{int(sizes[big_idx].max())} records); they are scored with the all-pairs kernel, "
             "not dropped"
         )
+    seen: set[bytes] = set()  # member sets already scored: LSH bands repeat a block whole
     for gi in big_idx:
-        idx = members[starts[gi] : ends[gi]]
+        idx = np.unique(members[starts[gi] : ends[gi]])
         stats["oversize_blocks"] += 1
+        digest = idx.tobytes()  # exact (no hash collisions); as large as the block itself
+        if digest in seen:  # the same records: the same pairs, already in the pool
+            stats["oversize_repeats_skipped"] = stats.get("oversize_repeats_skipped", 0) + 1
+            continue
+        seen.add(digest)
         compared += _allpairs_subset(idx, filters, party, threshold, dedupe, parallel, pool)
     left, right, score = pool.result()
     stats["compared_with_repeats"] = compared
