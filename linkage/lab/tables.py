@@ -21,12 +21,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from linkage._csv_errors import csv_problem
 from linkage.errors import InputError
 
 __all__ = [
     "TableLike",
     "TruthIndex",
     "check_known",
+    "csv_problem",
     "dense_codes",
     "read_table",
     "sorted_runs",
@@ -62,19 +64,40 @@ def read_table(src: TableLike, what: str, columns: Sequence[str], csv_ok: bool) 
                 table = _read_csv(p, columns)
             else:
                 table = pq.read_table(p)
+            table.column_names  # noqa: B018 (a header that is not UTF-8 fails here)
         except InputError:
             raise
-        except (OSError, pa.ArrowInvalid) as exc:
+        except UnicodeDecodeError:
+            raise InputError(f"{p}: cannot read {what} file: not valid UTF-8 text") from None
+        except pa.ArrowInvalid as exc:
+            problem = csv_problem(exc, p, _delimiter(p)) if is_csv else "not a Parquet file"
+            raise InputError(f"{p}: cannot read {what} file: {problem}") from None
+        except OSError as exc:
             raise InputError(f"{p}: cannot read {what} file: {_one_line(exc)}") from None
     else:
         raise InputError(f"{what}: expected a path or a pyarrow Table, got {type(src).__name__}")
     missing = [c for c in columns if c not in table.column_names]
     if missing:
+        hint = _delimiter_hint(table.column_names)
         raise InputError(
             f"{name}: missing column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)} (has: {', '.join(table.column_names) or 'no columns'})"
+            f"{', '.join(missing)} (has: {', '.join(table.column_names) or 'no columns'}){hint}"
         )
     return table
+
+
+def _delimiter_hint(names: Sequence[str]) -> str:
+    """'; the file looks semicolon-separated...' when one header holds another delimiter."""
+    if len(names) != 1:
+        return ""
+    for sep, word in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+        if sep in names[0]:
+            return f"; the file looks {word}-separated: give a comma-separated file"
+    return ""
+
+
+def _delimiter(p: Path) -> str:
+    return "\t" if p.suffix.lower() == ".tsv" else ","
 
 
 def _is_parquet(p: Path) -> bool:
@@ -86,7 +109,7 @@ def _is_parquet(p: Path) -> bool:
 
 
 def _read_csv(p: Path, columns: Sequence[str]) -> pa.Table:
-    delim = "\t" if p.suffix.lower() == ".tsv" else ","
+    delim = _delimiter(p)
     return pacsv.read_csv(
         p,
         parse_options=pacsv.ParseOptions(delimiter=delim),

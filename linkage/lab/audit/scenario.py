@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from linkage._csv_errors import csv_problem
 from linkage.errors import InputError
 from linkage.lab.audit.plaintext import Plain, normalise_table
 
@@ -124,20 +125,28 @@ def synthetic_scenario(
 
 
 def _read_plain_csv(path: str | Path) -> pa.Table:
+    """A plaintext extract (CSV, or Parquet by its suffix); InputError naming the file for
+    one that cannot be read (never quoting its content)."""
     p = Path(path)
-    if p.suffix == ".parquet":
-        return pq.read_table(p)
+    if not p.is_file():
+        raise InputError(f"{p}: file not found")
     try:
+        if p.suffix == ".parquet":
+            return pq.read_table(p)
         with open(p, encoding="utf-8-sig") as fh:
             header = fh.readline().strip().split(",")
-    except FileNotFoundError:
-        raise InputError(f"{p}: file not found") from None
-    return pacsv.read_csv(
-        p,
-        convert_options=pacsv.ConvertOptions(
-            column_types={h.strip('"'): pa.string() for h in header}, strings_can_be_null=True
-        ),
-    )
+        return pacsv.read_csv(
+            p,
+            convert_options=pacsv.ConvertOptions(
+                column_types={h.strip('"'): pa.string() for h in header},
+                strings_can_be_null=True,
+            ),
+        )
+    except UnicodeDecodeError:
+        raise InputError(f"{p}: not valid UTF-8 text (is it a CSV file?)") from None
+    except pa.ArrowInvalid as exc:
+        what = "not a Parquet file" if p.suffix == ".parquet" else csv_problem(exc, p)
+        raise InputError(f"{p}: cannot read the file: {what}") from None
 
 
 def file_scenario(

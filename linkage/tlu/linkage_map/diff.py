@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from linkage._csv_errors import csv_problem
 from linkage.encoded import EncodedTable
 from linkage.errors import InputError
 from linkage.tlu.linkage_map.records import digests
@@ -68,8 +69,16 @@ def read_deletions(src: str | Path | pa.Table) -> Deletions:
                     column_types={"party": pa.string(), "record_id": pa.string()}
                 )
                 table = pacsv.read_csv(p, convert_options=opts)
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise InputError(f"{p}: cannot read the deletions list ({exc})") from None
+            table.column_names  # noqa: B018 (a header that is not UTF-8 fails here)
+        except UnicodeDecodeError:
+            raise InputError(
+                f"{p}: cannot read the deletions list (not valid UTF-8 text)"
+            ) from None
+        except pa.ArrowInvalid as exc:
+            problem = csv_problem(exc, p) if not parquet else "not a Parquet file"
+            raise InputError(f"{p}: cannot read the deletions list ({problem})") from None
+        except OSError as exc:
+            raise InputError(f"{p}: cannot read the deletions list ({exc.strerror})") from None
     for col in ("party", "record_id"):
         if col not in table.column_names:
             raise InputError(f"{name}: column {col!r} is missing (need party, record_id)")
