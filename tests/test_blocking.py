@@ -486,3 +486,18 @@ def test_oversize_blocks_with_different_members_are_all_scored() -> None:
     assert got == set(zip(brute.left.tolist(), brute.right.tolist(), strict=True))
     assert int(cand.detail["oversize_blocks"]) >= 2  # type: ignore[call-overload]
     assert cand.detail["compared_with_repeats"] == 2 * 30 * 30  # each group once
+
+
+def test_capped_summary_says_records_lost_candidates() -> None:
+    from linkage.report.text import blocking_detail_words
+
+    rng = np.random.default_rng(7)
+    row = rng.integers(0, 2**63, size=16, dtype=np.int64).astype(np.uint64)
+    filters = np.tile(row, (40, 1))
+    offsets = np.array([0, 20, 40], np.int64)
+    party = np.repeat(np.arange(2, dtype=np.int64), 20)
+    cand = run(filters, offsets, party, 0.8, "lsh", max_candidates=3)
+    assert cand.detail["capped_records"] == 40 and cand.detail["max_candidates"] == 3
+    words = blocking_detail_words(cand.detail)
+    assert "40 records had more than 3 candidate pairs; their weakest were dropped" in words
+    assert "--max-candidates" in words and "max candidates 3" not in words

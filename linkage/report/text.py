@@ -54,7 +54,9 @@ _DETAIL_WORDS: dict[str, str] = {
     "blocks_scored": "{:,} scored block by block",
     "oversize_blocks": "{:,} over --max-block (scored by the all-pairs kernel)",
     "compared_with_repeats": "{:,} comparisons (a pair in several blocks counted each time)",
-    "capped_records": "{:,} records kept only their best --max-candidates pairs",
+    "oversize_repeats_skipped": "{:,} of them repeats of a block already scored (skipped)",
+    "capped_records": "{:,} records had more candidate pairs than --max-candidates allows; "
+    "their weakest were dropped",
     "tasks": "{:,} Dask tasks",
     "partitions": "{:,} partitions",
     "seconds": "took {:.2f}s",
@@ -74,9 +76,15 @@ def blocking_detail_words(detail: dict[str, object]) -> str:
             lsh += f" (filters {float(str(detail['fill'])):.1%} set)"
         parts.append(lsh)
     for key, value in detail.items():
-        if key in ("bands", "rows", "fill"):
+        if key in ("bands", "rows", "fill", "max_candidates"):
             continue
         words = _DETAIL_WORDS.get(key)
+        cap = detail.get("max_candidates")
+        if key == "capped_records" and isinstance(value, int) and isinstance(cap, int):
+            words = (
+                "{:,} records had more than " + f"{cap:,}" + " candidate pairs; their weakest "
+                "were dropped (--max-candidates; raise it to keep more)"
+            )
         if words is not None and isinstance(value, int | float):
             parts.append(words.format(value))
         elif isinstance(value, int | float | str):

@@ -273,7 +273,7 @@ def cap_candidates(
     note = pool.warning()
     if note:
         warn(note)
-    detail = dict(cand.detail, capped_records=len(pool.capped))
+    detail = dict(cand.detail, capped_records=len(pool.capped), max_candidates=k)
     return dataclasses.replace(cand, left=left, right=right, score=score, detail=detail)
 
 
@@ -564,6 +564,7 @@ def generate(
     if note:
         warn(note)
         detail["capped_records"] = len(pool.capped)
+        detail["max_candidates"] = max_candidates
     detail["seconds"] = round(time.perf_counter() - t0, 3)
     return Candidates(
         left, right, score, strategy, min(compared, possible), possible, detail,
