@@ -192,7 +192,7 @@ class InputFile:
                     yield start, {c: part.column(self._key(c)).combine_chunks() for c in columns}
                     start += part.num_rows
         except pa.ArrowInvalid as exc:
-            raise self._explain_csv_error(str(exc)) from None
+            raise self._explain_csv_error(str(exc), ropts.block_size) from None
         self.blank_rows = blank
 
     def _key(self, column: str) -> str:
@@ -242,19 +242,31 @@ class InputFile:
             use_threads=True, column_names=self._keys(), skip_rows=self._header_lines
         )
         try:
-            table = pcsv.read_csv(
-                self.path,
-                read_options=ropts,
-                parse_options=self._parse_options(),
-                convert_options=self._convert_options(),
-            )
+            try:
+                table = pcsv.read_csv(
+                    self.path,
+                    read_options=ropts,
+                    parse_options=self._parse_options(),
+                    convert_options=self._convert_options(),
+                )
+            except pa.ArrowInvalid as exc:
+                if "straddl" not in str(exc):
+                    raise
+                # a field longer than Arrow's read block (1 MB): one block the whole file
+                ropts.block_size = self.path.stat().st_size + 1
+                table = pcsv.read_csv(
+                    self.path,
+                    read_options=ropts,
+                    parse_options=self._parse_options(),
+                    convert_options=self._convert_options(),
+                )
         except pa.ArrowInvalid as exc:
             raise self._explain_csv_error(str(exc)) from None
         table, self.blank_rows = self._drop_blank(table)
         self._table: pa.Table | None = table
         return table
 
-    def _explain_csv_error(self, msg: str) -> InputError:
+    def _explain_csv_error(self, msg: str, block: int = 1 << 20) -> InputError:
         """Locate the problem by a slow scan (error path only); never quote the data."""
         with open(self.path, "rb") as fh:
             data = fh.read()
@@ -287,6 +299,11 @@ class InputFile:
                         f"{self.path}: row {i} has {len(row)} columns, the header has {ncol}"
                     )
             return InputError(f"{self.path}: a row has the wrong number of columns")
+        if "straddl" in msg:  # streaming a large file: a field longer than the read block
+            return InputError(
+                f"{self.path}: a field of more than {max(block >> 20, 1)} MB (an unclosed "
+                "quote?): malformed CSV"
+            )
         return InputError(f"{self.path}: malformed CSV ({msg.split(':', 1)[0]})")
 
     def read_columns(self, columns: Sequence[str]) -> dict[str, pa.Array]:
