@@ -351,7 +351,9 @@ def test_one_character_typo_keeps_dice_high() -> None:
         typo[field] = [_typo(str(v), len(str(v)) // 2) for v in recs[field]]
         noisy = _encode(schema, SECRET, ids, typo).filters
         d = _dice(clean, noisy)
-        assert (d < 1).all()  # the typo changed something
+        # the typo changed something (nearly always: with ~2 bits per address q-gram in a filter
+        # ~40% full, the changed q-grams' bits can all land on bits already set, by chance)
+        assert (d < 1).mean() >= 0.95, field
         assert (d > 0.8).all(), (field, d.min())
     others = _dice(clean, np.roll(clean, 1, axis=0))
     assert others.mean() < 0.7  # different people stay apart
