@@ -176,3 +176,60 @@ def test_nhs_test_range_is_not_a_real_number() -> None:
     got = normalise("nhs_number", ["999 000 0018", "9990000018", "9434765919"])
     assert got.values.to_pylist() == [None, None, "9434765919"]
     assert REASONS[int(got.status[0])].startswith("NHS number in the test range")
+
+
+# -- issue 10 robustness 3: a principled floor; naturally shared fields are not checked --------
+
+
+def test_small_extract_placeholders_are_found() -> None:
+    # 1,383 rows: a date of birth on 30 (2.2%), a postcode on 38 (2.7%), an NHS number on 20
+    # were hidden by the old undocumented floor of 50 rows
+    n = 1383
+    dob = [f"{1 + i % 28:02d}-{1 + i // 28 % 12:02d}-{1930 + i // 336}" for i in range(n)]
+    pc = [f"L{1 + i % 9} {1 + i // 9 % 9}{chr(65 + i // 81 % 26)}Q" for i in range(n)]
+    nhs = [None] * n
+    for i in range(30):
+        dob[i] = "01-07-1970"
+    for i in range(38):
+        pc[i] = "CF10 1AA"
+    for i in range(20):
+        nhs[i] = "9434765919"
+    fmt = DateFormat("%d-%m-%Y")
+    (d,) = frequent_values(SCHEMA.field("date_of_birth"), pa.array(dob), date_format=fmt)
+    assert d.rows == 30
+    (p,) = frequent_values(SCHEMA.field("postcode"), pa.array(pc))
+    assert (p.value, p.rows) == ("CF10 1AA", 38)
+    (h,) = frequent_values(SCHEMA.field("nhs_number"), pa.array(nhs, pa.string()))
+    assert h.rows == 20
+    # below the documented absolute minimum of 10 rows nothing is suspected
+    assert frequent_values(SCHEMA.field("nhs_number"), pa.array(nhs[11:40], pa.string())) == []
+
+
+def test_synthetic_extracts_have_no_suspects(tmp_path: Any) -> None:
+    import pyarrow.csv as pc_csv
+
+    from linkage.lab.synthetic import synth
+    from linkage.partner.dates import detect_date_format
+    from linkage.schema import Field
+
+    synth(tmp_path / "s", 3000, 2, seed=3)
+    fields = ["given_name", "surname", "date_of_birth", "postcode", "address", "nhs_number"]
+    headers = {
+        "council_a": ["forename", "surname", "dob", "post_code", "address_line_1", "nhs_no",
+                      "town"],
+        "council_b": ["first_name", "last_name", "birth_date", "postcode", "street_address",
+                      "nhs_number", "city"],
+    }  # fmt: skip
+    address = SCHEMA.field("address")
+    town_fields = [
+        Field("town", "text", address.tokeniser, bit_budget=40),
+        Field("town", "name", address.tokeniser, bit_budget=40),
+    ]
+    for party, names in headers.items():
+        opts = pc_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()))
+        t = pc_csv.read_csv(tmp_path / "s" / f"{party}.csv", convert_options=opts)
+        for f, c in zip(fields, names, strict=False):
+            fmt = detect_date_format(t[c]) if f == "date_of_birth" else None
+            assert frequent_values(SCHEMA.field(f), t[c], date_format=fmt) == [], (party, f)
+        for f in town_fields:  # towns are legitimately frequent (2-17% of rows each)
+            assert frequent_values(f, t[names[-1]]) == [], (party, f.normaliser)

@@ -6,9 +6,14 @@ Listed placeholders are in the schema's ``missing`` sentinels; this module finds
 nobody listed, by frequency (the placeholder check of data-quality profiling; Christen, *Data
 Matching*, 2012, ch. 3): a normalised value held by at least ``max(MIN_ROWS, share x rows)``
 rows of the extract, where ``share`` depends on how varied the field is in a real population
-(:data:`SHARES`). Two people sharing a placeholder look like one person, so suspected
-placeholders are reported (encode summary and rejects, never the value) and, when the partner
-asks (``--suspected-placeholders missing``), treated as missing.
+(:data:`SHARES`) and ``MIN_ROWS`` (10) keeps a handful of twins or housemates from being
+flagged in a tiny extract. Only fields that identify a person are checked (dates, postcodes,
+addresses, names, NHS numbers, by normaliser); a free-text or name field with few distinct
+values (under :data:`CATEGORICAL_SHARE` of its rows: a town, county, ethnicity or practice
+column) is categorical, its values naturally shared, and is not checked. Two people sharing
+a placeholder look like one person, so suspected placeholders are reported (encode summary
+and rejects, never the value) and, when the partner asks (``--suspected-placeholders
+missing``), treated as missing.
 
 Counting is done once per distinct raw value (a numba hash table), then the distinct values
 are normalised (free text only where seen at least twice), so the check costs a fraction of
@@ -29,7 +34,13 @@ from linkage.partner.values import distinct_rows
 from linkage.schema import Field
 
 MODES = ("report", "missing")
-MIN_ROWS = 50
+MIN_ROWS = 10
+"""A value is never suspected on fewer rows than this, however small the extract (a family
+of ten sharing a surname or a care home's postcode is plausible below it; 30 rows of one date
+of birth among 1,383 is not)."""
+CATEGORICAL_SHARE = 0.1
+"""A ``text`` or ``name`` field whose distinct raw values number under this share of its rows
+is categorical (towns: ~20 values on thousands of rows) and is not checked."""
 SAMPLE_ROWS = 100_000
 """Larger extracts are judged on this many evenly spaced rows (a value on 1% of rows is then
 seen about 1,000 times); the rows holding a suspect are still all found and reported by the
@@ -40,11 +51,10 @@ SHARES = {
     "text": 0.02,  # addresses
     "name": 0.05,  # the commonest UK surname (Smith) is ~1.2%; Jones ~6% in parts of Wales
     "nhs_number": 0.001,  # one per person: any value on many rows is a test number
-    "integer": 0.05,
-    "none": 0.05,
 }
-"""Share of rows above which one value is a suspected placeholder, by normaliser (sex codes,
-with two or three values, are never checked)."""
+"""Share of rows above which one value is a suspected placeholder, by normaliser. Only these
+normalisers are checked: sex codes (two or three values), integers and uninterpreted
+(``none``) fields hold naturally shared values."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,8 @@ def frequent_values(
     today: _dt.date | None = None,
 ) -> list[Suspect]:
     """Normalised values of ``values`` (one column of the whole extract) held by at least
-    ``max(MIN_ROWS, SHARES[normaliser] * len(values))`` rows; [] for sex fields."""
+    ``max(MIN_ROWS, SHARES[normaliser] * len(values))`` rows; [] for normalisers not in
+    :data:`SHARES` and for categorical ``text``/``name`` fields (:data:`CATEGORICAL_SHARE`)."""
     share = SHARES.get(field.normaliser)
     n = len(values)
     if share is None or n < MIN_ROWS:
@@ -81,6 +92,8 @@ def frequent_values(
         m = SAMPLE_ROWS
     which, first = distinct_rows(values)
     counts = np.bincount(which, minlength=len(first))
+    if field.normaliser in ("text", "name") and len(first) < CATEGORICAL_SHARE * m:
+        return []  # categorical (a town column): values naturally shared
     need = max(MIN_ROWS * m / n, share * m)
     # every distinct value is normalised (spellings of one value add up), except that free
     # text (addresses: nearly one distinct value per row) skips values seen once
