@@ -33,7 +33,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from linkage._files import install_dir, new_temp_dir
+from linkage._files import (
+    _WRITE_ERRNOS,
+    OutputError,
+    _errno,
+    install_dir,
+    new_temp_dir,
+    os_error_message,
+)
 from linkage.errors import LinkageError
 from linkage.lab.columns import ascii_rows, digit_rows, record_ids, take_index
 from linkage.lab.corrupt import CorruptionLog, corrupt_records
@@ -301,8 +308,10 @@ def synth(
         text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
         (tmp / "manifest.json").write_text(text, encoding="utf-8")
         install_dir(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and _errno(exc) in _WRITE_ERRNOS:
+            raise OutputError(f"cannot write {os_error_message(exc, out)}") from None
         raise
     report("done", 1.0)
     return SynthSummary(out, people, pop.n_households, tuple(summaries), out / "truth.csv",
