@@ -29,6 +29,13 @@ NULL_SPELLINGS = [
 spaces and punctuation ignored, so ``n/a``, ``N.A.``, ``N/K`` and ``Not-Known`` match too,
 and again after the field's normaliser). Blanks and whitespace are always missing."""
 
+DATE_PLACEHOLDERS = ["01/01/1900", "30/12/1899", "31/12/1899"]
+"""Dates of birth that are defaults, not birthdays (also missing, compared after parsing, so
+``1899-12-30`` matches): 01/01/1900, the commonest default of source systems, and the
+spreadsheet day zero: a blank or 0 in a date cell is 30/12/1899 in the OLE Automation date
+that Excel, Access and pandas' Excel reader use, and Excel's own serial 0 (shown
+``00/01/1900``, unparseable, so a row problem) becomes 31/12/1899 when exported."""
+
 ADDRESS_PLACEHOLDERS = [
     "NO FIXED ABODE",
     "NFA",
@@ -116,7 +123,7 @@ def uk_person_unhardened() -> dict[str, Any]:
                     "parts": ["day", "month", "year", "day_month", "full"],
                 },
                 "bits_per_token": 34,
-                "missing": [*NULL_SPELLINGS, "01/01/1900"],
+                "missing": [*NULL_SPELLINGS, *DATE_PLACEHOLDERS],
             },
             {
                 "name": "sex",

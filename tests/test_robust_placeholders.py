@@ -233,3 +233,16 @@ def test_synthetic_extracts_have_no_suspects(tmp_path: Any) -> None:
             assert frequent_values(SCHEMA.field(f), t[c], date_format=fmt) == [], (party, f)
         for f in town_fields:  # towns are legitimately frequent (2-17% of rows each)
             assert frequent_values(f, t[names[-1]]) == [], (party, f.normaliser)
+
+
+@pytest.mark.parametrize("value", ["1899-12-30", "1899-12-31", "1900-01-01"])
+@pytest.mark.parametrize("template", ["hardened", "unhardened"])
+def test_spreadsheet_day_zero_is_a_known_placeholder(value: str, template: str) -> None:
+    from linkage.schema_template import uk_person_template
+
+    doc = uk_person_template() if template == "hardened" else uk_person_unhardened()
+    f = Schema.from_dict(doc).field("date_of_birth")
+    out = normalise("date", pa.array([value, "1971-03-14"]), missing=f.missing,
+                    date_format=DateFormat("%Y-%m-%d"), today=TODAY)  # fmt: skip
+    assert out.values.to_pylist() == [None, "1971-03-14"]
+    assert out.status.tolist()[0] == MISSING  # missing, not a row problem
