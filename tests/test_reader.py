@@ -200,3 +200,53 @@ def test_parquet_with_a_csv_name_is_read_as_parquet(tmp_path: Path) -> None:
     pq.write_table(pa.table({"record_id": ["1", "2"], "surname": ["a", "b"]}), p)
     src = InputFile(p)
     assert src.is_parquet and src.read_columns(["surname"])["surname"].to_pylist() == ["a", "b"]
+
+
+# -- Excel leftovers of the wrong width (issue 10 robustness 2) ----------------------------------
+@pytest.mark.parametrize(
+    "line",
+    [",,,,", ",,,,,,,,,,,,", "   ", "\t", "\u00a0", "\u200b", "\u3000", "\ufeff", '"",,'],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_blank_row_of_any_width_is_ignored_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, stream: bool
+) -> None:
+    import linkage.partner.reader as reader
+
+    if stream:
+        monkeypatch.setattr(reader, "IN_MEMORY_CSV_BYTES", 0)
+    body = csv_bytes(GOOD[:2]).decode().splitlines()
+    p = tmp_path / "x.csv"
+    p.write_text("\n".join([body[0], body[1], line, body[2], line]) + "\n", encoding="utf-8")
+    src = InputFile(p)
+    ids = [v for _, b in src.iter_batches(["record_id"], 1000) for v in b["record_id"].to_pylist()]
+    assert ids == [GOOD[0][0], GOOD[1][0]]
+    assert src.blank_rows == 2
+
+
+def test_trailing_empty_cells_beyond_the_header_are_ignored(tmp_path: Path) -> None:
+    p = tmp_path / "x.csv"
+    text = csv_bytes(GOOD).decode().splitlines()
+    p.write_text("\n".join([text[0]] + [t + ",," for t in text[1:]]) + "\n", encoding="utf-8")
+    assert InputFile(p).read_columns(["record_id"])["record_id"].to_pylist() == [r[0] for r in GOOD]
+
+
+def test_a_header_ending_in_commas_over_rows_without_them(tmp_path: Path) -> None:
+    p = tmp_path / "x.csv"
+    text = csv_bytes(GOOD).decode().splitlines()
+    p.write_text("\n".join([text[0] + ",,", *text[1:]]) + "\n", encoding="utf-8")
+    src = InputFile(p)
+    assert src.unnamed_columns == 2
+    assert src.read_columns(["record_id"])["record_id"].to_pylist() == [r[0] for r in GOOD]
+
+
+@pytest.mark.parametrize("suffix", [",x", ",,stray", ""])
+def test_a_row_with_content_and_the_wrong_width_is_still_an_error(
+    tmp_path: Path, suffix: str
+) -> None:
+    p = tmp_path / "x.csv"
+    text = csv_bytes(GOOD).decode().splitlines()
+    bad = text[2] + suffix if suffix else text[2].rsplit(",", 1)[0]  # wider, or one named short
+    p.write_text("\n".join([text[0], text[1], bad, *text[3:]]) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="row 2 has"):
+        InputFile(p).read_columns(["record_id"])

@@ -65,9 +65,10 @@ class InputFile:
     chosen by file suffix or by the Parquet magic bytes.
 
     Excel leftovers are ignored and counted: header columns with no name whose cells are all
-    empty (``unnamed_columns``) and rows whose cells are all empty or blank (``blank_rows``,
-    like blank lines; known once the file has been read). Row numbers in messages count data
-    rows, header excluded, blank rows and lines not counted."""
+    empty (``unnamed_columns``) and rows whose cells are all empty or blank, of any width
+    (``blank_rows``, like blank lines; known once the file has been read); in a file read
+    whole, empty cells beyond the header and rows that stop before its unnamed columns. Row
+    numbers in messages count data rows, header excluded, blank rows and lines not counted."""
 
     def __init__(self, path: str | Path, *, delimiter: str = ",") -> None:
         self.path = Path(path)
@@ -193,7 +194,7 @@ class InputFile:
                     start += part.num_rows
         except pa.ArrowInvalid as exc:
             raise self._explain_csv_error(str(exc), ropts.block_size) from None
-        self.blank_rows = blank
+        self.blank_rows = blank + len(self._odd_blank)
 
     def _key(self, column: str) -> str:
         return f"c{self._csv_index[column]}"
@@ -202,7 +203,18 @@ class InputFile:
         return [f"c{i}" for i in range(len(self.columns) + self.unnamed_columns)]
 
     def _parse_options(self) -> pcsv.ParseOptions:
-        return pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True)
+        self._odd_blank: list[int] = []  # blank rows of the wrong width, skipped by Arrow
+        return pcsv.ParseOptions(
+            delimiter=self.delimiter, newlines_in_values=True, invalid_row_handler=self._on_odd
+        )
+
+    def _on_odd(self, row: pcsv.InvalidRow) -> str:
+        """Arrow's handler for a row of the wrong width: skip (and count) it if it holds no
+        value (only delimiters, quotes and blanks: an Excel leftover); else an error."""
+        if _strip((row.text or "").replace(self.delimiter, "").replace('"', "")):
+            return "error"
+        self._odd_blank.append(row.number or 0)  # (list.append: safe from Arrow's threads)
+        return "skip"
 
     def _convert_options(self) -> pcsv.ConvertOptions:
         return pcsv.ConvertOptions(
@@ -261,10 +273,50 @@ class InputFile:
                     convert_options=self._convert_options(),
                 )
         except pa.ArrowInvalid as exc:
-            raise self._explain_csv_error(str(exc)) from None
-        table, self.blank_rows = self._drop_blank(table)
+            if not ("Expected" in str(exc) and "columns" in str(exc)):
+                raise self._explain_csv_error(str(exc)) from None
+            table = self._ragged_csv()  # trailing empty cells beyond the header, or short rows
+        table, blank = self._drop_blank(table)
+        self.blank_rows = blank + len(self._odd_blank)
         self._table: pa.Table | None = table
         return table
+
+    def _ragged_csv(self) -> pa.Table:
+        """The whole CSV read row by row when some rows are wider or narrower than the header
+        (Excel leftovers): empty cells beyond the header are dropped, and a row that stops
+        before the header's trailing unnamed columns is padded. A row that is wider with a
+        value beyond the header, or that stops before a named column, is an error naming it."""
+        try:
+            text = self.path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            raise self._explain_csv_error("invalid UTF8") from None
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter)
+        ncol = len(self._header)
+        named_upto = max(i for i, name in enumerate(self._header) if name) + 1
+        cols: list[list[str]] = [[] for _ in range(ncol)]
+        self._odd_blank = []
+        for i, row in enumerate(reader):
+            if not row:  # an empty line: skipped, not counted, as Arrow does
+                continue
+            if i == 0 or len(row) == ncol:
+                pass
+            elif not _strip("".join(row)):
+                self._odd_blank.append(i)
+                continue
+            elif len(row) > ncol and not _strip("".join(row[ncol:])):
+                row = row[:ncol]
+            elif named_upto <= len(row) < ncol:
+                row = row + [""] * (ncol - len(row))
+            else:
+                raise InputError(
+                    f"{self.path}: row {i} has {len(row)} columns, the header has {ncol}"
+                )
+            if i:
+                for j, value in enumerate(row):
+                    cols[j].append(value)
+        return pa.table(
+            {k: pa.array(c, pa.string()) for k, c in zip(self._keys(), cols, strict=True)}
+        )
 
     def _explain_csv_error(self, msg: str, block: int = 1 << 20) -> InputError:
         """Locate the problem by a slow scan (error path only); never quote the data."""
