@@ -132,6 +132,7 @@ def test_update_that_cannot_write_names_the_map_and_keeps_it(
     m = tmp_path / "m.duckdb"
     a = pop.encs[0]
     map_create(m, [subset(a, np.arange(len(a) - 40)), pop.encs[1]], seed=1, dedupe=True)
+    kept = filters_path(m).read_bytes()
     monkeypatch.setattr(update_mod, "_checkpoint", _boom_at("before-commit", exc))
     with pytest.raises(OutputError, match=re.escape(f"cannot write {m}")) as info:
         map_update(m, [a])
@@ -139,6 +140,7 @@ def test_update_that_cannot_write_names_the_map_and_keeps_it(
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.duckdb", "m.duckdb.filters"]
     assert map_info(m)["current_version"] == 1
+    assert filters_path(m).read_bytes() == kept  # the unused new rows were cut off
     check_filter_file(m)
     assert not map_update(m, [a])["filters_rebuilt"]
 

@@ -33,6 +33,7 @@ import hashlib
 import itertools
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,6 +193,18 @@ class FilterFile:
                 raise err from None
             raise
         return chain(self.digest, rows)
+
+    @contextlib.contextmanager
+    def uncommitted(self) -> Iterator[None]:
+        """Around the transaction that commits appended rows: if it fails, the rows are cut
+        off again (best effort: rows past the stored ones are unused in any case), so the file
+        is byte for byte as it was."""
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, HEADER + self.rows * self.words * 8)
+            raise
 
     def synced(self, version: int, digest: bytes) -> None:
         """After the commit: the header says the file matches ``version`` (durably)."""

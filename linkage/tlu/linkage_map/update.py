@@ -349,7 +349,7 @@ def _update(
         sources.append({"file": dels.name, "deletions": sum(map(len, dels.by_party.values()))})
     digest = stored.append(new.filters)  # past the stored rows: unused until the commit
     _checkpoint("filters-written")
-    with store.transaction():
+    with stored.uncommitted(), store.transaction():  # a failed commit cuts the rows off
         store.insert(
             "parties",
             pa.table(
