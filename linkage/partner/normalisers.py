@@ -155,6 +155,9 @@ def _norm_name(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     v = pc.replace_substring_regex(v, r"[^\p{L}\p{N}\p{M}]", "")
     # a stray mark that now follows a Latin letter ("A ´") is a diacritic too: idempotence
     v = pc.replace_substring_regex(v, r"(\p{Latin})\p{M}+", r"\1")
+    # removing spaces can leave marks out of canonical order ("´¸" -> U+0301 U+0327): NFC
+    # reorders (and composes) them, so a second pass changes nothing
+    v = pc.utf8_normalize(v, "NFC")
     empty = pc.fill_null(pc.equal(v, ""), False)
     return v, np.where(empty.to_numpy(zero_copy_only=False), _NO_CONTENT, OK).astype(np.int8)
 
