@@ -7,6 +7,7 @@ function, and must run on tiny inputs.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import pkgutil
@@ -47,7 +48,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from linkage.schema_template import uk_person_unhardened
 
     schema = linkage.Schema.from_dict(uk_person_unhardened())
-    secret = linkage.Secret(bytes(range(200, 232)))
+    secret = linkage.Secret(hashlib.sha256(b"public api").digest())
     people = pa.table(
         {
             "record_id": ["1", "2", "3"],

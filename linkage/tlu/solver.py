@@ -222,19 +222,29 @@ def _optimal_two_party(
     eidx = np.flatnonzero(use)
     if eidx.size == 0:
         return accepted
-    # orient every usable edge as (party-0 record, party-1 record)
-    swap = prt[lft[eidx]] == 1
+    k_total = int(comp.max()) + 1
+    # the side of a component's lowest-rank record gives its rows: with the records in rank
+    # order inside each side, the assignment problem (and how it breaks ties between equal
+    # optimal matchings) does not depend on which file came first
+    side = prt
+    if rank is not None:
+        by = np.lexsort((rank, comp))
+        first = by[np.r_[True, comp[by][1:] != comp[by][:-1]]]
+        row_party = np.zeros(k_total, dtype=np.int64)
+        row_party[comp[first]] = prt[first]
+        side = (prt != row_party[comp]).astype(np.int64)
+    # orient every usable edge as (row-side record, column-side record)
+    swap = side[lft[eidx]] == 1
     a = np.where(swap, rgt[eidx], lft[eidx])
     b = np.where(swap, lft[eidx], rgt[eidx])
     # group edges by component (stable: duplicates keep input order)
     ecomp = comp[a]
     eo = np.argsort(ecomp, kind="stable")
     eidx, a, b, ecomp = eidx[eo], a[eo], b[eo], ecomp[eo]
-    k_total = int(comp.max()) + 1
     edge_start = np.zeros(k_total + 1, dtype=np.int64)
     np.cumsum(np.bincount(ecomp, minlength=k_total), out=edge_start[1:])
     # local row/column index of each record inside (component, party), by record index
-    gkey = comp * 2 + prt
+    gkey = comp * 2 + side
     ro = np.argsort(gkey, kind="stable") if rank is None else np.lexsort((rank, gkey))
     key = gkey[ro]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
@@ -242,8 +252,8 @@ def _optimal_two_party(
     pos = np.arange(n, dtype=np.int64) - np.repeat(starts, group_len)
     local = np.empty(n, dtype=np.int64)
     local[ro] = pos
-    n_a = np.bincount(comp[prt == 0], minlength=k_total).astype(np.int64)
-    n_b = np.bincount(comp[prt == 1], minlength=k_total).astype(np.int64)
+    n_a = np.bincount(comp[side == 0], minlength=k_total).astype(np.int64)
+    n_b = np.bincount(comp[side == 1], minlength=k_total).astype(np.int64)
     acc_sorted, oversized = match_components(
         a, b, sc[eidx], local, edge_start, n_a, n_b, int(max_side)
     )
