@@ -361,7 +361,7 @@ def _stages(s: Section, st: Any) -> None:
         s.figure(
             charts.bars(
                 list(secs),
-                [float(v) for v in secs.values()],
+                [round(float(v), 2) for v in secs.values()],  # no stray decimals in the SVG
                 title="Time per stage",
                 x_title="seconds",
                 disclosure=None,
