@@ -5,13 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from linkage.schema import Schema
 from linkage.schema_template import uk_person_unhardened
 from linkage.secret import Secret, secret_text
+
+# CI runs the same hypothesis examples every time (a failure there is reproducible, and a
+# submission is not refused by a new random draw); locally each run explores new examples.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 # A fixed "today" so date checks (future dates, two-digit years) do not drift.
 TODAY = dt.date(2024, 6, 1)
