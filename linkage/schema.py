@@ -63,6 +63,16 @@ class Tokeniser:
     parts: tuple[str, ...] = ("day", "month", "year")
     neighbourhood: int = 0
 
+    def describe(self) -> str:
+        """The tokeniser in words, for summaries and reports ("2-grams padded", ...)."""
+        if self.type == "qgram":
+            return f"{self.q}-grams" + (" padded" if self.padding else "")
+        if self.type == "date":
+            return "date parts " + "/".join(self.parts)
+        if self.type == "numeric":
+            return f"numeric +/-{self.neighbourhood}"
+        return self.type
+
     def canonical(self) -> dict[str, Any]:
         if self.type == "qgram":
             return {"type": "qgram", "q": self.q, "padding": self.padding}
@@ -293,14 +303,7 @@ class Schema:
             f"{len(self.fields)} fields:",
         ]
         for f in self.fields:
-            t = f.tokeniser
-            tok = t.type
-            if t.type == "qgram":
-                tok = f"{t.q}-grams" + (" padded" if t.padding else "")
-            elif t.type == "date":
-                tok = "date parts " + "/".join(t.parts)
-            elif t.type == "numeric":
-                tok = f"numeric +/-{t.neighbourhood}"
+            tok = f.tokeniser.describe()
             bits = (
                 f"{f.bits_per_token} bits/token"
                 if f.bits_per_token is not None

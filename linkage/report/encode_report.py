@@ -289,14 +289,7 @@ def _schema(s: Section, schema: Schema | None, fingerprint: str, meta: dict[str,
     s.paragraph(f"Filter length {schema.filter_length} bits{hardened}, hashing {schema.hashing}.")
     rows = []
     for f in schema.fields:
-        t = f.tokeniser
-        tok = t.type
-        if t.type == "qgram":
-            tok = f"{t.q}-grams" + (" padded" if t.padding else "")
-        elif t.type == "date":
-            tok = "date parts " + "/".join(t.parts)
-        elif t.type == "numeric":
-            tok = f"numeric \u00b1{t.neighbourhood}"
+        tok = f.tokeniser.describe()
         bits = (
             f"{f.bits_per_token} per token"
             if f.bits_per_token is not None
