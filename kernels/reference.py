@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 __all__ = [
     "allpairs_ref",
+    "ascii_loose_missing_ref",
     "ascii_missing_ref",
     "balance_ref",
     "band_keys_ref",
@@ -191,6 +192,20 @@ def ascii_missing_ref(strings: list[bytes], sentinels: list[bytes]) -> list[int]
             continue
         t = s.strip(space).upper()
         out.append(1 if t == b"" or t in sentinels else 0)
+    return out
+
+
+def ascii_loose_missing_ref(strings: list[bytes], keys: list[bytes]) -> list[int]:
+    """2 for a string with a non-ASCII byte; else 1 if it has a byte that is not an ASCII
+    letter or digit and its letters and digits, upper-cased, are one of ``keys``; else 0."""
+    alnum = set(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    out = []
+    for s in strings:
+        if any(b >= 128 for b in s):
+            out.append(2)
+            continue
+        key = bytes(b for b in s if b in alnum).upper()
+        out.append(1 if len(key) < len(s) and key in keys else 0)
     return out
 
 

@@ -479,32 +479,6 @@ def _is_trim_space(c: int) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def ascii_missing(
-    data: np.ndarray, offsets: np.ndarray, sent_data: np.ndarray, sent_offsets: np.ndarray
-) -> np.ndarray:
-    """Per string: 1 if, trimmed of whitespace and upper-cased, it is empty or one of the
-    sentinels (``sent_data[sent_offsets[j]:sent_offsets[j+1]]``, already trimmed and
-    upper-case); 0 if not; 2 if it has a non-ASCII byte (undecided: the caller decides)."""
-    n = offsets.shape[0] - 1
-    out = np.zeros(n, np.int8)
-    for i in range(n):
-        a, b = offsets[i], offsets[i + 1]
-        if not is_ascii(data, a, b):
-            out[i] = 2
-            continue
-        while a < b and _is_trim_space(data[a]):
-            a += 1
-        while b > a and _is_trim_space(data[b - 1]):
-            b -= 1
-        if a == b or _in_table(data, a, b, sent_data, sent_offsets, True):
-            out[i] = 1
-    return out
-
-
-KERNELS["ascii_missing"] = ascii_missing
-
-
-@njit(cache=True, nogil=True)
 def nhs_digits(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The digits of NHS numbers: each string with RE2's ``\\s`` and ``-`` removed must be
     exactly 10 ASCII digits. Returns (digits uint8 (n, 10) as values 0-9, is10 bool[n]);

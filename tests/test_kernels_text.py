@@ -296,7 +296,7 @@ def test_join_strings_without_jit_matches_jit() -> None:
     same_with_and_without_jit(code)
 
 
-# -- distinct_strings and ascii_missing ----------------------------------------------------------
+# -- distinct_strings and ascii_missing (kernels.missing) ---------------------------------------
 def _distinct(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     from linkage.kernels.text import distinct_strings, padded_words
 
@@ -358,8 +358,8 @@ SENTINELS = [b"NK", b"N/A", b"UNKNOWN", b"NOT KNOWN"]
     )
 )
 def test_ascii_missing_matches_reference_and_arrow(values: list[str]) -> None:
+    from linkage.kernels.missing import ascii_missing
     from linkage.kernels.reference import ascii_missing_ref
-    from linkage.kernels.text import ascii_missing
     from linkage.partner.normalisers import _missing_mask
 
     strings = [v.encode() for v in values]
@@ -375,18 +375,67 @@ def test_ascii_missing_matches_reference_and_arrow(values: list[str]) -> None:
             assert bool(g) == a
 
 
+LOOSE_CHARS = [*"ANKUOWnkow01/.- ", "\t", "\x00", "\x7f", "é", "Ä", "\u00a0", "\u00ad"]
+LOOSE_SENTINELS = ["N/A", "NK", "UNKNOWN", "NOT KNOWN", "NO 1", "-", "01/01/1900", "Äö"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet=LOOSE_CHARS, max_size=12),
+            st.sampled_from(["N.A.", "n/a", "n a", "Not-Known", "NA", "nk", " ", "u.n.k.n.o.w.n"]),
+            st.none(),
+        ),
+        max_size=40,
+    )
+)
+def test_ascii_loose_missing_matches_reference_and_arrow(values: list[str | None]) -> None:
+    """The kernel against its plain-Python reference, and loose_missing (kernel + Arrow for
+    non-ASCII values) against the all-Arrow definition it replaced."""
+    from linkage.kernels.missing import ascii_loose_missing
+    from linkage.kernels.reference import ascii_loose_missing_ref
+    from linkage.partner.values import (
+        _loose_keys,
+        _loose_missing_arrow,
+        loose_missing,
+        string_buffers,
+    )
+
+    keys, kdata, koff = _loose_keys(tuple(LOOSE_SENTINELS))
+    strings = [(v or "").encode() for v in values]
+    data, off = _pack(strings)
+    got = ascii_loose_missing(data, off, kdata, koff)
+    assert got.tolist() == ascii_loose_missing_ref(strings, [k.encode() for k in keys])
+    arr = pa.array(values, pa.string())
+    want = _loose_missing_arrow(arr, *string_buffers(arr), keys)
+    assert loose_missing(arr, LOOSE_SENTINELS).tolist() == want.tolist()
+    assert loose_missing(arr[1:], LOOSE_SENTINELS).tolist() == want[1:].tolist()  # offset
+
+
+def test_loose_missing_examples() -> None:
+    from linkage.partner.values import loose_missing
+
+    vals = ["N.A.", "n / a", "NA", "Not-Known", "n/ä", "unknown!", "Nö", "N.K", "NKK.", None, ""]
+    got = loose_missing(pa.array(vals, pa.string()), ["N/A", "NOT KNOWN", "NK", "UNKNOWN"])
+    assert got.tolist() == [True, True, False, True, False, True, False, True, False] + [False] * 2
+
+
 def test_distinct_and_missing_without_jit_match_jit() -> None:
     code = textwrap.dedent(
         """
         import numpy as np
-        from linkage.kernels.text import ascii_missing, distinct_strings, padded_words
+        from linkage.kernels.missing import ascii_loose_missing, ascii_missing
+        from linkage.kernels.text import distinct_strings, padded_words
         vals = [b"", b"ANN", b" nk", b"ANN", b"\\xc3\\xa9", b"ABCDEFGHIJ", b"ABCDEFGHIJ", b"\\t"]
+        vals += [b"n.k.", b"NK", b"n/ a"]
         off = np.zeros(len(vals) + 1, np.int64); np.cumsum([len(v) for v in vals], out=off[1:])
         data = np.frombuffer(b"".join(vals), np.uint8).copy()
         ids, first = distinct_strings(padded_words(data), off)
         s = np.frombuffer(b"NKN/A", np.uint8).copy()
         miss = ascii_missing(data, off, s, np.array([0, 2, 5], np.int64))
-        np.savez(OUT, ids=ids, first=first, miss=miss)
+        loose = ascii_loose_missing(data, off, s, np.array([0, 2, 5], np.int64))
+        np.savez(OUT, ids=ids, first=first, miss=miss, loose=loose)
         """
     )
     same_with_and_without_jit(code)

@@ -3,17 +3,15 @@ buffers, distinct rows, missing-value masks and Unicode spaces."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from linkage.kernels.text import (
-    ascii_missing,
-    distinct_strings,
-    padded_words,
-)
+from linkage.kernels.missing import ascii_loose_missing, ascii_missing
+from linkage.kernels.text import distinct_strings, padded_words
 
 OK = 0
 MISSING = 1
@@ -115,14 +113,42 @@ def loose_missing(values: pa.Array, missing: Sequence[str]) -> np.ndarray:
     Only sentinels with a letter take part: those of digits (``01/01/1900``, ``0000000000``)
     are compared after normalising (dates after parsing), and those of punctuation only
     (``-``, ``?``) only as they are (:func:`_missing_mask`)."""
-    keys = sorted({k for k in map(sentinel_key, missing) if any(c.isalpha() for c in k)})
-    out = np.zeros(len(values), bool)
+    keys, key_data, key_offs = _loose_keys(tuple(missing))
     if not keys or len(values) == 0:
+        return np.zeros(len(values), bool)
+    # ASCII values in one numba pass; the others (any non-ASCII byte) through Arrow
+    data, offs = string_buffers(values)
+    code = ascii_loose_missing(data, offs, key_data, key_offs)
+    out = code == 1
+    rest = np.flatnonzero(code == 2)
+    if len(rest) == 0:
         return out
+    if len(rest) < len(values):
+        values = values.take(pa.array(rest))
+        data, offs = string_buffers(values)
+    out[rest] = _loose_missing_arrow(values, data, offs, keys)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _loose_keys(missing: tuple[str, ...]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The sentinel keys that take part in :func:`loose_missing` (sorted), and their UTF-8
+    bytes packed for :func:`linkage.kernels.text.ascii_loose_missing`."""
+    keys = sorted({k for k in map(sentinel_key, missing) if any(c.isalpha() for c in k)})
+    raw = [k.encode("utf-8") for k in keys]
+    offs = np.zeros(len(raw) + 1, np.int64)
+    np.cumsum([len(b) for b in raw], out=offs[1:])
+    return keys, np.frombuffer(b"".join(raw), np.uint8).copy(), offs
+
+
+def _loose_missing_arrow(
+    values: pa.Array, data: np.ndarray, offs: np.ndarray, keys: list[str]
+) -> np.ndarray:
+    """:func:`loose_missing` of any values (``data``, ``offs``: their buffers) by Arrow."""
+    out = np.zeros(len(values), bool)
     # only values the exact comparison could have missed: with a letter and with a character
     # that is not an ASCII letter or digit (space, punctuation, non-ASCII), and as many
     # letters and digits as some sentinel has (non-ASCII bytes count as both kinds)
-    data, offs = string_buffers(values)
     cls = _BYTE_CLASS[data]
 
     def per_value(flag: int) -> np.ndarray:
