@@ -61,7 +61,7 @@ from linkage.kernels.siphash import key_words, siphash_batch, siphash_batch_para
 from linkage.kernels.text import join_strings
 from linkage.partner.dates import DateFormat
 from linkage.partner.harden import Hardener
-from linkage.partner.normalisers import Normalised, normalise, soundex
+from linkage.partner.normalisers import Normalised, normalise, soundex, whole_rows
 from linkage.partner.segmented import field_hasher
 from linkage.partner.values import (
     INVALID,
@@ -417,15 +417,19 @@ class Encoder:
         parallel: bool = True,
         placeholders: Mapping[str, Sequence[str]] | None = None,
         placeholders_missing: bool = False,
+        normalised: Mapping[str, Normalised] | None = None,
     ) -> None:
         """``placeholders``: suspected placeholder values (normalised) per field, found in the
         whole extract (:mod:`linkage.partner.placeholders`); their rows are reported and, with
-        ``placeholders_missing``, the value is treated as missing."""
+        ``placeholders_missing``, the value is treated as missing. ``normalised``: fields of
+        the whole extract normalised with these options (:attr:`~linkage.partner.plan.Plan.
+        normalised`), for batches whose first row is given (:meth:`normalise`)."""
         self.schema = schema
         self.placeholders = {
             f: pa.array(list(v), pa.string()) for f, v in (placeholders or {}).items() if v
         }
         self.placeholders_missing = placeholders_missing
+        self.whole = dict(normalised or {})
         self.parallel = parallel
         self.length = schema.filter_length
         self.words = self.length // 64
@@ -444,16 +448,24 @@ class Encoder:
         ]
         self.hardener = Hardener(schema, secret, parallel=parallel) if schema.hardening else None
 
-    def normalise(self, batch: Mapping[str, pa.Array]) -> dict[str, Normalised]:
+    def normalise(
+        self, batch: Mapping[str, pa.Array], start: int | None = None
+    ) -> dict[str, Normalised]:
+        """Each field of ``batch`` normalised; ``start``: the batch's first row in the extract
+        (rows of fields in ``self.whole`` are then taken from there)."""
         out = {}
         for f in self.schema.fields:
-            out[f.name] = normalise(
-                f.normaliser,
-                batch[f.name],
-                missing=f.missing,
-                date_format=self.date_formats.get(f.name),
-                today=self.today,
-            )
+            whole = self.whole.get(f.name) if start is not None else None
+            if whole is not None and start is not None:
+                out[f.name] = whole_rows(whole, start, len(batch[f.name]))
+            else:
+                out[f.name] = normalise(
+                    f.normaliser,
+                    batch[f.name],
+                    missing=f.missing,
+                    date_format=self.date_formats.get(f.name),
+                    today=self.today,
+                )
             if f.name in self.placeholders:
                 out[f.name] = self._flag_placeholders(out[f.name], self.placeholders[f.name])
         return out
@@ -476,12 +488,18 @@ class Encoder:
         return Normalised(nv.units, unit_of_row, status)
 
     def encode_batch(
-        self, batch: Mapping[str, pa.Array], n: int, ids: pa.Array | None = None
+        self,
+        batch: Mapping[str, pa.Array],
+        n: int,
+        ids: pa.Array | None = None,
+        *,
+        start: int | None = None,
     ) -> BatchResult:
         """Filters (hardened, if the schema says so), block keys and problems of ``n`` records.
 
-        ``ids`` (the record ids) are needed only by a schema with ``blip`` hardening."""
-        norm = self.normalise(batch)
+        ``ids`` (the record ids) are needed only by a schema with ``blip`` hardening;
+        ``start``: the batch's first row in the extract (:meth:`normalise`)."""
+        norm = self.normalise(batch, start)
         filters = np.zeros((n, self.words), np.uint64)
         problems = []
         usable = np.zeros(n, bool)

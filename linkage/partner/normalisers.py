@@ -136,6 +136,19 @@ class Normalised:
         return np.flatnonzero(self.status >= INVALID)
 
 
+def whole_rows(whole: Normalised, start: int, n: int) -> Normalised:
+    """Rows ``start .. start + n`` of a normalised column, with only the units they use (in
+    the column's order: a unit's position changes no encoding)."""
+    unit_of_row = whole.unit_of_row[start : start + n]
+    used = np.zeros(len(whole.units) + 1, bool)  # the last slot takes the -1 rows
+    used[unit_of_row] = True
+    keep = np.flatnonzero(used[:-1])
+    remap = np.full(len(whole.units) + 1, -1, np.int32)
+    remap[keep] = np.arange(len(keep), dtype=np.int32)
+    units = whole.units if len(keep) == len(whole.units) else whole.units.take(pa.array(keep))
+    return Normalised(units, remap[unit_of_row], whole.status[start : start + n].copy())
+
+
 def fold_letters(values: pa.Array) -> pa.Array:
     """NFKD; strip combining marks from Latin letters; upper-case; map Latin letters without
     decompositions (ß, Ł, Ø...); NFC, so other scripts keep their marks (Й, नमस्ते)."""

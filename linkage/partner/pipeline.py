@@ -119,25 +119,33 @@ def _encode_stream(
     as_missing = plan.placeholders_missing = opts.placeholders == "missing"
     read_cols = list(dict.fromkeys([plan.id_column, *plan.field_col.values()]))
     local = threading.local()
+    # fields the checks already normalised over the whole extract (a date only when the
+    # checks' "today", the real one, is the encoder's)
+    whole = {
+        f: nv
+        for f, nv in plan.normalised.items()
+        if today is None or schema.field(f).normaliser != "date"
+    }
 
-    def work(batch: dict[str, pa.Array]) -> tuple[pa.Array, BatchResult]:
+    def work(item: tuple[int, dict[str, pa.Array]]) -> tuple[pa.Array, BatchResult]:
+        start, batch = item
         enc = getattr(local, "encoder", None)
         if enc is None:  # one Encoder (and token cache) per worker thread
             enc = Encoder(
                 schema, secret, date_formats=plan.date_formats, today=today,
                 parallel=workers == 1, placeholders=plan.placeholder_values,
-                placeholders_missing=as_missing,
+                placeholders_missing=as_missing, normalised=whole,
             )  # fmt: skip
             local.encoder = enc
-        return encode_one_batch(enc, batch, plan.id_column, plan.field_col)
+        return encode_one_batch(enc, batch, plan.id_column, plan.field_col, start)
 
     # a small input is split so that every worker gets a share (batches of at least 1000)
     batch_size = opts.batch_size
     if remote is None and workers > 1:
         batch_size = min(batch_size, max(1000, -(-total // workers)))
-    batches = (b for _, b in src.iter_batches(read_cols, batch_size))
+    batches = src.iter_batches(read_cols, batch_size)
     if remote is not None:
-        results = remote.map(plan, batches)
+        results = remote.map(plan, (b for _, b in batches))
     else:
         results = _ordered_map(work, batches, workers)
     for ids, res in results:

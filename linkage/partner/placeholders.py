@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from linkage.partner.dates import DateFormat
-from linkage.partner.normalisers import normalise
+from linkage.partner.normalisers import Normalised, normalise
 from linkage.partner.values import distinct_rows
 from linkage.schema import Field
 
@@ -78,10 +78,25 @@ def frequent_values(
     """Normalised values of ``values`` (one column of the whole extract) held by at least
     ``max(MIN_ROWS, SHARES[normaliser] * len(values))`` rows; [] for normalisers not in
     :data:`SHARES` and for categorical ``text``/``name`` fields (:data:`CATEGORICAL_SHARE`)."""
+    return frequent_values_and_rows(field, values, date_format=date_format, today=today)[0]
+
+
+def frequent_values_and_rows(
+    field: Field,
+    values: pa.Array,
+    *,
+    date_format: DateFormat | None = None,
+    today: _dt.date | None = None,
+) -> tuple[list[Suspect], Normalised | None]:
+    """:func:`frequent_values`, and the column normalised row by row when finding them
+    normalised every distinct value of every row (an extract of at most :data:`SAMPLE_ROWS`
+    rows, a field whose values seen once count): what
+    :func:`linkage.partner.normalisers.normalise` gives the whole column with the same
+    options, so the encoder need not normalise it again. None otherwise."""
     share = SHARES.get(field.normaliser)
     n = len(values)
     if share is None or n < MIN_ROWS:
-        return []
+        return [], None
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if not pa.types.is_string(values.type):
@@ -93,27 +108,30 @@ def frequent_values(
     which, first = distinct_rows(values)
     counts = np.bincount(which, minlength=len(first))
     if field.normaliser in ("text", "name") and len(first) < CATEGORICAL_SHARE * m:
-        return []  # categorical (a town column): values naturally shared
+        return [], None  # categorical (a town column): values naturally shared
     need = max(MIN_ROWS * m / n, share * m)
     # every distinct value is normalised (spellings of one value add up), except that free
     # text (addresses: nearly one distinct value per row) skips values seen once
     cand = np.flatnonzero(counts >= (2 if field.normaliser in ("text", "none") else 1))
     if len(cand) == 0 or counts[cand].sum() < need:
-        return []
+        return [], None
     raw = values.take(pa.array(first[cand]))
     norm = normalise(
         field.normaliser, raw, missing=field.missing, date_format=date_format, today=today
     )
+    rows = None
+    if m == n and len(cand) == len(first):  # raw value i of the column is cand[i] = i
+        rows = Normalised(norm.units, norm.unit_of_row[which], norm.status[which])
     ok = norm.unit_of_row >= 0
     if not ok.any():
-        return []
+        return [], rows
     # units may repeat a value (two raw spellings, one normal form): count per normal form
     u_which, u_first = distinct_rows(norm.units)
     per_value = np.bincount(
         u_which[norm.unit_of_row[ok]], weights=counts[cand][ok], minlength=len(u_first)
     )
     hits = np.flatnonzero(per_value >= need)
-    return [
+    suspects = [
         Suspect(
             field.name,
             str(norm.units[int(u_first[h])]),
@@ -122,3 +140,4 @@ def frequent_values(
         )
         for h in hits
     ]
+    return suspects, rows

@@ -23,7 +23,8 @@ from linkage.partner.dates import (
     detect_date_format,
 )
 from linkage.partner.encoder import BatchResult, Encoder
-from linkage.partner.placeholders import SHARES, Suspect, frequent_values
+from linkage.partner.normalisers import Normalised
+from linkage.partner.placeholders import SHARES, Suspect, frequent_values_and_rows
 from linkage.partner.reader import InputFile
 from linkage.partner.values import distinct_rows, unify_spaces
 from linkage.schema import Schema
@@ -44,6 +45,10 @@ class Plan:
         self.src = src
         self.schema = schema
         self.suspects: list[Suspect] = []
+        self.normalised: dict[str, Normalised] = {}
+        """Fields the checks normalised row by row over the whole extract (see
+        :func:`linkage.partner.placeholders.frequent_values_and_rows`; ``today`` not given):
+        the encoder slices these instead of normalising the rows again."""
         self.placeholders_missing = False  # encode suspected placeholders as missing
         names = set(schema.field_names)
         columns = dict(columns or {})
@@ -114,11 +119,14 @@ class Plan:
                 raise InputError(f"{self.src.path}: column {col!r} (field {f}): {exc}") from None
 
         def suspects(f: str, fmt: Future[DateFormat] | None) -> list[Suspect]:
-            return frequent_values(
+            found, rows = frequent_values_and_rows(
                 self.schema.field(f),
                 cols[self.field_col[f]],
                 date_format=fmt.result() if fmt is not None else self.date_formats.get(f),
             )
+            if rows is not None:
+                self.normalised[f] = rows
+            return found
 
         with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="check") as pool:
             ids_ok = pool.submit(check_ids, ids, self.src.path, self.id_column)
@@ -182,9 +190,12 @@ def encode_one_batch(
     batch: Mapping[str, pa.Array],
     id_column: str,
     field_col: Mapping[str, str],
+    start: int | None = None,
 ) -> tuple[pa.Array, BatchResult]:
-    """Encode one read batch: (record ids, the encoder's :class:`BatchResult`).
+    """Encode one read batch: (record ids, the encoder's :class:`BatchResult`). ``start``:
+    the batch's first row in the extract, for an encoder given the whole extract's
+    normalised columns (:attr:`Plan.normalised`).
 
     The only per-batch recipe: in-process threads and Dask workers both call it."""
     ids, cols = batch_columns(batch, id_column, field_col, encoder.schema.field_names)
-    return ids, encoder.encode_batch(cols, len(ids), ids)
+    return ids, encoder.encode_batch(cols, len(ids), ids, start=start)
