@@ -449,10 +449,14 @@ def distinct_strings(padded: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarra
     bytes followed by at least 8 bytes of padding (see :func:`padded_words`). Returns
     (ids int32[n], first int64[U]: the row where each distinct string first appears).
     An open-addressing table keyed by a 64-bit hash of the bytes (8 at a time), compared
-    byte-exactly on a hit; it grows with the number of distinct strings (up to 2^30).
+    byte-exactly on a hit; it starts at twice the strings (at most 2^18 slots: regrowing,
+    which rehashes, cost more than the loop) and grows with the distinct ones (up to 2^30).
     """
     n = offsets.shape[0] - 1
-    table = np.full(1024, -1, np.int64)
+    cap = 1024
+    while cap < 2 * n and cap < (1 << 18):
+        cap *= 2
+    table = np.full(cap, -1, np.int64)
     first = np.empty(n, np.int64)
     ids = np.empty(n, np.int32)
     r, nu = _distinct_until_full(padded, offsets, 0, table, first, ids, 0)

@@ -331,7 +331,8 @@ def test_distinct_strings_matches_reference(strings: list[bytes]) -> None:
         [b""] * 5,
         [b"\x00"] * 3 + [b"", b"\x00\x00"],  # zero bytes vs padding vs length
         [b"\xff" * 8, b"\xff" * 9, b"\xff" * 7, b"\xff" * 8],
-        [str(i % 3000).encode() for i in range(20000)],  # table growth, many repeats
+        [str(i % 3000).encode() for i in range(20000)],  # many repeats
+        [str(i % 150_000).encode() for i in range(300_000)],  # past the first table: regrows
         [b"same prefix 12345678" + bytes([i]) for i in range(256)],
     ],
 )
