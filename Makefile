@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PEERS  ?= .peers
 DEMO   ?= build/demo
 
-.PHONY: install test check lint format bench peers demo clean
+.PHONY: install test check lint format bench peers peers-splink demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ peers:
 	$(PYTHON) -m venv $(PEERS)
 	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
 	$(PEERS)/bin/python -m pip install --quiet 'setuptools<81' 'clkhash==0.18.3' 'anonlink==0.15.3' 'blocklib==0.1.11'
+
+# Splink (plaintext peer of the quality benchmark) in a venv of its own, pinned; not needed by
+# `make test` or CI.
+PEERS_SPLINK ?= .peers-splink
+peers-splink:
+	$(PYTHON) -m venv $(PEERS_SPLINK)
+	$(PEERS_SPLINK)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_SPLINK)/bin/python -m pip install --quiet 'splink==4.0.17' 'duckdb==2.0.1' \
+		'pandas==3.1.1' 'numpy==2.4.6' 'sqlglot==30.30.0' 'igraph==1.0.0'
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -20,6 +20,16 @@ Data: ``linkage synth --corruption medium`` with 2 parties of a 100k-person popu
 - 4 parties: ``linkage match`` (multi-party clustering) at several thresholds; pairwise F1 of
   the clusters over all cross-party pairs.
 
+- Splink cases (issue 13's data shapes, synth seed 1: 20k people 2 parties medium and high
+  corruption, 20k 8 parties, 100k 2 parties): linkage field-aware scoring (segmented
+  uk-person layout, ``linkage.match`` defaults; ``bench_fields.run_case``) against Splink 4
+  on the plaintext extracts (``.peers-splink/``, ``make peers-splink``; the model is the
+  docstring of ``peer_scripts/splink_link.py``: blocking rules, u by random sampling, m by
+  EM, term frequencies, no truth used in training). Splink's cross-party pairwise F1 of its
+  scored pairs at its best match-weight threshold, TUNED ON TRUTH (an upper bound for it),
+  and at match probability 0.5 (its own default); linkage's F1 is that of its clusters at
+  its defaults (not tuned).
+
 Targets: linkage best F1 >= peer's and >= 0.97 (2 parties); 4-party F1 >= 0.95.
 
 Run: ``.venv/bin/python benchmarks/bench_quality.py [--quick]``
@@ -55,6 +65,8 @@ from benchmarks.peers import (
     anonlink_all_pairs,
     clkhash_encode,
     peer_python,
+    splink_link,
+    splink_python,
 )
 from linkage.lab.synthetic import TEMPLATE_FIELDS
 
@@ -436,6 +448,102 @@ def multi_party(
     }
 
 
+# issue 13's data shapes: (people, parties, corruption); synth seed 1 (bench_fields' held-out)
+SPLINK_CASES = {
+    "20k-medium": (20_000, 2, "medium"),
+    "20k-high": (20_000, 2, "high"),
+    "20k-8": (20_000, 8, "medium"),
+    "100k": (100_000, 2, "medium"),
+}
+
+
+def splink_case(
+    work: Path, people: int, parties: int, corruption: str, seed: int, threads: int
+) -> tuple[list[Figure], dict[str, Any]]:
+    """linkage field-aware (its defaults) and Splink (best threshold on truth; p >= 0.5) on
+    one synth output."""
+    from benchmarks.bench_fields import run_case
+
+    row = run_case(work, people, parties, corruption, seed, fields_only=True)[0]
+    sdir = work / f"s{people}_{parties}_{corruption}_{seed}"  # bench_fields.run_case's
+    if not (sdir / "truth.csv").is_file():
+        raise RuntimeError(f"{sdir}: bench_fields.run_case wrote its synth elsewhere")
+    truth = Truth(sdir / "truth.csv")
+    n_true = truth.true_cross_pairs()
+    label = f"{people:,} people, {parties} parties, {corruption}"
+    info: dict[str, Any] = {"linkage_fields": row, "true_cross_pairs": n_true}
+    sp = None
+    try:
+        sp = splink_link(sdir, work / "splink_pairs.parquet", threads=threads, seed=1)
+    except (PeerMissingError, PeerFailedError) as exc:
+        info["splink_error"] = str(exc)
+    if sp is not None:
+        pairs = pq.read_table(work / "splink_pairs.parquet")
+        ra = truth.lookup(pairs["party_a"], pairs["record_id_a"])
+        rb = truth.lookup(pairs["party_b"], pairs["record_id_b"])
+        same = truth.person[ra] == truth.person[rb]
+        w = pairs["match_weight"].to_numpy()
+        ths = np.round(np.arange(sp["min_weight"], 30.0001, 0.25), 2)
+        rows = sweep(same, w, n_true, ths)
+        sbest = best(rows)
+        at_half = sweep(same, w, n_true, np.array([0.0]))[0]  # weight 0 <=> probability 0.5
+        sbest["match_probability"] = 1.0 / (1.0 + 2.0 ** -sbest["threshold"])
+        sp.update({"best": sbest, "at_probability_0.5": at_half})
+        sp["recall_of_written_pairs"] = float(same.sum()) / n_true if n_true else 1.0
+        sp["total_s"] = sp["prep_s"] + sp["train_s"] + sp["predict_s"]
+        info["splink"] = sp
+    peer = f"Splink {sp['splink_version']} (plaintext)" if sp else None
+    lnote = f"linkage field-aware at its defaults P={row['precision']:.4f} R={row['recall']:.4f}"
+    figs = [
+        Figure(
+            f"F1 vs Splink tuned on truth, {label}",
+            row["f1"],
+            "F1",
+            peer=peer and peer + ", best threshold tuned on truth",
+            peer_value=sp["best"]["f1"] if sp else None,
+            note=lnote
+            + (
+                f"; Splink match weight >= {sp['best']['threshold']:.2f} "
+                f"(p >= {sp['best']['match_probability']:.3f}) P={sp['best']['precision']:.4f} "
+                f"R={sp['best']['recall']:.4f}"
+                if sp
+                else f"; {info.get('splink_error', '')[:200]}"
+            ),
+        ),
+        Figure(
+            f"F1 vs Splink at p >= 0.5, {label}",
+            row["f1"],
+            "F1",
+            peer=peer and peer + ", match probability >= 0.5",
+            peer_value=sp["at_probability_0.5"]["f1"] if sp else None,
+            note=(
+                f"Splink P={sp['at_probability_0.5']['precision']:.4f} "
+                f"R={sp['at_probability_0.5']['recall']:.4f}"
+                if sp
+                else ""
+            ),
+        ),
+        Figure(
+            f"time, {label}",
+            row["encode_s"] + row["match_s"],
+            "s",
+            peer=peer,
+            peer_value=sp["total_s"] if sp else None,
+            higher_is_better=False,
+            note=f"linkage in-process encode {row['encode_s']:.1f} s + match "
+            f"{row['match_s']:.1f} s"
+            + (
+                f"; Splink in-process standardise {sp['prep_s']:.1f} s + train "
+                f"{sp['train_s']:.1f} s (u {sp['u_s']:.1f} s) + predict {sp['predict_s']:.1f} s, "
+                f"{sp['threads']} DuckDB threads, peak RSS {sp['peak_rss_bytes'] / 2**30:.1f} GiB"
+                if sp
+                else ""
+            ),
+        ),
+    ]
+    return figs, info
+
+
 TEMPLATE = "uk-person"  # the schema template measured (--template)
 
 
@@ -482,6 +590,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument(
+        "--splink-cases",
+        help=f"comma-separated Splink cases ({', '.join(SPLINK_CASES)}; 'none'); "
+        "default all, quick 20k-medium",
+    )
+    ap.add_argument("--splink-only", action="store_true", help="only the Splink cases")
+    ap.add_argument("--splink-threads", type=int, default=2, help="DuckDB threads")
     ap.add_argument("--name", default="quality")
     args = ap.parse_args(argv)
     TEMPLATE = args.template
@@ -496,20 +611,43 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         work = Path(tmp)
-        figs, extra = two_party(
-            work,
-            people,
-            low,
-            args.blocking,
-            not args.no_peer,
-            args.seed,
-            peer_low=args.peer_low,
-            dedupe_thresholds=around(rec, (-0.08, -0.06, -0.04, -0.02, 0.0, 0.02, 0.04, 0.06)),
-        )
-        if args.parties > 2:
+        figs, extra = [], {}
+        if not args.splink_only:
+            figs, extra = two_party(
+                work,
+                people,
+                low,
+                args.blocking,
+                not args.no_peer,
+                args.seed,
+                peer_low=args.peer_low,
+                dedupe_thresholds=around(rec, (-0.08, -0.06, -0.04, -0.02, 0.0, 0.02, 0.04, 0.06)),
+            )
+        if args.parties > 2 and not args.splink_only:
             f, e = multi_party(work, people, args.parties, multi, args.blocking, args.seed + 1)
             figs += f
             extra["multi"] = e
+        cases = (
+            args.splink_cases.split(",")
+            if args.splink_cases
+            else ["20k-medium"]
+            if args.quick
+            else list(SPLINK_CASES)
+        )
+        cases = [] if args.no_peer or cases == ["none"] else cases
+        if cases and splink_python() is None:
+            print("Splink peer missing: run `make peers-splink` (cases skipped)", file=sys.stderr)
+            extra["splink_cases"] = "skipped: .peers-splink missing"
+            cases = []
+        for key in cases:
+            people_c, parties_c, corruption = SPLINK_CASES[key]
+            t0 = time.perf_counter()
+            cwork = work / f"splink_{key}"
+            cwork.mkdir()
+            f, e = splink_case(cwork, people_c, parties_c, corruption, 1, args.splink_threads)
+            e["wall_s"] = time.perf_counter() - t0
+            figs += f
+            extra.setdefault("splink_cases", {})[key] = e
     extra["quick"] = args.quick
     extra["template"] = TEMPLATE
     extra["recommended_threshold"] = rec

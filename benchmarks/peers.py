@@ -1,4 +1,6 @@
 """Run peer tools (clkhash, anonlink, blocklib) in their own virtualenv, on files we pass.
+Splink (plaintext Fellegi-Sunter) has a venv of its own, ``.peers-splink/`` (``make
+peers-splink``): :func:`splink_link`.
 
 The peers pin numpy<2 and old libraries, so they live in ``.peers/`` (``make peers``) and
 run as subprocesses of that venv's python on the scripts in ``benchmarks/peer_scripts/``.
@@ -32,6 +34,7 @@ from benchmarks.harness.results import Figure, write_json, write_results
 from benchmarks.peer_configs import blocklib_psig_schema, clkhash_schema_v3
 
 PEERS_DIR = REPO_ROOT / ".peers"
+SPLINK_DIR = REPO_ROOT / ".peers-splink"  # Splink 4 + DuckDB (``make peers-splink``)
 SCRIPTS_DIR = Path(__file__).resolve().parent / "peer_scripts"
 PEER_MISSING_MSG = (
     "peer missing: run `make peers` (creates .peers/ with clkhash, anonlink, blocklib)"
@@ -77,11 +80,15 @@ def _peer_env() -> dict[str, str]:
 
 
 def _run_script(
-    script: str, positional: list[str], flags: list[str], timeout_s: float | None
+    script: str,
+    positional: list[str],
+    flags: list[str],
+    timeout_s: float | None,
+    python: Path | None = None,
 ) -> dict[str, Any]:
-    """Run ``peer_scripts/<script> *positional RESULT_JSON *flags`` with the peers python;
-    RESULT_JSON is supplied here and parsed."""
-    py = _require_python()
+    """Run ``peer_scripts/<script> *positional RESULT_JSON *flags`` with the peers python
+    (or ``python``); RESULT_JSON is supplied here and parsed."""
+    py = python if python is not None else _require_python()
     with tempfile.TemporaryDirectory(prefix="peer-res-") as tmp:
         result_path = Path(tmp) / "result.json"
         run = run_measured(
@@ -142,6 +149,41 @@ def clkhash_encode(
     result["out_path"] = str(out)
     result["clks"] = np.load(out)
     return result
+
+
+def splink_python(quiet: bool = True) -> Path | None:
+    """The Splink venv's python (``make peers-splink``), or ``None``."""
+    py = SPLINK_DIR / "bin" / "python"
+    if py.is_file() and os.access(py, os.X_OK):
+        return py
+    if not quiet:
+        print(f"Splink peer missing: run `make peers-splink` [looked for {py}]", file=sys.stderr)
+    return None
+
+
+def splink_link(
+    synth_dir: str | os.PathLike[str],
+    pairs_out: str | os.PathLike[str],
+    *,
+    threads: int = 2,
+    seed: int = 1,
+    min_weight: float = -6.0,
+    timeout_s: float | None = 3600,
+) -> dict[str, Any]:
+    """Splink 4 (DuckDB) on the plaintext extracts of a ``linkage synth`` output
+    (``peer_scripts/splink_link.py``, whose docstring is the model): every cross-party pair
+    scored >= ``min_weight`` goes to ``pairs_out`` (Parquet: party_a, record_id_a, party_b,
+    record_id_b, match_weight, match_probability); returns versions, model and timings."""
+    py = splink_python()
+    if py is None:
+        raise PeerMissingError("Splink peer missing: run `make peers-splink`")
+    flags = [
+        f"--pairs={os.fspath(pairs_out)}",
+        f"--threads={threads}",
+        f"--seed={seed}",
+        f"--min-weight={min_weight}",
+    ]
+    return _run_script("splink_link.py", [os.fspath(synth_dir)], flags, timeout_s, python=py)
 
 
 def as_uint8_filters(filters: np.ndarray) -> np.ndarray:
