@@ -100,7 +100,7 @@ def graph_diagnose(n: int) -> dict:
         lid = lst.identity()
         pos = {v: i for i, v in enumerate(lid)}
         truth = np.array([pos[i] for i in ident])
-        fe, fa = graph.node_features(e), graph.node_features(a)
+        fe, fa = graph.graph_features(e, a)
         m = graph.match_graphs(e, a, feats=(fe, fa), pool_nodes=1500, seeds=50)
         shift = (fe - fa[truth]).mean(0) / (fa.std(0) + 1e-9)
         ef, ep = graph._as_float(e)
@@ -126,8 +126,8 @@ def graph_diagnose(n: int) -> dict:
     return out
 
 
-FEATURE_NAMES = ["popcount", "q0.5", "q0.9", "q0.99", "q0.999", ">=0.55", ">=0.65", ">=0.75",
-                 ">=0.85"]  # fmt: skip
+FEATURE_NAMES = ["popcount", "q0.5", "q0.9", "top1", "top2", "top3", "top5", "top10",
+                 ">=q.99", ">=q.995", ">=q.999", ">=q.9995", ">=q.9999"]  # fmt: skip
 
 
 def main() -> None:
@@ -166,6 +166,7 @@ def main() -> None:
     run_("default_graph", uk_person_template(), a.small, attacks=("graph",), **g)
     if not a.skip_big:
         run_("unhardened_full_audit", uk_person_unhardened(), a.people)
+        run_("default_full_audit", uk_person_template(), a.people)
     doc = {
         "name": "audit",
         "date": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),

@@ -9,11 +9,14 @@ shared coordinate system before one-to-one matching). Here:
 1. Plaintext similarities are Dice coefficients of Bloom filters the attacker builds from its
    list under its *own* random key with the public schema (:func:`..plaintext.
    simulate_filters`): same tokens, same bits per token, so the same similarity law.
-2. Seeds from node features that do not depend on graph size (so they work when the encoded
-   file is only part of the list): popcount, quantiles of each node's similarities to all other
-   nodes and the shares of nodes above fixed similarities; the encoded nodes whose nearest
-   plaintext node (standardised features, scikit-learn k-NN) is much nearer than the second
-   become seeds.
+2. Seed candidates from node features that survive the encoded file being only part of the
+   list (:func:`node_features`): popcount, the node's place in the whole population (bulk
+   similarity quantiles, standardised within each graph) and its near neighbours (k-th largest
+   similarity, counts above tail levels of the list's own similarity law), compared as they are
+   (``counts``: the list's extra people are unrelated) or rescaled by the list/file size ratio
+   (``shares``: the file is a random sample of the list's population); both are swept. The
+   encoded nodes whose nearest plaintext node (scikit-learn k-NN) is much nearer than the next
+   ones give the candidate pool, which the consistency pruning turns into seeds.
 3. Anchor refinement: each node's vector of similarities to the seeds is a coordinate system
    shared by both graphs (seed k on one side is seed k on the other). Nodes are matched by
    distance between these vectors, one to one (greedy on sorted candidate pairs), and the
@@ -26,8 +29,10 @@ from __future__ import annotations
 
 import numpy as np
 
-QUANTILES = (0.5, 0.9, 0.99, 0.999)
-LEVELS = (0.55, 0.65, 0.75, 0.85)
+BULK = (0.5, 0.9)
+TOP_K = (1, 2, 3, 5, 10)
+TAIL = (0.99, 0.995, 0.999, 0.9995, 0.9999)
+MODES = ("counts", "shares")
 
 
 def _as_float(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,23 +47,69 @@ def dice(a: np.ndarray, pa_: np.ndarray, b: np.ndarray, pb: np.ndarray) -> np.nd
     return (2.0 * inter / np.maximum(den, 1.0)).astype(np.float32)
 
 
-def node_features(x: np.ndarray, block: int = 1024) -> np.ndarray:
-    """(n, F) features of each node of the similarity graph over bit rows ``x`` (n, L): popcount
-    share, similarity quantiles :data:`QUANTILES` and shares of nodes at or above
-    :data:`LEVELS` (self left out). All are invariant to taking a random subset of nodes."""
+def similarity_levels(x: np.ndarray, sample: int = 2000, seed: int = 0) -> np.ndarray:
+    """(len(TAIL),) Dice levels: the :data:`TAIL` quantiles of the pairwise Dice of a random
+    sample of the rows ``x`` (N, L). Taken from the attacker's own list, so the levels follow
+    the encoding's similarity law (about 0.5 for unrelated diffused filters, 0.4 for CLKs)."""
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(x), size=min(sample, len(x)), replace=False)
+    xf, p = _as_float(x[np.sort(rows)])
+    d = dice(xf, p, xf, p)
+    iu = np.triu_indices(len(rows), 1)
+    if len(iu[0]) == 0:
+        return np.ones(len(TAIL), np.float32)
+    return np.quantile(d[iu], TAIL).astype(np.float32)
+
+
+def node_features(
+    x: np.ndarray, levels: np.ndarray, *, rank_scale: float = 1.0, block: int = 1024
+) -> np.ndarray:
+    """(n, F) features of each node of the similarity graph over bit rows ``x`` (n, L).
+
+    Columns: popcount share; the :data:`BULK` quantiles of the node's similarities to all other
+    nodes; its k-th largest similarity for k in :data:`TOP_K`; and how many nodes are at or
+    above each of ``levels``. The bulk columns describe the node against the whole population
+    (:func:`match_graphs` standardises them within each graph, so another population draw in
+    the attacker's list shifts nothing); the tail columns describe its near neighbours.
+
+    ``rank_scale`` says how the near neighbours of a graph relate to the other graph's: 1 when
+    the extra people in the larger graph are unrelated to the encoded ones (a record's near
+    neighbours, its household, are in both graphs: ranks and counts compare as they are); N/m
+    on the list side when the encoded file is a random m-of-N sample of the list's population
+    (an electoral roll: the k-th neighbour in the file is about the k*N/m-th in the list, and
+    counts scale by N/m). Both are swept (:data:`MODES`); nothing here uses the key."""
     xf, p = _as_float(x)
     n, length = xf.shape
-    feats = np.zeros((n, 1 + len(QUANTILES) + len(LEVELS)), np.float32)
-    feats[:, 0] = p / length
+    ks = [max(1, round(k * rank_scale)) for k in TOP_K]
+    kmax = min(max(ks), max(n - 1, 1))
+    cols = 1 + len(BULK) + len(TOP_K) + len(levels)
+    feats = np.zeros((n, cols), np.float32)
+    feats[:, 0] = p / max(length, 1)
     for s in range(0, n, block):
         d = dice(xf[s : s + block], p[s : s + block], xf, p)
         idx = np.arange(d.shape[0])
         d[idx, s + idx] = -1.0  # self
-        q = np.quantile(d, QUANTILES, axis=1).T
-        feats[s : s + block, 1 : 1 + len(QUANTILES)] = q
-        for j, t in enumerate(LEVELS):
-            feats[s : s + block, 1 + len(QUANTILES) + j] = (d >= t).sum(1) / max(n - 1, 1)
+        feats[s : s + block, 1 : 1 + len(BULK)] = np.quantile(d, BULK, axis=1).T
+        if n > 1:
+            top = -np.sort(-np.partition(d, d.shape[1] - kmax, axis=1)[:, -kmax:], axis=1)
+            for j, k in enumerate(ks):
+                feats[s : s + block, 1 + len(BULK) + j] = top[:, min(k, kmax) - 1]
+        for j, t in enumerate(levels):
+            feats[s : s + block, 1 + len(BULK) + len(TOP_K) + j] = (d >= t).sum(1) / rank_scale
     return feats
+
+
+def graph_features(
+    enc_bits: np.ndarray, plain_bits: np.ndarray, mode: str = "counts", seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`node_features` of the encoded graph and of the attacker's list under ``mode``
+    (``counts``: the list's extra people are unrelated; ``shares``: the encoded file is a random
+    sample of the list's population). Levels come from the list."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    levels = similarity_levels(plain_bits, seed=seed)
+    scale = len(plain_bits) / max(len(enc_bits), 1) if mode == "shares" else 1.0
+    return node_features(enc_bits, levels), node_features(plain_bits, levels, rank_scale=scale)
 
 
 def _greedy_one_to_one(
@@ -85,6 +136,8 @@ def _feature_pool(fe: np.ndarray, fa: np.ndarray, nodes: int, per_node: int) -> 
 
     mu, sd = fa.mean(0), fa.std(0) + 1e-9
     ze, za = (fe - mu) / sd, (fa - mu) / sd
+    bulk = slice(1, 1 + len(BULK))  # against the whole population: standardised per graph
+    ze[:, bulk] = (fe[:, bulk] - fe[:, bulk].mean(0)) / (fe[:, bulk].std(0) + 1e-9)
     k = min(per_node + 1, len(fa))
     dist, ind = NearestNeighbors(n_neighbors=k).fit(za).kneighbors(ze)
     ratio = dist[:, 0] / np.maximum(dist[:, -1], 1e-9)
@@ -181,14 +234,16 @@ def match_graphs(
     pool_nodes: int = 1500,
     per_node: int = 3,
     feats: tuple[np.ndarray, np.ndarray] | None = None,
+    mode: str = "counts",
 ) -> np.ndarray:
     """Match encoded records (m, L bool) to the attacker's list (N, L bool, its own-key
     filters): -> (m,) index into the list or -1. ``seeds``: initial seed pairs from node
     features; ``anchors``: seed pairs in the last round (grown geometrically over
-    ``rounds``). ``feats``: precomputed :func:`node_features` of both sides."""
+    ``rounds``). ``feats``: precomputed :func:`graph_features` of both sides, else computed
+    under ``mode`` (:data:`MODES`)."""
     ef, ep = _as_float(enc_bits)
     af, ap = _as_float(plain_bits)
-    fe, fa = feats if feats is not None else (node_features(enc_bits), node_features(plain_bits))
+    fe, fa = feats if feats is not None else graph_features(enc_bits, plain_bits, mode)
     pool = _feature_pool(fe, fa, pool_nodes, per_node)
     pairs = _consistent_seeds(ef, ep, af, ap, pool, seeds)
     m = np.full(len(ef), -1, np.int64)
