@@ -92,7 +92,7 @@ def run_frequency(sc: Scenario, x: np.ndarray) -> AttackResult:
         tru_s = frequency.block_strings(sc.schema, sc.truth)
         for nm in names:
             targets.append((f"block_key:{nm}", items[nm], ref_s[nm], tru_s[nm]))
-    sweep = []
+    sweep: list[dict[str, Any]] = []
     for top in (20, 100, 500):
         for gap in (0.0, 0.05, 0.2):
             per = {}
@@ -134,7 +134,7 @@ def run_patterns(
     max_patterns: int = 800,
 ) -> AttackResult:
     t0 = time.perf_counter()
-    sweep = []
+    sweep: list[dict[str, Any]] = []
     n_all = len(x)
     rows = np.arange(n_all)
     if n_all > sample:  # the whole attack (and its score) on one honest random sample
@@ -236,7 +236,7 @@ def run_graph(
 ) -> AttackResult:
     t0 = time.perf_counter()
     per: dict[str, dict[str, float]] = {}
-    sweep = []
+    sweep: list[dict[str, Any]] = []
     best_cfg: dict[str, Any] = {}
     for ov, kind in [(o, k) for o in overlaps for k in LIST_KINDS if o < 1 or k == "others"]:
         rows, lst, ident = graph_lists(sc, ov, size, seed, kind)
