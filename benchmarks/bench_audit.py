@@ -2,9 +2,11 @@
 our attacks against the published ones on the same kinds of encoding.
 
     .venv/bin/python benchmarks/bench_audit.py [--people 50000] [--small 5000] [--only a,b]
+        [--graph-sample N]
     .venv/bin/python benchmarks/bench_audit.py --graph-diagnose 2000   # partial-overlap study
 
-Writes benchmarks/results/audit.json (latest run) and appends to benchmarks/results/audit.md.
+Writes benchmarks/results/audit.json (each run label's latest result, dated) and appends to
+benchmarks/results/audit.md.
 ``--graph-diagnose N`` (issue 11, graph matching at partial overlap) writes
 benchmarks/results/audit_graph_diagnose.json instead: on the clkhash-like CLK with N encoded
 records at 100 / 50 / 25% overlap, (a) the attack as the audit runs it, (b) how far each node
@@ -75,6 +77,7 @@ def run(label: str, schema: dict, people: int, **kw: object) -> dict:
     r = linkage.audit(schema, people=people, progress=lambda m: print(f"  [{label}] {m}",
                       file=sys.stderr, flush=True), **kw)  # fmt: skip
     out = {"label": label, "people": people, "seconds": round(time.perf_counter() - t, 1),
+           "date": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
            "result": r.to_dict()}  # fmt: skip
     print(f"{label}: {json.dumps(r.rates())} in {out['seconds']} s", flush=True)
     return out
@@ -136,6 +139,8 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=5_000)
     ap.add_argument("--skip-big", action="store_true")
     ap.add_argument("--only", default="", help="comma-separated run labels (default: all)")
+    ap.add_argument("--graph-sample", type=int, default=0,
+                    help="encoded records per graph-matching run (default: --small)")  # fmt: skip
     ap.add_argument("--graph-diagnose", type=int, default=0, metavar="N",
                     help="run only the partial-overlap graph study on N records")  # fmt: skip
     a = ap.parse_args()
@@ -155,7 +160,7 @@ def main() -> None:
         if not only or label in only:
             runs.append(run(label, schema, people, **kw))
 
-    g = {"graph_sample": a.small}
+    g = {"graph_sample": a.graph_sample or a.small}
     run_("clk_like_graph", clk_like(), a.small, attacks=("graph",), **g)
     run_("unhardened_graph", uk_person_unhardened(), a.small, attacks=("graph",), **g)
     p = {"attacks": ("patterns",)}
@@ -176,6 +181,9 @@ def main() -> None:
     }
     res = ROOT / "benchmarks" / "results"
     res.mkdir(parents=True, exist_ok=True)
+    if only and (res / "audit.json").exists():  # keep the other runs' latest results
+        old = json.loads((res / "audit.json").read_text(encoding="utf-8")).get("runs", [])
+        doc["runs"] = [r for r in old if r["label"] not in only] + runs
     tmp = res / ".audit.json.partial"
     tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, res / "audit.json")
