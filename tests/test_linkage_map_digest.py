@@ -9,11 +9,13 @@ import hashlib
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linkage.encoded import EncodedTable, filters_to_arrow, make_meta
 from linkage.kernels.blake2b import blake2b_batch, blake2b_reference
+from linkage.tlu.linkage_map import records
 from linkage.tlu.linkage_map.records import digests
 
 
@@ -62,7 +64,15 @@ def _table(n: int, with_keys: bool, seed: int) -> EncodedTable:
     return EncodedTable(pa.table(cols), meta)
 
 
-def test_digest_definition_is_stable() -> None:
+@pytest.mark.parametrize(
+    ("batch", "small"),
+    [(1 << 18, 20_000), (1 << 18, 0), (128, 64)],
+    ids=["hashlib", "kernel", "both"],  # "both": slices of 128, the last (44) with hashlib
+)
+def test_digest_definition_is_stable(monkeypatch, batch: int, small: int) -> None:  # type: ignore[no-untyped-def]
+    """Small batches are hashed with hashlib, larger ones with the kernel: same digests."""
+    monkeypatch.setattr(records, "DIGEST_BATCH", batch)
+    monkeypatch.setattr(records, "SMALL_DIGESTS", small)
     for with_keys in (True, False):
         enc = _table(300, with_keys, 3)
         raw = enc.filters.view(np.uint8).reshape(len(enc), -1)

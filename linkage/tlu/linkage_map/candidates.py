@@ -6,9 +6,11 @@ A full relink scores every pair that shares a block (``keys`` / ``lsh``) or ever
 scores (a) new records against current ones and (b) new records among themselves.
 
 (a) with ``keys`` blocking: the (new, current) pairs that share a block key come from one
-DuckDB join of the new keys with ``record_keys``; a sort of the pair codes keeps each pair
-once, and :func:`linkage.kernels.dice.dice_pairs` scores them against the stored filters by
-rix (the memory-mapped filter file, :mod:`.filters`: only the rows scored are read).
+DuckDB join of the new keys with ``record_keys``, in the join's order (nearly rix order), and
+:func:`linkage.kernels.dice_stored.dice_stored` scores them against the stored filters by rix
+(the memory-mapped filter file, :mod:`.filters`: only the rows scored are read, nearly in
+file order); a pair that shares several keys comes once per key, so the pairs kept are
+deduplicated (a sort of the few kept pair codes).
 With ``lsh``: :func:`linkage.tlu.blocking.score_blocks` over the
 band keys of all records, with a two-valued "side" array as its party array, so the kernel
 scores only new-vs-current pairs. With ``none``: the all-pairs kernel, new x current. The
@@ -26,7 +28,8 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from linkage.kernels.dice import allpairs_dice, dice_pairs
+from linkage.kernels.dice import allpairs_dice
+from linkage.kernels.dice_stored import dice_stored
 from linkage.kernels.lsh import band_keys, choose_bands_rows, sample_positions
 from linkage.kernels.popcount import popcount_rows
 from linkage.tlu.blocking import exhaustive, score_blocks
@@ -85,24 +88,17 @@ def _band_key_arrays(filters: np.ndarray, pos: np.ndarray, parallel: bool) -> Ke
 
 
 def _key_pairs(store: MapStore, new: NewSet, node_pix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (new row, rix) pairs of a new record and a current one sharing a block key:
-    one DuckDB join of the new keys with ``record_keys``, retiring records dropped, then a
-    sort of the pair codes (a pair sharing several keys is scored once)."""
+    """(new row, rix) of each new record and current one that share a block key: one DuckDB
+    join of the new keys with ``record_keys``, retiring records dropped. In the join's order
+    (``record_keys`` is scanned in rix order, so nearly sorted by rix); a pair sharing several
+    keys comes once per key."""
     assert new.keys is not None
     nk = pa.table({"key": pa.array(new.keys.keys), "nrow": pa.array(new.keys.owner)})
     with store.temp("_newkeys", nk):
         kj = store.arrow("SELECT n.nrow, k.rix FROM record_keys k JOIN _newkeys n ON k.key = n.key")
     i, r = kj.column("nrow").to_numpy(), kj.column("rix").to_numpy()
     live = node_pix[r] >= 0  # not retiring in this update
-    n = np.int64(len(node_pix))
-    code = _distinct(i[live] * n + r[live])
-    return code // n, code % n
-
-
-def _distinct(a: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (sort-based: numpy 2's hash-based ``unique`` is slower here)."""
-    s = np.sort(a)
-    return s[np.r_[True, s[1:] != s[:-1]]] if len(s) else s
+    return i[live], r[live]
 
 
 def new_pairs(
@@ -128,9 +124,12 @@ def new_pairs(
         i, r = _key_pairs(store, new, node_pix)
         m = int(np.count_nonzero(np.bincount(r))) if len(r) else 0
         if len(r):
-            s = dice_pairs(new.filters, stored, i, r, parallel=parallel)
+            s = dice_stored(new.filters, stored, i, r, parallel=parallel)
             keep = rules.keep(new.pix[i] == node_pix[r], s)
-            parts.append((new.rix[i][keep], r[keep], s[keep]))
+            # each pair once (it came once per shared key), in (new row, rix) order
+            n = np.int64(len(node_pix))
+            code, first = np.unique(i[keep] * n + r[keep], return_index=True)
+            parts.append((new.rix[code // n], code % n, s[keep][first]))
         old_rix = old_pix = old_f = None
     else:
         old_rix = np.flatnonzero(node_pix[: len(stored)] >= 0)

@@ -7,6 +7,7 @@ when their digests are equal (a changed filter or changed block keys is a change
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numba
@@ -18,6 +19,7 @@ from linkage.encoded import EncodedTable, filters_to_arrow
 from linkage.kernels.blake2b import blake2b_batch
 
 DIGEST_BATCH = 1 << 18  # records hashed per kernel call (about 40 MB of messages)
+SMALL_DIGESTS = 20_000  # up to this many records, hashlib (no numba start-up: see digests)
 
 
 @dataclass
@@ -44,7 +46,11 @@ def digests(enc: EncodedTable, *, parallel: bool | None = None) -> np.ndarray:
     The message of a record is its filter's bytes followed by its block keys as
     little-endian uint64 (none without block keys); hashed in one batch by
     :func:`linkage.kernels.blake2b.blake2b_batch` (equal to ``hashlib.blake2b(message,
-    digest_size=16)``), in slices of :data:`DIGEST_BATCH` records to bound memory."""
+    digest_size=16)``), in slices of :data:`DIGEST_BATCH` records to bound memory. Up to
+    :data:`SMALL_DIGESTS` records (a monthly delta) with ``hashlib`` itself, the same
+    digests: a process's first numba call costs about half a second of numba's own start-up,
+    more than hashing them one by one, and :func:`.update.map_update` runs that start-up
+    beside its DuckDB queries instead."""
     n = len(enc)
     if n == 0:
         return np.zeros(0, dtype="S16")
@@ -72,7 +78,18 @@ def digests(enc: EncodedTable, *, parallel: bool | None = None) -> np.ndarray:
         k = flat[koffs[lo] : koffs[hi]]
         if len(k):
             msg[np.arange(len(k)) + np.repeat(starts + w - (koffs[lo:hi] - koffs[lo]), cnt)] = k
-        out[lo:hi] = blake2b_batch(msg, offs, 16, parallel=parallel)
+        if hi - lo <= SMALL_DIGESTS:
+            raw = memoryview(msg.tobytes())
+            b = (offs * 8).tolist()
+            out[lo:hi] = np.frombuffer(
+                b"".join(
+                    hashlib.blake2b(raw[b[j] : b[j + 1]], digest_size=16).digest()
+                    for j in range(hi - lo)
+                ),
+                np.uint8,
+            ).reshape(-1, 16)
+        else:
+            out[lo:hi] = blake2b_batch(msg, offs, 16, parallel=parallel)
     return out.reshape(-1).view("S16")
 
 

@@ -19,18 +19,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import pyarrow as pa
 
 from linkage.encoded import EncodedTable
 from linkage.errors import CompatibilityError, InputError
 from linkage.kernels.cluster import connected_components
+from linkage.kernels.popcount import popcount_rows
 from linkage.tlu.blocking import choose_strategy
 from linkage.tlu.engines import load_tables
 from linkage.tlu.linkage_map import ids as idrules
@@ -53,6 +58,45 @@ from linkage.tlu.solver import MAX_PARTIES, record_rank, solve
 
 def _checkpoint(name: str) -> None:
     """A named point of the update (the crash test kills the process at these)."""
+
+
+def _start_numba() -> None:
+    """Load one cached kernel: a process's first numba call costs about half a second of
+    numba's own start-up (its typing and lowering registries, SciPy's BLAS check), whatever
+    the kernel. Errors are left to the update's own first call."""
+    with contextlib.suppress(Exception):
+        popcount_rows(np.zeros((1, 1), np.uint64))
+
+
+@contextlib.contextmanager
+def _numba_started_beside() -> Iterator[None]:
+    """Run numba's start-up (:func:`_start_numba`) in a thread while the block opens the map
+    and queries it (DuckDB and Arrow release the GIL): the same CPU time, but on another core
+    when one is free. The update's first kernel call waits for it (numba's compiler lock);
+    joined when the block ends. Not with ``NUMBA_DISABLE_JIT=1`` (nothing to start)."""
+    if getattr(numba.config, "DISABLE_JIT", 0):
+        yield
+        return
+    t = threading.Thread(target=_start_numba, name="linkage-numba-start", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        t.join()
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No automatic cyclic garbage collection inside the block (numba's start-up makes
+    objects by the hundred thousand, each few thousand a collection that finds nothing to
+    free); the previous state is restored after."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _check_against_map(store: MapStore, encs: Sequence[EncodedTable], names: list[str]) -> None:
@@ -135,18 +179,19 @@ def map_update(
         check_compatible(encs, names, dedupe=True)
     secs: dict[str, float] = {}
     t_all = t0 = time.perf_counter()
-    store = open_map(map_path, write=True, wait=wait)
-    try:
-        with numba_threads(threads):
-            _check_against_map(store, encs, names)
-            result = _update(
-                store, encs, names, delta, dels, inputs, warn_, say, secs, t0, replace_all
-            )
-        result["seconds"] = {k: round(v, 3) for k, v in secs.items()}
-        result["seconds"]["total"] = round(time.perf_counter() - t_all, 3)
-        return result
-    finally:
-        store.close()
+    with _gc_paused(), _numba_started_beside():
+        store = open_map(map_path, write=True, wait=wait)
+        try:
+            with numba_threads(threads):
+                _check_against_map(store, encs, names)
+                result = _update(
+                    store, encs, names, delta, dels, inputs, warn_, say, secs, t0, replace_all
+                )
+            result["seconds"] = {k: round(v, 3) for k, v in secs.items()}
+            result["seconds"]["total"] = round(time.perf_counter() - t_all, 3)
+            return result
+        finally:
+            store.close()
 
 
 def _update(
