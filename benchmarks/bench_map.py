@@ -9,9 +9,10 @@ The update is a delta of party b with 10k records: 5k noisy copies of party a re
 linked (they must link) and 5k unrelated ones. The peer is ``linkage.match`` of a and the
 final b (what a TLU without a map runs every month). Each step runs in its own process
 (wall time, CPU time and peak RSS of that process; also the library call alone, imports
-excluded). The load average is recorded before and after the steps: the machine may be
-shared, and CPU times are the less load-sensitive figures. Targets: update <= 10% of the
-relink's time; peak RSS <= 8 GB.
+excluded); each process ends as ``linkage match`` and ``linkage map create/update`` do, its
+exit skipping the garbage collections over numba's objects (``gc.freeze`` at exit). The load
+average is recorded before and after the steps: the machine may be shared, and CPU times are
+the less load-sensitive figures. Targets: update <= 10% of the relink's time; peak RSS <= 8 GB.
 
 Run: ``.venv/bin/python benchmarks/bench_map.py [--records 2000000] [--delta 10000]``
 """
@@ -41,7 +42,8 @@ TARGET_RATIO = 0.10
 TARGET_RSS = 8 * GB
 
 _CHILD = r"""
-import json, sys, time
+import atexit, gc, json, sys, time
+atexit.register(gc.freeze)  # as the CLI's match and map commands do: no collections at exit
 step, args = sys.argv[1], sys.argv[2:]
 from linkage.tlu.linkage_map import map_create, map_update
 from linkage.tlu.linker import match
