@@ -12,7 +12,7 @@ import pytest
 
 import linkage
 from linkage.lab.audit import graph
-from linkage.lab.audit.plaintext import simulate_filters, unpack
+from linkage.lab.audit.plaintext import simulate_averaged, simulate_filters, unpack
 from linkage.lab.audit.runner import graph_lists
 from linkage.lab.audit.scenario import synthetic_scenario
 from linkage.schema_template import uk_person_unhardened
@@ -56,3 +56,16 @@ def test_features_reject_unknown_mode() -> None:
     x = np.zeros((4, 64), bool)
     with pytest.raises(ValueError, match="mode"):
         graph.graph_features(x, x, "ranks")
+
+
+def test_averaged_simulation_is_keys_side_by_side() -> None:
+    s = linkage.Schema.from_dict(clk_like())
+    sc = synthetic_scenario(s, 60, seed=2, reference_people=10)
+    x = simulate_averaged(sc.truth, s, seed=3, keys=3)
+    one = simulate_filters(sc.truth, s, seed=3)
+    assert x.shape == (60, 3 * one.shape[1])
+    assert np.array_equal(x[:, : one.shape[1]], one)  # first block: the seed's own key
+    assert not np.array_equal(x[:, one.shape[1] : 2 * one.shape[1]], one)  # others differ
+    assert np.array_equal(x, simulate_averaged(sc.truth, s, seed=3, keys=3))  # seeded
+    with pytest.raises(ValueError, match="keys"):
+        simulate_averaged(sc.truth, s, keys=0)

@@ -17,7 +17,7 @@ import numpy as np
 
 from linkage.errors import InputError
 from linkage.lab.audit import frequency, graph, leaks, patterns
-from linkage.lab.audit.plaintext import Plain, simulate_filters, unpack
+from linkage.lab.audit.plaintext import Plain, simulate_averaged, unpack
 from linkage.lab.audit.results import AttackResult, AuditResult
 from linkage.lab.audit.scenario import Scenario, file_scenario, synthetic_scenario
 
@@ -196,6 +196,7 @@ def _per_field_worst(sweep: list[dict[str, Any]]) -> dict[str, dict[str, float]]
 
 
 LIST_KINDS = ("others", "population")
+ATTACKER_KEYS = 4  # own keys the graph attacker averages its simulation over
 
 
 def graph_lists(
@@ -245,7 +246,7 @@ def run_graph(
         who = "the file's population" if kind == "population" else "other people"
         progress(f"graph matching: {len(rows):,} encoded vs {lst.n:,} listed ({ov:.0%} overlap, "
                  f"list of {who})")  # fmt: skip
-        a = simulate_filters(lst, sc.schema, seed + 1)
+        a = simulate_averaged(lst, sc.schema, seed + 1, ATTACKER_KEYS)
         e = x[rows]
         lid = lst.identity()
         top: dict[str, float] = {"reidentified": -1.0}
@@ -255,7 +256,8 @@ def run_graph(
                 m = graph.match_graphs(e, a, feats=feats, pool_nodes=pool, seeds=seeds)
                 guess = np.array([lid[j] if j >= 0 else None for j in m], dtype=object)
                 s = _score(guess, ident)
-                cfg = {"list": kind, "features": mode, "seeds": seeds, "pool_nodes": pool}
+                cfg = {"list": kind, "features": mode, "seeds": seeds, "pool_nodes": pool,
+                       "attacker_keys": ATTACKER_KEYS}  # fmt: skip
                 sweep.append({"settings": {"overlap": ov, **cfg}, **s})
                 if s["reidentified"] > top["reidentified"]:
                     top = s
