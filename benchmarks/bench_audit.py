@@ -72,6 +72,16 @@ def field_level() -> dict:
     return doc
 
 
+def default_taps(taps: int) -> dict:
+    """The hardened default with fewer diffusion taps (is t = 8 needed?)."""
+    doc = copy.deepcopy(uk_person_template())
+    for step in doc["hardening"]:
+        if step["type"] == "diffusion":
+            step["taps"] = taps
+            step.pop("description", None)
+    return doc
+
+
 def run(label: str, schema: dict, people: int, **kw: object) -> dict:
     t = time.perf_counter()
     r = linkage.audit(schema, people=people, progress=lambda m: print(f"  [{label}] {m}",
@@ -169,6 +179,8 @@ def main() -> None:
     run_("salted_patterns", salted(), a.small, **p)
     run_("default_patterns", uk_person_template(), a.small, **p)
     run_("default_graph", uk_person_template(), a.small, attacks=("graph",), **g)
+    run_("default_t2_graph", default_taps(2), a.small, attacks=("graph",), **g)
+    run_("default_t4_graph", default_taps(4), a.small, attacks=("graph",), **g)
     if not a.skip_big:
         run_("unhardened_full_audit", uk_person_unhardened(), a.people)
         run_("default_full_audit", uk_person_template(), a.people)
