@@ -197,6 +197,7 @@ def _per_field_worst(sweep: list[dict[str, Any]]) -> dict[str, dict[str, float]]
 
 LIST_KINDS = ("others", "population")
 ATTACKER_KEYS = 4  # own keys the graph attacker averages its simulation over
+GRAPH_ROUNDS, GRAPH_ANCHORS = 8, 3000  # anchor rounds, seed pairs in the last round
 
 
 def graph_lists(
@@ -253,10 +254,12 @@ def run_graph(
         for mode in graph.MODES if len(a) > len(e) else graph.MODES[:1]:
             feats = graph.graph_features(e, a, mode, seed)
             for seeds, pool in ((50, 1500), (100, 3000)):
-                m = graph.match_graphs(e, a, feats=feats, pool_nodes=pool, seeds=seeds)
+                m = graph.match_graphs(e, a, feats=feats, pool_nodes=pool, seeds=seeds,
+                                       rounds=GRAPH_ROUNDS, anchors=GRAPH_ANCHORS)  # fmt: skip
                 guess = np.array([lid[j] if j >= 0 else None for j in m], dtype=object)
                 s = _score(guess, ident)
                 cfg = {"list": kind, "features": mode, "seeds": seeds, "pool_nodes": pool,
+                       "rounds": GRAPH_ROUNDS, "anchors": GRAPH_ANCHORS,
                        "attacker_keys": ATTACKER_KEYS}  # fmt: skip
                 sweep.append({"settings": {"overlap": ov, **cfg}, **s})
                 if s["reidentified"] > top["reidentified"]:
