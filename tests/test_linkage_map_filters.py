@@ -5,7 +5,10 @@ digest is refused. Crash points around it are in test_linkage_map_crash.py."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -112,3 +115,28 @@ def test_map_without_filter_file_meta_gets_one(tmp_path: Path, pop: Population) 
     assert map_update(m, upd)["filters_rebuilt"]
     check_filter_file(m)
     assert not map_update(m, [pop.encs[0]])["filters_rebuilt"]
+
+
+_BLAS_CHECK = """
+import sys, threading
+import numpy as np
+from linkage.tlu.linkage_map.update import _start_numba
+t = threading.Thread(target=_start_numba)
+t.start()
+t.join()
+import numba.np.arraymath as am
+assert "scipy.linalg" not in sys.modules, "numba's start-up imported scipy.linalg"
+assert am._HAVE_BLAS is True
+from numba import njit
+dot = njit(lambda a, b: np.correlate(a, b))
+assert float(dot(np.arange(3.0), np.ones(3))[0]) == 3.0
+assert "scipy.linalg" in sys.modules  # imported by the BLAS kernel's compilation
+"""
+
+
+def test_update_start_up_defers_scipy_blas_check() -> None:
+    """The update's numba start-up does not import scipy.linalg (numba's BLAS check), and
+    numba still finds BLAS for a kernel compiled after it."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+    r = subprocess.run([sys.executable, "-c", _BLAS_CHECK], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]

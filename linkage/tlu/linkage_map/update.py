@@ -21,7 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -60,11 +64,62 @@ def _checkpoint(name: str) -> None:
     """A named point of the update (the crash test kills the process at these)."""
 
 
+class _NoScipyLinalgHere(importlib.abc.MetaPathFinder):
+    """Refuses ``scipy.linalg`` to one thread (the others import it as usual)."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "scipy.linalg" and threading.get_ident() == self.thread:
+            raise ModuleNotFoundError("deferred by linkage's map update", name=name)
+        return None
+
+
+def _blas_installed() -> bool:
+    """Whether ``scipy.linalg.cython_blas`` is there to import, found without importing
+    ``scipy.linalg`` (SciPy itself is imported by numba)."""
+    try:
+        linalg = importlib.util.find_spec("scipy.linalg")
+        where = linalg.submodule_search_locations if linalg is not None else None
+        return where is not None and (
+            importlib.machinery.PathFinder.find_spec("cython_blas", list(where)) is not None
+        )
+    except (ImportError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def _blas_check_deferred() -> Iterator[None]:
+    """numba's registries, loaded by a process's first kernel call, check that SciPy's BLAS
+    is there by importing ``scipy.linalg`` (about 0.2 s of CPU, most of it SciPy's array-API
+    layer cloning all of NumPy, f2py included), whatever the kernel; no kernel of an update
+    uses BLAS. In the block, this thread's import of ``scipy.linalg`` fails (so the check
+    answers "no BLAS" at once); after it, numba's answer is set to what the import would
+    have given (the module's file is there), so a kernel compiled later that uses BLAS
+    compiles as in any process (numba imports SciPy's BLAS itself then). Nothing is done
+    when the registries are loaded already or ``scipy.linalg`` is imported (nothing to
+    save)."""
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        yield
+        return
+    finder = _NoScipyLinalgHere()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+        arraymath = sys.modules.get("numba.np.arraymath")
+        if arraymath is not None and getattr(arraymath, "_HAVE_BLAS", True) is False:
+            arraymath._HAVE_BLAS = _blas_installed()  # type: ignore[attr-defined]
+
+
 def _start_numba() -> None:
     """Load one cached kernel: a process's first numba call costs about half a second of
-    numba's own start-up (its typing and lowering registries, SciPy's BLAS check), whatever
-    the kernel. Errors are left to the update's own first call."""
-    with contextlib.suppress(Exception):
+    numba's own start-up (its typing and lowering registries, SciPy's BLAS check: deferred,
+    :func:`_blas_check_deferred`), whatever the kernel. Errors are left to the update's own
+    first call."""
+    with contextlib.suppress(Exception), _blas_check_deferred():
         popcount_rows(np.zeros((1, 1), np.uint64))
 
 
