@@ -116,13 +116,12 @@ def graph_diagnose(n: int) -> dict:
         fe, fa = graph.graph_features(e, a)
         m = graph.match_graphs(e, a, feats=(fe, fa), pool_nodes=1500, seeds=50)
         shift = (fe - fa[truth]).mean(0) / (fa.std(0) + 1e-9)
-        ef, ep = graph._as_float(e)
-        af, ap = graph._as_float(a)
+        ge, ga = graph.Graph(e), graph.Graph(a)
         rng = np.random.default_rng(0)
         seeded = {}
         for k in (20, 50, 200):
             sel = rng.choice(len(e), k, replace=False)
-            mk, _ = graph._anchor_match(ef, ep, af, ap, np.stack([sel, truth[sel]], 1))
+            mk, _ = graph._anchor_match(ge, ga, np.stack([sel, truth[sel]], 1))
             seeded[k] = float((mk == truth).mean())
         r = {
             "list": int(lst.n),

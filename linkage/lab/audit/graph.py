@@ -51,14 +51,52 @@ def dice(a: np.ndarray, pa_: np.ndarray, b: np.ndarray, pb: np.ndarray) -> np.nd
     return (2.0 * inter / np.maximum(den, 1.0)).astype(np.float32)
 
 
-def similarity_levels(x: np.ndarray, sample: int = 2000, seed: int = 0) -> np.ndarray:
+CACHE_NODES = 20_000  # full similarity matrices up to this many nodes (1.6 GB float32)
+
+
+class Graph:
+    """The similarity graph of bit rows ``bits`` (n, L): Dice between rows. The full (n, n)
+    float32 matrix is computed once (blockwise) when n <= ``cache_nodes`` and every later
+    lookup (node features, consistency, anchors in every round) reads it; larger graphs
+    compute what each lookup needs."""
+
+    def __init__(self, bits: np.ndarray, cache_nodes: int = CACHE_NODES, block: int = 2048):
+        self.f, self.p = _as_float(bits)
+        self.n, self.length = self.f.shape
+        self.full: np.ndarray | None = None
+        if self.n <= cache_nodes:
+            self.full = np.empty((self.n, self.n), np.float32)
+            for s in range(0, self.n, block):
+                self.full[s : s + block] = dice(self.f[s : s + block], self.p[s : s + block],
+                                                self.f, self.p)  # fmt: skip
+            self.f = self.f[:0]  # the bits are not needed once the matrix is there
+
+    def sim(self, rows: np.ndarray | None, cols: np.ndarray) -> np.ndarray:
+        """(len(rows) or n, len(cols)) float32 Dice; ``rows`` None: every node."""
+        if self.full is not None:
+            return self.full[:, cols] if rows is None else self.full[np.ix_(rows, cols)]
+        r = slice(None) if rows is None else rows
+        return dice(self.f[r], self.p[r], self.f[cols], self.p[cols])
+
+    def row_block(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of the similarity matrix (a copy), self included."""
+        if self.full is not None:
+            return self.full[start:stop].copy()
+        return dice(self.f[start:stop], self.p[start:stop], self.f, self.p)
+
+
+def _graph(x: np.ndarray | Graph) -> Graph:
+    return x if isinstance(x, Graph) else Graph(x)
+
+
+def similarity_levels(x: np.ndarray | Graph, sample: int = 2000, seed: int = 0) -> np.ndarray:
     """(len(TAIL),) Dice levels: the :data:`TAIL` quantiles of the pairwise Dice of a random
     sample of the rows ``x`` (N, L). Taken from the attacker's own list, so the levels follow
     the encoding's similarity law (about 0.5 for unrelated diffused filters, 0.4 for CLKs)."""
+    g = _graph(x)
     rng = np.random.default_rng(seed)
-    rows = rng.choice(len(x), size=min(sample, len(x)), replace=False)
-    xf, p = _as_float(x[np.sort(rows)])
-    d = dice(xf, p, xf, p)
+    rows = np.sort(rng.choice(g.n, size=min(sample, g.n), replace=False))
+    d = g.sim(rows, rows)
     iu = np.triu_indices(len(rows), 1)
     if len(iu[0]) == 0:
         return np.ones(len(TAIL), np.float32)
@@ -66,9 +104,10 @@ def similarity_levels(x: np.ndarray, sample: int = 2000, seed: int = 0) -> np.nd
 
 
 def node_features(
-    x: np.ndarray, levels: np.ndarray, *, rank_scale: float = 1.0, block: int = 1024
+    x: np.ndarray | Graph, levels: np.ndarray, *, rank_scale: float = 1.0, block: int = 1024
 ) -> np.ndarray:
-    """(n, F) features of each node of the similarity graph over bit rows ``x`` (n, L).
+    """(n, F) features of each node of the similarity graph over bit rows ``x`` (n, L) (or its
+    :class:`Graph`).
 
     Columns: popcount share; the :data:`BULK` quantiles of the node's similarities to all other
     nodes; its k-th largest similarity for k in :data:`TOP_K`; and how many nodes are at or
@@ -82,15 +121,15 @@ def node_features(
     on the list side when the encoded file is a random m-of-N sample of the list's population
     (an electoral roll: the k-th neighbour in the file is about the k*N/m-th in the list, and
     counts scale by N/m). Both are swept (:data:`MODES`); nothing here uses the key."""
-    xf, p = _as_float(x)
-    n, length = xf.shape
+    g = _graph(x)
+    n, length = g.n, g.length
     ks = [max(1, round(k * rank_scale)) for k in TOP_K]
     kmax = min(max(ks), max(n - 1, 1))
     cols = 1 + len(BULK) + len(TOP_K) + len(levels)
     feats = np.zeros((n, cols), np.float32)
-    feats[:, 0] = p / max(length, 1)
+    feats[:, 0] = g.p / max(length, 1)
     for s in range(0, n, block):
-        d = dice(xf[s : s + block], p[s : s + block], xf, p)
+        d = g.row_block(s, s + block)
         idx = np.arange(d.shape[0])
         d[idx, s + idx] = -1.0  # self
         feats[s : s + block, 1 : 1 + len(BULK)] = np.quantile(d, BULK, axis=1).T
@@ -104,16 +143,20 @@ def node_features(
 
 
 def graph_features(
-    enc_bits: np.ndarray, plain_bits: np.ndarray, mode: str = "counts", seed: int = 0
+    enc_bits: np.ndarray | Graph,
+    plain_bits: np.ndarray | Graph,
+    mode: str = "counts",
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`node_features` of the encoded graph and of the attacker's list under ``mode``
     (``counts``: the list's extra people are unrelated; ``shares``: the encoded file is a random
     sample of the list's population). Levels come from the list."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    levels = similarity_levels(plain_bits, seed=seed)
-    scale = len(plain_bits) / max(len(enc_bits), 1) if mode == "shares" else 1.0
-    return node_features(enc_bits, levels), node_features(plain_bits, levels, rank_scale=scale)
+    ge, ga = _graph(enc_bits), _graph(plain_bits)
+    levels = similarity_levels(ga, seed=seed)
+    scale = ga.n / max(ge.n, 1) if mode == "shares" else 1.0
+    return node_features(ge, levels), node_features(ga, levels, rank_scale=scale)
 
 
 def _greedy_one_to_one(
@@ -151,10 +194,8 @@ def _feature_pool(fe: np.ndarray, fa: np.ndarray, nodes: int, per_node: int) -> 
 
 
 def _consistent_seeds(
-    ef: np.ndarray,
-    ep: np.ndarray,
-    af: np.ndarray,
-    ap: np.ndarray,
+    ge: Graph,
+    ga: Graph,
     pool: np.ndarray,
     keep: int,
     shrink: float = 0.6,
@@ -165,8 +206,7 @@ def _consistent_seeds(
     pairwise similarities on both sides over the pairs still kept, and keeps the best
     ``shrink`` share. -> (keep, 2) pairs, one to one."""
     pi, pj = pool[:, 0], pool[:, 1]
-    se = dice(ef[pi], ep[pi], ef[pi], ep[pi])
-    sa = dice(af[pj], ap[pj], af[pj], ap[pj])
+    se, sa = ge.sim(pi, pi), ga.sim(pj, pj)
     kept = np.arange(len(pool))
     score = np.zeros(len(pool), np.float32)
     while True:
@@ -188,27 +228,22 @@ def _pair_index(pool: np.ndarray, rows: np.ndarray, one: np.ndarray) -> np.ndarr
 
 
 def _anchor_match(
-    ef: np.ndarray,
-    ep: np.ndarray,
-    af: np.ndarray,
-    ap: np.ndarray,
+    ge: Graph,
+    ga: Graph,
     seeds: np.ndarray,
     candidates: int = 8,
     block: int = 2048,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Match encoded nodes to plaintext nodes by the distance between their similarity vectors
     to the seeds. -> (match (m,) or -1, margin (m,): 2nd-best minus best distance)."""
-    pe = dice(ef, ep, ef[seeds[:, 0]], ep[seeds[:, 0]])  # (m, s)
+    pe = ge.sim(None, seeds[:, 0])  # (m, s)
     rows, cols, costs = [], [], []
-    margin = np.zeros(len(ef), np.float32)
+    margin = np.zeros(ge.n, np.float32)
     pe2 = (pe * pe).sum(1)
-    anchors_a, anchors_p = af[seeds[:, 1]], ap[seeds[:, 1]]
-    pas = [dice(af[s : s + block], ap[s : s + block], anchors_a, anchors_p)
-           for s in range(0, len(af), block)]  # fmt: skip
-    pa_ = np.concatenate(pas) if pas else np.zeros((0, len(seeds)), np.float32)
+    pa_ = ga.sim(None, seeds[:, 1])  # (N, s)
     pa2 = (pa_ * pa_).sum(1)
-    c = min(candidates, len(af))
-    for s in range(0, len(ef), block):
+    c = min(candidates, ga.n)
+    for s in range(0, ge.n, block):
         d = pe2[s : s + block, None] + pa2[None, :] - 2.0 * (pe[s : s + block] @ pa_.T)
         top = (
             np.argpartition(d, c - 1, axis=1)[:, :c]
@@ -224,13 +259,13 @@ def _anchor_match(
         cols.append(top.reshape(-1))
         costs.append(td.reshape(-1))
     m = _greedy_one_to_one(np.concatenate(rows), np.concatenate(cols), np.concatenate(costs),
-                           len(ef))  # fmt: skip
+                           ge.n)  # fmt: skip
     return m, margin
 
 
 def match_graphs(
-    enc_bits: np.ndarray,
-    plain_bits: np.ndarray,
+    enc_bits: np.ndarray | Graph,
+    plain_bits: np.ndarray | Graph,
     *,
     seeds: int = 100,
     anchors: int = 3000,
@@ -244,16 +279,16 @@ def match_graphs(
     filters): -> (m,) index into the list or -1. ``seeds``: initial seed pairs from node
     features; ``anchors``: seed pairs in the last round (grown geometrically over
     ``rounds``). ``feats``: precomputed :func:`graph_features` of both sides, else computed
-    under ``mode`` (:data:`MODES`)."""
-    ef, ep = _as_float(enc_bits)
-    af, ap = _as_float(plain_bits)
-    fe, fa = feats if feats is not None else graph_features(enc_bits, plain_bits, mode)
+    under ``mode`` (:data:`MODES`). Either side may be given as its :class:`Graph` (reused
+    across calls: the similarity matrices are the bulk of the work)."""
+    ge, ga = _graph(enc_bits), _graph(plain_bits)
+    fe, fa = feats if feats is not None else graph_features(ge, ga, mode)
     pool = _feature_pool(fe, fa, pool_nodes, per_node)
-    pairs = _consistent_seeds(ef, ep, af, ap, pool, seeds)
-    m = np.full(len(ef), -1, np.int64)
+    pairs = _consistent_seeds(ge, ga, pool, seeds)
+    m = np.full(ge.n, -1, np.int64)
     sizes = np.geomspace(max(len(pairs), 2), max(anchors, len(pairs), 2), rounds).astype(int)
     for r in range(rounds):
-        m, margin = _anchor_match(ef, ep, af, ap, pairs)
+        m, margin = _anchor_match(ge, ga, pairs)
         ok = np.flatnonzero(m >= 0)
         if len(ok) == 0:
             break

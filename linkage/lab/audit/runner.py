@@ -247,14 +247,16 @@ def run_graph(
         who = "the file's population" if kind == "population" else "other people"
         progress(f"graph matching: {len(rows):,} encoded vs {lst.n:,} listed ({ov:.0%} overlap, "
                  f"list of {who})")  # fmt: skip
-        a = simulate_averaged(lst, sc.schema, seed + 1, ATTACKER_KEYS)
-        e = x[rows]
+        ga = graph.Graph(simulate_averaged(lst, sc.schema, seed + 1, ATTACKER_KEYS))
+        ge = graph.Graph(x[rows])
         lid = lst.identity()
         top: dict[str, float] = {"reidentified": -1.0}
-        for mode in graph.MODES if len(a) > len(e) else graph.MODES[:1]:
-            feats = graph.graph_features(e, a, mode, seed)
+        # a list of other people: counts (its extra people are not the file's neighbours)
+        modes = graph.MODES if kind == "population" and ga.n > ge.n else graph.MODES[:1]
+        for mode in modes:
+            feats = graph.graph_features(ge, ga, mode, seed)
             for seeds, pool in ((50, 1500), (100, 3000)):
-                m = graph.match_graphs(e, a, feats=feats, pool_nodes=pool, seeds=seeds,
+                m = graph.match_graphs(ge, ga, feats=feats, pool_nodes=pool, seeds=seeds,
                                        rounds=GRAPH_ROUNDS, anchors=GRAPH_ANCHORS)  # fmt: skip
                 guess = np.array([lid[j] if j >= 0 else None for j in m], dtype=object)
                 s = _score(guess, ident)
