@@ -10,15 +10,20 @@ against truth.csv (``bench_quality.cluster_prf``). No label is used by any metho
 
 Run: ``.venv/bin/python benchmarks/bench_fields.py [--quick] [--region] [--seed S]``;
 ``--quick``: the 20k medium case only; ``--region``: adds 1.6M people, 2 parties (minutes);
-``--region-only``: that case alone, field-aware only; ``--seed``: the synth seed (reported
-figures use seed 1; choose model changes on another seed).
+``--region-only``: that case alone, field-aware only; ``--cases 0,3``: those rows of CASES
+only; ``--fields-only``: the field-aware method only; ``--seed``: the synth seed (reported
+figures use seed 1; choose model changes on another seed). Rows are appended to
+``benchmarks/results/fields.json`` (dated, with the load average): encode and match are
+timed in this process, peak RSS is this process's (encode + match; synth runs apart).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -97,14 +102,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--region", action="store_true")
     ap.add_argument("--region-only", action="store_true")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cases", help="comma-separated indices into CASES")
+    ap.add_argument("--fields-only", action="store_true")
     args = ap.parse_args(argv)
     cases = [(p, k, c, args.seed) for p, k, c, _ in CASES]
+    if args.cases:
+        cases = [cases[int(i)] for i in args.cases.split(",")]
     cases = [] if args.region_only else cases[:1] if args.quick else cases
     if args.region or args.region_only:
         cases.append((1_600_000, 2, "medium", args.seed))
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
-            run_case(Path(tmp), *case, fields_only=args.region_only or case[0] > 500_000)
+            only = args.fields_only or args.region_only or case[0] > 500_000
+            rows += run_case(Path(tmp), *case, fields_only=only)
+    out = Path(__file__).resolve().parent / "results" / "fields.json"
+    old = json.loads(out.read_text(encoding="utf-8")) if out.exists() else []
+    stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    load = os.getloadavg()[0]
+    old += [{**r, "date": stamp, "load_avg_1m_after": round(load, 2)} for r in rows]
+    out.write_text(json.dumps(old, indent=1) + "\n", encoding="utf-8")
     return 0
 
 

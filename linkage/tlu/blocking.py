@@ -45,6 +45,7 @@ from linkage.kernels.blocking import (
 )
 from linkage.kernels.dice import allpairs_dice, dedup_dice
 from linkage.kernels.lsh import band_keys, choose_bands_rows, sample_positions
+from linkage.tlu.topk import TOPK_MAX, topk_blocks
 
 STRATEGIES = ("auto", "none", "keys", "lsh")
 EXHAUSTIVE_LIMIT = 4e9  # comparisons: about 5-10 s of the all-pairs kernel on one core
@@ -248,12 +249,17 @@ class PairPool:
     def warning(self) -> str | None:
         if not self.capped:
             return None
-        return (
-            f"{len(self.capped)} record(s) had more than {self.k} candidate pairs at or above "
-            f"the threshold (largest at least {self.largest}: many near-identical records); "
-            f"each kept its {self.k} best (by score, then record order). Raise "
-            "--max-candidates to keep more, or raise --threshold"
-        )
+        return cap_warning(len(self.capped), self.k, self.largest)
+
+
+def cap_warning(records: int, k: int | None, largest: int | None) -> str:
+    """The warning of a cap that bit (``largest``: the most pairs a record had, if known)."""
+    most = f"largest at least {largest}: " if largest else ""
+    return (
+        f"{records} record(s) had more than {k} candidate pairs at or above the threshold "
+        f"({most}many near-identical records); each kept its {k} best (by score, then record "
+        "order). Raise --max-candidates to keep more, or raise --threshold"
+    )
 
 
 def cap_candidates(
@@ -538,20 +544,22 @@ def generate(
         if dedupe and dedupe_threshold is not None:
             t_low = min(threshold, dedupe_threshold)
         below = np.zeros(SCORE_BINS, np.int64)
-        left, right, score, stats = score_blocks(
-            keys,
-            owners,
-            filters,
-            pop,
-            party,
-            t_low,
-            dedupe,
-            parallel,
-            max_block,
-            warn,
-            below,
-            pool=pool,
-        )
+        if max_candidates is not None and max_candidates <= TOPK_MAX:  # lists, not a pool
+            left, right, score, stats, capped = topk_blocks(
+                keys, owners, filters, pop, party,
+                np.arange(len(filters)) if rank is None else rank(),
+                t_cross=t_cross, t_within=t_in if dedupe else t_cross, dedupe=dedupe,
+                k=max_candidates, parallel=parallel, max_block=max_block, warn=warn,
+                below=below, stride=SAMPLE_STRIDE,
+            )  # fmt: skip
+            if capped:
+                warn(cap_warning(capped, max_candidates, None))
+                detail.update(capped_records=capped, max_candidates=max_candidates)
+        else:
+            left, right, score, stats = score_blocks(
+                keys, owners, filters, pop, party, t_low, dedupe, parallel, max_block, warn,
+                below, pool=pool,
+            )  # fmt: skip
         detail.update(stats)
         compared = int(stats["compared_with_repeats"])
         if dedupe and dedupe_threshold is not None and dedupe_threshold != threshold:

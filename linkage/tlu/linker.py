@@ -26,7 +26,12 @@ from linkage.tlu.blocking import DEFAULT_MAX_BLOCK, DEFAULT_MAX_CANDIDATES, STRA
 from linkage.tlu.engines import CandidateOptions, Engine, InProcessEngine, load_tables
 from linkage.tlu.result import LinkageResult, MatchStats, check_output_paths, peak_rss, stub_records
 from linkage.tlu.scoring.compare import Comparisons
-from linkage.tlu.scoring.rescore import CANDIDATE_THRESHOLD, field_layout, solve_fields
+from linkage.tlu.scoring.rescore import (
+    CANDIDATE_THRESHOLD,
+    FIELD_MAX_CANDIDATES,
+    field_layout,
+    solve_fields,
+)
 from linkage.tlu.solver import assign_entity_ids, record_rank, solve
 
 DEFAULT_THRESHOLD = 0.7  # calibrated for the uk-person template (benchmarks/bench_quality.py)
@@ -172,25 +177,27 @@ def match(
 ) -> LinkageResult:
     """Link encoded files (paths or :class:`EncodedTable`) into entities.
 
-    ``threshold``: minimum Dice score of a pair (default: the recommended threshold that the
-    schema's ``match.threshold`` wrote into the encoded files, else :data:`DEFAULT_THRESHOLD`;
-    hardening moves Dice, see docs/privacy.md). ``blocking``: auto, none, keys or lsh.
-    ``dedupe``: records of one party may join one entity, through a within-party pair scoring
-    at least ``dedupe_threshold`` (default ``max(threshold, 0.8)``: duplicates are nearer to
-    each other than to household members). ``solver``: greedy or optimal (two
-    parties). ``threads``: numba threads (default: all cores). ``seed``: makes entity ids and
-    LSH sampling reproducible (entity ids are random per run when None). ``scheduler``:
-    score candidates on Dask (``local[:N]``, ``tls://HOST:PORT``, a DaskSession or a Client;
-    inputs must be paths every worker can read; see docs/scale.md); ``partitions``: its task
-    count. ``engine``: any other candidate engine (:class:`linkage.tlu.engines.Engine`).
-    ``scoring``: ``auto`` (field-aware when the inputs have the segmented layout, else Dice),
-    ``fields`` or ``dice``. Field-aware scoring (docs/quality.md) takes candidates at Dice >=
-    ``CANDIDATE_THRESHOLD``, scores them by per-field Fellegi-Sunter weights fitted without
-    labels and forms coherent clusters, duplicates within a party included unless
-    ``one_to_one``; ``threshold`` and ``dedupe`` then do not apply.
+        ``threshold``: minimum Dice score of a pair (default: the recommended threshold that the
+        schema's ``match.threshold`` wrote into the encoded files, else :data:`DEFAULT_THRESHOLD`;
+        hardening moves Dice, see docs/privacy.md). ``blocking``: auto, none, keys or lsh.
+        ``dedupe``: records of one party may join one entity, through a within-party pair scoring
+        at least ``dedupe_threshold`` (default ``max(threshold, 0.8)``: duplicates are nearer to
+        each other than to household members). ``solver``: greedy or optimal (two
+        parties). ``threads``: numba threads (default: all cores). ``seed``: makes entity ids and
+        LSH sampling reproducible (entity ids are random per run when None). ``scheduler``:
+        score candidates on Dask (``local[:N]``, ``tls://HOST:PORT``, a DaskSession or a Client;
+        inputs must be paths every worker can read; see docs/scale.md); ``partitions``: its task
+        count. ``engine``: any other candidate engine (:class:`linkage.tlu.engines.Engine`).
+        ``scoring``: ``auto`` (field-aware when the inputs have the segmented layout, else Dice),
+        ``fields`` or ``dice``. Field-aware scoring (docs/quality.md) takes candidates at Dice >=
+        ``CANDIDATE_THRESHOLD``, scores them by per-field Fellegi-Sunter weights fitted without
+        labels and forms coherent clusters, duplicates within a party included unless
+        ``one_to_one``, each record keeping at most ``FIELD_MAX_CANDIDATES`` (16) candidates
+    (``max_candidates`` lowers it, None lifts it); ``threshold`` and ``dedupe`` then do not
+    apply.
 
-    Raises :class:`InputError` on bad options or inputs and :class:`CompatibilityError`
-    when the inputs were encoded with different schemas, secrets or formats.
+        Raises :class:`InputError` on bad options or inputs and :class:`CompatibilityError`
+        when the inputs were encoded with different schemas, secrets or formats.
     """
     check_options(DEFAULT_THRESHOLD if threshold is None else threshold, dedupe_threshold,
                   blocking, threads)  # fmt: skip
@@ -230,7 +237,7 @@ def match(
                 else None,
                 seed=0 if seed is None else seed,
                 max_block=max_block,
-                max_candidates=max_candidates,
+                max_candidates=_field_cap(max_candidates) if fields else max_candidates,
             )
             cand = engine.candidates(encs, opts, warn)
             seconds["candidates+scoring"] = time.perf_counter() - t0
@@ -333,6 +340,11 @@ def finish(
     result = LinkageResult(links, pairs, stats, dict(encs[0].meta) if encs else {})
     result.field_scores = field_scores  # the model and per-pair levels, for waterfalls
     return result
+
+
+def _field_cap(max_candidates: int | None) -> int | None:
+    """Candidates per record under field-aware scoring: at most FIELD_MAX_CANDIDATES."""
+    return None if max_candidates is None else min(max_candidates, FIELD_MAX_CANDIDATES)
 
 
 def _field_scoring(

@@ -22,11 +22,23 @@ from linkage.tlu.scoring.compare import Comparisons
 from linkage.tlu.scoring.model import FieldModel, fit_model, probability
 from linkage.tlu.solver import SolveResult
 
-__all__ = ["CANDIDATE_THRESHOLD", "FieldScores", "field_layout", "score_pairs", "solve_fields"]
+__all__ = [
+    "CANDIDATE_THRESHOLD",
+    "FIELD_MAX_CANDIDATES",
+    "FieldScores",
+    "field_layout",
+    "score_pairs",
+    "solve_fields",
+]
 
 CANDIDATE_THRESHOLD = 0.5
 """Whole-filter Dice for candidates under field-aware scoring: low, for recall; the field
 model decides."""
+FIELD_MAX_CANDIDATES = 16
+"""Candidates kept per record under field-aware scoring (its best by Dice, ties by record
+rank; a pair stays when either record keeps it): at Dice >= 0.5 the coarse block keys hold
+tens of pairs per record at 400k people and grow with the job. 8-24 gave the same F1 at 100k
+people (docs/quality.md). ``max_candidates`` lowers it, None lifts it."""
 
 
 @dataclass
