@@ -15,7 +15,8 @@
     keys, on a LocalCluster of 1 and of 2 single-threaded workers (library call, cluster start
     apart; candidates+scoring seconds reported separately from solving in the client).
 
-Run: ``.venv/bin/python benchmarks/bench_region.py [--quick] [--parts abcd]``
+Run: ``.venv/bin/python benchmarks/bench_region.py [--quick] [--parts abcd] [--template T]
+[--name N]`` (``--template uk-person-unhardened --name region_unhardened`` for the hardening A/B)
 """
 
 from __future__ import annotations
@@ -86,18 +87,22 @@ def _stage(cmd: list[Any], timeout_s: float = 3600) -> dict[str, Any]:
 _F1 = re.compile(r"F1[^\d]*([\d.]+)")
 
 
-def scenario(work: Path, label: str, people: int, parties: int, overlap: float) -> dict[str, Any]:
-    """synth -> encode each party -> match -> evaluate; time and peak RSS per stage."""
+def scenario(
+    work: Path, label: str, people: int, parties: int, overlap: float, template: str = "uk-person"
+) -> dict[str, Any]:
+    """synth -> encode each party (schema: ``template``) -> match -> evaluate; time and peak RSS
+    per stage."""
     from linkage.schema_template import template_json
 
     sdir = work / f"synth_{label}"
     manifest, srun = run_synth(sdir, people, parties, overlap=overlap, seed=1)
     schema = work / "schema.json"
-    schema.write_text(template_json("uk-person"), encoding="utf-8")
+    schema.write_text(template_json(template), encoding="utf-8")
     secret = write_secret_file(work / "secret.key", SECRET)
     info: dict[str, Any] = {
         "people": people,
         "parties": parties,
+        "template": template,
         "records": [p["records"] for p in manifest["parties"]],
         "synth": {"seconds": srun.wall_s, "peak_rss_bytes": srun.peak_rss_bytes},
         "encode": [],
@@ -290,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--people", type=int, help="(a) people (1,600,000; 160,000 quick)")
     ap.add_argument("--per-party", type=int, help="(b) records per party (200,000; 25,000 quick)")
     ap.add_argument("--name", default="region")
+    ap.add_argument("--template", default="uk-person",
+                    help="schema template for (a) and (b), e.g. uk-person-unhardened for the "
+                    "hardening A/B (default: the hardened uk-person)")  # fmt: skip
     args = ap.parse_args(argv)
     q = args.quick
     machine = machine_info()
@@ -300,13 +308,13 @@ def main(argv: list[str] | None = None) -> int:
         a_info = None
         if "a" in args.parts or "c" in args.parts:
             people = args.people or (160_000 if q else 1_600_000)
-            a_info = scenario(work, "a", people, 2, overlap=0.7)
+            a_info = scenario(work, "a", people, 2, overlap=0.7, template=args.template)
             figs += figures_for("2 parties", a_info)
             extra["a"] = a_info
         if "b" in args.parts:
             per = args.per_party or (25_000 if q else 200_000)
             # with 8 parties each person appears in a party with probability about overlap
-            b_info = scenario(work, "b", round(per / 0.7), 8, overlap=0.7)
+            b_info = scenario(work, "b", round(per / 0.7), 8, overlap=0.7, template=args.template)
             figs += figures_for("8 parties", b_info)
             extra["b"] = b_info
         if "c" in args.parts and a_info is not None:
