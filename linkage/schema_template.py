@@ -58,8 +58,9 @@ they are no evidence of identity (two homeless people are not one person)."""
 UNHARDENED_WARNING = (
     "this schema has no hardening. Measured by `linkage audit` on the uk-person template "
     "without hardening (50,000 synthetic records; docs/privacy.md): graph matching "
-    "re-identified 100% of records when the attacker's list held all of them (12% at 50% "
-    "overlap), and pattern mining 98% of given names and surnames. The linkage unit, or "
+    "re-identified 100% of records when the attacker's list held all of them (and at 50% "
+    "overlap with an electoral-roll-like list), and pattern mining 97-99% of given names and "
+    "surnames. The linkage unit, or "
     "anyone the encoded files leak to, can do the same with an electoral roll. Use "
     "`linkage schema init --template uk-person` (hardened) unless you have measured why not."
 )
