@@ -3,6 +3,8 @@ our attacks against the published ones on the same kinds of encoding.
 
     .venv/bin/python benchmarks/bench_audit.py [--people 50000] [--small 5000] [--only a,b]
         [--graph-sample N]
+    .venv/bin/python benchmarks/bench_audit.py --only clk_like_graph_5k   # 5,000 encoded per
+        # overlap from 20,000 people (lists up to 20,000): the ">= 5k records" row
     .venv/bin/python benchmarks/bench_audit.py --graph-diagnose 2000   # partial-overlap study
 
 Writes benchmarks/results/audit.json (each run label's latest result, dated) and appends to
@@ -180,6 +182,8 @@ def main() -> None:
     run_("default_graph", uk_person_template(), a.small, attacks=("graph",), **g)
     run_("default_t2_graph", default_taps(2), a.small, attacks=("graph",), **g)
     run_("default_t4_graph", default_taps(4), a.small, attacks=("graph",), **g)
+    if "clk_like_graph_5k" in only:  # ~15-20 min: only when named
+        run_("clk_like_graph_5k", clk_like(), 20_000, attacks=("graph",), graph_sample=5000)
     if not a.skip_big:
         run_("unhardened_full_audit", uk_person_unhardened(), a.people)
         run_("default_full_audit", uk_person_template(), a.people)
