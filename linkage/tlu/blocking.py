@@ -508,10 +508,13 @@ def generate(
     warn: Warn,
     max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
     rank: Callable[[], np.ndarray] | None = None,
+    warn_cap: bool = True,
 ) -> Candidates:
     """Scored pairs >= threshold between parties and, with dedupe, >= dedupe_threshold
     (default: threshold) within a party; each record keeps at most ``max_candidates`` pairs
-    (None: all), ties by ``rank()`` (int64[N] record order; default the record index)."""
+    (None: all), ties by ``rank()`` (int64[N] record order; default the record index).
+    A cap that bites is in ``detail`` (``capped_records``, ``max_candidates``) and, with
+    ``warn_cap``, warned about."""
     sizes = [int(offsets[p + 1] - offsets[p]) for p in range(len(offsets) - 1)]
     possible = possible_pairs(sizes, dedupe)
     if strategy == "auto":
@@ -553,7 +556,8 @@ def generate(
                 below=below, stride=SAMPLE_STRIDE,
             )  # fmt: skip
             if capped:
-                warn(cap_warning(capped, max_candidates, None))
+                if warn_cap:
+                    warn(cap_warning(capped, max_candidates, None))
                 detail.update(capped_records=capped, max_candidates=max_candidates)
         else:
             left, right, score, stats = score_blocks(
@@ -570,7 +574,8 @@ def generate(
         raise LinkageError(f"unknown blocking {strategy!r} (choose {', '.join(STRATEGIES)})")
     note = pool.warning()
     if note:
-        warn(note)
+        if warn_cap:
+            warn(note)
         detail["capped_records"] = len(pool.capped)
         detail["max_candidates"] = max_candidates
     detail["seconds"] = round(time.perf_counter() - t0, 3)

@@ -40,6 +40,7 @@ class CandidateOptions:
     seed: int
     max_block: int
     max_candidates: int | None = DEFAULT_MAX_CANDIDATES  # per record (None: no cap)
+    warn_cap: bool = True  # warn when the cap bites (always in the details)
 
 
 class Engine(Protocol):
@@ -124,6 +125,7 @@ class InProcessEngine:
             dedupe_threshold=opts.dedupe_threshold,
             warn=warn,
             max_candidates=opts.max_candidates,
+            warn_cap=opts.warn_cap,
             rank=lambda: record_rank([e.party for e in encs], [e.record_ids for e in encs]),
         )
 

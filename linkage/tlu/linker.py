@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numba
 import numpy as np
@@ -166,7 +166,7 @@ def match(
     threads: int | None = None,
     seed: int | None = None,
     max_block: int = DEFAULT_MAX_BLOCK,
-    max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
+    max_candidates: int | Literal["auto"] | None = "auto",
     warn: Callable[[str], None] | None = None,
     progress: Callable[[str], None] | None = None,
     scheduler: Any = None,
@@ -177,30 +177,34 @@ def match(
 ) -> LinkageResult:
     """Link encoded files (paths or :class:`EncodedTable`) into entities.
 
-        ``threshold``: minimum Dice score of a pair (default: the recommended threshold that the
-        schema's ``match.threshold`` wrote into the encoded files, else :data:`DEFAULT_THRESHOLD`;
-        hardening moves Dice, see docs/privacy.md). ``blocking``: auto, none, keys or lsh.
-        ``dedupe``: records of one party may join one entity, through a within-party pair scoring
-        at least ``dedupe_threshold`` (default ``max(threshold, 0.8)``: duplicates are nearer to
-        each other than to household members). ``solver``: greedy or optimal (two
-        parties). ``threads``: numba threads (default: all cores). ``seed``: makes entity ids and
-        LSH sampling reproducible (entity ids are random per run when None). ``scheduler``:
-        score candidates on Dask (``local[:N]``, ``tls://HOST:PORT``, a DaskSession or a Client;
-        inputs must be paths every worker can read; see docs/scale.md); ``partitions``: its task
-        count. ``engine``: any other candidate engine (:class:`linkage.tlu.engines.Engine`).
-        ``scoring``: ``auto`` (field-aware when the inputs have the segmented layout, else Dice),
-        ``fields`` or ``dice``. Field-aware scoring (docs/quality.md) takes candidates at Dice >=
-        ``CANDIDATE_THRESHOLD``, scores them by per-field Fellegi-Sunter weights fitted without
-        labels and forms coherent clusters, duplicates within a party included unless
-        ``one_to_one``, each record keeping at most ``FIELD_MAX_CANDIDATES`` (16) candidates
-    (``max_candidates`` lowers it, None lifts it); ``threshold`` and ``dedupe`` then do not
-    apply.
+    ``threshold``: minimum Dice score of a pair (default: the recommended threshold that the
+    schema's ``match.threshold`` wrote into the encoded files, else :data:`DEFAULT_THRESHOLD`;
+    hardening moves Dice, see docs/privacy.md). ``blocking``: auto, none, keys or lsh.
+    ``dedupe``: records of one party may join one entity, through a within-party pair scoring
+    at least ``dedupe_threshold`` (default ``max(threshold, 0.8)``: duplicates are nearer to
+    each other than to household members). ``solver``: greedy or optimal (two
+    parties). ``threads``: numba threads (default: all cores). ``seed``: makes entity ids and
+    LSH sampling reproducible (entity ids are random per run when None). ``scheduler``:
+    score candidates on Dask (``local[:N]``, ``tls://HOST:PORT``, a DaskSession or a Client;
+    inputs must be paths every worker can read; see docs/scale.md); ``partitions``: its task
+    count. ``engine``: any other candidate engine (:class:`linkage.tlu.engines.Engine`).
+    ``scoring``: ``auto`` (field-aware when the inputs have the segmented layout, else Dice),
+    ``fields`` or ``dice``. Field-aware scoring (docs/quality.md) takes candidates at Dice >=
+    ``CANDIDATE_THRESHOLD``, scores them by per-field Fellegi-Sunter weights fitted without
+    labels and forms coherent clusters, duplicates within a party included unless
+    ``one_to_one``; ``threshold`` and ``dedupe`` then do not apply. ``max_candidates``:
+    candidate pairs kept per record, its best by score (ties by record order); ``auto``:
+    :data:`DEFAULT_MAX_CANDIDATES` (100) with Dice scoring, ``FIELD_MAX_CANDIDATES`` with
+    field-aware scoring (a design choice there: at Dice >= 0.5 most records of a large job
+    have more, so it is reported in the statistics, not warned about); an int is used as
+    given in either flow; None keeps every pair.
 
-        Raises :class:`InputError` on bad options or inputs and :class:`CompatibilityError`
-        when the inputs were encoded with different schemas, secrets or formats.
+    Raises :class:`InputError` on bad options or inputs and :class:`CompatibilityError`
+    when the inputs were encoded with different schemas, secrets or formats.
     """
     check_options(DEFAULT_THRESHOLD if threshold is None else threshold, dedupe_threshold,
                   blocking, threads)  # fmt: skip
+    _check_cap(max_candidates)
     if engine is None:
         if scheduler is not None:
             from linkage.tlu.dask_match import DaskEngine
@@ -237,12 +241,16 @@ def match(
                 else None,
                 seed=0 if seed is None else seed,
                 max_block=max_block,
-                max_candidates=_field_cap(max_candidates) if fields else max_candidates,
+                max_candidates=_cap(max_candidates, fields is not None),
+                warn_cap=fields is None,  # field-aware: the cap is the design, in the stats
             )
             cand = engine.candidates(encs, opts, warn)
             seconds["candidates+scoring"] = time.perf_counter() - t0
             memory["candidates+scoring"] = peak_rss()
-            say(f"blocking {cand.strategy}: {len(cand.left)} pairs >= {threshold}")
+            if fields:
+                say(_field_candidates_line(cand, opts.max_candidates))
+            else:
+                say(f"blocking {cand.strategy}: {len(cand.left)} pairs >= {threshold}")
         finally:
             engine.close()
         result = finish(
@@ -342,9 +350,31 @@ def finish(
     return result
 
 
-def _field_cap(max_candidates: int | None) -> int | None:
-    """Candidates per record under field-aware scoring: at most FIELD_MAX_CANDIDATES."""
-    return None if max_candidates is None else min(max_candidates, FIELD_MAX_CANDIDATES)
+def _check_cap(max_candidates: object) -> None:
+    """Refuse a ``max_candidates`` that is not None, ``auto`` or an int >= 1."""
+    if max_candidates is None or max_candidates == "auto":
+        return
+    if isinstance(max_candidates, bool) or not isinstance(max_candidates, int | np.integer):
+        raise InputError(f"--max-candidates must be a whole number, got {max_candidates!r}")
+    if max_candidates < 1:
+        raise InputError(f"--max-candidates must be >= 1, got {max_candidates}")
+
+
+def _cap(max_candidates: int | Literal["auto"] | None, fields: bool) -> int | None:
+    """Candidates per record: ``auto`` is the flow's default, anything else as given."""
+    if max_candidates == "auto":
+        return FIELD_MAX_CANDIDATES if fields else DEFAULT_MAX_CANDIDATES
+    return None if max_candidates is None else int(max_candidates)
+
+
+def _field_candidates_line(cand: Candidates, k: int | None) -> str:
+    """The progress line of field-aware candidates: pairs, and how many records the
+    per-record cap trimmed (most of a large job's: the candidate Dice is low)."""
+    line = f"blocking {cand.strategy}: {len(cand.left)} candidate pairs >= {CANDIDATE_THRESHOLD}"
+    capped = cand.detail.get("capped_records")
+    if k is not None and isinstance(capped, int) and capped:
+        line += f"; {capped} records had more than {k} and kept their {k} best by Dice"
+    return line
 
 
 def _field_scoring(

@@ -38,7 +38,8 @@ FIELD_MAX_CANDIDATES = 16
 """Candidates kept per record under field-aware scoring (its best by Dice, ties by record
 rank; a pair stays when either record keeps it): at Dice >= 0.5 the coarse block keys hold
 tens of pairs per record at 400k people and grow with the job. 8-24 gave the same F1 at 100k
-people (docs/quality.md). ``max_candidates`` lowers it, None lifts it."""
+people (docs/quality.md). It is what ``max_candidates="auto"`` (the default) means under
+field-aware scoring; an int ``max_candidates`` replaces it (higher or lower), None lifts it."""
 
 
 @dataclass
