@@ -26,7 +26,14 @@ from numba import njit, prange
 
 from linkage.kernels.popcount import popcount64, serial_and_parallel
 
-__all__ = ["KERNELS", "emit_pairs", "merge_topk", "topk_groups_parallel", "topk_groups_serial"]
+__all__ = [
+    "KERNELS",
+    "SCRATCH",
+    "emit_pairs",
+    "merge_topk",
+    "topk_groups_parallel",
+    "topk_groups_serial",
+]
 
 
 @njit(cache=True, nogil=True)
@@ -94,6 +101,20 @@ def _bin(x: float, edges: np.ndarray) -> int:
     return i
 
 
+@njit(cache=True, nogil=True)
+def _inter(filters: np.ndarray, i: int, j: int) -> int:
+    """Bits set in both filters i and j."""
+    x = 0
+    for t in range(filters.shape[1]):
+        x += popcount64(filters[i, t] & filters[j, t])
+    return x
+
+
+SCRATCH = 512
+"""Blocks of up to this many records are scored once into a per-chunk matrix of
+intersection counts and read back row by row; larger ones score each pair twice."""
+
+
 def _topk_groups_body(
     starts: np.ndarray,
     ends: np.ndarray,
@@ -108,6 +129,7 @@ def _topk_groups_body(
     t_within: float,
     stride: int,
     edges: np.ndarray,
+    scratch: int,
     hj: np.ndarray,
     hs: np.ndarray,
     hr: np.ndarray,
@@ -127,13 +149,21 @@ def _topk_groups_body(
     histogram (bin ``edges`` float64[B+1] from 0 to 1, as ``np.histogram``) of every
     ``stride``-th pair slot (slots numbered over all groups in
     order) scoring under min(t_cross, t_within). Self pairs and, unless ``dedupe``,
-    same-party pairs are not scored (their slots still count)."""
+    same-party pairs are not scored (their slots still count). ``scratch``: blocks of up to
+    this many members are scored once (:data:`SCRATCH`; the results do not depend on it).
+
+    A block is taken row by row: member a is offered every other member and only a's list
+    is written, so the list stays in cache for the row (offering each pair to both records
+    touched a random list per pair); the score of a full list's worst entry (``floor``)
+    turns most offers away without reading the list. The intersection counts of a block of
+    up to ``scratch`` members are computed once (upper triangle, mirrored)."""
     n_chunks = chunk_bounds.shape[0] - 1
-    w_ = filters.shape[1]
+    k = hj.shape[2]
     t_low = min(t_cross, t_within) if dedupe else t_cross
     for c in prange(n_chunks):
+        xs = np.zeros((scratch, scratch), np.int64)
         g0 = chunk_bounds[c]
-        q = 0  # the slot number of the chunk's first pair
+        q = 0  # the slot number of the group's first pair
         for g in range(g0):
             s_ = ends[g] - starts[g]
             q += s_ * (s_ - 1) // 2
@@ -141,29 +171,46 @@ def _topk_groups_body(
         for g in range(g0, chunk_bounds[c + 1]):
             lo = starts[g]
             s_ = ends[g] - lo
-            for a in range(s_):
+            kept = s_ <= scratch
+            for a in range(s_):  # the upper triangle: counts, histogram of low scores
                 i = members[lo + a]
-                pi = party[i]
                 for b in range(a + 1, s_):
                     j = members[lo + b]
-                    slot = q
-                    q += 1
-                    same = party[j] == pi
-                    if i == j or (same and not dedupe):
+                    if i == j or (party[j] == party[i] and not dedupe):
                         continue
-                    x = 0
-                    for t in range(w_):
-                        x += popcount64(filters[i, t] & filters[j, t])
+                    x = _inter(filters, i, j)
+                    done += 1
+                    if kept:
+                        xs[a, b] = x
+                        xs[b, a] = x
                     den = pop[i] + pop[j]
                     sc = 0.0 if den == 0 else 2.0 * x / den
-                    done += 1
-                    if sc >= (t_within if same else t_cross):
-                        if _offer(hj, hs, hr, cnt, worst, c, i, j, sc, rank[j]):
-                            over[c, i] = True
-                        if _offer(hj, hs, hr, cnt, worst, c, j, i, sc, rank[i]):
-                            over[c, j] = True
-                    elif sc < t_low and slot % stride == 0:
-                        below[c, _bin(sc, edges)] += 1
+                    if sc < t_low:
+                        slot = q + a * s_ - a * (a + 1) // 2 + (b - a - 1)
+                        if slot % stride == 0:
+                            below[c, _bin(sc, edges)] += 1
+            q += s_ * (s_ - 1) // 2
+            for a in range(s_):  # row by row: offers to a's list
+                i = members[lo + a]
+                pi = party[i]
+                floor = hs[c, i, worst[c, i]] if cnt[c, i] == k else -1.0
+                for b in range(s_):
+                    j = members[lo + b]
+                    same = party[j] == pi
+                    if b == a or i == j or (same and not dedupe):
+                        continue
+                    x = xs[a, b] if kept else _inter(filters, i, j)
+                    den = pop[i] + pop[j]
+                    sc = 0.0 if den == 0 else 2.0 * x / den
+                    if sc < (t_within if same else t_cross):
+                        continue
+                    if sc < floor:
+                        over[c, i] = True  # j cannot be listed: every entry scores more
+                        continue
+                    if _offer(hj, hs, hr, cnt, worst, c, i, j, sc, rank[j]):
+                        over[c, i] = True
+                    if cnt[c, i] == k:
+                        floor = hs[c, i, worst[c, i]]
         compared[c] = done
 
 
@@ -193,32 +240,20 @@ def merge_topk(
 
 
 @njit(cache=True, nogil=True)
-def _listed(hj: np.ndarray, cnt: np.ndarray, i: int, j: int) -> bool:
-    for t in range(cnt[0, i]):  # noqa: SIM110 (numba compiles no generator in any())
-        if hj[0, i, t] == j:
-            return True
-    return False
-
-
-@njit(cache=True, nogil=True)
 def emit_pairs(
     hj: np.ndarray, hs: np.ndarray, cnt: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(left, right, score) of every pair in chunk 0's lists, once, left < right, sorted by
-    (left, right)."""
+    (left, right). Every list entry is put in its pair's left row; each row is sorted by
+    right (insertion sort when short) and a pair both records list is written once."""
     n = hj.shape[1]
     per = np.zeros(n + 1, np.int64)
     for i in range(n):
         for t in range(cnt[0, i]):
-            j = hj[0, i, t]
-            if i < j:
-                per[i + 1] += 1
-            elif not _listed(hj, cnt, j, i):
-                per[j + 1] += 1
+            per[min(i, hj[0, i, t]) + 1] += 1
     for i in range(n):
         per[i + 1] += per[i]
     m = per[n]
-    left = np.empty(m, np.int64)
     right = np.empty(m, np.int64)
     score = np.empty(m, np.float64)
     fill = per[:n].copy()
@@ -226,20 +261,37 @@ def emit_pairs(
         for t in range(cnt[0, i]):
             j = hj[0, i, t]
             a, b = (i, j) if i < j else (j, i)
-            if i > j and _listed(hj, cnt, j, i):
-                continue
             p = fill[a]
-            left[p] = a
             right[p] = b
             score[p] = hs[0, i, t]
             fill[a] = p + 1
+    left = np.empty(m, np.int64)
+    out = 0
     for a in range(n):
         lo, hi = per[a], per[a + 1]
-        if hi - lo > 1:
+        if hi - lo > 24:
             o = np.argsort(right[lo:hi], kind="mergesort")
             right[lo:hi] = right[lo:hi][o]
             score[lo:hi] = score[lo:hi][o]
-    return left, right, score
+        else:
+            for p in range(lo + 1, hi):
+                r_, s_ = right[p], score[p]
+                q = p - 1
+                while q >= lo and right[q] > r_:
+                    right[q + 1] = right[q]
+                    score[q + 1] = score[q]
+                    q -= 1
+                right[q + 1] = r_
+                score[q + 1] = s_
+        prev = -1
+        for p in range(lo, hi):  # out <= p: compacted in place
+            if right[p] != prev:
+                prev = right[p]
+                left[out] = a
+                right[out] = prev
+                score[out] = score[p]
+                out += 1
+    return left[:out].copy(), right[:out].copy(), score[:out].copy()
 
 
 KERNELS: dict[str, Any] = {

@@ -86,7 +86,7 @@ def topk_ref(keys, owners, party, filters, rank, dedupe, t_cross, t_within, k):
     )
 
 
-def run_topk(kernel, keys, owners, party, filters, rank, dedupe, tc, tw, k, cuts=()):
+def run_topk(kernel, keys, owners, party, filters, rank, dedupe, tc, tw, k, cuts=(), scratch=8):
     n = filters.shape[0]
     starts, ends, members = groups_of(keys, owners, n)
     g = len(starts)  # chunks may be empty
@@ -102,7 +102,7 @@ def run_topk(kernel, keys, owners, party, filters, rank, dedupe, tc, tw, k, cuts
     compared = np.zeros(c, np.int64)
     below = np.zeros((c, BINS), np.int64)
     kernel(starts, ends, bounds, members, party, filters, pop, rank, dedupe,
-           tc, tw, STRIDE, np.linspace(0.0, 1.0, BINS + 1),
+           tc, tw, STRIDE, np.linspace(0.0, 1.0, BINS + 1), scratch,
            hj, hs, hr, cnt, worst, over, compared, below)  # fmt: skip
     if c > 1:
         merge_topk(hj, hs, hr, cnt, worst, over)
@@ -146,13 +146,16 @@ def keyed(draw: st.DrawFn) -> tuple:
     st.sampled_from([0.0, 0.3, 0.5, 1.0]),
     st.sampled_from([0.0, 0.6, 1.0]),
     st.integers(1, 5),
+    st.sampled_from([0, 3, 512]),
 )
-def test_topk_matches_reference(data, dedupe, tc, tw, k):
+def test_topk_matches_reference(data, dedupe, tc, tw, k, scratch):
+    """Any chunking; blocks scored through the scratch matrix (scratch >= block size), by
+    scoring each pair twice (scratch 0), or a mix (3)."""
     keys, owners, party, filters, rank, cuts = data
     want = topk_ref(keys, owners, party, filters, rank, dedupe, tc, tw, k)
     for kernel, c in ((topk_groups_serial, cuts), (topk_groups_serial, ()),
                       (topk_groups_parallel, cuts)):  # fmt: skip
-        got = run_topk(kernel, keys, owners, party, filters, rank, dedupe, tc, tw, k, c)
+        got = run_topk(kernel, keys, owners, party, filters, rank, dedupe, tc, tw, k, c, scratch)
         for g, w in zip(got[:3], want[:3], strict=True):
             np.testing.assert_array_equal(g, w)  # scores exact: the same float64 formula
         assert got[3:5] == want[3:5]
@@ -178,6 +181,33 @@ def test_topk_empty_and_all_equal():
     want = topk_ref(keys, owners, party, filters, rank, False, 0.5, 0.5, 2)
     np.testing.assert_array_equal(left, want[0])
     np.testing.assert_array_equal(right, want[1])
+
+
+@SETTINGS
+@given(st.integers(0, 2**32 - 1), st.integers(0, 61), st.integers(1, 40), st.booleans())
+def test_emit_pairs_matches_numpy(seed, n, k, hub):
+    """Every listed pair once, left < right, sorted; long rows (a hub listed by many) too."""
+    rng = np.random.default_rng(seed)
+    hj = np.zeros((1, n, k), np.int32)
+    hs = np.zeros((1, n, k), np.float64)
+    cnt = np.zeros((1, n), np.int64)
+    score = rng.integers(0, 9, (n, n)) / 8.0
+    score = np.maximum(score, score.T)  # one score per pair, whichever record lists it
+    for i in range(n):
+        others = np.delete(np.arange(n), i)
+        m = min(len(others), int(rng.integers(0, k + 1)))
+        js = rng.choice(others, m, replace=False) if m else others[:0]
+        if hub and i and 0 not in js and m:
+            js[0] = 0  # record 0's row collects many entries
+        cnt[0, i] = m
+        hj[0, i, :m] = js
+        hs[0, i, :m] = score[i, js]
+    left, right, got = emit_pairs(hj, hs, cnt)
+    lst = [(min(i, int(j)), max(i, int(j))) for i in range(n) for j in hj[0, i, : cnt[0, i]]]
+    want = np.array(sorted(set(lst)), np.int64).reshape(-1, 2)
+    np.testing.assert_array_equal(np.c_[left, right], want)
+    np.testing.assert_array_equal(got, score[want[:, 0], want[:, 1]])
+    assert left.dtype == right.dtype == np.int64 and got.dtype == np.float64
 
 
 def test_chunk_bounds_balance_slots():
@@ -258,6 +288,6 @@ def test_topk_same_without_jit():
         "below = np.zeros(10, np.int64)\n"
         "l, r, s, st, over = topk_blocks(keys, owners, f, pop, party, rng.permutation(n),\n"
         "    t_cross=0.4, t_within=0.6, dedupe=True, k=3, parallel=True, max_block=8,\n"
-        "    warn=lambda m: None, below=below, stride=2)\n"
+        "    warn=lambda m: None, below=below, stride=2, scratch=20)\n"
         "np.savez(OUT, l=l, r=r, s=s, below=below, over=np.array([over]))\n"
     )

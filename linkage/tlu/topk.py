@@ -21,7 +21,13 @@ import numba
 import numpy as np
 
 from linkage.kernels.blocking import group_bounds
-from linkage.kernels.topk import emit_pairs, merge_topk, topk_groups_parallel, topk_groups_serial
+from linkage.kernels.topk import (
+    SCRATCH,
+    emit_pairs,
+    merge_topk,
+    topk_groups_parallel,
+    topk_groups_serial,
+)
 
 __all__ = ["TOPK_MAX", "topk_blocks"]
 
@@ -47,6 +53,7 @@ def topk_blocks(
     warn: Callable[[str], None],
     below: np.ndarray,
     stride: int,
+    scratch: int = SCRATCH,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int], int]:
     """Pairs of records sharing a key (``keys[e]`` held by ``owners[e]``) scoring at least
     ``t_cross`` across parties (``t_within`` inside one, with ``dedupe``), each record
@@ -54,7 +61,8 @@ def topk_blocks(
     that had more than ``k``). ``below`` (int64[bins]) gains the sampled histogram of the
     scores under the threshold (every ``stride``-th slot). Blocks over ``max_block``
     records are scored whole (named in a warning); a block whose member set repeats one
-    already scored (LSH bands) is skipped."""
+    already scored (LSH bands) is skipped. ``scratch``: the kernel's block size for
+    scoring each pair once (tests make it small; the results do not depend on it)."""
     n = filters.shape[0]
     order = np.lexsort((owners, keys))
     members = np.ascontiguousarray(owners[order], dtype=np.int64)
@@ -97,7 +105,8 @@ def topk_blocks(
     kernel(
         starts, ends, chunks, members, party, filters, pop, rank, dedupe,
         float(t_cross), float(t_within), stride,
-        np.linspace(0.0, 1.0, len(below) + 1), hj, hs, hr, cnt, worst, over, compared, hist,
+        np.linspace(0.0, 1.0, len(below) + 1), scratch, hj, hs, hr, cnt, worst, over, compared,
+        hist,
     )  # fmt: skip
     del members
     if c > 1:

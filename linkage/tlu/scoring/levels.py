@@ -36,9 +36,14 @@ def to_levels(dice: np.ndarray, edges: Sequence[float] = DEFAULT_EDGES) -> np.nd
     e = np.asarray(edges, np.float64)
     if e.ndim != 1 or len(e) == 0 or (np.diff(e) >= 0).any():
         raise ValueError("edges must be a non-empty descending sequence")
-    d = np.asarray(dice, np.float64)
-    # count of edges above the value = its level
-    lv = (d[..., None] < e).sum(-1).astype(np.int8)
+    d = np.asarray(dice)
+    if d.dtype.kind != "f":
+        d = d.astype(np.float64)
+    # count of edges above the value = its level; one pass per edge, compared in float64
+    # (a float64 scalar: a float32 Dice is not compared with a float32-rounded edge)
+    lv = np.zeros(d.shape, np.int8)
+    for x in e:
+        lv += d < np.float64(x)
     lv[d < 0] = MISSING
     return lv
 
@@ -52,12 +57,12 @@ def field_levels(
     """:func:`to_levels` per column: field ``fields[i]`` cut at ``field_edges[field]`` when
     given there (same number of edges), else at ``edges``."""
     fe = FIELD_EDGES if field_edges is None else field_edges
-    out = to_levels(dice, edges)
-    for i, f in enumerate(fields):
-        if f in fe:
-            if len(fe[f]) != len(edges):
-                raise ValueError(f"edges of {f!r} must number {len(edges)}")
-            out[:, i] = to_levels(dice[:, i : i + 1], fe[f])[:, 0]
+    out = np.empty(dice.shape, np.int8)
+    for i in range(dice.shape[1]):  # column by column: each column's edges once
+        f = fields[i] if i < len(fields) else ""
+        if f in fe and len(fe[f]) != len(edges):
+            raise ValueError(f"edges of {f!r} must number {len(edges)}")
+        out[:, i] = to_levels(dice[:, i], fe.get(f, edges))
     return out
 
 
