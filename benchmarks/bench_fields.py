@@ -77,6 +77,7 @@ def run_case(
         ("record", "dice --dedupe", {"dedupe": True}),
     ]
     for layout, label, kw in methods[:1] if fields_only else methods:
+        load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
         encs = _encode(sdir, layout)
         t1 = time.perf_counter()
@@ -87,7 +88,8 @@ def run_case(
         rows.append({"case": f"{people // 1000}k x {parties}, {corruption}, seed {seed}",
                      "method": label, "precision": q["precision"], "recall": q["recall"],
                      "f1": q["f1"], "encode_s": t1 - t0, "match_s": t2 - t1,
-                     "peak_rss_mb": peak_rss() / 2**20})  # fmt: skip
+                     "peak_rss_mb": peak_rss() / 2**20,
+                     "load_avg_1m_before": round(load0, 2)})  # fmt: skip
         r = rows[-1]
         print(f"{r['case']:<28} {label:<36} P {r['precision']:.4f} R {r['recall']:.4f} "
               f"F1 {r['f1']:.4f}  encode {r['encode_s']:.1f}s match {r['match_s']:.1f}s "
