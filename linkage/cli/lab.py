@@ -251,13 +251,14 @@ def _check_sweep_floor(pairs: str, lo: float) -> None:
     type=int,
     default=2000,
     show_default=True,
-    help="Encoded records per graph-matching run (a sample; the list is sample / overlap).",
+    help="Encoded records per graph-matching run, at least 50 (a sample; the list is sample "
+    "/ overlap). A run with under 50 encoded records (a small file) is skipped, with a note.",
 )
 @click.option(
     "--overlaps",
     default="1,0.5,0.25",
     show_default=True,
-    help="Graph matching: encoded sample as a share of the attacker's list.",
+    help="Graph matching: encoded sample as a share of the attacker's list, each in [0.05, 1].",
 )
 @click.option(
     "--pattern-sample",
@@ -268,6 +269,28 @@ def _check_sweep_floor(pairs: str, lo: float) -> None:
 )
 @click.option(
     "--id-column", default="record_id", show_default=True, help="Record id column of --plaintext."
+)
+@click.option(
+    "--column",
+    "column_map",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="As for encode: map a schema field to the column of --plaintext and --reference "
+    "(repeatable).",
+)
+@click.option(
+    "--date-format",
+    "date_formats",
+    multiple=True,
+    metavar="FIELD=FORMAT",
+    help="As for encode: date format of a field in --plaintext and --reference, e.g. "
+    "date_of_birth=%d/%m/%Y (default: ISO, YYYY-MM-DD).",
+)
+@click.option(
+    "--absent",
+    multiple=True,
+    metavar="FIELD",
+    help="A schema field the file was encoded without (encode --absent); repeatable.",
 )
 @click.option(
     "--json",
@@ -281,7 +304,8 @@ def _check_sweep_floor(pairs: str, lo: float) -> None:
 def audit_cmd(
     encoded: str | None, schema_file: str, plaintext: str | None, reference: str | None,
     people: int, seed: int, attacks: str, graph_sample: int, overlaps: str,
-    pattern_sample: int, id_column: str, json_out: str | None, force: bool,
+    pattern_sample: int, id_column: str, column_map: tuple[str, ...],
+    date_formats: tuple[str, ...], absent: tuple[str, ...], json_out: str | None, force: bool,
     report_path: str | None, report_min_count: int,
 ) -> None:  # fmt: skip
     """Play the attacker against an encoding and report the worst case of each attack.
@@ -291,10 +315,14 @@ def audit_cmd(
     Mode (a), an encoded file:            linkage audit enc.parquet -s schema.json \\
                                               --plaintext extract.csv [--reference roll.csv]
 
+    In mode (a) every schema field needs a column in --plaintext (and --reference): give
+    the --column, --date-format and --absent options the file was encoded with.
+
     Attacks: leak statistics (Vidanage et al. 2023), frequency alignment of filters and block
     keys, pattern mining (Christen et al. 2018) and graph matching (Vidanage et al. 2020,
     Schafer et al. 2024) at several overlaps. No attack uses the secret. See docs/privacy.md.
     """
+    from linkage.cli.common import _pairs
     from linkage.errors import InputError
     from linkage.lab.audit.runner import audit
 
@@ -303,17 +331,22 @@ def audit_cmd(
     except ValueError:
         msg = f"--overlaps: expected numbers like 1,0.5,0.25, got {overlaps!r}"
         raise InputError(msg) from None
-    if json_out is not None:
-        from linkage._files import JSON, Output, check_outputs
-
-        check_outputs([Output(Path(json_out), "audit", JSON)], force=force)
+    if encoded is None and (column_map or date_formats or absent):
+        raise InputError("--column, --date-format and --absent read --plaintext: give ENCODED")
     inputs = [p for p in (encoded, plaintext, reference, schema_file) if p is not None]
-    _check_report(report_path, inputs, force)
+    from linkage._files import JSON, Output, check_outputs
+
+    # --json and --report alike: never an input, never each other, not replaced unless --force
+    outs = [Output(Path(json_out), "audit", JSON)] if json_out is not None else []
+    if report_path is not None:
+        outs.append(Output(Path(report_path), "report", (".html", ".htm")))
+    check_outputs(outs, inputs, force=force)
     result = audit(
         schema_file, encoded=encoded, plaintext=plaintext, reference=reference, people=people,
-        seed=seed, attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()),
-        graph_sample=graph_sample, overlaps=ovs, pattern_sample=pattern_sample,
-        id_column=id_column, progress=lambda msg: click.echo(f"audit: {msg}", err=True),
+        seed=seed, attacks=attacks, graph_sample=graph_sample, overlaps=ovs,
+        pattern_sample=pattern_sample, id_column=id_column,
+        columns=_pairs(column_map, "--column"), date_formats=_pairs(date_formats, "--date-format"),
+        absent=absent, progress=lambda msg: click.echo(f"audit: {msg}", err=True),
     )  # fmt: skip
     if json_out is not None:
         from linkage._files import atomic_outputs

@@ -61,21 +61,28 @@ def normalise_table(
     schema: Any,
     columns: Mapping[str, str] | None = None,
     date_formats: Mapping[str, str] | None = None,
+    *,
+    only_mapped: bool = False,
 ) -> Plain:
-    """Normalise each schema field's column (``columns`` maps field -> column name) with the
-    field's normaliser and missing-value sentinels: what the partner hashed."""
+    """Normalise each schema field's column (``columns`` maps field -> column name, else the
+    field's own name; ``only_mapped``: a field not in ``columns`` has no column) with the
+    field's normaliser and missing-value sentinels: what the partner hashed. A field without
+    a column is missing on every row (callers check the mapping first). Date and timestamp
+    columns (Parquet) are read as ISO dates whatever ``date_formats`` says."""
     import linkage
 
     columns = dict(columns or {})
     date_formats = dict(date_formats or {})
     out = {}
     for f in schema.fields:
-        col = columns.get(f.name, f.name)
-        if col not in table.column_names:
+        col = columns.get(f.name, None if only_mapped else f.name)
+        if col is None or col not in table.column_names:
             out[f.name] = np.full(table.num_rows, None, object)
             continue
-        arr = table.column(col).combine_chunks().cast(pa.string())
-        fmt = date_formats.get(f.name)
+        raw = table.column(col).combine_chunks()
+        typed = pa.types.is_date(raw.type) or pa.types.is_timestamp(raw.type)
+        arr = pc.strftime(raw, format="%Y-%m-%d") if typed else raw.cast(pa.string())
+        fmt = None if typed else date_formats.get(f.name)
         if fmt is not None:  # to ISO first (the attacker needs no partner-side parser)
             when = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
             arr = pc.strftime(when, format="%Y-%m-%d")

@@ -16,6 +16,12 @@ THREAT_MODEL = (
     "only to score the attacks' guesses. Each attack sweeps its own settings and the audit "
     "reports the worst case (most records re-identified)."
 )
+SHORT = {
+    "leaks": "leak statistics",
+    "frequency": "frequency alignment",
+    "patterns": "pattern mining",
+    "graph": "graph matching",
+}
 
 
 @dataclass(frozen=True)
@@ -43,12 +49,38 @@ class AttackResult:
     sweep: tuple[dict[str, Any], ...] = ()
     sampled: bool = False
     note: str = ""
+    right: int | None = None
+
+    @property
+    def counts(self) -> tuple[int, int] | None:
+        """(records re-identified, records attacked) behind ``reidentified`` (None: none)."""
+        if self.reidentified is None:
+            return None
+        n = self.records
+        return (round(self.reidentified * n) if self.right is None else self.right), n
+
+    def label(self) -> str:
+        """Short name with where the worst case was: e.g. ``graph matching (25% overlap, list
+        of other people)`` or ``frequency alignment (block key surname_soundex_yob)``."""
+        name = SHORT.get(self.name, self.name)
+        where = ""
+        if self.name == "graph" and "overlap" in self.settings:
+            who = "the file's population" if self.settings.get("list") == "population" else (
+                "other people"
+            )  # fmt: skip
+            where = f"{float(self.settings['overlap']):.0%} overlap, list of {who}"
+        elif self.per_field and self.name != "graph":
+            top = max(self.per_field, key=lambda k: self.per_field[k].get("reidentified", 0.0))
+            where = top.replace("block_key:", "block key ").replace("whole_filter", "whole filter")
+            where = where if where.startswith(("block key", "whole")) else f"field {where}"
+        return f"{name} ({where})" if where else name
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "title": self.title,
             "reidentified": self.reidentified,
+            "reidentified_records": None if self.counts is None else self.counts[0],
             "precision": self.precision,
             "records": self.records,
             "sampled": self.sampled,
@@ -62,21 +94,23 @@ class AttackResult:
 
     def lines(self) -> list[str]:
         head = f"{self.title} [{self.name}]"
-        if self.reidentified is not None:
-            prec = "n/a" if self.precision is None else f"{100 * self.precision:.1f}%"
-            head += f": {100 * self.reidentified:.1f}% re-identified (precision {prec})"
+        if self.counts is not None:
+            k, n = self.counts
+            head += f": {_k_of_n(k, n)} re-identified (precision {_pct(self.precision)})"
+        elif not self.metrics:
+            head += ": not run"
         out = [head]
         samp = " (sample)" if self.sampled else ""
         out.append(f"  records {self.records:,}{samp}, {self.seconds:.1f} s")
         if self.settings:
             out.append("  worst-case settings: " + _kv(self.settings))
-        for k, v in self.per_field.items():
-            out.append(
-                f"  {k}: {100 * v.get('reidentified', 0.0):.1f}% re-identified, "
-                f"precision {100 * v.get('precision', 0.0):.1f}%"
-            )
-        for k, m in self.metrics.items():
-            out.append(f"  {k}: {m:.4g}")
+        for name, v in self.per_field.items():
+            n = int(v.get("records", self.records))
+            right = int(v.get("right", round(v.get("reidentified", 0.0) * n)))
+            prec = None if not v.get("guesses") else v.get("precision")
+            out.append(f"  {name}: {_k_of_n(right, n)} re-identified, precision {_pct(prec)}")
+        for name, m in self.metrics.items():
+            out.append(f"  {name}: {m:.4g}")
         if self.note:
             out.append(f"  note: {self.note}")
         return out
@@ -95,11 +129,31 @@ class AuditResult:
     attacks: tuple[AttackResult, ...]
     seconds: float
     threat_model: str = THREAT_MODEL
+    hardening: tuple[str, ...] = ()  # the schema's hardening step types (public)
+    salted: tuple[str, ...] = ()  # fields the schema salts (public)
 
     @property
-    def worst(self) -> float:
-        rates = [a.reidentified for a in self.attacks if a.reidentified is not None]
-        return max(rates, default=0.0)
+    def worst(self) -> float | None:
+        """The highest rate of any attack; None when no re-identifying attack ran."""
+        a = self.worst_attack
+        return None if a is None else a.reidentified
+
+    @property
+    def worst_attack(self) -> AttackResult | None:
+        scored = [a for a in self.attacks if a.reidentified is not None]
+        return max(scored, key=lambda a: a.reidentified or 0.0, default=None)
+
+    def worst_line(self) -> str:
+        """``Worst case: graph matching (...): 3 of 500 records re-identified (0.6%)``, or why
+        there is none."""
+        a = self.worst_attack
+        if a is None or a.counts is None:
+            skipped = [SHORT.get(b.name, b.name) for b in self.attacks if not b.metrics]
+            why = (f"{', '.join(skipped)} skipped (too few records; see the note)" if skipped
+                   else "leak statistics only")  # fmt: skip
+            return f"Worst case: not measured: no attack that re-identifies records ran ({why})"
+        k, n = a.counts
+        return f"Worst case: {a.label()}: {k:,} of {n:,} records re-identified ({_rate(k, n)})"
 
     def rates(self) -> dict[str, float | None]:
         return {a.name: a.reidentified for a in self.attacks}
@@ -120,6 +174,9 @@ class AuditResult:
             "seed": self.seed,
             "seconds": round(self.seconds, 3),
             "worst": self.worst,
+            "worst_attack": None if self.worst_attack is None else self.worst_attack.name,
+            "hardening": list(self.hardening),
+            "salted": list(self.salted),
             "rates": self.rates(),
             "attacks": [a.to_dict() for a in self.attacks],
         }
@@ -134,11 +191,31 @@ class AuditResult:
             f"{self.reference_records:,} attacker reference records, seed {self.seed}, "
             f"{self.seconds:.1f} s; schema {self.schema_fingerprint[:12]}"
         )
-        out.append(f"Worst case: {100 * self.worst:.1f}% of records re-identified")
+        out.append(self.worst_line())
         for a in self.attacks:
             out.append("")
             out.extend(a.lines())
         return "\n".join(out) + "\n"
+
+
+def _rate(k: int, n: int) -> str:
+    """k / n as a percentage that never rounds across 1% (0.996% is "0.99%", not "1.0%")."""
+    if n <= 0:
+        return "n/a"
+    pct, digits = 100 * k / n, 1
+    while 0 < pct < 1 and not 0 < round(pct, digits) < 1 and digits < 4:
+        digits += 1  # never "0.0%" for some records, nor "1.0%" under 1%
+    if 0 < pct < 1 and round(pct, digits) >= 1:
+        return "under 1%"
+    return f"{pct:.{digits}f}%"
+
+
+def _k_of_n(k: int, n: int) -> str:
+    return f"{k:,} of {n:,} ({_rate(k, n)})"
+
+
+def _pct(share: float | None) -> str:
+    return "n/a" if share is None else f"{100 * share:.1f}%"
 
 
 def _kv(d: dict[str, Any]) -> str:

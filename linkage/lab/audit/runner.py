@@ -37,14 +37,18 @@ def _schema(schema: Any) -> Any:
     raise InputError("schema must be a linkage.Schema, a schema dict or a path")
 
 
-def _score(guess: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def _score(guess: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """Share re-identified, precision (None: no guesses), guesses, and the counts behind the
+    share: ``right`` of ``records``."""
     made = np.array([g is not None for g in guess], bool)
     right = np.array([g is not None and g == t for g, t in zip(guess, truth, strict=True)])
     n = max(len(guess), 1)
     return {
         "reidentified": float(right.sum() / n),
-        "precision": float(right.sum() / made.sum()) if made.any() else 0.0,
+        "precision": float(right.sum() / made.sum()) if made.any() else None,
         "guesses": float(made.sum()),
+        "right": int(right.sum()),
+        "records": len(guess),
     }
 
 
@@ -54,7 +58,7 @@ def _worst(
     """The AttackResult of the sweep entry with the highest ``reidentified``."""
     best = max(sweep, key=lambda s: s["reidentified"]) if sweep else None
     if best is None:
-        return AttackResult(name, title, 0.0, 0.0, n, time.perf_counter() - t0, **kw)
+        return AttackResult(name, title, 0.0, None, n, time.perf_counter() - t0, **kw)
     return AttackResult(
         name,
         title,
@@ -62,6 +66,7 @@ def _worst(
         best["precision"],
         n,
         time.perf_counter() - t0,
+        right=best.get("right"),
         settings=dict(best["settings"]),
         per_field=dict(best["per_field"]),
         sweep=tuple({k: v for k, v in s.items() if k != "per_field"} for s in sweep),
@@ -103,6 +108,7 @@ def run_frequency(sc: Scenario, x: np.ndarray) -> AttackResult:
             sweep.append({
                 "settings": {"top": top, "min_gap": gap}, "per_field": per,
                 "reidentified": w["reidentified"], "precision": w["precision"],
+                "right": w["right"],
             })  # fmt: skip
     return _worst(
         "frequency",
@@ -169,6 +175,7 @@ def run_patterns(
                              "patterns": len(pats), "named": len(names),
                              "tokens_known": sum(learned.values())},
                 "per_field": per, "reidentified": w["reidentified"], "precision": w["precision"],
+                "right": w["right"],
             })  # fmt: skip
     res = _worst(
         "patterns", "Pattern mining and value re-identification (Christen et al., PAKDD 2018)",
@@ -198,6 +205,8 @@ def _per_field_worst(sweep: list[dict[str, Any]]) -> dict[str, dict[str, float]]
 LIST_KINDS = ("others", "population")
 ATTACKER_KEYS = 4  # own keys the graph attacker averages its simulation over
 GRAPH_ROUNDS, GRAPH_ANCHORS = 8, 3000  # anchor rounds, seed pairs in the last round
+GRAPH_MIN = 50  # fewest encoded records a graph-matching run attacks (and --graph-sample)
+MIN_OVERLAP = 0.05  # the list is sample / overlap records
 
 
 def graph_lists(
@@ -218,14 +227,21 @@ def graph_lists(
         return rows, lst, sc.truth.take(rows).identity()
     if kind != "others":
         raise ValueError(f"kind must be one of {LIST_KINDS}, got {kind!r}")
-    m = min(size, n, int(sc.reference.n * overlap / max(1 - overlap, 1e-9)) if overlap < 1 else n)
+    m = min(size, n)
+    while m > 0 and _pad(m, overlap) > sc.reference.n:  # other people: the reference's
+        m = min(m - 1, int(sc.reference.n * overlap / (1 - overlap)) + 1)
     rows = np.sort(rng.choice(n, size=m, replace=False))
-    pad = round(m / overlap) - m
+    pad = _pad(m, overlap)
     lst = sc.truth.take(rows)
     if pad:
         lst = lst.concat(sc.reference.take(rng.choice(sc.reference.n, size=pad, replace=False)))
     lst = lst.take(rng.permutation(lst.n))
     return rows, lst, sc.truth.take(rows).identity()
+
+
+def _pad(m: int, overlap: float) -> int:
+    """Other people in a list of which ``m`` encoded records are ``overlap``."""
+    return round(m / overlap) - m
 
 
 def run_graph(
@@ -240,11 +256,13 @@ def run_graph(
     per: dict[str, dict[str, float]] = {}
     sweep: list[dict[str, Any]] = []
     best_cfg: dict[str, Any] = {}
+    skipped: list[str] = []
     for ov, kind in [(o, k) for o in overlaps for k in LIST_KINDS if o < 1 or k == "others"]:
         rows, lst, ident = graph_lists(sc, ov, size, seed, kind)
-        if len(rows) < 50:
-            continue
         who = "the file's population" if kind == "population" else "other people"
+        if len(rows) < GRAPH_MIN:
+            skipped.append(f"{ov:.0%} overlap, list of {who} ({len(rows):,} encoded records)")
+            continue
         progress(f"graph matching: {len(rows):,} encoded vs {lst.n:,} listed ({ov:.0%} overlap, "
                  f"list of {who})")  # fmt: skip
         ga = graph.Graph(simulate_averaged(lst, sc.schema, seed + 1, ATTACKER_KEYS))
@@ -271,12 +289,17 @@ def run_graph(
     w = max(per.values(), key=lambda v: v["reidentified"]) if per else {}
     if sweep:
         best_cfg = max(sweep, key=lambda v: v["reidentified"])["settings"]
+    skip = (
+        f"skipped (under {GRAPH_MIN} encoded records to attack): {'; '.join(skipped)}; "
+        if skipped else ""
+    )  # fmt: skip
     return AttackResult(
         "graph", "Graph matching (Vidanage et al., CIKM 2020; Schäfer et al., ACSAC 2024)",
-        w.get("reidentified", 0.0), w.get("precision", 0.0), min(size, len(x)),
+        w.get("reidentified"), w.get("precision"), int(w.get("records", min(size, len(x)))),
         time.perf_counter() - t0, settings=best_cfg, per_field=per, sweep=tuple(sweep),
-        sampled=len(x) > size,
-        note=f"on a sample of at most {size:,} encoded records per overlap; the attacker's list "
+        sampled=len(x) > size, right=None if "right" not in w else int(w["right"]),
+        note=skip + f"on a sample of at most {size:,} encoded records per overlap; the "
+        "attacker's list "
         "holds the sample's persons plus other people, or (list: population) is a random part "
         "of the file's own population that contains the sample (overlap = sample / list); "
         "worst case over both lists, feature scalings (counts, shares) and seed settings",
@@ -291,13 +314,14 @@ def audit(
     reference: str | Path | None = None,
     people: int = 5000,
     seed: int = 0,
-    attacks: Sequence[str] = ATTACKS,
+    attacks: str | Sequence[str] = ATTACKS,
     graph_sample: int = 2000,
     overlaps: Sequence[float] = (1.0, 0.5, 0.25),
     pattern_sample: int = 10_000,
     id_column: str = "record_id",
     columns: Mapping[str, str] | None = None,
     date_formats: Mapping[str, str] | None = None,
+    absent: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> AuditResult:
     """Attack an encoding and report the worst case per attack.
@@ -305,29 +329,36 @@ def audit(
     ``schema``: a :class:`linkage.Schema`, a schema dict or a path. Mode (a): ``encoded`` (an
     encoded file) with ``plaintext`` (the partner's plaintext of it, for scoring only) and
     optionally ``reference`` (the attacker's population; default: a ``linkage synth`` draw).
+    ``columns`` (field -> column), ``date_formats`` (field -> strptime format) and ``absent``
+    (fields the encoded file was made without) read the plaintext and reference as ``linkage
+    encode`` read the extract; any other schema field without a column is an InputError.
     Mode (b), without ``encoded``: ``people`` synthetic records encoded under a throwaway
-    secret. ``graph_sample``: encoded records per graph-matching run (the attacker's list is
-    ``graph_sample / overlap``); ``pattern_sample``: records mined for patterns.
+    secret. ``attacks``: names from :data:`ATTACKS` (or one comma-separated string).
+    ``graph_sample``: encoded records per graph-matching run (at least 50; the attacker's list
+    is ``graph_sample / overlap``, overlaps in [0.05, 1]); a run with fewer than 50 encoded
+    records (a small file) is skipped and said so in the result's note.
+    ``pattern_sample``: records mined for patterns.
     Returns an :class:`AuditResult`; ``result.rates()`` gives each attack's worst rate.
     """
     t0 = time.perf_counter()
     say: Progress = progress or (lambda _msg: None)
     sch = _schema(schema)
-    unknown = sorted(set(attacks) - set(ATTACKS))
-    if unknown:
-        raise InputError(f"unknown attack(s): {', '.join(unknown)} (one of {', '.join(ATTACKS)})")
-    if not all(0 < o <= 1 for o in overlaps):
-        raise InputError("overlaps must be in (0, 1]")
+    attacks = check_attacks(attacks)
+    overlaps = check_overlaps(overlaps, graph_sample)
+    if pattern_sample < 1:
+        raise InputError(f"--pattern-sample must be at least 1, got {pattern_sample}")
     if encoded is not None:
         if plaintext is None:
             raise InputError("an encoded file needs the partner's plaintext of it (to score)")
         say("reading the encoded file and plaintext")
         sc = file_scenario(encoded, plaintext, sch, reference=reference, id_column=id_column,
-                           columns=columns, date_formats=date_formats, seed=seed)  # fmt: skip
+                           columns=columns, date_formats=date_formats, absent=tuple(absent),
+                           seed=seed, reference_people=_pad(graph_sample, min(overlaps)),
+                           )  # fmt: skip
     else:
         if people < 50:
             raise InputError("--people must be at least 50")
-        need = max(people, int(min(graph_sample, people) * (1 / min(overlaps) - 1)) + 1)
+        need = max(people, _pad(min(graph_sample, people), min(overlaps)))
         say(f"drawing and encoding {people:,} synthetic records (throwaway secret)")
         sc = synthetic_scenario(sch, people, seed=seed, reference_people=need)
     x = unpack(sc.filters)
@@ -347,4 +378,42 @@ def audit(
     return AuditResult(
         sch.fingerprint, sc.mode, len(x), sc.reference.n, seed, tuple(results),
         time.perf_counter() - t0,
+        hardening=tuple(st.type for st in getattr(sch.hardening, "steps", ())),
+        salted=tuple(f.name for f in sch.fields if f.salt is not None),
     )  # fmt: skip
+
+
+def check_attacks(attacks: str | Sequence[str]) -> tuple[str, ...]:
+    """The attacks to run: a sequence of names or one comma-separated string ("graph",
+    "leaks,graph"); InputError for none or an unknown one."""
+    if isinstance(attacks, str):
+        attacks = attacks.split(",")
+    names = tuple(dict.fromkeys(a.strip() for a in attacks if a.strip()))
+    if not names:
+        raise InputError(f"--attacks: name at least one attack ({', '.join(ATTACKS)})")
+    unknown = [a for a in names if a not in ATTACKS]
+    if unknown:
+        raise InputError(f"unknown attack(s): {', '.join(unknown)} (one of {', '.join(ATTACKS)})")
+    return names
+
+
+def check_overlaps(overlaps: Sequence[float], graph_sample: int) -> tuple[float, ...]:
+    """Graph-matching overlaps, duplicates collapsed (first order kept); InputError for none,
+    one outside [MIN_OVERLAP, 1], or a ``graph_sample`` under GRAPH_MIN."""
+    if graph_sample < GRAPH_MIN:
+        raise InputError(
+            f"--graph-sample must be at least {GRAPH_MIN} (graph matching needs that many "
+            f"encoded records to align), got {graph_sample}"
+        )
+    ovs = tuple(dict.fromkeys(float(o) for o in overlaps))
+    if not ovs:
+        raise InputError("--overlaps: give at least one overlap, e.g. 1,0.5,0.25")
+    for o in ovs:
+        if not MIN_OVERLAP <= o <= 1:  # NaN too
+            why = (
+                f": the attacker's list would be {graph_sample:,}/{o:g} = "
+                f"{graph_sample / o:,.0f} records"
+                if 0 < o < MIN_OVERLAP else ""
+            )  # fmt: skip
+            raise InputError(f"--overlaps: {o:g} is not in [{MIN_OVERLAP:g}, 1]{why}")
+    return ovs

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,9 +54,12 @@ class Scenario:
     mode: str
 
 
-def _synth_table(people: int, seed: int, schema: Any) -> tuple[pa.Table, dict[str, Any]]:
+def _synth_table(
+    people: int, seed: int, schema: Any, absent: Sequence[str] = ()
+) -> tuple[pa.Table, dict[str, Any]]:
     """A clean synthetic population of exactly ``people`` records (one party, no corruption,
-    no duplicates) with columns renamed to schema field names; returns (table, date formats)."""
+    no duplicates) with columns renamed to schema field names (``absent`` fields: none);
+    returns (table, date formats)."""
     import linkage
 
     want = int(people / 0.88) + 10  # one party's overlap is jittered down by up to 10%
@@ -71,11 +74,14 @@ def _synth_table(people: int, seed: int, schema: Any) -> tuple[pa.Table, dict[st
         raw = pq.read_table(out / party["file"])
     cols: dict[str, pa.Array] = {"record_id": raw.column(party["record_id_column"])}
     for f in schema.fields:
+        if f.name in absent:
+            continue
         sf = SYNTH_FIELDS.get(f.name)
         if sf is None or sf not in party["columns"]:
             raise InputError(
                 f"schema field {f.name!r} has no synthetic counterpart; audit it with a "
-                "reference CSV (mode a)"
+                "reference CSV (mode a), or declare it absent (--absent) if the encoded file "
+                "has none"
             )
         cols[f.name] = pc.cast(raw.column(party["columns"][sf]), pa.string())
         if f.normaliser == "date":  # ISO dates: the encoder and the attacker read them alike
@@ -94,14 +100,101 @@ def _block_key_lists(enc: Any) -> list[np.ndarray] | None:
     return [flat[offs[i] : offs[i + 1]] for i in range(len(col))]
 
 
-def _align(enc: Any, table: pa.Table, id_column: str) -> np.ndarray:
-    """Row of ``table`` for each encoded record (records left out by the encoder are absent)."""
+def _align(
+    enc: Any,
+    table: pa.Table,
+    id_column: str,
+    path: Any = "the plaintext",
+    encoded: Any = "the encoded file",
+) -> np.ndarray:
+    """Row of ``table`` for each encoded record (records left out by the encoder are absent).
+    InputError (naming ``path``, never an id) for a repeated id or ids of ``encoded`` that the
+    table lacks."""
     ids = table.column(id_column).combine_chunks().cast(pa.string()).to_pylist()
-    where = {v: i for i, v in enumerate(ids)}
+    where: dict[Any, int] = {}
+    for i, v in enumerate(ids):
+        if v in where:
+            raise InputError(
+                f"{path}: record id column {id_column!r} repeats an id (data row {i + 1} has "
+                f"the id of row {where[v] + 1}); ids must be unique"
+            )
+        where[v] = i
     rows = [where.get(r) for r in enc.record_ids.to_pylist()]
-    if any(r is None for r in rows):
-        raise InputError("the plaintext lacks some record ids of the encoded file")
+    lost = sum(r is None for r in rows)
+    if lost:
+        raise InputError(
+            f"{path}: {lost:,} of the {len(rows):,} record ids of {encoded} are not in its "
+            f"id column {id_column!r} (is it the plaintext the file was encoded from?)"
+        )
     return np.asarray(rows, np.int64)
+
+
+def field_columns(
+    path: Any,
+    names: Sequence[str],
+    schema: Any,
+    columns: Mapping[str, str] | None = None,
+    date_formats: Mapping[str, str] | None = None,
+    absent: Sequence[str] = (),
+) -> dict[str, str]:
+    """Schema field -> column of a plaintext with columns ``names`` (as ``linkage encode``
+    maps them: ``columns`` where given, else the field's own name; ``absent`` fields have
+    none). InputError for an unknown field, a mapped column not in the file, a date format
+    of a non-date field, or a field with no column that is not declared absent."""
+    fields = list(schema.field_names)
+    columns = dict(columns or {})
+    for f in list(columns) + list(date_formats or {}) + list(absent):
+        if f not in fields:
+            raise InputError(f"unknown schema field {f!r} (the schema has: {', '.join(fields)})")
+    both = sorted(set(columns) & set(absent))
+    if both:
+        raise InputError(f"field(s) {', '.join(both)} both mapped (--column) and --absent")
+    for f in date_formats or {}:
+        if schema.field(f).normaliser != "date":
+            raise InputError(f"--date-format {f}=...: field {f} is not a date field")
+    out, unmatched = {}, []
+    for f in fields:
+        if f in absent:
+            continue
+        col = columns.get(f, f)
+        if col in names:
+            out[f] = col
+        elif f in columns:
+            raise InputError(f"{path}: column {col!r} (mapped to field {f}) not found")
+        else:
+            unmatched.append(f)
+    if unmatched:
+        raise InputError(
+            f"{path}: no column for schema field(s) {', '.join(unmatched)}; map them with "
+            "--column FIELD=COLUMN, or declare them --absent FIELD if the encoded file was "
+            "made with --absent"
+        )
+    return out
+
+
+def _normalise_checked(
+    path: Any, table: pa.Table, schema: Any, cols: dict[str, str],
+    date_formats: Mapping[str, str] | None,
+) -> Plain:  # fmt: skip
+    """:func:`normalise_table` of the mapped columns; InputError when most of a date column
+    cannot be read (a wrong or missing --date-format would silently blank the field)."""
+    plain = normalise_table(table, schema, cols, date_formats, only_mapped=True)
+    for f in schema.fields:
+        if f.normaliser != "date" or f.name not in cols:
+            continue
+        col = table.column(cols[f.name]).combine_chunks()
+        if pa.types.is_date(col.type) or pa.types.is_timestamp(col.type):
+            continue
+        raw = col.cast(pa.string()).to_pylist()
+        given = sum(1 for v in raw if v is not None and v.strip() and v not in f.missing)
+        bad = given - sum(v is not None for v in plain.values[f.name])
+        if given and bad > given / 2:
+            raise InputError(
+                f"{path}: column {cols[f.name]!r} (field {f.name}): {bad:,} of {given:,} dates "
+                f"could not be read; give their format with --date-format {f.name}=FORMAT "
+                "(e.g. %d/%m/%Y)"
+            )
+    return plain
 
 
 def synthetic_scenario(
@@ -115,7 +208,7 @@ def synthetic_scenario(
     # a throwaway secret drawn from the seed (reproducible audits); it is not kept
     key = hashlib.sha256(b"linkage audit throwaway secret" + seed.to_bytes(8, "little")).digest()
     enc = linkage.encode(table, schema, linkage.Secret(key), party="audit", date_formats=fmts)
-    rows = _align(enc, table, "record_id")
+    rows = _align(enc, table, "record_id", "the synthetic population")
     truth = normalise_table(table.take(pa.array(rows)), schema, date_formats=fmts)
     ref_table, ref_fmts = _synth_table(reference_people or people, seed + 7919, schema)
     reference = normalise_table(ref_table, schema, date_formats=ref_fmts)
@@ -130,8 +223,11 @@ def _read_plain_csv(path: str | Path) -> pa.Table:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: file not found")
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    parquet = p.suffix.lower() in (".parquet", ".pq") or magic == b"PAR1"
     try:
-        if p.suffix == ".parquet":
+        if parquet:
             return pq.read_table(p)
         with open(p, encoding="utf-8-sig") as fh:
             header = fh.readline().strip().split(",")
@@ -144,8 +240,8 @@ def _read_plain_csv(path: str | Path) -> pa.Table:
         )
     except UnicodeDecodeError:
         raise InputError(f"{p}: not valid UTF-8 text (is it a CSV file?)") from None
-    except pa.ArrowInvalid as exc:
-        what = "not a Parquet file" if p.suffix == ".parquet" else csv_problem(exc, p)
+    except (pa.ArrowInvalid, OSError) as exc:
+        what = "not a Parquet file" if parquet else csv_problem(exc, p)
         raise InputError(f"{p}: cannot read the file: {what}") from None
 
 
@@ -158,10 +254,16 @@ def file_scenario(
     id_column: str = "record_id",
     columns: Mapping[str, str] | None = None,
     date_formats: Mapping[str, str] | None = None,
+    absent: Sequence[str] = (),
     seed: int = 0,
+    reference_people: int | None = None,
 ) -> Scenario:
     """Mode (a): an encoded file, the partner's plaintext of it (scoring only) and the
-    attacker's reference (a CSV/Parquet with the same columns, or a synthetic draw)."""
+    attacker's reference (a CSV/Parquet with the same columns, or a synthetic draw of
+    ``reference_people``, default the file's size). ``columns`` (field -> column),
+    ``date_formats`` and ``absent`` (fields the encoded file was made without) as for
+    ``linkage encode``; they apply to the plaintext and the reference alike. Every other
+    schema field needs a column in both (InputError otherwise)."""
     import linkage
 
     enc = linkage.read_encoded(encoded)
@@ -169,12 +271,21 @@ def file_scenario(
         raise InputError(f"{encoded}: encoded under another schema (fingerprint differs)")
     table = _read_plain_csv(plaintext)
     if id_column not in table.column_names:
-        raise InputError(f"{plaintext}: no id column {id_column!r}")
-    rows = _align(enc, table, id_column)
-    truth = normalise_table(table.take(pa.array(rows)), schema, columns, date_formats)
-    if reference is None:
-        ref_table, fmts = _synth_table(len(enc), seed + 7919, schema)
-        ref = normalise_table(ref_table, schema, date_formats=fmts)
+        raise InputError(f"{plaintext}: no id column {id_column!r} (set it with --id-column)")
+    cols = field_columns(plaintext, table.column_names, schema, columns, date_formats, absent)
+    ref_table = None if reference is None else _read_plain_csv(reference)
+    ref_cols = None
+    if ref_table is not None:
+        ref_cols = field_columns(
+            reference, ref_table.column_names, schema, columns, date_formats, absent
+        )
+    rows = _align(enc, table, id_column, plaintext, encoded)
+    truth = _normalise_checked(plaintext, table.take(pa.array(rows)), schema, cols, date_formats)
+    if ref_table is None or ref_cols is None:
+        synth_table, fmts = _synth_table(
+            max(reference_people or 0, len(enc)), seed + 7919, schema, absent
+        )
+        ref = normalise_table(synth_table, schema, date_formats=fmts)
     else:
-        ref = normalise_table(_read_plain_csv(reference), schema, columns, date_formats)
+        ref = _normalise_checked(reference, ref_table, schema, ref_cols, date_formats)
     return Scenario(schema, np.array(enc.filters), _block_key_lists(enc), truth, ref, "file")

@@ -1,0 +1,228 @@
+"""`linkage audit` as a fresh user meets it: mode (a) with an extract's own column names,
+summaries that say what ran, and refused settings (one Error line, exit 2)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import linkage
+from linkage.cli import main
+from linkage.errors import InputError
+from linkage.lab.audit.runner import audit
+from linkage.lab.synthetic import encode_arguments, encode_options
+from linkage.schema import Schema
+from linkage.schema_template import uk_person_unhardened
+
+FAST = ["--attacks", "frequency,graph", "--graph-sample", "300", "--overlaps", "1"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A synthetic extract with its own column names (forename, post_code, ...), encoded
+    with the options its manifest gives, and the schema."""
+    d = tmp_path_factory.mktemp("audit_a")
+    linkage.synth(d / "s", 400, 1, overlap=1.0, seed=1, fmt="csv")
+    party = json.loads((d / "s" / "manifest.json").read_text())["parties"][0]
+    schema = d / "schema.json"
+    schema.write_text(json.dumps(uk_person_unhardened()))
+    a = encode_arguments(party)
+    extract = d / "s" / party["file"]
+    enc = d / "enc.parquet"
+    linkage.encode_file(
+        extract, enc, Schema.load(schema), linkage.Secret(hashlib.sha256(b"t").digest()),
+        party=a["party"], columns=a["columns"], date_formats=a["date_formats"],
+    )  # fmt: skip
+    return {"dir": d, "schema": schema, "extract": extract, "enc": enc, "party": party, "a": a}
+
+
+def _run(*args: Any) -> Any:
+    return CliRunner().invoke(main, ["audit", *map(str, args)])
+
+
+def _one_error(res: Any) -> str:
+    assert res.exit_code == 2, res.output
+    assert res.output.count("Error:") == 1 and "Traceback" not in res.output, res.output
+    return str(res.output)
+
+
+def test_own_column_names_are_refused_without_a_mapping(files: dict[str, Any]) -> None:
+    """Before: every unmapped field was silently missing and the audit said 0.4%."""
+    out = _one_error(
+        _run(files["enc"], "-s", files["schema"], "--plaintext", files["extract"], *FAST)
+    )
+    assert files["extract"].name in out and "given_name" in out and "--column" in out
+
+
+def test_column_options_as_for_encode(files: dict[str, Any]) -> None:
+    opts = [o for o in encode_options(files["party"]) if o not in ("--party", "council_a")]
+    res = _run(files["enc"], "-s", files["schema"], "--plaintext", files["extract"], *opts, *FAST)
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.output.splitlines() if ln.startswith("Worst case"))
+    assert line.startswith("Worst case: graph matching (100% overlap, list of other people): ")
+    assert "300 of 300 records re-identified (100.0%)" in line
+
+
+def test_mapping_errors(files: dict[str, Any]) -> None:
+    base = [files["enc"], "-s", files["schema"], "--plaintext", files["extract"], *FAST]
+    out = _one_error(_run(*base, "--column", "nickname=forename"))
+    assert "unknown schema field 'nickname'" in out
+    out = _one_error(_run(*base, "--column", "given_name=first"))
+    assert "'first'" in out and "not found" in out
+    _one_error(_run(*base, "--column", "given_name"))  # not FIELD=COLUMN
+    # the library too
+    a = files["a"]
+    with pytest.raises(InputError, match="unknown schema field"):
+        audit(files["schema"], encoded=files["enc"], plaintext=files["extract"],
+              columns={**a["columns"], "x": "forename"}, attacks="frequency")  # fmt: skip
+
+
+def test_absent_fields_mirror_encode(files: dict[str, Any]) -> None:
+    d: Path = files["dir"]
+    a = files["a"]
+    t = pacsv.read_csv(files["extract"]).drop_columns(["nhs_no"])
+    pacsv.write_csv(t, d / "no_nhs.csv")
+    enc = d / "enc_no_nhs.parquet"
+    cols = {k: v for k, v in a["columns"].items() if k != "nhs_number"}
+    linkage.encode_file(
+        d / "no_nhs.csv", enc, Schema.load(files["schema"]),
+        linkage.Secret(hashlib.sha256(b"t").digest()), party="p", columns=cols,
+        date_formats=a["date_formats"], absent=["nhs_number"],
+    )  # fmt: skip
+    opts = [o for k, v in cols.items() for o in ("--column", f"{k}={v}")]
+    base = [enc, "-s", files["schema"], "--plaintext", d / "no_nhs.csv", *opts, *FAST]
+    assert "nhs_number" in _one_error(_run(*base))
+    res = _run(*base, "--absent", "nhs_number")
+    assert res.exit_code == 0, res.output
+
+
+def test_parquet_plaintext_and_reference_checked(files: dict[str, Any]) -> None:
+    d: Path = files["dir"]
+    pq.write_table(pacsv.read_csv(files["extract"]), d / "plain.parquet")
+    a = files["a"]
+    r = audit(files["schema"], encoded=files["enc"], plaintext=d / "plain.parquet",
+              columns=a["columns"], attacks="graph", graph_sample=300, overlaps=(1.0,))  # fmt: skip
+    assert r.worst is not None and r.worst > 0.9
+    # a reference with other column names is refused, naming it
+    pacsv.write_csv(pa.table({"x": ["1"]}), d / "ref.csv")
+    with pytest.raises(InputError, match=r"ref\.csv: column 'forename'"):
+        audit(files["schema"], encoded=files["enc"], plaintext=files["extract"],
+              reference=d / "ref.csv", columns=a["columns"], attacks="frequency")  # fmt: skip
+
+
+def test_wrong_date_format_is_refused(files: dict[str, Any]) -> None:
+    a = files["a"]
+    with pytest.raises(InputError, match="--date-format date_of_birth"):
+        audit(files["schema"], encoded=files["enc"], plaintext=files["extract"],
+              columns=a["columns"], date_formats={"date_of_birth": "%d/%m/%Y"},
+              attacks="frequency")  # fmt: skip
+
+
+def test_plaintext_ids_checked(files: dict[str, Any]) -> None:
+    d: Path = files["dir"]
+    a = files["a"]
+    t = pacsv.read_csv(files["extract"], convert_options=pacsv.ConvertOptions(
+        column_types={"record_id": pa.string()}))  # fmt: skip
+    pacsv.write_csv(t.slice(0, 100), d / "short.csv")
+    with pytest.raises(InputError) as info:
+        audit(files["schema"], encoded=files["enc"], plaintext=d / "short.csv",
+              columns=a["columns"], attacks="frequency")  # fmt: skip
+    msg = str(info.value)
+    assert "short.csv" in msg and f"{t.num_rows - 100:,} of the {t.num_rows:,}" in msg
+    pacsv.write_csv(pa.concat_tables([t, t.slice(5, 1)]), d / "dup.csv")
+    with pytest.raises(InputError) as info:
+        audit(files["schema"], encoded=files["enc"], plaintext=d / "dup.csv",
+              columns=a["columns"], attacks="frequency")  # fmt: skip
+    msg = str(info.value)
+    assert "dup.csv" in msg and f"row {t.num_rows + 1}" in msg and "row 6" in msg
+    assert t.column("record_id")[5].as_py() not in msg
+
+
+def test_json_never_overwrites_an_input(files: dict[str, Any]) -> None:
+    opts = [o for o in encode_options(files["party"]) if o not in ("--party", "council_a")]
+    base = [files["enc"], "-s", files["schema"], "--plaintext", files["extract"], *opts, *FAST]
+    before = files["schema"].read_bytes()
+    out = _one_error(_run(*base, "--json", files["schema"], "--force"))
+    assert files["schema"].name in out and "audit:" not in out
+    assert files["schema"].read_bytes() == before
+
+
+def _schema_file(tmp_path: Path) -> Path:
+    p = tmp_path / "schema.json"
+    p.write_text(json.dumps(uk_person_unhardened()))
+    return p
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--attacks", ""], "name at least one attack"),
+        (["--overlaps", ""], "at least one overlap"),
+        (["--overlaps", ",,"], "at least one overlap"),
+        (["--overlaps", "0.01"], "2,000/0.01 = 200,000 records"),
+        (["--graph-sample", "-1"], "--graph-sample must be at least 50"),
+        (["--graph-sample", "10"], "--graph-sample must be at least 50"),
+    ],
+)
+def test_settings_refused(tmp_path: Path, args: list[str], words: str) -> None:
+    out = _one_error(_run("-s", _schema_file(tmp_path), "--people", "100", *args))
+    assert words in out and "audit:" not in out
+
+
+def test_library_settings_refused() -> None:
+    s = uk_person_unhardened()
+    with pytest.raises(InputError, match="at least one overlap"):
+        audit(s, people=100, overlaps=())
+    with pytest.raises(InputError, match="--graph-sample must be at least 50"):
+        audit(s, people=100, graph_sample=-1)
+    with pytest.raises(InputError, match="name at least one attack"):
+        audit(s, people=100, attacks=())
+
+
+def test_attacks_string_is_not_split_into_letters() -> None:
+    r = audit(uk_person_unhardened(), people=100, attacks="leaks", overlaps=(1.0, 1.0))
+    assert [a.name for a in r.attacks] == ["leaks"]
+
+
+def test_no_reidentifying_attack_says_so(tmp_path: Path) -> None:
+    res = _run("-s", _schema_file(tmp_path), "--people", "100", "--attacks", "leaks",
+               "--json", tmp_path / "a.json")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "Worst case: not measured" in res.output and "0.0%" not in res.output
+    assert json.loads((tmp_path / "a.json").read_text())["worst"] is None
+
+
+def test_skipped_graph_runs_are_noted() -> None:
+    """A population list at 25% of a 100-record file holds 25 encoded records: under 50."""
+    r = audit(uk_person_unhardened(), people=100, attacks="graph", graph_sample=50,
+              overlaps=(0.25,))  # fmt: skip
+    g = r.attack("graph")
+    assert "skipped" in g.note and "25% overlap, list of the file's population" in g.note
+    r = audit(uk_person_unhardened(), people=60, attacks="graph", graph_sample=50,
+              overlaps=(0.5,))  # fmt: skip
+    g = r.attack("graph")
+    if g.reidentified is None:  # every run skipped: no 0% worst case
+        assert r.worst is None and "not measured" in r.to_text()
+
+
+def test_text_gives_counts_and_na_precision(files: dict[str, Any]) -> None:
+    from linkage.lab.audit.results import AttackResult, AuditResult
+
+    a = AttackResult("frequency", "Frequency", 0.0, None, 500, 0.1,
+                     per_field={"whole_filter": {"reidentified": 0.0, "precision": 0.0,
+                                                 "guesses": 0.0}})  # fmt: skip
+    g = AttackResult("graph", "Graph", 3 / 500, 1.0, 500, 0.1,
+                     settings={"overlap": 1.0, "list": "others"})  # fmt: skip
+    text = AuditResult("f" * 64, "schema", 500, 500, 0, (a, g), 1.0).to_text()
+    assert "whole_filter: 0 of 500 (0.0%) re-identified, precision n/a" in text
+    assert "(precision n/a)" in text
+    assert ("Worst case: graph matching (100% overlap, list of other people): 3 of 500 records "
+            "re-identified (0.6%)") in text  # fmt: skip
