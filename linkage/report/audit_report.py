@@ -129,8 +129,10 @@ def write_audit_report(
     _per_attack(page.section("Re-identification per attack"), scored, target, d)
     graph = next((a for a in scored if a.name == "graph"), None)
     if graph is not None:
-        _overlaps(page.section("Graph matching by overlap"), graph, d)
-    _published(page.section("Published attacks beside this audit"), result, d)
+        _overlaps(
+            page.section("Graph matching by overlap"), graph, d, bool(result.hardening), target
+        )
+    _published(page.section("Published attacks beside this audit"), result, d, target)
     valued = [a for a in scored if a.per_field and a.name != "graph"]
     if valued:
         _per_field(page.section("Per field and block key"), valued, target, d)
@@ -139,7 +141,7 @@ def write_audit_report(
         _leaks(page.section("Leak statistics"), leaks, d)
     swept = [a for a in scored if a.sweep]
     if swept:
-        _sweeps(page.section("Attack settings tried"), swept, d)
+        _sweeps(page.section("Attack settings tried"), swept, d, target)
     _times(page.section("Run times"), result)
     return page.write(path)
 
@@ -147,11 +149,19 @@ def write_audit_report(
 # --------------------------------------------------------------------------- rates
 
 
-def _share(d: Disclosure, rate: float | None, n: int) -> str:
-    """A rate of ``n`` records as a percentage, or a bound when it rests on a small count."""
+def _share(d: Disclosure, rate: float | None, n: int, target: float | None = None) -> str:
+    """A rate of ``n`` records as a percentage, or a bound when it rests on a small count.
+    With ``target``: never a figure that reads as on the other side of it (a rate under 1%
+    shown as "1.0%" or "under 2.0%" is "under 1%"; the verdict beside it says as much)."""
     if rate is None:
         return "-"
-    return d.share(round(rate * n), n)
+    k = round(rate * n)
+    text = d.share(k, n)
+    if target is None or not 0 < rate < target:
+        return text
+    if (d.is_small(k) and d.min_count / n >= target) or round(100 * rate, 1) >= 100 * target:
+        return f"under {100 * target:g}%"
+    return text
 
 
 def _precision(d: Disclosure, rate: float | None, precision: float | None, n: int) -> str:
@@ -220,7 +230,10 @@ def _summary(
     worst = max(scored, key=lambda a: a.reidentified or 0.0, default=None)
     s.facts(
         [
-            ("worst case re-identified", _share(d, r.worst, worst.records) if worst else "-"),
+            (
+                "worst case re-identified",
+                _share(d, r.worst, worst.records, target) if worst else "not measured",
+            ),
             ("target: re-identified under", f"{100 * target:g}%"),
             ("attacks run", str(len(r.attacks))),
             ("encoded records", r.records),
@@ -232,11 +245,12 @@ def _summary(
     if worst is None:
         s.note("No attack that re-identifies records was run (leak statistics only).")
     elif over:
-        names = ", ".join(f"{a.title} ({_share(d, a.reidentified, a.records)})" for a in over)
+        names = ", ".join(
+            f"{a.title} ({_share(d, a.reidentified, a.records, target)})" for a in over
+        )
         s.callout(
-            f"Above the {100 * target:g}% target: {names}. Harden the encoding (diffusion, a "
-            "per-record salt, see the schema documentation) and audit again before encodings "
-            "leave the partners."
+            f"Above the {100 * target:g}% target: {names}. {_advice(r)} Audit again before "
+            "encodings leave the partners."
         )
     else:
         s.paragraph(
@@ -244,6 +258,9 @@ def _summary(
             "case over the settings tried. That is evidence about these attacks on this "
             "encoding, not proof of safety: stronger attacks may exist."
         )
+    for a in r.attacks:
+        if a.reidentified is None and not a.metrics:
+            s.note(f"{a.title}: not run. {a.note}")
     mode = {
         "schema": "synthetic records encoded under a throwaway secret (no real data)",
         "file": "an encoded file, scored against its partner's plaintext",
@@ -251,6 +268,22 @@ def _summary(
     s.paragraph(f"Audited: {mode}; schema fingerprint {r.schema_fingerprint}.")
     s.heading("Threat model")
     s.paragraph(r.threat_model)
+
+
+def _advice(r: AuditResult) -> str:
+    """What to harden next, leaving out what the schema already has."""
+    if "diffusion" in r.hardening:
+        salt = (
+            "salt more fields per record" if r.salted else "add a per-record salt to the fields"
+        )  # fmt: skip
+        return (
+            "The schema already diffuses its filters: raise the diffusion taps, "
+            f"{salt}, and review the block keys (a block key leaks by frequency however the "
+            "filters are hardened); see the schema documentation."
+        )
+    steps = ["diffusion"]
+    steps.append("salt more fields per record" if r.salted else "a per-record salt")
+    return f"Harden the encoding ({', '.join(steps)}; see the schema documentation)."
 
 
 def _per_attack(s: Section, scored: Sequence[AttackResult], target: float, d: Disclosure) -> None:
@@ -277,7 +310,7 @@ def _per_attack(s: Section, scored: Sequence[AttackResult], target: float, d: Di
     rows = [
         [
             a.title,
-            _share(d, a.reidentified, a.records),
+            _share(d, a.reidentified, a.records, target),
             _precision(d, a.reidentified, a.precision, a.records),
             a.records,
             ("sample" if a.sampled else "all") + (f"; {a.note}" if a.note else ""),
@@ -302,7 +335,10 @@ def _per_attack(s: Section, scored: Sequence[AttackResult], target: float, d: Di
     )
 
 
-def _overlaps(s: Section, a: AttackResult, d: Disclosure) -> None:
+def _overlaps(
+    s: Section, a: AttackResult, d: Disclosure, hardened: bool = False,
+    target: float = DEFAULT_TARGET,
+) -> None:  # fmt: skip
     rows = _overlap_rows(a)
     if not rows:
         s.note("Graph matching ran without an overlap sweep.")
@@ -313,7 +349,7 @@ def _overlaps(s: Section, a: AttackResult, d: Disclosure) -> None:
          "worst case at", "published (CLK, Schäfer et al. 2024)"],
         [
             [f"{r['overlap']:.0%}", r["encoded"], r["list"],
-             _share(d, r["reidentified"], r["encoded"]),
+             _share(d, r["reidentified"], r["encoded"], target),
              _precision(d, r["reidentified"], r["precision"], r["encoded"]),
              _settings(r["settings"]),
              f"{pub[r['overlap']].rate:.1%}" if r["overlap"] in pub else "-"]
@@ -340,17 +376,24 @@ def _overlaps(s: Section, a: AttackResult, d: Disclosure) -> None:
             colors={"this audit": charts.ACCENT, "published, clkhash-style CLK": "#9aa5b1"},
         ),
         "Grey bars: the published attack on unhardened clkhash-style CLKs (NC voter, 100k "
-        "records). Our bars far below them mean the hardening works against this attack; "
-        "bars as long mean it does not.",
+        "records)."
+        + (
+            " Our bars far below them mean the hardening works against this attack; bars as "
+            "long mean it does not."
+            if hardened
+            else " This schema has no hardening steps."
+        ),
     )
     s.note(
-        "Our graph matching runs on a sample (a smaller graph is easier to align, so a sample "
-        "tends to overstate the risk of the whole file) and on a synthetic or partner "
-        "population, not the published data sets: compare orders of magnitude, not decimals."
+        "Our graph matching runs on a sample and on a synthetic or partner population, not the "
+        "published data sets: compare orders of magnitude, not decimals. Graph matching gets "
+        "stronger as the graph grows (measured on a population list at 25% overlap: 28% of "
+        "a 1,250-record file re-identified, 99.8% at 5,000), so a sample may understate the "
+        "risk of the whole file; audit with a --graph-sample near the file's size."
     )
 
 
-def _published(s: Section, r: AuditResult, d: Disclosure) -> None:
+def _published(s: Section, r: AuditResult, d: Disclosure, target: float = DEFAULT_TARGET) -> None:
     by_name = {a.name: a for a in r.attacks}
     graph_rows = {row["overlap"]: row for row in _overlap_rows(by_name["graph"])} if (
         "graph" in by_name
@@ -361,9 +404,9 @@ def _published(s: Section, r: AuditResult, d: Disclosure) -> None:
         a = by_name.get(b.attack)
         if a is not None and b.overlap is not None:
             g = graph_rows.get(round(b.overlap, 4))
-            ours = _share(d, g["reidentified"], g["encoded"]) if g else "overlap not run"
+            ours = _share(d, g["reidentified"], g["encoded"], target) if g else "overlap not run"
         elif a is not None:
-            ours = _share(d, a.reidentified, a.records)
+            ours = _share(d, a.reidentified, a.records, target)
         published = f"{b.bound} {b.rate:.1%}".strip()
         rows.append([b.setting, published, ours, b.source])
     s.table(
@@ -385,7 +428,7 @@ def _per_field(s: Section, attacks: Sequence[AttackResult], target: float, d: Di
             rate = v.get("reidentified")
             rows.append([
                 _field_name(name),
-                _share(d, rate, a.records),
+                _share(d, rate, a.records, target),
                 _precision(d, rate, v.get("precision"), a.records),
                 int(v.get("guesses", 0)),
             ])  # fmt: skip
@@ -432,7 +475,9 @@ def _leaks(s: Section, attacks: Sequence[AttackResult], d: Disclosure) -> None:
                 "it tracks the plaintext).")  # fmt: skip
 
 
-def _sweeps(s: Section, attacks: Sequence[AttackResult], d: Disclosure) -> None:
+def _sweeps(
+    s: Section, attacks: Sequence[AttackResult], d: Disclosure, target: float = DEFAULT_TARGET
+) -> None:
     s.paragraph(
         "Each attack ran over its own settings; the audit reports the worst case, because "
         "single runs of one attack can differ from under 1% to most records."
@@ -446,7 +491,7 @@ def _sweeps(s: Section, attacks: Sequence[AttackResult], d: Disclosure) -> None:
             n = sizes.get(round(float(st.get("overlap", -1)), 4), a.records)
             rate = row.get("reidentified")
             prec = _precision(d, rate, row.get("precision"), n)
-            rows.append([_settings(st), _share(d, rate, n), prec])
+            rows.append([_settings(st), _share(d, rate, n, target), prec])
         s.table(["settings", "re-identified", "precision"], rows, numeric=(1, 2))
 
 
