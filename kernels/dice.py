@@ -459,6 +459,25 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
         raise ValueError(f"filter lengths differ: {a.shape[1] * 64} bits vs {b.shape[1] * 64} bits")
 
 
+def _check_indexed_pairs(
+    a: Any, b: Any, ia: Any, ib: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Validated (a, b, ia, ib) for the pair kernels: packed filters of one length and int64
+    index arrays of equal length within each operand's rows. Raises ValueError."""
+    a = _check_filters(a, "a")
+    b = _check_filters(b, "b")
+    _check_pair(a, b)
+    ia = np.ascontiguousarray(ia, dtype=np.int64)
+    ib = np.ascontiguousarray(ib, dtype=np.int64)
+    if ia.shape != ib.shape or ia.ndim != 1:
+        raise ValueError("ia and ib must be 1-D index arrays of equal length")
+    if ia.size and (ia.min() < 0 or ia.max() >= a.shape[0]):
+        raise ValueError(f"ia holds indices outside 0..{a.shape[0] - 1}")
+    if ib.size and (ib.min() < 0 or ib.max() >= b.shape[0]):
+        raise ValueError(f"ib holds indices outside 0..{b.shape[0] - 1}")
+    return a, b, ia, ib
+
+
 class _Sorted:
     """One operand sorted by popcount: filters, popcounts (int32), permutation (int64)."""
 
@@ -615,17 +634,7 @@ def dice_pairs(
 
     pa, pb (popcounts of a and b) are computed when not given.
     """
-    a = _check_filters(a, "a")
-    b = _check_filters(b, "b")
-    _check_pair(a, b)
-    ia = np.ascontiguousarray(ia, dtype=np.int64)
-    ib = np.ascontiguousarray(ib, dtype=np.int64)
-    if ia.shape != ib.shape or ia.ndim != 1:
-        raise ValueError("ia and ib must be 1-D index arrays of equal length")
-    if ia.size and (ia.min() < 0 or ia.max() >= a.shape[0]):
-        raise ValueError(f"ia holds indices outside 0..{a.shape[0] - 1}")
-    if ib.size and (ib.min() < 0 or ib.max() >= b.shape[0]):
-        raise ValueError(f"ib holds indices outside 0..{b.shape[0] - 1}")
+    a, b, ia, ib = _check_indexed_pairs(a, b, ia, ib)
     pa = popcount_rows(a) if pa is None else np.ascontiguousarray(pa, dtype=np.int32)
     pb = popcount_rows(b) if pb is None else np.ascontiguousarray(pb, dtype=np.int32)
     if pa.shape != (a.shape[0],) or pb.shape != (b.shape[0],):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numba import prange
 
-from linkage.kernels.dice import _check_filters, _check_pair
+from linkage.kernels.dice import _check_indexed_pairs
 from linkage.kernels.popcount import popcount64, popcount_rows, serial_and_parallel
 
 __all__ = ["KERNELS", "dice_stored", "dice_stored_reference"]
@@ -59,17 +59,7 @@ def dice_stored(
     """Dice of the pairs ``(a[ia[k]], b[ib[k]])`` as float64[m], equal to
     ``dice_pairs(a, b, ia, ib)``; ``b`` (a large, possibly memory-mapped array) is read only
     at the rows ``ib`` names. Raises ValueError on bad shapes or indices."""
-    a = _check_filters(a, "a")
-    b = _check_filters(b, "b")
-    _check_pair(a, b)
-    ia = np.ascontiguousarray(ia, dtype=np.int64)
-    ib = np.ascontiguousarray(ib, dtype=np.int64)
-    if ia.shape != ib.shape or ia.ndim != 1:
-        raise ValueError("ia and ib must be 1-D index arrays of equal length")
-    if ia.size and (ia.min() < 0 or ia.max() >= a.shape[0]):
-        raise ValueError(f"ia holds indices outside 0..{a.shape[0] - 1}")
-    if ib.size and (ib.min() < 0 or ib.max() >= b.shape[0]):
-        raise ValueError(f"ib holds indices outside 0..{b.shape[0] - 1}")
+    a, b, ia, ib = _check_indexed_pairs(a, b, ia, ib)
     if not ia.size:
         return np.zeros(0, np.float64)
     kernel = dice_stored_parallel if parallel else dice_stored_serial
