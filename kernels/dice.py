@@ -459,16 +459,12 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
         raise ValueError(f"filter lengths differ: {a.shape[1] * 64} bits vs {b.shape[1] * 64} bits")
 
 
-def _check_indexed_pairs(
-    a: Any, b: Any, ia: Any, ib: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Validated (a, b, ia, ib) for the pair kernels: packed filters of one length and int64
-    index arrays of equal length within each operand's rows. Raises ValueError."""
+def _check_indexed_pairs(a: Any, b: Any, ia: Any, ib: Any) -> tuple[np.ndarray, ...]:
+    """(a, b, ia, ib) checked for the pair kernels (one filter length, rows in range)."""
     a = _check_filters(a, "a")
     b = _check_filters(b, "b")
     _check_pair(a, b)
-    ia = np.ascontiguousarray(ia, dtype=np.int64)
-    ib = np.ascontiguousarray(ib, dtype=np.int64)
+    ia, ib = (np.ascontiguousarray(v, dtype=np.int64) for v in (ia, ib))
     if ia.shape != ib.shape or ia.ndim != 1:
         raise ValueError("ia and ib must be 1-D index arrays of equal length")
     if ia.size and (ia.min() < 0 or ia.max() >= a.shape[0]):
