@@ -246,3 +246,28 @@ def test_spreadsheet_day_zero_is_a_known_placeholder(value: str, template: str) 
                     date_format=DateFormat("%Y-%m-%d"), today=TODAY)  # fmt: skip
     assert out.values.to_pylist() == [None, "1971-03-14"]
     assert out.status.tolist()[0] == MISSING  # missing, not a row problem
+
+
+def test_many_suspects_in_one_field_are_one_summary_line() -> None:
+    """A small area's extract can put many postcodes over the share: one line, not one each."""
+    from types import SimpleNamespace
+
+    from linkage.report.text import MAX_SUSPECT_LINES, encode_summary_lines
+
+    base = dict(party="p", rows_read=1000, rows_encoded=1000, rows_left_out=0, rows_unlinkable=0,
+                mean_bits_set=100.0, date_formats={}, absent_fields=[], problems={})  # fmt: skip
+    many = [("postcode", 20 + i, (20 + i) / 1000) for i in range(MAX_SUSPECT_LINES + 2)]
+    few = [("date_of_birth", 40, 0.04)]
+    s = SimpleNamespace(**base, suspected_placeholders=many + few)
+    lines = encode_summary_lines(s, 1024)  # type: ignore[arg-type]
+    post = [x for x in lines if x.startswith("field postcode")]
+    assert post == [
+        "field postcode: 5 values each on 2.0-2.4% of rows (110 rows in all): suspected "
+        "placeholders, or values that cluster naturally in this extract (e.g. a small area's "
+        "postcodes) (listed in --rejects; --suspected-placeholders missing encodes them as "
+        "missing)"
+    ]
+    assert [x for x in lines if x.startswith("field date_of_birth")] == [
+        "field date_of_birth: one value on 40 rows (4.0%): suspected placeholder (listed in "
+        "--rejects; --suspected-placeholders missing encodes it as missing)"
+    ]

@@ -11,6 +11,10 @@ if TYPE_CHECKING:
     from linkage.tlu.result import MatchStats
 
 
+MAX_SUSPECT_LINES = 3
+"""A field with more suspected placeholders than this gets one summary line, not one each."""
+
+
 def encode_summary_lines(summary: EncodeSummary, filter_length: int) -> list[str]:
     """What ``linkage encode`` prints after a run: rows, bits set, formats, row problems."""
     out = [
@@ -35,10 +39,23 @@ def encode_summary_lines(summary: EncodeSummary, filter_length: int) -> list[str
         out.append(f"date format of {f}: {fmt}")
     for f in summary.absent_fields:
         out.append(f"field {f}: declared absent, encoded as missing")
+    by_field: dict[str, list[tuple[int, float]]] = {}
     for f, rows, share in getattr(summary, "suspected_placeholders", []):
+        by_field.setdefault(f, []).append((rows, share))
+    for f, found in by_field.items():
+        if len(found) <= MAX_SUSPECT_LINES:
+            out += [
+                f"field {f}: one value on {rows} rows ({100 * share:.1f}%): suspected placeholder "
+                "(listed in --rejects; --suspected-placeholders missing encodes it as missing)"
+                for rows, share in found
+            ]
+            continue
+        lo, hi = min(s for _, s in found), max(s for _, s in found)
         out.append(
-            f"field {f}: one value on {rows} rows ({100 * share:.1f}%): suspected placeholder "
-            "(listed in --rejects; --suspected-placeholders missing encodes it as missing)"
+            f"field {f}: {len(found)} values each on {100 * lo:.1f}-{100 * hi:.1f}% of rows "
+            f"({sum(r for r, _ in found)} rows in all): suspected placeholders, or values that "
+            "cluster naturally in this extract (e.g. a small area's postcodes) "
+            "(listed in --rejects; --suspected-placeholders missing encodes them as missing)"
         )
     if summary.problems:
         out.append("row problems (rows; each says whether the value was kept):")
