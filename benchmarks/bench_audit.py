@@ -46,15 +46,10 @@ PUBLISHED = {
 
 
 def clk_like() -> dict:
-    """clkhash-style record-level CLK: 1024 bits, padded bigrams, 10 bits per token, no salt,
-    no block keys (Schäfer et al.'s target)."""
-    doc = uk_person_unhardened()
-    doc["block_keys"] = []
-    doc.pop("min_evidence", None)
-    for f in doc["fields"]:
-        f.pop("bit_budget", None)
-        f["bits_per_token"] = 10
-    return doc
+    """clkhash-style record-level CLK (Schäfer et al.'s target; the audit's own definition)."""
+    from linkage.lab.audit.scenario import clkhash_like_schema
+
+    return clkhash_like_schema()
 
 
 def salted() -> dict:

@@ -5,8 +5,6 @@ features were made to survive the file being part of the list)."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 
@@ -14,20 +12,12 @@ import linkage
 from linkage.lab.audit import graph
 from linkage.lab.audit.plaintext import simulate_averaged, simulate_filters, unpack
 from linkage.lab.audit.runner import graph_lists
-from linkage.lab.audit.scenario import synthetic_scenario
-from linkage.schema_template import uk_person_unhardened
+from linkage.lab.audit.scenario import clkhash_like_schema, synthetic_scenario
 
 
 def clk_like() -> dict:
-    """clkhash-style record-level CLK (as benchmarks/bench_audit.py): 1024 bits, padded
-    bigrams, 10 bits per token, no salt, no block keys."""
-    doc = copy.deepcopy(uk_person_unhardened())
-    doc["block_keys"] = []
-    doc.pop("min_evidence", None)
-    for f in doc["fields"]:
-        f.pop("bit_budget", None)
-        f["bits_per_token"] = 10
-    return doc
+    """clkhash-style record-level CLK (as benchmarks/bench_audit.py)."""
+    return clkhash_like_schema()
 
 
 def test_half_overlap_clk_reidentified() -> None:

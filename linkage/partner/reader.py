@@ -254,24 +254,20 @@ class InputFile:
             use_threads=True, column_names=self._keys(), skip_rows=self._header_lines
         )
         try:
+
+            def read() -> pa.Table:
+                return pcsv.read_csv(self.path, read_options=ropts,
+                                     parse_options=self._parse_options(),
+                                     convert_options=self._convert_options())  # fmt: skip
+
             try:
-                table = pcsv.read_csv(
-                    self.path,
-                    read_options=ropts,
-                    parse_options=self._parse_options(),
-                    convert_options=self._convert_options(),
-                )
+                table = read()
             except pa.ArrowInvalid as exc:
                 if "straddl" not in str(exc):
                     raise
                 # a field longer than Arrow's read block (1 MB): one block the whole file
                 ropts.block_size = self.path.stat().st_size + 1
-                table = pcsv.read_csv(
-                    self.path,
-                    read_options=ropts,
-                    parse_options=self._parse_options(),
-                    convert_options=self._convert_options(),
-                )
+                table = read()
         except pa.ArrowInvalid as exc:
             if not ("Expected" in str(exc) and "columns" in str(exc)):
                 raise self._explain_csv_error(str(exc)) from None

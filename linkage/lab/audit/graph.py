@@ -151,12 +151,33 @@ def graph_features(
     """:func:`node_features` of the encoded graph and of the attacker's list under ``mode``
     (``counts``: the list's extra people are unrelated; ``shares``: the encoded file is a random
     sample of the list's population). Levels come from the list."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return feature_sets(enc_bits, plain_bits, (mode,), seed)[mode]
+
+
+def feature_sets(
+    enc_bits: np.ndarray | Graph,
+    plain_bits: np.ndarray | Graph,
+    modes: tuple[str, ...] = MODES,
+    seed: int = 0,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """:func:`graph_features` for each of ``modes``; the encoded side's features and the
+    levels do not depend on the mode and are computed once."""
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise ValueError(f"mode must be one of {MODES}, got {bad[0]!r}")
     ge, ga = _graph(enc_bits), _graph(plain_bits)
     levels = similarity_levels(ga, seed=seed)
-    scale = ga.n / max(ge.n, 1) if mode == "shares" else 1.0
-    return node_features(ge, levels), node_features(ga, levels, rank_scale=scale)
+    fe = node_features(ge, levels)
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for mode in modes:
+        scale = _scale(mode, ga, ge)
+        same = next((v[1] for m, v in out.items() if _scale(m, ga, ge) == scale), None)
+        out[mode] = (fe, same if same is not None else node_features(ga, levels, rank_scale=scale))
+    return out
+
+
+def _scale(mode: str, ga: Graph, ge: Graph) -> float:
+    return ga.n / max(ge.n, 1) if mode == "shares" else 1.0
 
 
 def _greedy_one_to_one(

@@ -271,8 +271,7 @@ def run_graph(
         top: dict[str, float] = {"reidentified": -1.0}
         # a list of other people: counts (its extra people are not the file's neighbours)
         modes = graph.MODES if kind == "population" and ga.n > ge.n else graph.MODES[:1]
-        for mode in modes:
-            feats = graph.graph_features(ge, ga, mode, seed)
+        for mode, feats in graph.feature_sets(ge, ga, modes, seed).items():
             for seeds, pool in ((50, 1500), (100, 3000)):
                 m = graph.match_graphs(ge, ga, feats=feats, pool_nodes=pool, seeds=seeds,
                                        rounds=GRAPH_ROUNDS, anchors=GRAPH_ANCHORS)  # fmt: skip

@@ -289,3 +289,20 @@ def file_scenario(
     else:
         ref = _normalise_checked(reference, ref_table, schema, ref_cols, date_formats)
     return Scenario(schema, np.array(enc.filters), _block_key_lists(enc), truth, ref, "file")
+
+
+def clkhash_like_schema() -> dict[str, Any]:
+    """The published attacks' target as a schema document: a clkhash-style record-level CLK
+    (1024 bits, padded bigrams, 10 bits per token, no salt, no block keys, no minimum
+    evidence), built on the unhardened uk-person template (Schäfer et al., ACSAC 2024)."""
+    import copy
+
+    from linkage.schema_template import uk_person_unhardened
+
+    doc = copy.deepcopy(uk_person_unhardened())
+    doc["block_keys"] = []
+    doc.pop("min_evidence", None)
+    for f in doc["fields"]:
+        f.pop("bit_budget", None)
+        f["bits_per_token"] = 10
+    return doc
