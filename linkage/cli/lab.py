@@ -242,7 +242,7 @@ def _check_sweep_floor(pairs: str, lo: float) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option(
     "--attacks",
-    default="leaks,frequency,patterns,graph",
+    default="leaks,frequency,patterns,graph,hgma",
     show_default=True,
     help="Comma-separated attacks to run.",
 )

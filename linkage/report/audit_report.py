@@ -92,7 +92,28 @@ _SHORT = {
     "frequency": "frequency alignment",
     "patterns": "pattern mining",
     "graph": "graph matching",
+    "hgma": "homomorphism-based graph matching (upper bound)",
 }
+_TUPLES = re.compile(r"tau(\d+)_tuples_([234])")
+_TUPLE_SHARES = ("_records_in_plaintext_tuples", "_by_refinement", "_both_sides_find")
+
+
+def _tuple_words(key: str) -> str:
+    """Words for the homomorphism bound's metrics (``tau2_tuples_4`` ...)."""
+    m = _TUPLES.fullmatch(key)
+    if m:
+        return f"plaintext tuples of {m[2]} records, tokens cancelling up to {m[1]}"
+    for end, words in (
+        ("_records_in_plaintext_tuples", "records in a plaintext tuple"),
+        ("_relations_recovered", "plaintext tuples the encodings give away"),
+        ("_matched_by_refinement", "re-identified by colour-refinement matching"),
+        ("_records_in_tuples_both_sides_find", "records in a tuple both sides find"),
+    ):
+        if key.endswith(end) and key.startswith("tau"):
+            return f"{words} (up to {key[3 : -len(end)]} tokens)"
+    return key.replace("_", " ")
+
+
 _GRAPH_LABEL = re.compile(r"overlap\s+(\d+(?:\.\d+)?)%\s*\(([\d,]+) of ([\d,]+)\)")
 
 
@@ -133,7 +154,7 @@ def write_audit_report(
             page.section("Graph matching by overlap"), graph, d, bool(result.hardening), target
         )
     _published(page.section("Published attacks beside this audit"), result, d, target)
-    valued = [a for a in scored if a.per_field and a.name != "graph"]
+    valued = [a for a in scored if a.per_field and a.name not in ("graph", "hgma")]
     if valued:
         _per_field(page.section("Per field and block key"), valued, target, d)
     leaks = [a for a in result.attacks if a.metrics]
@@ -463,13 +484,13 @@ def _leaks(s: Section, attacks: Sequence[AttackResult], d: Disclosure) -> None:
         rows: list[list[Any]] = []
         n = int(a.metrics.get("records", a.records))
         for k, v in a.metrics.items():
-            if k in _LEAK_COUNTS:
+            if k in _LEAK_COUNTS or _TUPLES.fullmatch(k):
                 value: Any = int(v)
-            elif k in _LEAK_SHARES:
+            elif k in _LEAK_SHARES or k.endswith(_TUPLE_SHARES):
                 value = d.share(round(v * n), n)
             else:
                 value = float(v)
-            rows.append([_LEAK_WORDS.get(k, k.replace("_", " ")), value])
+            rows.append([_LEAK_WORDS.get(k) or _tuple_words(k), value])
         s.table(["statistic", "value"], rows, caption=f"{a.title}. What an attacker can "
                 "measure on the filters alone (and, scored with the plaintext, how much of "
                 "it tracks the plaintext).")  # fmt: skip

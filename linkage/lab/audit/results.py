@@ -21,6 +21,7 @@ SHORT = {
     "frequency": "frequency alignment",
     "patterns": "pattern mining",
     "graph": "graph matching",
+    "hgma": "homomorphism-based graph matching (upper bound)",
 }
 
 
@@ -69,6 +70,8 @@ class AttackResult:
                 "other people"
             )  # fmt: skip
             where = f"{float(self.settings['overlap']):.0%} overlap, list of {who}"
+        elif self.name == "hgma" and "tau" in self.settings:
+            where = f"tuples up to {self.settings['tau']} tokens apart"
         elif self.per_field and self.name != "graph":
             top = max(self.per_field, key=lambda k: self.per_field[k].get("reidentified", 0.0))
             where = top.replace("block_key:", "block key ").replace("whole_filter", "whole filter")

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from linkage.errors import InputError
-from linkage.lab.audit import frequency, graph, leaks, patterns
+from linkage.lab.audit import frequency, graph, hgma, leaks, patterns
 from linkage.lab.audit.plaintext import Plain, simulate_averaged, unpack
 from linkage.lab.audit.results import AttackResult, AuditResult
 from linkage.lab.audit.scenario import Scenario, file_scenario, synthetic_scenario
 
-ATTACKS = ("leaks", "frequency", "patterns", "graph")
+ATTACKS = ("leaks", "frequency", "patterns", "graph", "hgma")
 Progress = Callable[[str], None]
 
 
@@ -305,6 +305,24 @@ def run_graph(
     )  # fmt: skip
 
 
+def run_hgma(sch: Any, sc: Scenario, seed: int, people: int, say: Progress) -> AttackResult:
+    """The homomorphism bound (:mod:`.hgma`). Its tuples come from near-duplicate records, so
+    in mode (b) (``people`` > 0) it attacks an extract drawn as ``linkage synth`` writes one
+    (medium corruption, :data:`hgma.DUPLICATES` of the people with a second record) instead
+    of the clean population the other attacks use; in mode (a), the partner's own file."""
+    if not people:
+        return hgma.run(sch, sc.filters, sc.truth, seed, progress=say)
+    n = min(people, hgma.SAMPLE)
+    say(f"homomorphism tuples: drawing and encoding an extract of {n:,} people (duplicates, "
+        "medium corruption)")  # fmt: skip
+    ex = synthetic_scenario(sch, n, seed=seed + 1, duplicates=hgma.DUPLICATES,
+                            corruption="medium")  # fmt: skip
+    r = hgma.run(sch, ex.filters, ex.truth, seed, progress=say)
+    extra = (f"; mode (b): a synthetic extract of {n:,} records with medium corruption and "
+             f"{hgma.DUPLICATES:.0%} of its people recorded twice")  # fmt: skip
+    return replace(r, note=r.note + extra)
+
+
 def audit(
     schema: Any,
     *,
@@ -372,8 +390,10 @@ def audit(
             results.append(run_frequency(sc, x))
         elif name == "patterns":
             results.append(run_patterns(sc, x, seed, pattern_sample, say))
-        else:
+        elif name == "graph":
             results.append(run_graph(sc, x, seed, graph_sample, overlaps, say))
+        else:
+            results.append(run_hgma(sch, sc, seed, people if encoded is None else 0, say))
     return AuditResult(
         sch.fingerprint, sc.mode, len(x), sc.reference.n, seed, tuple(results),
         time.perf_counter() - t0,

@@ -55,18 +55,24 @@ class Scenario:
 
 
 def _synth_table(
-    people: int, seed: int, schema: Any, absent: Sequence[str] = ()
+    people: int,
+    seed: int,
+    schema: Any,
+    absent: Sequence[str] = (),
+    *,
+    duplicates: float = 0.0,
+    corruption: str = "none",
 ) -> tuple[pa.Table, dict[str, Any]]:
-    """A clean synthetic population of exactly ``people`` records (one party, no corruption,
-    no duplicates) with columns renamed to schema field names (``absent`` fields: none);
-    returns (table, date formats)."""
+    """A synthetic extract of exactly ``people`` records (one party; clean by default: no
+    corruption, no duplicates) with columns renamed to schema field names (``absent`` fields:
+    none); returns (table, date formats)."""
     import linkage
 
     want = int(people / 0.88) + 10  # one party's overlap is jittered down by up to 10%
     with tempfile.TemporaryDirectory(prefix="linkage-audit-") as tmp:
         out = Path(tmp) / "pop"
         linkage.synth(
-            out, want, 1, overlap=1.0, duplicates=0.0, corruption="none", seed=seed,
+            out, want, 1, overlap=1.0, duplicates=duplicates, corruption=corruption, seed=seed,
             fmt="parquet",
         )  # fmt: skip
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
@@ -85,7 +91,8 @@ def _synth_table(
             )
         cols[f.name] = pc.cast(raw.column(party["columns"][sf]), pa.string())
         if f.normaliser == "date":  # ISO dates: the encoder and the attacker read them alike
-            when = pc.strptime(cols[f.name], format=party["date_format"], unit="s")
+            when = pc.strptime(cols[f.name], format=party["date_format"], unit="s",
+                               error_is_null=True)  # fmt: skip
             cols[f.name] = pc.strftime(when, format="%Y-%m-%d")
     table = pa.table(cols).slice(0, min(people, raw.num_rows))
     return table, {}
@@ -198,13 +205,21 @@ def _normalise_checked(
 
 
 def synthetic_scenario(
-    schema: Any, people: int, *, seed: int = 0, reference_people: int | None = None
+    schema: Any,
+    people: int,
+    *,
+    seed: int = 0,
+    reference_people: int | None = None,
+    duplicates: float = 0.0,
+    corruption: str = "none",
 ) -> Scenario:
-    """Mode (b): encode ``people`` synthetic records under a throwaway secret; the attacker's
-    reference is an independent draw of ``reference_people`` (default ``people``)."""
+    """Mode (b): encode ``people`` synthetic records (a clean population by default; with
+    ``duplicates``/``corruption``, an extract as ``linkage synth`` writes one) under a
+    throwaway secret; the attacker's reference is an independent clean draw of
+    ``reference_people`` (default ``people``)."""
     import linkage
 
-    table, fmts = _synth_table(people, seed, schema)
+    table, fmts = _synth_table(people, seed, schema, duplicates=duplicates, corruption=corruption)
     # a throwaway secret drawn from the seed (reproducible audits); it is not kept
     key = hashlib.sha256(b"linkage audit throwaway secret" + seed.to_bytes(8, "little")).digest()
     enc = linkage.encode(table, schema, linkage.Secret(key), party="audit", date_formats=fmts)
