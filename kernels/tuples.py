@@ -123,6 +123,17 @@ def _after(w1: int, t1: np.ndarray, w2: int, t2: np.ndarray) -> bool:
     return False
 
 
+@njit(cache=True, inline="always")
+def _swap(hw: np.ndarray, ht: np.ndarray, a: int, b: int) -> None:
+    tw = hw[a]
+    hw[a] = hw[b]
+    hw[b] = tw
+    for q in range(4):
+        tq = ht[a, q]
+        ht[a, q] = ht[b, q]
+        ht[b, q] = tq
+
+
 @njit(cache=True)
 def _sift_down(hw: np.ndarray, ht: np.ndarray, size: int) -> None:
     r = 0
@@ -134,13 +145,7 @@ def _sift_down(hw: np.ndarray, ht: np.ndarray, size: int) -> None:
             c += 1
         if not _after(hw[c], ht[c], hw[r], ht[r]):
             return
-        tw = hw[r]
-        hw[r] = hw[c]
-        hw[c] = tw
-        for q in range(4):
-            tq = ht[r, q]
-            ht[r, q] = ht[c, q]
-            ht[c, q] = tq
+        _swap(hw, ht, r, c)
         r = c
 
 
@@ -150,13 +155,7 @@ def _sift_up(hw: np.ndarray, ht: np.ndarray, c: int) -> None:
         p = (c - 1) // 2
         if not _after(hw[c], ht[c], hw[p], ht[p]):
             return
-        tw = hw[p]
-        hw[p] = hw[c]
-        hw[c] = tw
-        for q in range(4):
-            tq = ht[p, q]
-            ht[p, q] = ht[c, q]
-            ht[c, q] = tq
+        _swap(hw, ht, p, c)
         c = p
 
 
