@@ -54,11 +54,17 @@ def peer_python(
 ) -> Path | None:
     """The peers venv's python, or ``None`` (printing a "run `make peers`" hint to stderr)."""
     base = Path(peers_dir) if peers_dir is not None else PEERS_DIR
+    return _venv_python(base, PEER_MISSING_MSG, quiet)
+
+
+def _venv_python(base: Path, missing: str, quiet: bool) -> Path | None:
+    """``base``/bin/python when it is an executable file; else None (printing ``missing``
+    and where it looked, unless ``quiet``)."""
     py = base / "bin" / "python"
     if py.is_file() and os.access(py, os.X_OK):
         return py
     if not quiet:
-        print(f"{PEER_MISSING_MSG} [looked for {py}]", file=sys.stderr)
+        print(f"{missing} [looked for {py}]", file=sys.stderr)
     return None
 
 
@@ -153,12 +159,7 @@ def clkhash_encode(
 
 def splink_python(quiet: bool = True) -> Path | None:
     """The Splink venv's python (``make peers-splink``), or ``None``."""
-    py = SPLINK_DIR / "bin" / "python"
-    if py.is_file() and os.access(py, os.X_OK):
-        return py
-    if not quiet:
-        print(f"Splink peer missing: run `make peers-splink` [looked for {py}]", file=sys.stderr)
-    return None
+    return _venv_python(SPLINK_DIR, "Splink peer missing: run `make peers-splink`", quiet)
 
 
 def splink_link(

@@ -15,6 +15,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jit_parity import same_with_and_without_jit
+from test_kernels_blocking import make_filters as blocking_filters
 
 from linkage.kernels.topk import emit_pairs, merge_topk, topk_groups_parallel, topk_groups_serial
 from linkage.tlu.blocking import cap_pairs, generate
@@ -112,13 +113,10 @@ def run_topk(kernel, keys, owners, party, filters, rank, dedupe, tc, tw, k, cuts
 
 
 def make_filters(rng: np.random.Generator, n: int, words: int, kind: str) -> np.ndarray:
-    if kind == "zero":
-        return np.zeros((n, words), np.uint64)
-    if kind == "one":
-        return np.full((n, words), ONES, np.uint64)
-    bits = rng.random((n, 64 * words)) < rng.uniform(0.0, 1.0, (n, 1))
-    out = np.packbits(bits, axis=1, bitorder="little").view(np.uint64).copy()
-    if kind == "coarse":  # few distinct filters: many equal scores, ties go by rank
+    """The blocking tests' filters, plus "coarse": few distinct filters (many equal scores,
+    ties go by rank)."""
+    out = blocking_filters(rng, n, words, "random" if kind == "coarse" else kind)
+    if kind == "coarse":
         out = out[rng.integers(0, min(3, n), n)] if n else out
     return out
 
