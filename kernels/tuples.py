@@ -39,56 +39,6 @@ __all__ = [
 LANES = 16  # fixed work split of lowest_weight_tuples (not the thread count: determinism)
 
 
-@njit(cache=True, parallel=True)
-def _counts(x: np.ndarray, max_weight: int, max_size: int) -> tuple[np.ndarray, np.ndarray]:
-    n, nw = x.shape
-    per = np.zeros((n, 3), np.int64)  # tuples of size 2, 3, 4 whose first member is row i
-    member = np.zeros(n, np.bool_)
-    for i in prange(n):
-        a = np.empty(nw, np.uint64)
-        b = np.empty(nw, np.uint64)
-        for j in range(i + 1, n):
-            s = np.int64(0)
-            for w in range(nw):
-                a[w] = x[i, w] ^ x[j, w]
-                s += np.int64(popcount64(a[w]))
-            if s <= max_weight:
-                per[i, 0] += 1
-                member[i] = True
-                member[j] = True
-            if max_size < 3:
-                continue
-            for k in range(j + 1, n):
-                s = np.int64(0)
-                for w in range(nw):
-                    b[w] = a[w] ^ x[k, w]
-                    s += np.int64(popcount64(b[w]))
-                if s <= max_weight:
-                    per[i, 1] += 1
-                    member[i] = True
-                    member[j] = True
-                    member[k] = True
-                if max_size < 4:
-                    continue
-                for m in range(k + 1, n):
-                    s = np.int64(0)
-                    for w in range(nw):
-                        s += np.int64(popcount64(b[w] ^ x[m, w]))
-                        if s > max_weight:
-                            break
-                    if s <= max_weight:
-                        per[i, 2] += 1
-                        member[i] = True
-                        member[j] = True
-                        member[k] = True
-                        member[m] = True
-    total = np.zeros(3, np.int64)
-    for i in range(n):
-        for c in range(3):
-            total[c] += per[i, c]
-    return member, total
-
-
 def _check(x: Any, max_size: int) -> np.ndarray:
     x = np.ascontiguousarray(x)
     if x.dtype != np.uint64 or x.ndim != 2:
@@ -108,8 +58,8 @@ def tuple_counts(
     number of such subsets of size 2, 3 and 4 (0 beyond ``max_size``). ValueError for a
     non-uint64 or non-2-d ``x`` or a ``max_size`` outside 2..4."""
     x = _check(x, max_size)
-    member, total = _counts(x, int(max_weight), int(max_size))
-    return member, total
+    member, counts, _w, _t, _s = _scan(x, int(max_weight), 0, int(max_size))
+    return member, counts.sum(axis=0)
 
 
 @njit(cache=True, inline="always")
@@ -181,19 +131,50 @@ def _offer(hw: np.ndarray, ht: np.ndarray, size: int, top: int, w: int,
     return size
 
 
+@njit(cache=True, inline="always")
+def _found(lw: np.ndarray, lt: np.ndarray, size: int, top: int, cnt: np.ndarray,
+           member: np.ndarray, s: int, i: int, j: int, k: int, m: int) -> int:  # fmt: skip
+    """A tuple at or under the lane's bound. Counting (``top`` == 0): count it by size and flag
+    its rows; else offer it to the lane's heap. Returns the heap's size."""
+    if top > 0:
+        return _offer(lw, lt, size, top, s, i, j, k, m)
+    c = 0
+    member[i] = True
+    member[j] = True
+    if k >= 0:
+        member[k] = True
+        c += 1
+    if m >= 0:
+        member[m] = True
+        c += 1
+    cnt[c] += 1
+    return size
+
+
 @njit(cache=True, parallel=True)
-def _lowest(x: np.ndarray, top: int, max_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _scan(
+    x: np.ndarray, max_weight: int, top: int, max_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every 2..``max_size``-subset i < j < k < l in lane ``i % LANES``: with ``top`` == 0,
+    those of weight <= ``max_weight`` are counted per lane and size and their rows flagged;
+    with ``top`` > 0, each lane keeps its ``top`` smallest by (weight, i, j, k, l) in a heap
+    (once full, its largest weight is the bound). -> member, counts (LANES, 3), heap weights,
+    heap tuples, heap sizes."""
     n, nw = x.shape
-    hw = np.zeros((LANES, top), np.int64)
-    ht = np.full((LANES, top, 4), -1, np.int64)
+    keep = max(top, 1)
+    hw = np.zeros((LANES, keep), np.int64)
+    ht = np.full((LANES, keep, 4), -1, np.int64)
     sizes = np.zeros(LANES, np.int64)
+    counts = np.zeros((LANES, 3), np.int64)
+    member = np.zeros(n, np.bool_)
     for lane in prange(LANES):
         a = np.empty(nw, np.uint64)
         b = np.empty(nw, np.uint64)
         lw = hw[lane]
         lt = ht[lane]
+        cnt = counts[lane]
         size = 0
-        bound = 1 << 62  # weight above which nothing can enter (once the heap is full)
+        bound = max_weight
         for i in range(lane, n, LANES):
             for j in range(i + 1, n):
                 s = np.int64(0)
@@ -201,8 +182,8 @@ def _lowest(x: np.ndarray, top: int, max_size: int) -> tuple[np.ndarray, np.ndar
                     a[w] = x[i, w] ^ x[j, w]
                     s += np.int64(popcount64(a[w]))
                 if s <= bound:
-                    size = _offer(lw, lt, size, top, s, i, j, -1, -1)
-                    if size == top:
+                    size = _found(lw, lt, size, top, cnt, member, s, i, j, -1, -1)
+                    if top > 0 and size == top:
                         bound = lw[0]
                 if max_size < 3:
                     continue
@@ -212,8 +193,8 @@ def _lowest(x: np.ndarray, top: int, max_size: int) -> tuple[np.ndarray, np.ndar
                         b[w] = a[w] ^ x[k, w]
                         s += np.int64(popcount64(b[w]))
                     if s <= bound:
-                        size = _offer(lw, lt, size, top, s, i, j, k, -1)
-                        if size == top:
+                        size = _found(lw, lt, size, top, cnt, member, s, i, j, k, -1)
+                        if top > 0 and size == top:
                             bound = lw[0]
                     if max_size < 4:
                         continue
@@ -224,11 +205,11 @@ def _lowest(x: np.ndarray, top: int, max_size: int) -> tuple[np.ndarray, np.ndar
                             if s > bound:
                                 break
                         if s <= bound:
-                            size = _offer(lw, lt, size, top, s, i, j, k, m)
-                            if size == top:
+                            size = _found(lw, lt, size, top, cnt, member, s, i, j, k, m)
+                            if top > 0 and size == top:
                                 bound = lw[0]
         sizes[lane] = size
-    return hw, ht, sizes
+    return member, counts, hw, ht, sizes
 
 
 def lowest_weight_tuples(
@@ -246,7 +227,7 @@ def lowest_weight_tuples(
         raise ValueError(f"top must be >= 0, got {top}")
     if top == 0 or x.shape[0] < 2:
         return np.zeros((0, 4), np.int64), np.zeros(0, np.int64)
-    hw, ht, sizes = _lowest(x, int(top), int(max_size))
+    _m, _c, hw, ht, sizes = _scan(x, 1 << 62, int(top), int(max_size))
     w = np.concatenate([hw[q, : sizes[q]] for q in range(LANES)])
     t = np.concatenate([ht[q, : sizes[q]] for q in range(LANES)])
     order = np.lexsort((t[:, 3], t[:, 2], t[:, 1], t[:, 0], w))[:top]
@@ -291,6 +272,5 @@ def lowest_weight_tuples_reference(
 
 
 KERNELS: dict[str, Any] = {
-    "tuple_counts": _counts,
-    "lowest_weight_tuples": _lowest,
+    "tuple_scan": _scan,
 }
