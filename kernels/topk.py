@@ -42,6 +42,23 @@ def _beats(s1: float, r1: int, s2: float, r2: int) -> bool:
     return s1 > s2 or (s1 == s2 and r1 < r2)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _holds(hj: np.ndarray, c: int, i: int, m: int, j: int) -> bool:
+    """Partner j is among the first m entries of record i's list in chunk c."""
+    for t in range(m):  # noqa: SIM110 - a generator does not compile in numba's nopython mode
+        if hj[c, i, t] == j:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put(hj: np.ndarray, hs: np.ndarray, hr: np.ndarray, c: int, i: int, t: int, j: int,
+         s: float, r: int) -> None:  # fmt: skip
+    hj[c, i, t] = j
+    hs[c, i, t] = s
+    hr[c, i, t] = r
+
+
 @njit(cache=True, nogil=True)
 def _offer(
     hj: np.ndarray,
@@ -61,12 +78,9 @@ def _offer(
     k = hj.shape[2]
     m = cnt[c, i]
     if m < k:
-        for t in range(m):
-            if hj[c, i, t] == j:
-                return False
-        hj[c, i, m] = j
-        hs[c, i, m] = s
-        hr[c, i, m] = r
+        if _holds(hj, c, i, m, j):
+            return False
+        _put(hj, hs, hr, c, i, m, j, s, r)
         cnt[c, i] = m + 1
         w = worst[c, i]
         if m == 0 or not _beats(s, r, hs[c, i, w], hr[c, i, w]):
@@ -75,12 +89,9 @@ def _offer(
     w = worst[c, i]
     if not _beats(s, r, hs[c, i, w], hr[c, i, w]):
         return hj[c, i, w] != j  # equal to the worst entry: the same pair again
-    for t in range(k):
-        if hj[c, i, t] == j:
-            return False
-    hj[c, i, w] = j
-    hs[c, i, w] = s
-    hr[c, i, w] = r
+    if _holds(hj, c, i, k, j):
+        return False
+    _put(hj, hs, hr, c, i, w, j, s, r)
     w = 0
     for t in range(1, k):
         if _beats(hs[c, i, w], hr[c, i, w], hs[c, i, t], hr[c, i, t]):
