@@ -69,3 +69,19 @@ def test_audit_runs_it_on_an_extract_with_duplicates() -> None:
     assert 0.0 <= a.reidentified <= a.metrics["tau4_records_in_plaintext_tuples"] + 1e-12
     assert {"tau2_tuples_4", "tau4_matched_by_refinement"} <= set(a.metrics)
     assert "homomorphism" in r.worst_line()
+
+
+def test_sample_option_is_checked_and_matches_the_library() -> None:
+    import click
+    import pytest
+
+    from linkage.cli import main
+    from linkage.errors import InputError
+
+    opt = next(p for p in main.commands["audit"].params if p.name == "hgma_sample")
+    assert isinstance(opt, click.Option) and opt.default == hgma.SAMPLE
+    for bad in (9, 1001):
+        with pytest.raises(InputError, match="--hgma-sample must be in 10..1,000"):
+            linkage.audit(uk_person_template(), people=60, attacks="hgma", hgma_sample=bad)
+    r = linkage.audit(uk_person_template(), people=200, attacks="hgma", hgma_sample=30)
+    assert r.attack("hgma").records <= 30

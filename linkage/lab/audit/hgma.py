@@ -42,7 +42,8 @@ from linkage.lab.audit.plaintext import Plain, field_units, pack
 from linkage.lab.audit.results import AttackResult
 
 TAUS = (2, 4)  # tokens a plaintext tuple may fail to cancel (published: 2; 4 to be safe)
-SAMPLE = 400  # encoded records searched (the published attack: at most 1,000)
+SAMPLE = 400  # encoded records searched by default (the published attack: at most 1,000)
+SAMPLE_RANGE = (10, 1000)  # allowed samples (O(n^4): 1,000 takes minutes on 2 cores)
 MAX_TUPLES = 20_000  # plaintext tuples above which the encoded search is not run (bound = cover)
 DUPLICATES = 0.05  # mode (b): share of people with a second record in the extract attacked
 ENCODED_FACTOR = 1.1  # encoded tuples taken per plaintext tuple (as published)

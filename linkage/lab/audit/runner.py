@@ -305,19 +305,21 @@ def run_graph(
     )  # fmt: skip
 
 
-def run_hgma(sch: Any, sc: Scenario, seed: int, people: int, say: Progress) -> AttackResult:
+def run_hgma(
+    sch: Any, sc: Scenario, seed: int, people: int, sample: int, say: Progress
+) -> AttackResult:
     """The homomorphism bound (:mod:`.hgma`). Its tuples come from near-duplicate records, so
     in mode (b) (``people`` > 0) it attacks an extract drawn as ``linkage synth`` writes one
     (medium corruption, :data:`hgma.DUPLICATES` of the people with a second record) instead
     of the clean population the other attacks use; in mode (a), the partner's own file."""
     if not people:
-        return hgma.run(sch, sc.filters, sc.truth, seed, progress=say)
-    n = min(people, hgma.SAMPLE)
+        return hgma.run(sch, sc.filters, sc.truth, seed, sample, progress=say)
+    n = min(people, sample)
     say(f"homomorphism tuples: drawing and encoding an extract of {n:,} people (duplicates, "
         "medium corruption)")  # fmt: skip
     ex = synthetic_scenario(sch, n, seed=seed + 1, duplicates=hgma.DUPLICATES,
                             corruption="medium")  # fmt: skip
-    r = hgma.run(sch, ex.filters, ex.truth, seed, progress=say)
+    r = hgma.run(sch, ex.filters, ex.truth, seed, sample, progress=say)
     extra = (f"; mode (b): a synthetic extract of {n:,} records with medium corruption and "
              f"{hgma.DUPLICATES:.0%} of its people recorded twice")  # fmt: skip
     return replace(r, note=r.note + extra)
@@ -335,6 +337,7 @@ def audit(
     graph_sample: int = 2000,
     overlaps: Sequence[float] = (1.0, 0.5, 0.25),
     pattern_sample: int = 10_000,
+    hgma_sample: int = hgma.SAMPLE,
     id_column: str = "record_id",
     columns: Mapping[str, str] | None = None,
     date_formats: Mapping[str, str] | None = None,
@@ -354,7 +357,9 @@ def audit(
     ``graph_sample``: encoded records per graph-matching run (at least 50; the attacker's list
     is ``graph_sample / overlap``, overlaps in [0.05, 1]); a run with fewer than 50 encoded
     records (a small file) is skipped and said so in the result's note.
-    ``pattern_sample``: records mined for patterns.
+    ``pattern_sample``: records mined for patterns. ``hgma_sample``: records searched by the
+    homomorphism attack (:data:`hgma.SAMPLE_RANGE`; its search is O(n^4): 400 takes tens of
+    seconds on 2 cores, 1,000 (the published attack's limit) minutes).
     Returns an :class:`AuditResult`; ``result.rates()`` gives each attack's worst rate.
     """
     t0 = time.perf_counter()
@@ -364,6 +369,12 @@ def audit(
     overlaps = check_overlaps(overlaps, graph_sample)
     if pattern_sample < 1:
         raise InputError(f"--pattern-sample must be at least 1, got {pattern_sample}")
+    lo, hi = hgma.SAMPLE_RANGE
+    if not lo <= hgma_sample <= hi:
+        raise InputError(
+            f"--hgma-sample must be in {lo}..{hi:,} (the attack's search grows as the fourth "
+            f"power of it; {hi:,} is the published attack's own limit), got {hgma_sample}"
+        )
     if encoded is not None:
         if plaintext is None:
             raise InputError("an encoded file needs the partner's plaintext of it (to score)")
@@ -393,7 +404,8 @@ def audit(
         elif name == "graph":
             results.append(run_graph(sc, x, seed, graph_sample, overlaps, say))
         else:
-            results.append(run_hgma(sch, sc, seed, people if encoded is None else 0, say))
+            mode_b_people = people if encoded is None else 0
+            results.append(run_hgma(sch, sc, seed, mode_b_people, hgma_sample, say))
     return AuditResult(
         sch.fingerprint, sc.mode, len(x), sc.reference.n, seed, tuple(results),
         time.perf_counter() - t0,
