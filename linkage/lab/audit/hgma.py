@@ -151,7 +151,10 @@ def run(
     t0 = time.perf_counter()
     n = len(filters)
     rng = np.random.default_rng(seed + 2026)
-    rows = np.sort(rng.choice(n, size=min(sample, n), replace=False))
+    # rows in an order of their filters' content, not of the file: the sample and every tie
+    # after it do not depend on row order
+    canon = np.lexsort(np.asarray(filters, np.uint64).T[::-1]) if n else np.zeros(0, np.int64)
+    rows = canon[np.sort(rng.choice(n, size=min(sample, n), replace=False))]
     m = len(rows)
     plain = truth.take(rows)
     tokens = token_matrix(schema, plain)
