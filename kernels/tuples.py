@@ -181,6 +181,8 @@ def _scan(
                 for w in range(nw):
                     a[w] = x[i, w] ^ x[j, w]
                     s += np.int64(popcount64(a[w]))
+                    if max_size < 3 and s > bound:  # pairs only: the XOR is not reused
+                        break
                 if s <= bound:
                     size = _found(lw, lt, size, top, cnt, member, s, i, j, -1, -1)
                     if top > 0 and size == top:

@@ -69,6 +69,14 @@ PUBLISHED: tuple[Baseline, ...] = (
         "Armknecht, Heng & Schnell, PoPETs 2023",
         bound="at most",
     ),
+    Baseline(
+        "hgma",
+        "Homomorphism-based graph matching against diffusion (BAD), files of 1,000 name "
+        "records; this audit gives an upper bound for the audited records",
+        0.916,
+        "Armknecht & Schäfer, Breaking BAD? Better Call SAUL!, PoPETs 2026",
+        bound="up to",
+    ),
 )
 
 _LEAK_WORDS = {
@@ -95,7 +103,7 @@ _SHORT = {
     "hgma": "homomorphism-based graph matching (upper bound)",
 }
 _TUPLES = re.compile(r"tau(\d+)_tuples_([234])")
-_TUPLE_SHARES = ("_records_in_plaintext_tuples", "_by_refinement", "_both_sides_find")
+_TUPLE_SHARES = ("_sample_records_in_plaintext_tuples", "_by_refinement", "_both_sides_find")
 
 
 def _tuple_words(key: str) -> str:
@@ -104,7 +112,7 @@ def _tuple_words(key: str) -> str:
     if m:
         return f"plaintext tuples of {m[2]} records, tokens cancelling up to {m[1]}"
     for end, words in (
-        ("_records_in_plaintext_tuples", "records in a plaintext tuple"),
+        ("_sample_records_in_plaintext_tuples", "records of the tuple sample in a plaintext tuple"),
         ("_relations_recovered", "plaintext tuples the encodings give away"),
         ("_matched_by_refinement", "re-identified by colour-refinement matching"),
         ("_records_in_tuples_both_sides_find", "records in a tuple both sides find"),

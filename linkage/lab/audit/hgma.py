@@ -30,6 +30,7 @@ strongest case).
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -38,12 +39,14 @@ from typing import Any
 import numpy as np
 
 from linkage.kernels.tuples import lowest_weight_tuples, tuple_counts
-from linkage.lab.audit.plaintext import Plain, field_units, pack
+from linkage.lab.audit.plaintext import Plain, field_units
 from linkage.lab.audit.results import AttackResult
 
 TAUS = (2, 4)  # tokens a plaintext tuple may fail to cancel (published: 2; 4 to be safe)
 SAMPLE = 400  # encoded records searched by default (the published attack: at most 1,000)
-SAMPLE_RANGE = (10, 1000)  # allowed samples (O(n^4): 1,000 takes minutes on 2 cores)
+SAMPLE_MIN = 10
+SAMPLE_RANGE = (SAMPLE_MIN, 1000)  # allowed samples (O(n^4): 1,000 takes minutes on 2 cores)
+PAIR_LIMIT = 20_000  # records whose pairs are searched (all of a file up to this size)
 MAX_TUPLES = 20_000  # plaintext tuples above which the encoded search is not run (bound = cover)
 DUPLICATES = 0.05  # mode (b): share of people with a second record in the extract attacked
 ENCODED_FACTOR = 1.1  # encoded tuples taken per plaintext tuple (as published)
@@ -63,11 +66,11 @@ def token_matrix(schema: Any, plain: Plain) -> np.ndarray:
             u = unit_of_row[r]
             if u >= 0:
                 rows[r].extend(unit_ids[u])
-    width = max(64, -(-len(ids) // 64) * 64)
-    bits = np.zeros((plain.n, width), bool)
+    out = np.zeros((plain.n, max(1, -(-len(ids) // 64))), np.uint64)
     for r, toks in enumerate(rows):
-        bits[r, toks] = True
-    return pack(bits)
+        t = np.asarray(toks, np.int64)
+        np.bitwise_or.at(out[r], t >> 6, np.left_shift(np.uint64(1), (t & 63).astype(np.uint64)))
+    return out
 
 
 def _keys(t: np.ndarray) -> set[tuple[int, ...]]:
@@ -83,13 +86,9 @@ def _neighbours(n: int, tuples: set[tuple[int, ...]]) -> list[set[int]]:
     return nb
 
 
-def twin_classes(nb: list[set[int]], nodes: np.ndarray) -> int:
-    """Classes of ``nodes`` under the twin relation of graph ``nb``: u ~ v when they have the
-    same neighbours (open twins) or the same neighbours and each other (closed twins). Swapping
-    two twins is an automorphism, so no matcher that sees only the graph can tell them apart:
-    of a class it re-identifies at most one record in expectation (the orbit argument), and
-    the number of classes bounds what it re-identifies among ``nodes``."""
-    parent = {int(v): int(v) for v in nodes}
+def _twin_parent(nb: list[set[int]], keep: set[int]) -> dict[int, int]:
+    """Node -> representative of its twin class among ``keep`` (see :func:`twin_classes`)."""
+    parent = {v: v for v in sorted(keep)}
 
     def find(v: int) -> int:
         while parent[v] != v:
@@ -102,10 +101,71 @@ def twin_classes(nb: list[set[int]], nodes: np.ndarray) -> int:
         for v in parent:
             k = key(v)
             if k in first:
-                parent[find(v)] = find(first[k])
+                a, b = find(v), find(first[k])
+                parent[max(a, b)] = min(a, b)
             else:
                 first[k] = v
-    return len({find(v) for v in parent})
+    return {v: find(v) for v in parent}
+
+
+def twin_classes(nb: list[set[int]], nodes: np.ndarray) -> int:
+    """Classes of ``nodes`` under the twin relation of graph ``nb``: u ~ v when they have the
+    same neighbours (open twins) or the same neighbours and each other (closed twins). Swapping
+    two twins is an automorphism, so no matcher that sees only the graph can tell them apart:
+    of a class it re-identifies at most one record in expectation (the orbit argument)."""
+    return len(set(_twin_parent(nb, {int(v) for v in nodes}).values()))
+
+
+def orbit_bound(nb: list[set[int]], nodes: np.ndarray, exact_up_to: int = 7) -> int:
+    """An upper bound on the records of ``nodes`` that any matcher seeing only graph ``nb``
+    re-identifies in expectation: the number of automorphism orbits among them (records of
+    one orbit can be swapped by an automorphism, so of an orbit at most one is right in
+    expectation). Twins are merged first (:func:`twin_classes`); a component of the twin
+    quotient with at most ``exact_up_to`` classes gets its exact orbits from a canonical form
+    (brute force over its orderings), so isomorphic components (e.g. a hundred duplicate
+    pairs) share their orbits; a larger component counts one per twin class (finer than its
+    orbits, so still a bound)."""
+    keep = {int(v) for v in nodes}
+    if not keep:
+        return 0
+    cls = _twin_parent(nb, keep)
+    reps = sorted(set(cls.values()))
+    size = {r: 0 for r in reps}
+    for v in cls.values():
+        size[v] += 1
+    label = {r: (size[r], size[r] > 1 and any(cls.get(u) == r for u in nb[r])) for r in reps}
+    qnb = {r: {cls[u] for u in nb[r] if u in cls and cls[u] != r} for r in reps}
+    seen: set[int] = set()
+    orbits: set[Any] = set()
+    for r in reps:
+        if r in seen:
+            continue
+        comp, stack = [], [r]
+        seen.add(r)
+        while stack:
+            v = stack.pop()
+            comp.append(v)
+            for u in qnb[v]:
+                if u not in seen:
+                    seen.add(u)
+                    stack.append(u)
+        if len(comp) > exact_up_to:
+            orbits.update(("class", v) for v in comp)
+            continue
+        best: Any = None
+        pos: dict[int, int] = {}
+        for perm in itertools.permutations(comp):
+            at = {v: i for i, v in enumerate(perm)}
+            form = (tuple(label[v] for v in perm),
+                    tuple(sorted((min(at[v], at[u]), max(at[v], at[u]))
+                                 for v in perm for u in qnb[v])))  # fmt: skip
+            if best is None or form < best:
+                best, pos = form, dict(at)
+            elif form == best:
+                for v in comp:
+                    pos[v] = min(pos[v], at[v])
+        orbits.update((best, pos[v]) for v in comp)
+    return len(orbits)
 
 
 def wl_match(plain: list[set[int]], enc: list[set[int]], rounds: int, seed: int) -> np.ndarray:
@@ -137,6 +197,34 @@ def wl_match(plain: list[set[int]], enc: list[set[int]], rounds: int, seed: int)
     return guess
 
 
+def _too_few(n: int, t0: float) -> AttackResult:
+    return AttackResult(
+        "hgma", TITLE, None, None, n, time.perf_counter() - t0,
+        note=f"skipped: {n} encoded records (under {SAMPLE_MIN}, too few for tuples of 2-4 "
+        "records to say anything)",
+    )  # fmt: skip
+
+
+def _focus(tok: np.ndarray, enc: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """The rows the 3-4-tuple search takes: first those in a near-duplicate pair (plaintext
+    pairs up to max(TAUS) tokens apart, and the encodings' as many lowest-weight pairs: what
+    an attacker sees), where tuples form, at random when there are more; then random others.
+    Sorted positions."""
+    _m, c = tuple_counts(tok, max(TAUS), max_size=2)
+    found = int(min(c[0], MAX_TUPLES))
+    near: set[int] = set()
+    if found:
+        for side, top in ((tok, found), (enc, math.ceil(ENCODED_FACTOR * found))):
+            t, _w = lowest_weight_tuples(side, top, 2)
+            near.update(int(v) for v in t[:, :2].ravel())
+    first = np.array(sorted(near), np.int64)
+    if len(first) >= size:
+        return np.sort(rng.choice(first, size=size, replace=False))
+    rest = np.setdiff1d(np.arange(len(tok)), first)
+    extra = rng.choice(rest, size=size - len(first), replace=False)
+    return np.sort(np.concatenate([first, extra]))
+
+
 def run(
     schema: Any,
     filters: np.ndarray,
@@ -145,83 +233,105 @@ def run(
     sample: int = SAMPLE,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> AttackResult:
-    """The attack on ``filters`` (n, W) uint64 encodings with ``truth`` (their plaintext, row
-    for row) on a seeded random sample of at most ``sample`` records; worst case over
-    :data:`TAUS` and refinement rounds. Returns an :class:`AttackResult` named ``hgma``."""
+    """The bound for ``filters`` (n, W) uint64 encodings with ``truth`` (their plaintext, row
+    for row): pairs over the whole file (or a random :data:`PAIR_LIMIT` of it), 3- and
+    4-tuples (and pairs) on a seeded random sample of at most ``sample`` records of those;
+    worst case over :data:`TAUS`. Returns an :class:`AttackResult` named ``hgma``; its rate is
+    None (with a note) for a file of under :data:`SAMPLE_MIN` records."""
     t0 = time.perf_counter()
     n = len(filters)
+    if n < SAMPLE_MIN:
+        return _too_few(n, t0)
     rng = np.random.default_rng(seed + 2026)
-    # rows in an order of their filters' content, not of the file: the sample and every tie
-    # after it do not depend on row order
-    canon = np.lexsort(np.asarray(filters, np.uint64).T[::-1]) if n else np.zeros(0, np.int64)
-    rows = canon[np.sort(rng.choice(n, size=min(sample, n), replace=False))]
-    m = len(rows)
-    plain = truth.take(rows)
-    tokens = token_matrix(schema, plain)
-    enc = np.ascontiguousarray(filters[rows], np.uint64)
+    # rows in an order of their filters' content, not of the file: the samples and every tie
+    # after them do not depend on row order
+    canon = np.lexsort(np.asarray(filters, np.uint64).T[::-1])
+    rows = canon[np.sort(rng.choice(n, size=min(PAIR_LIMIT, n), replace=False))]
+    big = len(rows)
+    progress(f"homomorphism tuples: tokens of {big:,} records")
+    ftok = token_matrix(schema, truth.take(rows))
+    fenc = np.ascontiguousarray(filters[rows], np.uint64)
+    spos = _focus(ftok, fenc, min(sample, big), rng)
+    m = len(spos)
+    stok, senc = ftok[spos], fenc[spos]
     per: dict[str, dict[str, Any]] = {}
     sweep: list[dict[str, Any]] = []
     metrics: dict[str, float] = {}
     notes: list[str] = []
     for tau in TAUS:
-        progress(f"homomorphism tuples: {m:,} records, up to {tau} tokens apart")
-        member, counts = tuple_counts(tokens, tau)
-        total = int(counts.sum())
-        cover = float(member.mean()) if m else 0.0
-        exposed = np.zeros(m, bool)
-        recovered = None
+        progress(f"homomorphism tuples: pairs of {big:,} records and tuples of {m:,}, up to "
+                 f"{tau} tokens apart")  # fmt: skip
+        _pm, pcount = tuple_counts(ftok, tau, max_size=2)
+        member, counts = tuple_counts(stok, tau)
+        pairs, total = int(pcount[0]), int(counts.sum())
+        both: set[tuple[int, ...]] = set()
+        given: list[float] = []
+        exposed = np.zeros(big, bool)
         matched = 0.0
-        if total and total <= MAX_TUPLES:
-            pt, _ = lowest_weight_tuples(tokens, total)
-            et, _ = lowest_weight_tuples(enc, math.ceil(ENCODED_FACTOR * total))
+        for tok, enc, found, at in ((ftok, fenc, pairs, None), (stok, senc, total, spos)):
+            if not found:
+                continue
+            if found > MAX_TUPLES:  # too many to compare: count every record in one exposed
+                notes.append(f"tau {tau}: {found:,} plaintext tuples, counted without matching")
+                mem, _c = tuple_counts(tok, tau, max_size=2 if at is None else 4)
+                exposed[np.flatnonzero(mem) if at is None else at[mem]] = True
+                continue
+            size = 2 if at is None else 4
+            pt, _ = lowest_weight_tuples(tok, found, size)
+            et, _ = lowest_weight_tuples(enc, math.ceil(ENCODED_FACTOR * found), size)
             pk, ek = _keys(pt), _keys(et)
-            both = pk & ek
-            for tup in both:
-                exposed[list(tup)] = True
-            recovered = len(both) / total
-            gp, ge = _neighbours(m, pk), _neighbours(m, ek)
-            for rounds in (1, 2, 3):
-                guess = wl_match(gp, ge, rounds, seed)
-                matched = max(matched, float((guess == np.arange(m)).mean()))
-        elif total:
-            exposed = member  # too many to compare: every record in a tuple counts as exposed
-            notes.append(f"tau {tau}: {total:,} plaintext tuples, not matched (bound only)")
-        right = int(exposed.sum())
-        if recovered is not None:  # twins cannot be told apart: one per class at most
-            right = twin_classes(_neighbours(m, both), np.flatnonzero(exposed))
-        entry = {"reidentified": right / m if m else 0.0, "precision": None,
-                 "guesses": float(right), "right": right, "records": m}  # fmt: skip
-        metrics[f"tau{tau}_records_in_tuples_both_sides_find"] = float(exposed.mean()) if m else 0.0
-        sweep.append({"settings": {"tau": tau, "sample": m}, **entry})
+            common = pk & ek
+            given.append(len(common) / found)
+            if at is not None:
+                gp, ge = _neighbours(m, pk), _neighbours(m, ek)
+                for rounds in (1, 2, 3):
+                    guess = wl_match(gp, ge, rounds, seed)
+                    matched = max(matched, float((guess == np.arange(m)).mean()))
+                common = {tuple(int(at[v]) for v in t) for t in common}
+            both |= common
+        for t in both:
+            exposed[list(t)] = True
+        right = orbit_bound(_neighbours(big, both), np.flatnonzero(exposed))
+        if notes and notes[-1].startswith(f"tau {tau}:"):
+            right = max(right, int(exposed.sum()))
+        entry = {"reidentified": right / big, "precision": None, "guesses": float(right),
+                 "right": right, "records": big}  # fmt: skip
+        sweep.append({"settings": {"tau": tau, "sample": m, "pairs_over": big}, **entry})
         per[f"tau {tau}"] = entry
-        metrics[f"tau{tau}_matched_by_refinement"] = matched
+        metrics[f"tau{tau}_pairs_in_file"] = float(pairs)
         metrics[f"tau{tau}_tuples_2"] = float(counts[0])
         metrics[f"tau{tau}_tuples_3"] = float(counts[1])
         metrics[f"tau{tau}_tuples_4"] = float(counts[2])
-        metrics[f"tau{tau}_records_in_plaintext_tuples"] = cover
-        if recovered is not None:
-            metrics[f"tau{tau}_relations_recovered"] = recovered
+        metrics[f"tau{tau}_sample_records_in_plaintext_tuples"] = float(member.mean())
+        metrics[f"tau{tau}_records_in_tuples_both_sides_find"] = float(exposed.mean())
+        if given:
+            metrics[f"tau{tau}_relations_recovered"] = min(given)
+        metrics[f"tau{tau}_matched_by_refinement"] = matched
     best = max(sweep, key=lambda s: s["reidentified"])
+    where = (f"pairs over all {big:,} records" if big == n else
+             f"pairs over a random {big:,} of the {n:,} records")  # fmt: skip
     return AttackResult(
         "hgma",
         TITLE,
         best["reidentified"],
         None,
-        m,
+        big,
         time.perf_counter() - t0,
         settings=dict(best["settings"]),
         per_field=per,
         metrics=metrics,
         sweep=tuple(sweep),
-        sampled=n > m,
+        sampled=n > big,
         right=best["right"],
         note=(
-            f"on a random sample of {m:,} encoded records (the attack's tuple search is "
-            "O(n^4)); upper bound: of the records in a plaintext tuple of 2-4 records whose "
-            "tokens cancel up to tau tokens that the encodings' lowest-weight tuples also "
-            "hold (no graph matcher can re-identify others), one per class of twins (records "
-            "no graph matcher can tell apart); what colour-refinement matching reached is in "
-            "the metrics; the attacker's list is the sample's own plaintext"
+            f"{where}, tuples of 3-4 records on {m:,} of them (those in a near-duplicate "
+            "pair first, as an attacker would choose; the search is O(n^4)); upper bound: of "
+            "the records in a plaintext tuple whose tokens cancel up to tau tokens that the "
+            "encodings' lowest-weight tuples also hold (no graph matcher can re-identify "
+            "others), one per automorphism orbit of the graph of those relations (records no "
+            "graph matcher can tell apart); counts this small move by a few records with the "
+            "seed; what colour-refinement matching reached (on the tuple sample) is in the "
+            "metrics; the attacker's list is the file's own plaintext"
             + ("; " + "; ".join(notes) if notes else "")
         ),
     )

@@ -16,6 +16,7 @@ THREAT_MODEL = (
     "only to score the attacks' guesses. Each attack sweeps its own settings and the audit "
     "reports the worst case (most records re-identified)."
 )
+BOUNDS = {"hgma"}  # attacks whose rate is an upper bound, not a matcher's result
 SHORT = {
     "leaks": "leak statistics",
     "frequency": "frequency alignment",
@@ -99,7 +100,10 @@ class AttackResult:
         head = f"{self.title} [{self.name}]"
         if self.counts is not None:
             k, n = self.counts
-            head += f": {_k_of_n(k, n)} re-identified (precision {_pct(self.precision)})"
+            if self.name in BOUNDS:
+                head += f": at most {_k_of_n(k, n)} could be re-identified (an upper bound)"
+            else:
+                head += f": {_k_of_n(k, n)} re-identified (precision {_pct(self.precision)})"
         elif not self.metrics:
             head += ": not run"
         out = [head]
@@ -111,9 +115,14 @@ class AttackResult:
             n = int(v.get("records", self.records))
             right = int(v.get("right", round(v.get("reidentified", 0.0) * n)))
             prec = None if not v.get("guesses") else v.get("precision")
-            out.append(f"  {name}: {_k_of_n(right, n)} re-identified, precision {_pct(prec)}")
+            out.append(
+                f"  {name}: at most {_k_of_n(right, n)}"
+                if self.name in BOUNDS
+                else f"  {name}: {_k_of_n(right, n)} re-identified, precision {_pct(prec)}"
+            )
         for name, m in self.metrics.items():
-            out.append(f"  {name}: {m:.4g}")
+            out.append(f"  {name}: {int(m):,}" if float(m).is_integer() and abs(m) >= 1 else
+                       f"  {name}: {m:.4g}")  # fmt: skip
         if self.note:
             out.append(f"  note: {self.note}")
         return out
@@ -156,6 +165,9 @@ class AuditResult:
                    else "leak statistics only")  # fmt: skip
             return f"Worst case: not measured: no attack that re-identifies records ran ({why})"
         k, n = a.counts
+        if a.name in BOUNDS:
+            return (f"Worst case: {a.label()}: at most {k:,} of {n:,} records could be "
+                    f"re-identified ({_rate(k, n)}, an upper bound)")  # fmt: skip
         return f"Worst case: {a.label()}: {k:,} of {n:,} records re-identified ({_rate(k, n)})"
 
     def rates(self) -> dict[str, float | None]:

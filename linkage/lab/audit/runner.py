@@ -314,14 +314,16 @@ def run_hgma(
     of the clean population the other attacks use; in mode (a), the partner's own file."""
     if not people:
         return hgma.run(sch, sc.filters, sc.truth, seed, sample, progress=say)
-    n = min(people, sample)
+    n = min(people, hgma.PAIR_LIMIT)
     say(f"homomorphism tuples: drawing and encoding an extract of {n:,} people (duplicates, "
         "medium corruption)")  # fmt: skip
     ex = synthetic_scenario(sch, n, seed=seed + 1, duplicates=hgma.DUPLICATES,
                             corruption="medium")  # fmt: skip
     r = hgma.run(sch, ex.filters, ex.truth, seed, sample, progress=say)
-    extra = (f"; mode (b): a synthetic extract of {n:,} records with medium corruption and "
-             f"{hgma.DUPLICATES:.0%} of its people recorded twice")  # fmt: skip
+    extra = (
+        f"; mode (b): a synthetic extract of {n:,} people ({len(ex.filters):,} records) with "
+        f"medium corruption and {hgma.DUPLICATES:.0%} of its people recorded twice"
+    )
     return replace(r, note=r.note + extra)
 
 
