@@ -126,3 +126,28 @@ def test_too_few_records_are_skipped_not_cleared() -> None:
     sc = synthetic_scenario(s, 60, seed=1)
     r = hgma.run(s, sc.filters[:5], sc.truth.take(np.arange(5)), seed=0)
     assert r.reidentified is None and "skipped" in r.note
+
+
+def test_two_people_with_the_same_change_form_a_quad_outside_the_sample() -> None:
+    """a ^ b ^ c ^ d = 0 when two people are each recorded twice with the same change (here
+    sex): found over the whole file from its near-duplicate pairs, even with a tiny sample."""
+    from linkage.lab.audit.plaintext import pack, simulate_filters
+
+    s = linkage.Schema.from_dict(uk_person_template())
+    sc = synthetic_scenario(s, 60, seed=2)
+    vals = {k: v.copy() for k, v in sc.truth.values.items()}
+    sex = vals["sex"]
+    j = next(i for i in range(2, 60) if sex[i] == sex[0])
+    flip = {"M": "F", "F": "M"}
+    for dst, src in ((1, 0), (3, j)):
+        for v in vals.values():
+            v[dst] = v[src]
+        sex[dst] = flip.get(sex[src], "M")
+    plain = Plain(vals, sc.truth.n)
+    enc = pack(simulate_filters(plain, s, seed=9))  # an encoding under some key
+    quads = hgma._quads(
+        hgma.token_matrix(s, plain), np.array([[0, 1], [3, j]]), enc, np.array([[0, 1], [3, j]]), 2
+    )
+    assert quads == {tuple(sorted((0, 1, 3, j)))}
+    r = hgma.run(s, enc, plain, seed=0, sample=10)
+    assert r.metrics["tau2_pair_quads_both_sides_find"] >= 1

@@ -205,6 +205,39 @@ def _too_few(n: int, t0: float) -> AttackResult:
     )  # fmt: skip
 
 
+def _quads(
+    tok: np.ndarray, ppairs: np.ndarray, enc: np.ndarray, epairs: np.ndarray, tau: int
+) -> set[tuple[int, ...]]:
+    """4-tuples a, b, c, d of the whole file made of two near-duplicate pairs whose differences
+    cancel (weight(a ^ b ^ c ^ d) <= ``tau`` tokens: the commonest 4-tuples of whole-record
+    data, e.g. two people each recorded twice with the same change), found on both sides:
+    plaintext from ``ppairs`` (rows of ``tok``), encoded from the encodings' own low-weight
+    ``epairs`` (rows of ``enc``), as many as the plaintext gave times 1.1. Only those both
+    sides find are returned (sorted row tuples). O(pairs^2)."""
+
+    def xors(x: np.ndarray, pr: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x[pr[:, 0]] ^ x[pr[:, 1]])
+
+    def as_quads(pr: np.ndarray, t: np.ndarray) -> set[tuple[int, ...]]:
+        out = set()
+        for i, j in t[:, :2]:
+            q = {int(v) for v in (*pr[i], *pr[j])}
+            if len(q) == 4:  # pairs sharing a record give a pair, counted already
+                out.add(tuple(sorted(q)))
+        return out
+
+    if len(ppairs) < 2:
+        return set()
+    xp = xors(tok, ppairs)
+    _m, c = tuple_counts(xp, tau, max_size=2)
+    found = int(min(c[0], MAX_TUPLES))
+    if not found or len(epairs) < 2:
+        return set()
+    pq, _ = lowest_weight_tuples(xp, found, 2)
+    eq, _ = lowest_weight_tuples(xors(enc, epairs), math.ceil(ENCODED_FACTOR * found), 2)
+    return as_quads(ppairs, pq) & as_quads(epairs, eq)
+
+
 def _focus(tok: np.ndarray, enc: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """The rows the 3-4-tuple search takes: first those in a near-duplicate pair (plaintext
     pairs up to max(TAUS) tokens apart, and the encodings' as many lowest-weight pairs: what
@@ -282,7 +315,11 @@ def run(
             pk, ek = _keys(pt), _keys(et)
             common = pk & ek
             given.append(len(common) / found)
-            if at is not None:
+            if at is None:  # two pairs whose differences cancel: 4-tuples over the whole file
+                quads = _quads(tok, pt[:, :2], enc, et[:, :2], tau)
+                common |= quads
+                metrics[f"tau{tau}_pair_quads_both_sides_find"] = float(len(quads))
+            else:
                 gp, ge = _neighbours(m, pk), _neighbours(m, ek)
                 for rounds in (1, 2, 3):
                     guess = wl_match(gp, ge, rounds, seed)
