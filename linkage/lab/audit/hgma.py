@@ -10,22 +10,24 @@ the ``1.1 x`` as many tuples with the lowest XOR weight; each side's tuples beco
 of a relationship graph; node embeddings of the two graphs are aligned and matched. Its tuple
 search is O(n^4): the published attack runs on files of at most 1,000 records.
 
-The audit runs the tuple search on both sides (kernels: :mod:`linkage.kernels.tuples`) and
-reports, as the attack's rate, an **upper bound**. A record can only be re-identified when it
-is in a plaintext tuple which the encoded side's search also finds (else it is in neither
-graph, or its relations differ); and among such records, twins (same neighbours in the graph
-of those relations) can be swapped by an automorphism, so no matcher that sees only the
-graphs re-identifies more than one per twin class in expectation. The bound is the number of
-twin classes of those records (:func:`twin_classes`): it cannot be weakened by a poor matcher,
-and it is what the audit counts. As metrics: the tuples per size, the records in any plaintext
-tuple, the records in a tuple both sides find, the
-share of plaintext relations the encodings give away (the homomorphism leak itself), and what
-a simple matcher reaches: colour refinement (1-3 rounds of Weisfeiler-Lehman refinement over
-both graphs at once, nodes of one colour paired at random, seeded). The published matcher
-(node2vec embeddings, Wasserstein-Procrustes alignment) is not run: it is stronger than colour
-refinement on large, noisy graphs (names-only data), which is why the bound is the figure.
-The attacker's list is the sample's own plaintext (the published 100% overlap: the
-strongest case).
+The audit runs the attack's tuple search on both sides (kernels:
+:mod:`linkage.kernels.tuples`): pairs over the whole file (up to :data:`PAIR_LIMIT` records),
+4-tuples made of two such pairs over the whole file, and every 2-4-tuple on a sample that
+takes the records in near-duplicate pairs first (as an attacker would). It reports, as the
+attack's rate, an **upper bound** on what any matcher of the two relationship graphs
+re-identifies in expectation: if an automorphism of the plaintext graph maps record u to v, a
+matching and the same matching followed by that automorphism fit the graphs equally well,
+so of each automorphism orbit at most one record is right in expectation; likewise for the
+encoded graph. The bound is the number of orbits (rows in no relation are one orbit) of
+whichever graph has fewer (:func:`orbit_bound`): it cannot be weakened by a poor matcher (it
+does not credit an encoding that hides the relations, though: its encoded graph is then
+random, with many orbits; the relations-recovered metric shows that case). As metrics: the tuples
+found, the records in a relation both sides find, the share of plaintext relations the
+encodings give away (the homomorphism leak itself), and what a simple matcher reaches:
+colour refinement (1-3 rounds of Weisfeiler-Lehman refinement over both graphs at once, nodes
+of one colour paired at random, seeded). The published matcher (node2vec embeddings,
+Wasserstein-Procrustes alignment) is not run; the bound holds for it too. The attacker's
+list is the file's own plaintext (the published 100% overlap: the strongest case).
 """
 
 from __future__ import annotations
@@ -86,7 +88,15 @@ def _neighbours(n: int, tuples: set[tuple[int, ...]]) -> list[set[int]]:
     return nb
 
 
-def _twin_parent(nb: list[set[int]], keep: set[int]) -> dict[int, int]:
+Graph = list[set[int]] | list[dict[int, int]]
+
+
+def _coloured(nb: Graph) -> list[dict[int, int]]:
+    """Adjacency with edge colours: a list of sets is one colour (1)."""
+    return [dict(x) if isinstance(x, dict) else dict.fromkeys(x, 1) for x in nb]
+
+
+def _twin_parent(nb: list[dict[int, int]], keep: set[int]) -> dict[int, int]:
     """Node -> representative of its twin class among ``keep`` (see :func:`twin_classes`)."""
     parent = {v: v for v in sorted(keep)}
 
@@ -96,10 +106,14 @@ def _twin_parent(nb: list[set[int]], keep: set[int]) -> dict[int, int]:
             v = parent[v]
         return v
 
-    for key in (lambda v: frozenset(nb[v]), lambda v: frozenset(nb[v] | {v})):
-        first: dict[frozenset[int], int] = {}
+    def key(v: int, c: int) -> frozenset[tuple[int, int]]:
+        items = set(nb[v].items())
+        return frozenset(items | {(v, c)}) if c else frozenset(items)
+
+    for c in (0, 1, 2, 3):  # open twins; closed twins joined by an edge of colour c
+        first: dict[frozenset[tuple[int, int]], int] = {}
         for v in parent:
-            k = key(v)
+            k = key(v, c)
             if k in first:
                 a, b = find(v), find(first[k])
                 parent[max(a, b)] = min(a, b)
@@ -108,35 +122,38 @@ def _twin_parent(nb: list[set[int]], keep: set[int]) -> dict[int, int]:
     return {v: find(v) for v in parent}
 
 
-def twin_classes(nb: list[set[int]], nodes: np.ndarray) -> int:
-    """Classes of ``nodes`` under the twin relation of graph ``nb``: u ~ v when they have the
-    same neighbours (open twins) or the same neighbours and each other (closed twins). Swapping
-    two twins is an automorphism, so no matcher that sees only the graph can tell them apart:
-    of a class it re-identifies at most one record in expectation (the orbit argument)."""
-    return len(set(_twin_parent(nb, {int(v) for v in nodes}).values()))
+def twin_classes(nb: Graph, nodes: np.ndarray) -> int:
+    """Classes of ``nodes`` under the twin relation of graph ``nb`` (sets, or dicts neighbour
+    -> edge colour): u ~ v when they have the same (coloured) neighbours, apart from each
+    other. Swapping two twins is an automorphism, so no matcher that sees only the graph can
+    tell them apart: of a class it re-identifies at most one record in expectation."""
+    return len(set(_twin_parent(_coloured(nb), {int(v) for v in nodes}).values()))
 
 
-def orbit_bound(nb: list[set[int]], nodes: np.ndarray, exact_up_to: int = 7) -> int:
+def orbit_bound(nb: Graph, nodes: np.ndarray, exact_up_to: int = 7) -> int:
     """An upper bound on the records of ``nodes`` that any matcher seeing only graph ``nb``
-    re-identifies in expectation: the number of automorphism orbits among them (records of
-    one orbit can be swapped by an automorphism, so of an orbit at most one is right in
-    expectation). Twins are merged first (:func:`twin_classes`); a component of the twin
-    quotient with at most ``exact_up_to`` classes gets its exact orbits from a canonical form
-    (brute force over its orderings), so isomorphic components (e.g. a hundred duplicate
-    pairs) share their orbits; a larger component counts one per twin class (finer than its
-    orbits, so still a bound)."""
-    keep = {int(v) for v in nodes}
-    if not keep:
+    (sets, or dicts neighbour -> edge colour, e.g. :func:`joint_graph`) re-identifies in
+    expectation: the number of automorphism orbits (colour-preserving) that hold them. Records
+    of one orbit can be swapped by an automorphism, so of an orbit at most one is right in
+    expectation. Twins are merged first (:func:`twin_classes`, over every node with an edge);
+    a component of the twin quotient with at most ``exact_up_to`` classes gets its exact
+    orbits from a canonical form (brute force over its orderings), so isomorphic components
+    (e.g. a hundred duplicate pairs) share their orbits; a larger component counts one per
+    twin class (finer than its orbits, so still a bound)."""
+    g = _coloured(nb)
+    want = {int(v) for v in nodes}
+    if not want:
         return 0
-    cls = _twin_parent(nb, keep)
+    cls = _twin_parent(g, want | {v for v in range(len(g)) if g[v]})
     reps = sorted(set(cls.values()))
-    size = {r: 0 for r in reps}
+    size = dict.fromkeys(reps, 0)
     for v in cls.values():
         size[v] += 1
-    label = {r: (size[r], size[r] > 1 and any(cls.get(u) == r for u in nb[r])) for r in reps}
-    qnb = {r: {cls[u] for u in nb[r] if u in cls and cls[u] != r} for r in reps}
+    label = {r: (size[r], max((c for u, c in g[r].items() if cls.get(u) == r), default=0))
+             for r in reps}  # fmt: skip
+    qnb = {r: {cls[u]: c for u, c in g[r].items() if cls[u] != r} for r in reps}
     seen: set[int] = set()
-    orbits: set[Any] = set()
+    orbit_of: dict[int, Any] = {}
     for r in reps:
         if r in seen:
             continue
@@ -150,22 +167,29 @@ def orbit_bound(nb: list[set[int]], nodes: np.ndarray, exact_up_to: int = 7) -> 
                     seen.add(u)
                     stack.append(u)
         if len(comp) > exact_up_to:
-            orbits.update(("class", v) for v in comp)
+            orbit_of.update((v, ("class", v)) for v in comp)
             continue
         best: Any = None
         pos: dict[int, int] = {}
         for perm in itertools.permutations(comp):
             at = {v: i for i, v in enumerate(perm)}
             form = (tuple(label[v] for v in perm),
-                    tuple(sorted((min(at[v], at[u]), max(at[v], at[u]))
-                                 for v in perm for u in qnb[v])))  # fmt: skip
+                    tuple(sorted((min(at[v], at[u]), max(at[v], at[u]), c)
+                                 for v in perm for u, c in qnb[v].items())))  # fmt: skip
             if best is None or form < best:
                 best, pos = form, dict(at)
             elif form == best:
                 for v in comp:
                     pos[v] = min(pos[v], at[v])
-        orbits.update((best, pos[v]) for v in comp)
-    return len(orbits)
+        orbit_of.update((v, (best, pos[v])) for v in comp)
+    return len({orbit_of[cls[v]] for v in want})
+
+
+def _orbits(nb: list[set[int]]) -> int:
+    """Automorphism orbits of a relationship graph over all its rows: :func:`orbit_bound` of
+    the rows with a relation, plus one for the rows without (all interchangeable)."""
+    linked = np.array([v for v in range(len(nb)) if nb[v]], np.int64)
+    return orbit_bound(nb, linked) + int(len(linked) < len(nb))
 
 
 def wl_match(plain: list[set[int]], enc: list[set[int]], rounds: int, seed: int) -> np.ndarray:
@@ -207,13 +231,13 @@ def _too_few(n: int, t0: float) -> AttackResult:
 
 def _quads(
     tok: np.ndarray, ppairs: np.ndarray, enc: np.ndarray, epairs: np.ndarray, tau: int
-) -> set[tuple[int, ...]]:
+) -> tuple[set[tuple[int, ...]], set[tuple[int, ...]]]:
     """4-tuples a, b, c, d of the whole file made of two near-duplicate pairs whose differences
     cancel (weight(a ^ b ^ c ^ d) <= ``tau`` tokens: the commonest 4-tuples of whole-record
     data, e.g. two people each recorded twice with the same change), found on both sides:
     plaintext from ``ppairs`` (rows of ``tok``), encoded from the encodings' own low-weight
-    ``epairs`` (rows of ``enc``), as many as the plaintext gave times 1.1. Only those both
-    sides find are returned (sorted row tuples). O(pairs^2)."""
+    ``epairs`` (rows of ``enc``), as many as the plaintext gave times 1.1. Returns (plaintext
+    quads, encoded quads) as sorted row tuples. O(pairs^2)."""
 
     def xors(x: np.ndarray, pr: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x[pr[:, 0]] ^ x[pr[:, 1]])
@@ -227,15 +251,15 @@ def _quads(
         return out
 
     if len(ppairs) < 2:
-        return set()
+        return set(), set()
     xp = xors(tok, ppairs)
     _m, c = tuple_counts(xp, tau, max_size=2)
     found = int(min(c[0], MAX_TUPLES))
     if not found or len(epairs) < 2:
-        return set()
+        return set(), set()
     pq, _ = lowest_weight_tuples(xp, found, 2)
     eq, _ = lowest_weight_tuples(xors(enc, epairs), math.ceil(ENCODED_FACTOR * found), 2)
-    return as_quads(ppairs, pq) & as_quads(epairs, eq)
+    return as_quads(ppairs, pq), as_quads(epairs, eq)
 
 
 def _focus(tok: np.ndarray, enc: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -297,7 +321,8 @@ def run(
         _pm, pcount = tuple_counts(ftok, tau, max_size=2)
         member, counts = tuple_counts(stok, tau)
         pairs, total = int(pcount[0]), int(counts.sum())
-        both: set[tuple[int, ...]] = set()
+        seen_p: set[tuple[int, ...]] = set()  # relations each side finds (file rows)
+        seen_e: set[tuple[int, ...]] = set()
         given: list[float] = []
         exposed = np.zeros(big, bool)
         matched = 0.0
@@ -313,22 +338,23 @@ def run(
             pt, _ = lowest_weight_tuples(tok, found, size)
             et, _ = lowest_weight_tuples(enc, math.ceil(ENCODED_FACTOR * found), size)
             pk, ek = _keys(pt), _keys(et)
-            common = pk & ek
-            given.append(len(common) / found)
+            given.append(len(pk & ek) / found)
             if at is None:  # two pairs whose differences cancel: 4-tuples over the whole file
-                quads = _quads(tok, pt[:, :2], enc, et[:, :2], tau)
-                common |= quads
-                metrics[f"tau{tau}_pair_quads_both_sides_find"] = float(len(quads))
+                qp, qe = _quads(tok, pt[:, :2], enc, et[:, :2], tau)
+                pk, ek = pk | qp, ek | qe
+                metrics[f"tau{tau}_pair_quads_both_sides_find"] = float(len(qp & qe))
             else:
                 gp, ge = _neighbours(m, pk), _neighbours(m, ek)
                 for rounds in (1, 2, 3):
                     guess = wl_match(gp, ge, rounds, seed)
                     matched = max(matched, float((guess == np.arange(m)).mean()))
-                common = {tuple(int(at[v]) for v in t) for t in common}
-            both |= common
-        for t in both:
+                pk = {tuple(int(at[v]) for v in t) for t in pk}
+                ek = {tuple(int(at[v]) for v in t) for t in ek}
+            seen_p |= pk
+            seen_e |= ek
+        for t in seen_p & seen_e:
             exposed[list(t)] = True
-        right = orbit_bound(_neighbours(big, both), np.flatnonzero(exposed))
+        right = min(_orbits(_neighbours(big, seen_p)), _orbits(_neighbours(big, seen_e)))
         if notes and notes[-1].startswith(f"tau {tau}:"):
             right = max(right, int(exposed.sum()))
         entry = {"reidentified": right / big, "precision": None, "guesses": float(right),
@@ -362,13 +388,13 @@ def run(
         right=best["right"],
         note=(
             f"{where}, tuples of 3-4 records on {m:,} of them (those in a near-duplicate "
-            "pair first, as an attacker would choose; the search is O(n^4)); upper bound: of "
-            "the records in a plaintext tuple whose tokens cancel up to tau tokens that the "
-            "encodings' lowest-weight tuples also hold (no graph matcher can re-identify "
-            "others), one per automorphism orbit of the graph of those relations (records no "
-            "graph matcher can tell apart); counts this small move by a few records with the "
-            "seed; what colour-refinement matching reached (on the tuple sample) is in the "
-            "metrics; the attacker's list is the file's own plaintext"
+            "pair first, as an attacker would choose; the search is O(n^4)); upper bound: the "
+            "automorphism orbits of the plaintext or of the encoded relationship graph "
+            "(tuples whose tokens cancel up to tau tokens; the encodings' lowest-weight "
+            "tuples), whichever are fewer: records of one orbit no graph matcher can tell "
+            "apart, and rows in no relation are one orbit; counts this small move by a few "
+            "records with the seed; what colour-refinement matching reached (on the tuple "
+            "sample) is in the metrics; the attacker's list is the file's own plaintext"
             + ("; " + "; ".join(notes) if notes else "")
         ),
     )
