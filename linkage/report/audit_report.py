@@ -104,6 +104,8 @@ _SHORT = {
 }
 _TUPLES = re.compile(r"tau(\d+)_tuples_([234])")
 _TUPLE_SHARES = ("_sample_records_in_plaintext_tuples", "_by_refinement", "_both_sides_find")
+_TUPLE_COUNTS = ("_pairs_in_file", "_pair_quads_found")
+_BOUNDS = {"hgma"}  # attacks whose rate is an upper bound (lab.audit.results.BOUNDS)
 
 
 def _tuple_words(key: str) -> str:
@@ -116,6 +118,8 @@ def _tuple_words(key: str) -> str:
         ("_relations_recovered", "plaintext tuples the encodings give away"),
         ("_matched_by_refinement", "re-identified by colour-refinement matching"),
         ("_records_in_tuples_both_sides_find", "records in a tuple both sides find"),
+        ("_pairs_in_file", "near-duplicate pairs in the file (plaintext)"),
+        ("_pair_quads_found", "4-tuples of two pairs both sides find"),
     ):
         if key.endswith(end) and key.startswith("tau"):
             return f"{words} (up to {key[3 : -len(end)]} tokens)"
@@ -260,7 +264,8 @@ def _summary(
     s.facts(
         [
             (
-                "worst case re-identified",
+                "worst case re-identified"
+                + (" (upper bound)" if worst and worst.name in _BOUNDS else ""),
                 _share(d, r.worst, worst.records, target) if worst else "not measured",
             ),
             ("target: re-identified under", f"{100 * target:g}%"),
@@ -359,7 +364,9 @@ def _per_attack(s: Section, scored: Sequence[AttackResult], target: float, d: Di
         rows,
         numeric=(1, 2),
         caption="Re-identified: share of the records attacked whose identity (or, for "
-        "value-level attacks, the value of the worst field) the attacker got right. "
+        "value-level attacks, the value of the worst field) the attacker got right; for an "
+        "upper bound (homomorphism-based graph matching), the most any matcher could get "
+        "right in expectation: no guesses are made. "
         "Precision: right guesses as a share of the guesses made.",
     )
 
@@ -492,16 +499,21 @@ def _leaks(s: Section, attacks: Sequence[AttackResult], d: Disclosure) -> None:
         rows: list[list[Any]] = []
         n = int(a.metrics.get("records", a.records))
         for k, v in a.metrics.items():
-            if k in _LEAK_COUNTS or _TUPLES.fullmatch(k):
+            if k in _LEAK_COUNTS or _TUPLES.fullmatch(k) or k.endswith(_TUPLE_COUNTS):
                 value: Any = int(v)
+            elif k.endswith("_relations_recovered"):
+                value = f"{v:.1%}"
             elif k in _LEAK_SHARES or k.endswith(_TUPLE_SHARES):
                 value = d.share(round(v * n), n)
             else:
                 value = float(v)
             rows.append([_LEAK_WORDS.get(k) or _tuple_words(k), value])
-        s.table(["statistic", "value"], rows, caption=f"{a.title}. What an attacker can "
-                "measure on the filters alone (and, scored with the plaintext, how much of "
-                "it tracks the plaintext).")  # fmt: skip
+        what = ("Tuples of related records each side finds, how many relations the "
+                "encodings give away, and what a simple matcher reached (the rate above is "
+                "the upper bound)." if a.name in _BOUNDS else
+                "What an attacker can measure on the filters alone (and, scored with the "
+                "plaintext, how much of it tracks the plaintext).")  # fmt: skip
+        s.table(["statistic", "value"], rows, caption=f"{a.title}. {what}")
 
 
 def _sweeps(
@@ -537,6 +549,6 @@ def _times(s: Section, r: AuditResult) -> None:
                 x_title="seconds",
                 disclosure=None,
             ),
-            "Graph matching and pattern mining dominate; their sample sizes (--graph-sample, "
-            "--pattern-sample) set the time.",
+            "The sample sizes (--graph-sample, --pattern-sample, --hgma-sample) set the "
+            "time of graph matching, pattern mining and the homomorphism attack.",
         )

@@ -315,14 +315,14 @@ def run_hgma(
     if not people:
         return hgma.run(sch, sc.filters, sc.truth, seed, sample, progress=say)
     n = min(people, hgma.PAIR_LIMIT)
-    say(f"homomorphism tuples: drawing and encoding an extract of {n:,} people (duplicates, "
+    say(f"homomorphism tuples: drawing and encoding an extract of {n:,} records (duplicates, "
         "medium corruption)")  # fmt: skip
     ex = synthetic_scenario(sch, n, seed=seed + 1, duplicates=hgma.DUPLICATES,
                             corruption="medium")  # fmt: skip
     r = hgma.run(sch, ex.filters, ex.truth, seed, sample, progress=say)
     extra = (
-        f"; mode (b): a synthetic extract of {n:,} people ({len(ex.filters):,} records) with "
-        f"medium corruption and {hgma.DUPLICATES:.0%} of its people recorded twice"
+        f"; mode (b): a synthetic extract of {len(ex.filters):,} records (medium corruption; "
+        f"{hgma.DUPLICATES:.0%} of its people recorded twice)"
     )
     return replace(r, note=r.note + extra)
 
@@ -360,8 +360,9 @@ def audit(
     is ``graph_sample / overlap``, overlaps in [0.05, 1]); a run with fewer than 50 encoded
     records (a small file) is skipped and said so in the result's note.
     ``pattern_sample``: records mined for patterns. ``hgma_sample``: records searched by the
-    homomorphism attack (:data:`hgma.SAMPLE_RANGE`; its search is O(n^4): 400 takes tens of
-    seconds on 2 cores, 1,000 (the published attack's limit) minutes).
+    homomorphism attack's 3-4-tuple search (:data:`hgma.SAMPLE_RANGE`; O(n^4): the attack
+    takes about one to two minutes on 2 cores at 400, many minutes at 1,000, the published
+    attack's limit).
     Returns an :class:`AuditResult`; ``result.rates()`` gives each attack's worst rate.
     """
     t0 = time.perf_counter()
