@@ -100,9 +100,11 @@ def _coloured(nb: Graph) -> list[dict[int, int]]:
     return [{u: ids[c] for u, c in r.items()} for r in rows]
 
 
-def _twin_parent(nb: list[dict[int, int]], keep: set[int]) -> dict[int, int]:
-    """Node -> representative of its twin class among ``keep`` (see :func:`twin_classes`)."""
-    parent = {v: v for v in sorted(keep)}
+def _twin_parent(adj: dict[int, dict[int, int]], label: dict[int, int]) -> dict[int, int]:
+    """Node -> representative (smallest node) of its twin class: u ~ v when they have the same
+    label and the same coloured neighbours apart from each other (open twins: not adjacent;
+    closed twins: adjacent, by an edge of one colour). Swapping two twins is an automorphism."""
+    parent = {v: v for v in sorted(adj)}
 
     def find(v: int) -> int:
         while parent[v] != v:
@@ -112,48 +114,72 @@ def _twin_parent(nb: list[dict[int, int]], keep: set[int]) -> dict[int, int]:
 
     first: dict[Any, int] = {}
     for v in parent:
-        items = frozenset(nb[v].items())
-        # open twins share the key with c = 0; closed twins joined by colour c share key c
-        for c in (0, *sorted(set(nb[v].values()))):
-            k = (c, items | {(v, c)}) if c else (0, items)
+        items = frozenset(adj[v].items())
+        for c in (0, *sorted(set(adj[v].values()))):
+            k = (label[v], c, items | {(v, c)}) if c else (label[v], 0, items)
             if k in first:
-                a, b = find(v), find(first[k])
-                parent[max(a, b)] = min(a, b)
+                x, y = find(v), find(first[k])
+                parent[max(x, y)] = min(x, y)
             else:
                 first[k] = v
     return {v: find(v) for v in parent}
 
 
+def _twin_quotient(
+    g: list[dict[int, int]], nodes: set[int]
+) -> tuple[dict[int, int], dict[int, int], dict[int, dict[int, int]]]:
+    """Merge twins until none are left: twins of the quotient (same label: class size and
+    inner colour) are automorphic in the graph too, so e.g. a clique of duplicate pairs
+    collapses to one class. Returns (node -> class, class -> label, class adjacency)."""
+    adj = {v: {u: c for u, c in g[v].items() if u in nodes} for v in nodes}
+    label = dict.fromkeys(nodes, 0)
+    where = {v: v for v in nodes}
+    while True:
+        parent = _twin_parent(adj, label)
+        if all(parent[v] == v for v in parent):
+            return where, label, adj
+        groups: dict[int, list[int]] = {}
+        for v, r in parent.items():
+            groups.setdefault(r, []).append(v)
+        keys = {}
+        for r, ms in groups.items():
+            inner = max((c for u, c in adj[r].items() if parent[u] == r), default=0)
+            keys[r] = (label[r], len(ms), inner)
+        ids = {k: i for i, k in enumerate(sorted(set(keys.values())))}
+        label = {r: ids[keys[r]] for r in groups}
+        adj = {r: {parent[u]: c for u, c in adj[r].items() if parent[u] != r} for r in groups}
+        where = {v: parent[r] for v, r in where.items()}
+
+
 def twin_classes(nb: Graph, nodes: np.ndarray) -> int:
     """Classes of ``nodes`` under the twin relation of graph ``nb`` (sets, or dicts neighbour
-    -> edge colour): u ~ v when they have the same (coloured) neighbours, apart from each
-    other. Swapping two twins is an automorphism, so no matcher that sees only the graph can
-    tell them apart: of a class it re-identifies at most one record in expectation."""
-    return len(set(_twin_parent(_coloured(nb), {int(v) for v in nodes}).values()))
-
-
-def orbit_bound(nb: Graph, nodes: np.ndarray, exact_up_to: int = 7) -> int:
-    """An upper bound on the records of ``nodes`` that any matcher seeing only graph ``nb``
-    (sets, or dicts neighbour -> edge colour, e.g. :func:`joint_graph`) re-identifies in
-    expectation: the number of automorphism orbits (colour-preserving) that hold them. Records
-    of one orbit can be swapped by an automorphism, so of an orbit at most one is right in
-    expectation. Twins are merged first (:func:`twin_classes`, over every node with an edge);
-    a component of the twin quotient with at most ``exact_up_to`` classes gets its exact
-    orbits from a canonical form (brute force over its orderings), so isomorphic components
-    (e.g. a hundred duplicate pairs) share their orbits; a larger component counts one per
-    twin class (finer than its orbits, so still a bound)."""
+    -> edge colour), merged until no twins are left (:func:`_twin_quotient`). Records of one
+    class can be swapped by an automorphism, so no matcher that sees only the graph tells
+    them apart: of a class it re-identifies at most one record in expectation."""
     g = _coloured(nb)
     want = {int(v) for v in nodes}
     if not want:
         return 0
-    cls = _twin_parent(g, want | {v for v in range(len(g)) if g[v]})
-    reps = sorted(set(cls.values()))
-    size = dict.fromkeys(reps, 0)
-    for v in cls.values():
-        size[v] += 1
-    label = {r: (size[r], max((c for u, c in g[r].items() if cls.get(u) == r), default=0))
-             for r in reps}  # fmt: skip
-    qnb = {r: {cls[u]: c for u, c in g[r].items() if cls[u] != r} for r in reps}
+    where, _label, _adj = _twin_quotient(g, want | {v for v in range(len(g)) if g[v]})
+    return len({where[v] for v in want})
+
+
+def orbit_bound(nb: Graph, nodes: np.ndarray, exact_up_to: int = 7) -> int:
+    """An upper bound on the records of ``nodes`` that any matcher seeing only graph ``nb``
+    (sets, or dicts neighbour -> edge colour, e.g. :func:`_weighted`) re-identifies in
+    expectation: the number of (colour-preserving) automorphism orbits that hold them.
+    Records of one orbit can be swapped by an automorphism, so of an orbit at most one is
+    right in expectation. Twins are merged first, repeatedly (:func:`twin_classes`); a
+    component of the quotient with at most ``exact_up_to`` classes gets its exact orbits from
+    a canonical form (brute force over its orderings), so isomorphic components (e.g. a hundred
+    duplicate pairs) share their orbits; a larger component counts one per class (finer than
+    its orbits, so still a bound)."""
+    g = _coloured(nb)
+    want = {int(v) for v in nodes}
+    if not want:
+        return 0
+    where, label, qnb = _twin_quotient(g, want | {v for v in range(len(g)) if g[v]})
+    reps = sorted(qnb)
     seen: set[int] = set()
     orbit_of: dict[int, Any] = {}
     for r in reps:
@@ -184,7 +210,7 @@ def orbit_bound(nb: Graph, nodes: np.ndarray, exact_up_to: int = 7) -> int:
                 for v in comp:
                     pos[v] = min(pos[v], at[v])
         orbit_of.update((v, (best, pos[v])) for v in comp)
-    return len({orbit_of[cls[v]] for v in want})
+    return len({orbit_of[where[v]] for v in want})
 
 
 def _weighted(n: int, tuples: dict[tuple[int, ...], int]) -> list[dict[int, Any]]:
