@@ -26,7 +26,13 @@ from linkage.schema_checks import expect as _expect
 from linkage.schema_checks import integer as _int
 from linkage.schema_checks import obj as _obj
 from linkage.schema_checks import string as _str
-from linkage.segments import LAYOUTS, Segment, check_layout
+from linkage.segments import (
+    LAYOUTS,
+    Segment,
+    check_layout,
+    check_segment_hardening,
+    wire_segments,
+)
 
 SCHEMA_VERSION = 1
 
@@ -257,7 +263,17 @@ class Schema:
         """Each field's run of bits with the segmented layout; empty for the record layout."""
         if self.layout == "record":
             return ()
-        return check_layout(self.layout, self.filter_length, _segment_spec(self.fields), False)
+        return check_layout(self.layout, self.filter_length, _segment_spec(self.fields))
+
+    @property
+    def wire_segments(self) -> tuple[Segment, ...]:
+        """The segments of the written filters: :attr:`segments` after per-segment diffusion
+        (each ``output_bits / filter.length`` times as long); equal to them without hardening."""
+        segs = self.segments
+        if not segs:
+            return ()
+        expansion = check_segment_hardening(self.hardening.steps, self.filter_length)
+        return wire_segments(segs, expansion)
 
     @property
     def fingerprint(self) -> str:
@@ -451,7 +467,8 @@ def _parse(doc: Any) -> Schema:
     desc = top.get("description", "")
     _expect(isinstance(desc, str), "$.description", "expected a string")
     hardening = parse_hardening(top.get("hardening", []), length, MAX_FILTER_BITS)
-    check_layout(layout, length, _segment_spec(fields), bool(hardening))
+    if check_layout(layout, length, _segment_spec(fields)):
+        check_segment_hardening(hardening.steps, length)
     evidence = None
     if top.get("min_evidence") is not None:
         evidence = parse_min_evidence(top["min_evidence"], [f.name for f in fields])

@@ -16,8 +16,15 @@ still matches. The layout (field names, offsets, lengths, shared keys; never a v
 of the schema fingerprint and is written into every encoded file's metadata
 (``linkage.segments``), so the linkage unit reads it without the schema.
 
-Hardening with segments is refused for now (each step would have to run per segment, with
-one key per shared-key group so crosswise comparisons survive): see docs/quality.md.
+Hardening with segments: one ``diffusion`` step, run **per segment** (Armknecht, Heng &
+Schnell, PoPETs 2023, applied to each field's run of bits): segment ``s`` of ``b`` bits becomes
+``b * e`` bits on the wire (``e = output_bits / filter.length``, a whole number), each the XOR
+of ``taps`` keyed-random bits of that segment only. The map is linear and block-diagonal, so
+identical field values stay identical (exact agreement survives) and a field's similarity
+depends on that field alone; fields sharing a key share one map, so crosswise comparison
+survives too. The file's metadata records the wire layout (:func:`wire_segments`). Other
+hardening steps with segments are refused (they mix fields or need per-segment keys they do
+not have). See docs/quality.md and docs/privacy.md.
 """
 
 from __future__ import annotations
@@ -33,8 +40,10 @@ __all__ = [
     "LAYOUTS",
     "Segment",
     "check_layout",
+    "check_segment_hardening",
     "segments_from_meta",
     "segments_meta",
+    "wire_segments",
 ]
 
 LAYOUTS = ("record", "segments")
@@ -62,11 +71,11 @@ def check_layout(
     layout: str,
     filter_length: int,
     fields: Sequence[tuple[str, int | None, str | None, Any]],
-    has_hardening: bool,
 ) -> tuple[Segment, ...]:
     """Validate a layout; ``fields``: (name, segment_bits, shared_key, tokeniser canonical)
     in schema order. Returns the segments (empty for ``record``). Raises
-    :class:`SchemaError` naming the JSON path."""
+    :class:`SchemaError` naming the JSON path. Hardening is checked by
+    :func:`check_segment_hardening`."""
     if layout == "record":
         for i, (_, bits, shared, _) in enumerate(fields):
             if bits is not None:
@@ -78,11 +87,6 @@ def check_layout(
                     f'$.fields[{i}].shared_key: only with "filter": {{"layout": "segments"}}'
                 )
         return ()
-    if has_hardening:
-        raise SchemaError(
-            "$.hardening: hardening with the segmented layout is not supported yet "
-            "(see docs/quality.md); use layout 'record' or no hardening"
-        )
     out, start = [], 0
     groups: dict[str, tuple[int, int, Any]] = {}
     for i, (name, bits, shared, tok) in enumerate(fields):
@@ -113,6 +117,38 @@ def check_layout(
             f"$.fields: segment_bits add up to {start}, expected filter.length {filter_length}"
         )
     return tuple(out)
+
+
+def check_segment_hardening(steps: Sequence[Any], filter_length: int) -> int:
+    """The wire expansion ``e`` of a segmented schema's hardening ``steps`` (1 without
+    steps): only one ``diffusion`` step whose ``output_bits`` is ``e * filter_length``.
+    Raises :class:`SchemaError` naming the JSON path."""
+    if not steps:
+        return 1
+    bad = [i for i, st in enumerate(steps) if st.type != "diffusion"]
+    if bad or len(steps) > 1:
+        i = bad[0] if bad else 1
+        raise SchemaError(
+            f"$.hardening[{i}]: with the segmented layout the only hardening is one "
+            "'diffusion' step, run per segment (other steps would mix fields or need keys "
+            "per segment); use layout 'record' for other steps"
+        )
+    out = int(steps[0].output_bits)
+    if out % filter_length:
+        raise SchemaError(
+            f"$.hardening[0].output_bits: with the segmented layout it must be a whole "
+            f"multiple of filter.length ({filter_length}): each segment grows by the same "
+            f"factor; got {out}"
+        )
+    return out // filter_length
+
+
+def wire_segments(segments: Sequence[Segment], expansion: int) -> tuple[Segment, ...]:
+    """The layout of the written filters: every segment ``expansion`` times as long, in the
+    same order (per-segment diffusion, :func:`check_segment_hardening`)."""
+    return tuple(
+        Segment(s.field, s.start * expansion, s.bits * expansion, s.shared_key) for s in segments
+    )
 
 
 def segments_meta(segments: Sequence[Segment]) -> dict[str, str]:

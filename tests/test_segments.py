@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -90,3 +91,72 @@ def test_malformed_segment_metadata_is_one_clear_error() -> None:
         segments_from_meta({"segments": "[[1]]", "filter_length": "1024"}, "x.parquet")
     with pytest.raises(InputError, match="cover 128 bits"):
         segments_from_meta({"segments": '[["a",0,128,null]]', "filter_length": "1024"}, "x")
+
+
+def _hardened(taps: int = 8, expansion: int = 2) -> Schema:
+    doc = with_segments(uk_person_unhardened(), token_scale=0.1)
+    doc["hardening"] = [{"type": "diffusion", "taps": taps, "output_bits": 1024 * expansion}]
+    return Schema.from_dict(doc)
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ([{"type": "rule90"}], r"\$\.hardening\[0\]: with the segmented layout"),
+        (
+            [{"type": "diffusion", "output_bits": 1024}, {"type": "blip", "flip_probability": 0.1}],
+            r"\$\.hardening\[1\]",
+        ),
+        ([{"type": "diffusion", "output_bits": 1536}], r"output_bits: .*whole multiple"),
+    ],
+)
+def test_segment_hardening_is_one_whole_diffusion(steps, message) -> None:  # type: ignore[no-untyped-def]
+    doc = with_segments(uk_person_unhardened())
+    doc["hardening"] = steps
+    with pytest.raises(SchemaError, match=message):
+        Schema.from_dict(doc)
+
+
+def test_per_segment_diffusion_keeps_fields_apart_and_names_crosswise(
+    secret: Secret, other_secret: Secret
+) -> None:
+    from linkage.partner.harden import Hardener
+
+    schema = _hardened()
+    assert schema.output_length == 2048
+    wire = schema.wire_segments
+    assert [s.bits for s in wire] == [2 * s.bits for s in schema.segments]
+    assert wire[-1].start + wire[-1].bits == 2048
+    enc = encode(pa.table(ROWS), schema, secret, party="p")
+    assert segments_from_meta(enc.meta) == wire
+    f = enc.filters
+    for s in wire:  # equal values stay equal, unequal ones differ: only the field's bits count
+        lo, hi = s.words
+        same = s.field in ("date_of_birth", "sex", "address", "nhs_number")
+        assert (f[0, lo:hi] == f[1, lo:hi]).all() == same, s.field
+    given, surname = wire[0].words, wire[1].words  # one map for the shared key: crosswise
+    assert (f[0, given[0] : given[1]] == f[1, surname[0] : surname[1]]).all()
+    assert not f[2, given[0] : given[1]].any()  # a missing value stays empty (linear map)
+    # the map is block-diagonal: a bit set in one input segment reaches only its own output
+    h = Hardener(schema, secret, parallel=False)
+    for k, (s_in, s_out) in enumerate(zip(schema.segments, wire, strict=True)):
+        x = np.zeros((1, 16), np.uint64)
+        bit = s_in.start + 5
+        x[0, bit // 64] = np.uint64(1) << np.uint64(bit % 64)
+        y = np.unpackbits(h.apply(x).view(np.uint8), bitorder="little")
+        hit = np.flatnonzero(y)
+        assert hit.size and hit.min() >= s_out.start and hit.max() < s_out.start + s_out.bits, k
+    other = Hardener(schema, other_secret, parallel=False)
+    assert not np.array_equal(h.plan[0][1], other.plan[0][1])  # keyed by the secret
+
+
+def test_hardened_segments_link_by_fields(secret: Secret) -> None:
+    from linkage.tlu.linker import match
+
+    schema = _hardened()
+    rows_b = {k: list(v) for k, v in ROWS.items()}
+    rows_b["record_id"] = ["w", "x", "y", "z"]
+    a = encode(pa.table(ROWS), schema, secret, party="a")
+    b = encode(pa.table(rows_b), schema, secret, party="b")
+    res = match([a, b], seed=1)
+    assert res.field_scores is not None  # field-aware scoring ran on the hardened segments

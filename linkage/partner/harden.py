@@ -6,6 +6,10 @@ Each step ``i`` has its own key, ``Secret.derive("harden", fingerprint, "<i>:<ty
 - ``balance`` with ``permute``: the permutation of the 2L bits is
   :func:`linkage.kernels.harden.key_permutation` (key, 2L);
 - ``diffusion``: the taps are :func:`linkage.kernels.harden.diffusion_taps` (key, L, m, t);
+  with the segmented layout, per segment (:func:`segment_taps`): segment s of b bits takes
+  the rows ``diffusion_taps(key_g, b, b e, t) + start`` with ``key_g =
+  Secret.derive("harden", fingerprint, "<i>:diffusion:<g>")``, g the segment's shared key
+  (else its field name), so fields sharing a key share one map (block-diagonal overall);
 - ``blip``: record i's coins come from SipHash-2-4 of its record id (UTF-8) under the first
   16 bytes of the key, so a record's noise depends on the secret and its id only (not on row
   order, batch or thread), and re-encoding an extract gives the same file.
@@ -28,7 +32,7 @@ from linkage.partner.values import string_buffers
 from linkage.schema import Schema
 from linkage.secret import Secret
 
-__all__ = ["Hardener", "step_keys"]
+__all__ = ["Hardener", "segment_taps", "step_keys"]
 
 
 def step_keys(schema: Schema, secret: Secret) -> list[bytes]:
@@ -37,6 +41,21 @@ def step_keys(schema: Schema, secret: Secret) -> list[bytes]:
     return [
         secret.derive("harden", fp, f"{i}:{st.type}") for i, st in enumerate(schema.hardening.steps)
     ]
+
+
+def segment_taps(schema: Schema, secret: Secret, index: int, step: HardeningStep) -> np.ndarray:
+    """(output_bits, taps) int64: per-segment diffusion of a segmented schema (hardening step
+    ``index``): output segment k reads input segment k only; one keyed map per key group."""
+    fp = schema.fingerprint
+    e = step.output_bits // schema.filter_length
+    rows, maps = [], {}
+    for s in schema.segments:
+        group = s.shared_key or s.field
+        if group not in maps:
+            key = secret.derive("harden", fp, f"{index}:diffusion:{group}")
+            maps[group] = hk.diffusion_taps(key, s.bits, s.bits * e, step.taps)
+        rows.append(maps[group] + s.start)
+    return np.ascontiguousarray(np.concatenate(rows), dtype=np.int64)
 
 
 class Hardener:
@@ -50,10 +69,13 @@ class Hardener:
         self.plan: list[tuple[HardeningStep, Any]] = []
         """(step, keyed table): the permutation, the taps or the SipHash key, else None."""
         length = schema.filter_length
-        for st, key in zip(schema.hardening.steps, step_keys(schema, secret), strict=True):
+        keys = step_keys(schema, secret)
+        for i, (st, key) in enumerate(zip(schema.hardening.steps, keys, strict=True)):
             table: Any = None
             if st.type == "balance" and st.permute:
                 table = hk.key_permutation(key, 2 * length)
+            elif st.type == "diffusion" and schema.segments:
+                table = segment_taps(schema, secret, i, st)
             elif st.type == "diffusion":
                 table = hk.diffusion_taps(key, length, st.output_bits, st.taps)
             elif st.type == "blip":

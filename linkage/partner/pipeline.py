@@ -365,7 +365,7 @@ def _meta(schema: Schema, secret: Secret, party: str, count: int) -> dict[str, s
         filter_length=schema.output_length,
         record_count=count,
     )
-    meta.update(segments_meta(schema.segments))  # the layout, for field-aware scoring
+    meta.update(segments_meta(schema.wire_segments))  # the layout, for field-aware scoring
     if schema.match_threshold is not None:  # what `linkage match` uses when given none
         meta["recommended_threshold"] = f"{schema.match_threshold:g}"
     return meta
