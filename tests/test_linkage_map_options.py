@@ -31,16 +31,25 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Population:
     return make_population(tmp_path_factory.mktemp("plain") / "synth", 400, 2)
 
 
-def test_segmented_encodings_are_refused_unless_dice(tmp_path: Path, seg: Population) -> None:
+def test_segmented_encodings_are_linked_by_dice_and_said_so(
+    tmp_path: Path, seg: Population
+) -> None:
     """Before: map create linked segmented files field-aware (match's default) and updates
-    continued by Dice: the map drifted from a relink without a word."""
+    continued by Dice: the map drifted from a relink without a word. Now ``auto`` links them
+    by Dice and says so (a warning, or the ``warn`` callback); ``fields`` is refused."""
     a, b = seg.encs
     m = tmp_path / "m.duckdb"
     with pytest.raises(InputError, match="does not support field-aware scoring"):
-        map_create(m, [a, b])  # scoring="auto": field-aware for segmented files
-    with pytest.raises(InputError, match="does not support field-aware scoring"):
         map_create(m, [a, b], scoring="fields")
     assert not m.exists()
+    notes: list[str] = []
+    map_create(m, [a, b], max_candidates=None, warn=notes.append)  # scoring="auto"
+    assert any("whole-filter Dice" in n for n in notes), notes
+    assert map_info(m)["meta"]["scoring"] == "dice"
+    with pytest.warns(UserWarning, match="segmented filter layout"):
+        map_create(m, [a, b], max_candidates=None, force=True)
+    m.unlink()
+    m.with_name(m.name + ".filters").unlink()
     n = len(a)
     map_create(m, [subset(a, np.arange(n - 40)), b], scoring="dice", seed=2)
     assert map_info(m)["meta"]["scoring"] == "dice"
@@ -124,11 +133,12 @@ def test_cli_map_create_scoring_and_cap(tmp_path: Path, seg: Population) -> None
         files.append(str(f))
     m = str(tmp_path / "m.duckdb")
     r = CliRunner()
-    res = r.invoke(main, ["map", "create", m, *files, "-q"])
-    assert res.exit_code == 2 and res.output.count("Error:") == 1, res.output
-    assert "field-aware scoring" in res.output and "--scoring dice" in res.output
+    res = r.invoke(main, ["map", "create", m, *files, "-q", "--no-max-candidates"])
+    assert res.exit_code == 0, res.output  # auto: linked by Dice, and it says so
+    assert "segmented filter layout" in res.output and "whole-filter Dice" in res.output
     res = r.invoke(main, ["map", "create", m, *files, "-q", "--scoring", "dice",
-                          "--no-max-candidates"])  # fmt: skip
+                          "--no-max-candidates", "--force"])  # fmt: skip
     assert res.exit_code == 0, res.output
+    assert "segmented filter layout" not in res.output
     meta = map_info(m)["meta"]
     assert (meta["scoring"], meta["max_candidates"]) == ("dice", "")

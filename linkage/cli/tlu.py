@@ -256,8 +256,9 @@ def map_group() -> None:
     type=click.Choice(["auto", "dice"]),
     default="auto",
     show_default=True,
-    help="The map links by whole-filter Dice: dice links segmented encodings that way; "
-    "auto refuses them (field-aware scoring is not supported by the map yet).",
+    help="The map links by whole-filter Dice (field-aware scoring is not supported by the "
+    "map yet): auto links segmented encodings that way too and prints a note saying so; "
+    "dice does so without the note.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing map file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")

@@ -221,11 +221,12 @@ def match(
             t0 = time.perf_counter()
             encs, names = engine.load(inputs)
             check_compatible(encs, names, dedupe)
+            fields = _field_scoring(scoring, encs, names)
             if threshold is None:
                 threshold = recommended_threshold(encs)
-                say(f"threshold {threshold:g} (recommended by the encoded files' schema)")
+                if fields is None:  # field-aware scoring decides by match weight instead
+                    say(f"threshold {threshold:g} (recommended by the encoded files' schema)")
             dedupe_threshold = check_options(threshold, dedupe_threshold, blocking, threads)
-            fields = _field_scoring(scoring, encs, names)
             seconds["read"] = time.perf_counter() - t0
             memory["read"] = peak_rss()
             say(f"read {sum(len(e) for e in encs)} records from {len(encs)} file(s)")

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,14 +55,31 @@ def cap_error(records: int, k: int, largest: int | None = None) -> InputError:
     )
 
 
-def refuse_field_scoring(scoring: str, encs: Sequence[EncodedTable], names: list[str]) -> None:
-    """InputError unless the inputs are linked by whole-filter Dice: the map re-solves
-    components with the Dice solver only (field-aware scoring refits a model on all records
-    and clusters coherently, which an update cannot reproduce incrementally yet)."""
+DICE_NOTE = (
+    "{name} has the segmented filter layout: the linkage map links it by whole-filter Dice "
+    "(field-aware scoring refits a model on all records and clusters coherently, which an "
+    "update cannot continue yet); `linkage match` scores such files field by field "
+    "(docs/linkage-map.md)"
+)
+
+
+def refuse_field_scoring(
+    scoring: str,
+    encs: Sequence[EncodedTable],
+    names: list[str],
+    warn: Callable[[str], None] | None = None,
+) -> None:
+    """The map links by whole-filter Dice only: the map re-solves components with the Dice
+    solver (field-aware scoring refits a model on all records and clusters coherently, which
+    an update cannot reproduce incrementally yet). Segmented inputs under ``auto`` are linked
+    by Dice with a ``warn`` note (InputError without ``warn``); ``fields`` is refused."""
     if scoring == "dice":
         return
     if field_layout(encs, names) is not None:
         seg = next(iter(names), "the input")
+        if scoring == "auto" and warn is not None:
+            warn(DICE_NOTE.format(name=seg))
+            return
         raise InputError(NO_FIELD_SCORING.format(why=f" ({seg} has the segmented filter layout)"))
 
 
@@ -156,10 +174,10 @@ def map_create(
     entity ids reproducible. ``max_candidates``: match's per-record cap on candidate pairs;
     the map holds only links the cap does not change, so a cap that bites is refused here
     (and in any later update that would make it bite). ``scoring``: the map links by
-    whole-filter Dice only: ``dice``, or ``auto`` on record-level encodings; segmented
-    encodings under ``auto`` and ``fields`` are refused (field-aware scoring is not
-    supported by the map yet; docs/linkage-map.md). Returns the map's :func:`map_info`-style
-    summary. Raises :class:`~linkage.errors.InputError` /
+    whole-filter Dice only: ``dice``, or ``auto``, which links segmented encodings by Dice too
+    and says so through ``warn`` (a UserWarning without it); ``fields`` is refused
+    (field-aware scoring is not supported by the map yet; docs/linkage-map.md). Returns the
+    map's :func:`map_info`-style summary. Raises :class:`~linkage.errors.InputError` /
     :class:`~linkage.errors.CompatibilityError` as ``match`` does, InputError for the
     refusals above, and InputError if ``map_path`` exists (unless ``force``).
     """
@@ -170,9 +188,10 @@ def map_create(
     if max_candidates is not None and max_candidates < 1:
         raise InputError(f"--max-candidates must be >= 1, got {max_candidates}")
     say = progress or (lambda n, t: None)
+    note = warn if warn is not None else (lambda m: warnings.warn(m, UserWarning, stacklevel=4))
     t_start = time.perf_counter()
     keeper = _Keeping(engine or InProcessEngine())
-    keeper.check = lambda encs, names: refuse_field_scoring(scoring, encs, names)
+    keeper.check = lambda encs, names: refuse_field_scoring(scoring, encs, names, note)
     result = match(
         inputs,
         threshold=threshold,
