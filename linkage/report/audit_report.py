@@ -214,7 +214,8 @@ def _drawn(d: Disclosure, rate: float | None, n: int) -> float:
 
 
 def _field_name(name: str) -> str:
-    return name.replace("block_key:", "block key ").replace("whole_filter", "whole filter")
+    return (name.replace("block_key:", "block key ").replace("whole_filter", "whole filter")
+            .replace("segment:", "segment ", 1))  # fmt: skip
 
 
 def _settings(s: dict[str, Any]) -> str:
@@ -468,9 +469,9 @@ def _per_field(s: Section, attacks: Sequence[AttackResult], target: float, d: Di
                 _precision(d, rate, v.get("precision"), a.records),
                 int(v.get("guesses", 0)),
             ])  # fmt: skip
-            labels.append(f"{a.name}: {name.replace('block_key:', 'block key ')}")
+            labels.append(f"{a.name}: {_field_name(name)}")
             values.append(_drawn(d, rate, a.records))
-        s.table(["field or block key", "re-identified", "precision", "guesses made"], rows,
+        s.table(["field, block key or segment", "re-identified", "precision", "guesses made"], rows,
                 numeric=(1, 2))  # fmt: skip
         if a.note:
             s.note(a.note)

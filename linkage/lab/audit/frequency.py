@@ -6,17 +6,25 @@ Applied to whole filters (identical filters = identical plaintext) and to keyed 
 the linkage unit sees which records share a key, even though it cannot invert the key, and
 (Soundex of surname, year of birth) has a skewed, public distribution. The block-key parts
 are recomputed on the attacker's plaintext from the public schema (:func:`block_strings`).
+
+Applied also to each field's segment of a segmented file (``linkage.segments``; the layout is
+in the file's public metadata): equal segments are equal field values (under any hardening
+that is a deterministic function of the segment), so the linkage unit sees each field's
+value-frequency distribution, a field-level Bloom filter's classic weakness (Kuzu et al.,
+PETS 2011; Christen et al., PAKDD 2017). :func:`segment_items` gives the encoded side,
+:func:`segment_values` the attacker's plaintext side (values as the partner hashed them).
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
 
-from linkage.lab.audit.plaintext import Plain
+from linkage.lab.audit.plaintext import SALT_SEP, Plain, field_units, salt_of
 from linkage.lab.audit.plaintext import part_of as _part
 from linkage.lab.audit.plaintext import soundex as soundex  # re-exported (tests, callers)
 
@@ -45,11 +53,10 @@ def align(
 
     Items are ranked by count on both sides (reference counts scaled to the encoded size);
     rank r is aligned when r < ``top`` and the item's count differs from both neighbours'
-    by at least ``min_gap`` (relative) on both sides."""
-    ce = Counter(i for i in enc_items if i is not None)
-    cr = Counter(i for i in ref_items if i is not None)
-    e = ce.most_common(top + 1)
-    r = cr.most_common(top + 1)
+    by at least ``min_gap`` (relative) on both sides. Equal counts are ranked by the item's
+    ``repr`` (not by row order: the guesses do not depend on the order of the records)."""
+    e = _ranked(Counter(i for i in enc_items if i is not None), top + 1)
+    r = _ranked(Counter(i for i in ref_items if i is not None), top + 1)
 
     def distinct(lst: list[tuple[Any, int]], k: int) -> bool:
         c = lst[k][1]
@@ -67,6 +74,11 @@ def align(
         if item is not None:
             out[i] = mapping.get(item)
     return out
+
+
+def _ranked(c: Counter[Any], k: int) -> list[tuple[Any, int]]:
+    """The ``k`` commonest items with their counts; ties by ``repr`` of the item."""
+    return heapq.nsmallest(k, c.items(), key=lambda kv: (-kv[1], repr(kv[0])))
 
 
 def filter_items(x: np.ndarray) -> list[bytes]:
@@ -91,4 +103,50 @@ def block_key_items(keys: list[np.ndarray], names: list[str]) -> dict[str, list[
             pos = owner.get(v)
             if pos is not None:
                 out[names[pos]][i] = v
+    return out
+
+
+def segment_items(filters: np.ndarray, start: int, bits: int) -> list[bytes | None]:
+    """Each record's segment (bits ``start .. start + bits - 1`` of the (n, L/64) uint64
+    ``filters``; both multiples of 64) as a hashable item; None for an empty segment (a
+    missing value: the field set no bit)."""
+    block = np.ascontiguousarray(filters[:, start // 64 : (start + bits) // 64], np.uint64)
+    has = np.asarray(block.any(axis=1), bool)
+    return [block[i].tobytes() if has[i] else None for i in range(len(block))]
+
+
+def segment_values(schema: Any, field: str, plain: Plain) -> np.ndarray:
+    """Each record's item for the segment of ``field``, as the partner hashed the field:
+    the normalised value, or ``value + U+001E + salt`` for a field salted by another field
+    (each (value, salt) pair is its own segment). Values with the same (salted) token set
+    and bits per token write the same segment, so they share one item: the commonest of
+    them (then the smallest). None: an empty segment (no value, no salt, or no tokens).
+    -> object array of str or None."""
+    f = schema.field(field)
+    units, uor, ks = field_units(schema, f, plain)
+    vals = plain.values[field]
+    salts = salt_of(schema, f, plain)
+    item: list[str] = [""] * len(units)
+    count = np.bincount(uor[uor >= 0], minlength=len(units))
+    for i in np.flatnonzero(uor >= 0):  # a unit is one (salt, value): any of its rows
+        v = vals[i] if salts is None else f"{vals[i]}{SALT_SEP}{salts[i]}"
+        item[int(uor[i])] = v
+    canon: dict[tuple[frozenset[str], int], tuple[int, str]] = {}
+    for u, (toks, k) in enumerate(zip(units, ks, strict=True)):
+        key, cand = (frozenset(toks), k), (-int(count[u]), item[u])
+        if key not in canon or cand < canon[key]:
+            canon[key] = cand
+    name = [canon[(frozenset(toks), k)][1] for toks, k in zip(units, ks, strict=True)]
+    out = np.full(plain.n, None, object)
+    for i in np.flatnonzero(uor >= 0):
+        out[i] = name[int(uor[i])]
+    return out
+
+
+def value_of(guess: np.ndarray) -> np.ndarray:
+    """Guessed segment items -> the guessed field values (a salted item without its salt)."""
+    out = np.full(len(guess), None, object)
+    for i, g in enumerate(guess):
+        if g is not None:
+            out[i] = str(g).split(SALT_SEP, 1)[0]
     return out

@@ -63,7 +63,8 @@ class AttackResult:
 
     def label(self) -> str:
         """Short name with where the worst case was: e.g. ``graph matching (25% overlap, list
-        of other people)`` or ``frequency alignment (block key surname_soundex_yob)``."""
+        of other people)``, ``frequency alignment (block key surname_soundex_yob)`` or
+        ``frequency alignment (segment surname)`` (a segmented file's field segment)."""
         name = SHORT.get(self.name, self.name)
         where = ""
         if self.name == "graph" and "overlap" in self.settings:
@@ -76,7 +77,10 @@ class AttackResult:
         elif self.per_field and self.name != "graph":
             top = max(self.per_field, key=lambda k: self.per_field[k].get("reidentified", 0.0))
             where = top.replace("block_key:", "block key ").replace("whole_filter", "whole filter")
-            where = where if where.startswith(("block key", "whole")) else f"field {where}"
+            where = where.replace("segment:", "segment ", 1)
+            where = where if where.startswith(("block key", "whole", "segment")) else (
+                f"field {where}"
+            )  # fmt: skip
         return f"{name} ({where})" if where else name
 
     def to_dict(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from linkage.lab.audit.results import AttackResult, AuditResult
 from linkage.lab.audit.scenario import Scenario, file_scenario, synthetic_scenario
 
 ATTACKS = ("leaks", "frequency", "patterns", "graph", "hgma")
+SEGMENT = "segment:"  # per_field label prefix of the frequency attack's field segments
 Progress = Callable[[str], None]
 
 
@@ -84,7 +85,10 @@ def run_leaks(sc: Scenario, x: np.ndarray, seed: int) -> AttackResult:
     )  # fmt: skip
 
 
-def run_frequency(sc: Scenario, x: np.ndarray) -> AttackResult:
+def run_frequency(sc: Scenario, x: np.ndarray, segments: Sequence[Any] = ()) -> AttackResult:
+    """Whole filters, each block key and, for a segmented file, each field's segment
+    (``segments``: the layout of the file's public metadata); per field or key its worst
+    case over the settings, the attack's worst case over all of them."""
     t0 = time.perf_counter()
     targets: list[tuple[str, list[Any], np.ndarray, np.ndarray]] = [
         ("whole_filter", list(frequency.filter_items(x)), sc.reference.identity(),
@@ -97,12 +101,19 @@ def run_frequency(sc: Scenario, x: np.ndarray) -> AttackResult:
         tru_s = frequency.block_strings(sc.schema, sc.truth)
         for nm in names:
             targets.append((f"block_key:{nm}", items[nm], ref_s[nm], tru_s[nm]))
+    for seg in segments:  # scored on the field's value (a salted item's salt dropped)
+        targets.append((f"{SEGMENT}{seg.field}",
+                        frequency.segment_items(sc.filters, seg.start, seg.bits),
+                        frequency.segment_values(sc.schema, seg.field, sc.reference),
+                        sc.truth.values[seg.field]))  # fmt: skip
     sweep: list[dict[str, Any]] = []
     for top in (20, 100, 500):
         for gap in (0.0, 0.05, 0.2):
             per = {}
             for label, enc_items, ref_items, truth in targets:
                 guess = frequency.align(enc_items, list(ref_items), top=top, min_gap=gap)
+                if label.startswith(SEGMENT):
+                    guess = frequency.value_of(guess)
                 per[label] = _score(guess, truth)
             w = max(per.values(), key=lambda v: v["reidentified"])
             sweep.append({
@@ -110,15 +121,37 @@ def run_frequency(sc: Scenario, x: np.ndarray) -> AttackResult:
                 "reidentified": w["reidentified"], "precision": w["precision"],
                 "right": w["right"],
             })  # fmt: skip
-    return _worst(
+    seg_note = (
+        "; field segments (segmented layout, public in the file's metadata): share of records "
+        "whose field value is named right by aligning equal segments with the reference's "
+        "values (as the partner hashed them, with their salt where salted); each field or key "
+        "at its own worst-case settings"
+        if segments else ""
+    )  # fmt: skip
+    res = _worst(
         "frequency",
-        "Frequency alignment of whole filters and block keys",
+        "Frequency alignment of whole filters, block keys"
+        + (" and field segments" if segments else ""),
         sweep,
         len(x),
         t0,
         note="block keys: share of records whose key's plaintext (e.g. Soundex + year) is "
-        "revealed; whole filter: the whole record",
+        "revealed; whole filter: the whole record" + seg_note,
     )
+    return replace(res, per_field=_per_field_worst(sweep, ("top", "min_gap")))
+
+
+def file_segments(sch: Any, encoded: str | Path | None, width: int) -> tuple[Any, ...]:
+    """The segmented layout the attacker reads (empty: record layout): from the encoded
+    file's metadata in mode (a); in mode (b) the layout the encoder writes into it (the
+    schema's wire segments), checked against the filters' ``width`` in bits."""
+    from linkage.encoded import read_meta
+    from linkage.segments import segments_from_meta, segments_meta
+
+    if encoded is not None:
+        return segments_from_meta(read_meta(encoded), str(encoded))
+    meta = {**segments_meta(sch.wire_segments), "filter_length": str(width)}
+    return segments_from_meta(meta, "the encoded population")
 
 
 def _mined_sizes(schema: Any, density: float, n: int) -> tuple[int, ...] | None:
@@ -191,13 +224,15 @@ def run_patterns(
     return replace(res, per_field=_per_field_worst(sweep))
 
 
-def _per_field_worst(sweep: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Each field's highest rate over the sweep, with the settings that gave it."""
+def _per_field_worst(
+    sweep: list[dict[str, Any]], keys: Sequence[str] = ("min_support", "max_candidates")
+) -> dict[str, dict[str, float]]:
+    """Each field's highest rate over the sweep, with the settings ``keys`` that gave it."""
     out: dict[str, dict[str, float]] = {}
     for s in sweep:
         for f, v in s["per_field"].items():
             if f not in out or v["reidentified"] > out[f]["reidentified"]:
-                extra = {k: float(s["settings"][k]) for k in ("min_support", "max_candidates")}
+                extra = {k: float(s["settings"][k]) for k in keys}
                 out[f] = {**v, **extra}
     return out
 
@@ -401,7 +436,8 @@ def audit(
         if name == "leaks":
             results.append(run_leaks(sc, x, seed))
         elif name == "frequency":
-            results.append(run_frequency(sc, x))
+            segs = file_segments(sch, encoded, 64 * sc.filters.shape[1])
+            results.append(run_frequency(sc, x, segs))
         elif name == "patterns":
             results.append(run_patterns(sc, x, seed, pattern_sample, say))
         elif name == "graph":
