@@ -152,15 +152,21 @@ def test_encode_warns_without_hardening(tmp_path: Any) -> None:
     key = tmp_path / "secret.key"
     key.write_text(secret_text(hashlib.sha256(b"cli").digest()) + "\n")
     key.chmod(0o600)
-    for template, warned in (("uk-person-unhardened", True), ("uk-person", False)):
+    for template, warned, segmented in (
+        ("uk-person-unhardened", True, False),
+        ("uk-person", False, False),
+        ("uk-person-fields", False, True),
+    ):
         schema = tmp_path / f"{template}.json"
-        CliRunner().invoke(main, ["schema", "init", "--template", template, "-o", str(schema)])
+        r = CliRunner().invoke(main, ["schema", "init", "--template", template, "-o", str(schema)])
+        assert ("the segmented layout" in r.output) is segmented, r.output
         r = CliRunner().invoke(main, [
             "encode", str(src), "-o", str(tmp_path / f"{template}.parquet"), "--schema",
             str(schema), "--secret-file", str(key), "--party", "a", "--absent", "nhs_number", "-q",
         ])  # fmt: skip
         assert r.exit_code == 0, r.output
         assert ("Warning: this schema has no hardening" in r.output) is warned
+        assert ("Warning: this schema has the segmented layout" in r.output) is segmented
 
 
 def test_map_create_uses_the_recommended_threshold(tmp_path: Any) -> None:

@@ -163,6 +163,10 @@ def encode(
         from linkage.schema_template import UNHARDENED_WARNING
 
         _warn(UNHARDENED_WARNING)
+    if s.segments:
+        from linkage.schema_template import SEGMENTED_WARNING
+
+        _warn(SEGMENTED_WARNING)
 
     def encode_report(path: str) -> None:
         from linkage.encoded import read_encoded

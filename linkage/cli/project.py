@@ -44,10 +44,12 @@ def schema() -> None:
     "--template",
     default="uk-person",
     show_default=True,
-    type=click.Choice(["uk-person", "uk-person-unhardened"]),
+    type=click.Choice(["uk-person", "uk-person-fields", "uk-person-unhardened"]),
     help="Starting point. uk-person is hardened against the published attacks (see "
-    "docs/privacy.md); uk-person-unhardened is an explicit opt-out that prints its measured "
-    "re-identification risk.",
+    "docs/privacy.md); uk-person-fields adds per-field scoring (segmented layout, diffused "
+    "per field: better F1, docs/quality.md) at the price of letting the linkage unit count "
+    "each field's values, and prints that measured risk; uk-person-unhardened is an explicit "
+    "opt-out that prints its measured re-identification risk.",
 )
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write (.json)."
@@ -70,6 +72,10 @@ def schema_init(template: str, output: str, force: bool) -> None:
         from linkage.schema_template import UNHARDENED_WARNING
 
         _warn(UNHARDENED_WARNING)
+    if template == "uk-person-fields":
+        from linkage.schema_template import SEGMENTED_WARNING
+
+        _warn(SEGMENTED_WARNING)
 
 
 @schema.command("check")
