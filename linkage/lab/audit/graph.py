@@ -8,10 +8,11 @@ shared coordinate system before one-to-one matching). Here:
 
 1. Plaintext similarities are Dice coefficients of Bloom filters the attacker builds from its
    list under its *own* random keys with the public schema, hardening included (:func:`..
-   plaintext.simulate_averaged`): same tokens, same bits per token, same diffusion, so the
-   same similarity law; several own keys side by side average the key noise away on the
-   attacker's side. The two sides may differ in length: only similarities within a side are
-   ever compared.
+   plaintext.simulate_averaged`): same tokens, same bits per token, same layout (with
+   segments: each field in its own segment, shared keys shared, diffusion per segment), same
+   diffusion, so the same similarity law; several own keys side by side average the key noise
+   away on the attacker's side. The two sides may differ in length: only similarities within
+   a side are ever compared.
 2. Seed candidates from node features that survive the encoded file being only part of the
    list (:func:`node_features`): popcount, the node's place in the whole population (bulk
    similarity quantiles, standardised within each graph) and its near neighbours (k-th largest

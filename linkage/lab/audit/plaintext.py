@@ -4,11 +4,15 @@ under the attacker's *own* random key.
 The attacker knows the schema and the tokenisation (see the partner encoder's module doc):
 q-grams padded with U+0000, date parts ``D05``/``M12``/``Y1990``/``DM0512``/``F19901205``,
 exact values, numeric neighbourhoods, ``bits_per_token`` or ``ceil(bit_budget / tokens)``
-bits per token, and salting (a salted token is a distinct token per salt value). The
+bits per token, salting (a salted token is a distinct token per salt value), and the
+filter layout (``linkage.segments``: with segments each field's positions lie in its own
+segment, fields with one ``shared_key`` share a key, and diffusion runs per segment). The
 attacker does not know the key, so :func:`simulate_filters` draws positions from its own
 random key: the filters differ bit by bit from the real ones, but their similarities and
 popcounts follow the same law (this is what graph matching exploits; Vidanage et al., CIKM
-2020, compute plaintext similarities the same way).
+2020, compute plaintext similarities the same way). The partner's encoder itself is not
+reused (the attack modules never import it: tests/test_boundaries.py); the mirror is checked
+against it in tests/test_audit_segmented_sim.py.
 
 No import of ``linkage.secret`` or the partner encoder here.
 """
@@ -236,11 +240,26 @@ def _positions(label: bytes, k: int, length: int) -> np.ndarray:
     return np.concatenate(out)
 
 
+def _field_span(schema: Any, f: Any) -> tuple[str, int, int]:
+    """(key label, first bit, bits) of field ``f``'s positions: its own key over the whole
+    filter with the record layout; with the segmented layout (:mod:`linkage.segments`) its
+    segment, under its shared key group's label when it has one (fields sharing a key set the
+    same offsets in their equal segments, as the partner's ``segmented.hash_key`` does)."""
+    for seg in getattr(schema, "segments", ()):
+        if seg.field == f.name:
+            label = f.name if seg.shared_key is None else "shared:" + seg.shared_key
+            return label, int(seg.start), int(seg.bits)
+    return f.name, 0, int(schema.filter_length)
+
+
 def simulate_filters(plain: Plain, schema: Any, seed: int = 0) -> np.ndarray:
     """(n, L) bool Bloom filters of the plaintext under the attacker's own random key: the
     schema's tokens and bits per token, positions from BLAKE2b keyed by ``seed``, then the
     schema's hardening steps under the attacker's own key (:func:`harden_own_key`; L is then
-    the schema's output length)."""
+    the schema's output length). The layout is the schema's (public): with segments each
+    field's positions lie in its own segment, fields with one ``shared_key`` share their
+    positions' key, and diffusion runs per segment, so the filters are what the partner's
+    encoder writes under another secret."""
     length = schema.filter_length
     x = np.zeros((plain.n, length), bool)
     key = seed.to_bytes(8, "little", signed=False)
@@ -248,14 +267,16 @@ def simulate_filters(plain: Plain, schema: Any, seed: int = 0) -> np.ndarray:
         units, uor, ks = field_units(schema, f, plain)
         if not units:
             continue
+        name, start, span = _field_span(schema, f)
         ubits = np.zeros((len(units), length), bool)
         cache: dict[str, np.ndarray] = {}
         for u, (toks, k) in enumerate(zip(units, ks, strict=True)):
             for t in set(toks):
                 pos = cache.get(t)
                 if pos is None or len(pos) < k:
-                    label = key + f.name.encode() + b"\x00" + t.encode("utf-8")
-                    pos = cache[t] = _positions(label, max(k, f.bits_per_token or 0), length)
+                    label = key + name.encode() + b"\x00" + t.encode("utf-8")
+                    kk = max(k, f.bits_per_token or 0)
+                    pos = cache[t] = _positions(label, kk, span) + start
                 ubits[u, pos[:k]] = True
         has = uor >= 0
         x[has] |= ubits[uor[has]]
@@ -308,13 +329,35 @@ def harden_own_key(bits: np.ndarray, schema: Any, seed: int = 0) -> np.ndarray:
         elif st.type == "rule90":
             x = hk.rule90(x, st.steps)
         elif st.type == "diffusion":
-            x = hk.diffusion(x, hk.diffusion_taps(key, length, st.output_bits, st.taps))
+            x = hk.diffusion(x, own_taps(schema, st, key, length))
         elif st.type == "blip":
             coins = np.random.default_rng(int.from_bytes(key[:8], "little")).integers(
                 0, 2**63, size=len(x), dtype=np.int64
             )
             x = hk.blip(x, st.flip, coins.astype(np.uint64))
     return unpack(x)
+
+
+def own_taps(schema: Any, st: Any, key: bytes, length: int) -> np.ndarray:
+    """(output_bits, taps) int64 taps of diffusion step ``st`` on ``length``-bit filters under
+    the attacker's step ``key``: one keyed map over the whole filter (record layout), or per
+    segment with the segmented layout, as the partner's ``harden.segment_taps``: segment s of
+    b bits becomes ``b * output_bits / length`` bits, each the XOR of taps of segment s only,
+    one map per key group (its shared key, else its field)."""
+    from linkage.kernels import harden as hk
+
+    segs = getattr(schema, "segments", ())
+    if not segs:
+        return hk.diffusion_taps(key, length, st.output_bits, st.taps)
+    e = st.output_bits // length
+    rows, maps = [], {}
+    for s in segs:
+        group = s.shared_key or s.field
+        if group not in maps:
+            gkey = hashlib.sha256(key + b"diffusion:" + group.encode("utf-8")).digest()
+            maps[group] = hk.diffusion_taps(gkey, s.bits, s.bits * e, st.taps)
+        rows.append(maps[group] + s.start)
+    return np.ascontiguousarray(np.concatenate(rows), dtype=np.int64)
 
 
 def unpack(filters: np.ndarray) -> np.ndarray:
