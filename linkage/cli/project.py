@@ -46,9 +46,9 @@ def schema() -> None:
     show_default=True,
     type=click.Choice(["uk-person", "uk-person-fields", "uk-person-unhardened"]),
     help="Starting point. uk-person is hardened against the published attacks (see "
-    "docs/privacy.md); uk-person-fields adds per-field scoring (segmented layout, diffused "
-    "per field: better F1, docs/quality.md) at the price of letting the linkage unit count "
-    "each field's values, and prints that measured risk; uk-person-unhardened is an explicit "
+    "docs/privacy.md); uk-person-fields (segmented layout, diffused per field) links by "
+    "field-aware scoring (better F1, docs/quality.md) but is not safe against the audit's "
+    "graph matching, and prints its measured risk; uk-person-unhardened is an explicit "
     "opt-out that prints its measured re-identification risk.",
 )
 @click.option(
