@@ -177,3 +177,20 @@ def test_segment_values_follow_the_encoder() -> None:
     sur = frequency.segment_values(sch, "surname", plain)
     assert sur[0] == "SMITH\x1e1990" and sur[2] == "SMITH\x1e1991" and sur[4] is None
     assert list(frequency.value_of(sur)) == ["SMITH", "SMITH", "SMITH", "JONES", None]
+
+
+def test_block_keys_are_placed_when_one_key_is_absent_from_every_record() -> None:
+    """A council extract without NHS numbers: no record lists every block key, so the key
+    positions are guessed per choice of the present keys (before: no guesses at all)."""
+    from linkage.lab.audit.frequency import block_key_hypotheses, block_key_items
+
+    names = ["a", "b", "nhs"]
+    rows = [np.array([10 + i % 3, 20 + i % 5], np.uint64) for i in range(30)]  # nhs absent
+    assert all(v is None for v in block_key_items(rows, names)["a"])  # the old gap
+    hyps = block_key_hypotheses(rows, names)
+    assert len(hyps) == 3  # which 2 of the 3 keys are present
+    right = [h for h in hyps if h["a"][0] == 10 and h["b"][0] == 20]
+    assert right and all(v is None for v in right[0]["nhs"])
+    full = [np.array([1, 2, 3], np.uint64), np.array([1, 3], np.uint64)]
+    assert block_key_hypotheses(full, names) == [block_key_items(full, names)]
+    assert block_key_hypotheses([np.array([], np.uint64)], names) == []

@@ -18,6 +18,7 @@ PETS 2011; Christen et al., PAKDD 2017). :func:`segment_items` gives the encoded
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -103,6 +104,37 @@ def block_key_items(keys: list[np.ndarray], names: list[str]) -> dict[str, list[
             pos = owner.get(v)
             if pos is not None:
                 out[names[pos]][i] = v
+    return out
+
+
+def block_key_hypotheses(
+    keys: list[np.ndarray], names: list[str]
+) -> list[dict[str, list[int | None]]]:
+    """:func:`block_key_items` when some record has every key; otherwise (a key absent from
+    every record, e.g. no NHS numbers in a council's extract) the fullest records list
+    ``m < len(names)`` keys and the attacker does not know which ones: one assignment per
+    choice of the ``m`` present keys (in schema order), to be attacked each, worst case kept.
+    Empty when no record has a key."""
+    nk = len(names)
+    full = max((len(r) for r in keys), default=0)
+    if full == 0:
+        return []
+    if full >= nk:
+        return [block_key_items(keys, names)]
+    out = []
+    for present in itertools.combinations(range(nk), full):
+        owner: dict[int, int] = {}
+        for row in keys:
+            if len(row) == full:
+                for j, v in zip(present, row.tolist(), strict=True):
+                    owner[v] = j
+        items: dict[str, list[int | None]] = {nm: [None] * len(keys) for nm in names}
+        for i, row in enumerate(keys):
+            for v in row.tolist():
+                pos = owner.get(v)
+                if pos is not None:
+                    items[names[pos]][i] = v
+        out.append(items)
     return out
 
 
