@@ -16,7 +16,8 @@ the less load-sensitive figures. The package's bytecode is compiled first (``com
 a wheel install does: a development checkout run with PYTHONDONTWRITEBYTECODE would otherwise
 compile every module from source in every process (about 0.09 s each, update and relink
 alike). Each step starts after ``os.sync()``, so the previous step's writes (the 0.8 GB map)
-are not still being flushed while it runs. Targets: update <= 10% of the relink's time; peak RSS <= 8 GB.
+are not still being flushed while it runs. Targets: update <= 10% of the relink's time; peak
+RSS <= 8 GB.
 
 Run: ``.venv/bin/python benchmarks/bench_map.py [--records 2000000] [--delta 10000]``
 """
