@@ -327,8 +327,9 @@ def audit_cmd(
     In mode (a) every schema field needs a column in --plaintext (and --reference): give
     the --column, --date-format and --absent options the file was encoded with.
 
-    Attacks: leak statistics (Vidanage et al. 2023), frequency alignment of filters and block
-    keys, pattern mining (Christen et al. 2018), graph matching (Vidanage et al. 2020,
+    Attacks: leak statistics (Vidanage et al. 2023), frequency alignment of filters, block
+    keys and (segmented layout) each field's segment, pattern mining (Christen et al. 2018),
+    graph matching (Vidanage et al. 2020,
     Schafer et al. 2024) at several overlaps, and homomorphism-based graph matching on
     diffusion (hgma; Armknecht & Schafer 2026), reported as an upper bound. No attack uses
     the secret. See docs/privacy.md.
