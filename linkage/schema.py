@@ -467,8 +467,9 @@ def _parse(doc: Any) -> Schema:
     desc = top.get("description", "")
     _expect(isinstance(desc, str), "$.description", "expected a string")
     hardening = parse_hardening(top.get("hardening", []), length, MAX_FILTER_BITS)
-    if check_layout(layout, length, _segment_spec(fields)):
-        check_segment_hardening(hardening.steps, length)
+    segs = check_layout(layout, length, _segment_spec(fields))
+    if segs:
+        check_segment_hardening(hardening.steps, length, [sg.bits for sg in segs])
     evidence = None
     if top.get("min_evidence") is not None:
         evidence = parse_min_evidence(top["min_evidence"], [f.name for f in fields])

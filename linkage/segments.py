@@ -119,10 +119,13 @@ def check_layout(
     return tuple(out)
 
 
-def check_segment_hardening(steps: Sequence[Any], filter_length: int) -> int:
+def check_segment_hardening(
+    steps: Sequence[Any], filter_length: int, seg_bits: Sequence[int] = ()
+) -> int:
     """The wire expansion ``e`` of a segmented schema's hardening ``steps`` (1 without
-    steps): only one ``diffusion`` step whose ``output_bits`` is ``e * filter_length``.
-    Raises :class:`SchemaError` naming the JSON path."""
+    steps): only one ``diffusion`` step whose ``output_bits`` is ``e * filter_length``, with
+    fewer ``taps`` than the smallest of ``seg_bits`` (the segments' lengths). Raises
+    :class:`SchemaError` naming the JSON path."""
     if not steps:
         return 1
     bad = [i for i, st in enumerate(steps) if st.type != "diffusion"]
@@ -134,6 +137,13 @@ def check_segment_hardening(steps: Sequence[Any], filter_length: int) -> int:
             "per segment); use layout 'record' for other steps"
         )
     out = int(steps[0].output_bits)
+    taps, smallest = int(steps[0].taps), min(seg_bits) if seg_bits else filter_length
+    if taps >= smallest:
+        raise SchemaError(
+            f"$.hardening[0].taps: {taps} taps with a {smallest}-bit segment would make every "
+            "output bit of that segment the parity of the whole segment (the field would be "
+            f"lost); use fewer than {smallest} (8 is the template's)"
+        )
     if out % filter_length:
         raise SchemaError(
             f"$.hardening[0].output_bits: with the segmented layout it must be a whole "

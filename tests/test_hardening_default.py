@@ -167,6 +167,10 @@ def test_encode_warns_without_hardening(tmp_path: Any) -> None:
         assert r.exit_code == 0, r.output
         assert ("Warning: this schema has no hardening" in r.output) is warned
         assert ("Warning: this schema has the segmented layout" in r.output) is segmented
+        r = CliRunner().invoke(main, ["schema", "check", str(schema)])
+        assert r.exit_code == 0, r.output
+        assert ("Warning: this schema has no hardening" in r.output) is warned
+        assert ("Warning: this schema has the segmented layout" in r.output) is segmented
 
 
 def test_map_create_uses_the_recommended_threshold(tmp_path: Any) -> None:

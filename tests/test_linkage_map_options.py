@@ -140,5 +140,7 @@ def test_cli_map_create_scoring_and_cap(tmp_path: Path, seg: Population) -> None
                           "--no-max-candidates", "--force"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "segmented filter layout" not in res.output
+    res = r.invoke(main, ["map", "create", m, *files, "-q", "--scoring", "fields", "--force"])
+    assert res.exit_code != 0 and "does not support field-aware scoring" in res.output
     meta = map_info(m)["meta"]
     assert (meta["scoring"], meta["max_candidates"]) == ("dice", "")

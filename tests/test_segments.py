@@ -108,6 +108,7 @@ def _hardened(taps: int = 8, expansion: int = 2) -> Schema:
             r"\$\.hardening\[1\]",
         ),
         ([{"type": "diffusion", "output_bits": 1536}], r"output_bits: .*whole multiple"),
+        ([{"type": "diffusion", "taps": 64, "output_bits": 2048}], r"\$\.hardening\[0\]\.taps"),
     ],
 )
 def test_segment_hardening_is_one_whole_diffusion(steps, message) -> None:  # type: ignore[no-untyped-def]
@@ -160,3 +161,22 @@ def test_hardened_segments_link_by_fields(secret: Secret) -> None:
     b = encode(pa.table(rows_b), schema, secret, party="b")
     res = match([a, b], seed=1)
     assert res.field_scores is not None  # field-aware scoring ran on the hardened segments
+
+
+def test_options_field_aware_scoring_does_not_use_are_warned(secret: Secret) -> None:
+    from linkage.report.text import match_summary_lines
+    from linkage.tlu.linker import match
+
+    schema = _hardened()
+    rows_b = {k: list(v) for k, v in ROWS.items()}
+    rows_b["record_id"] = ["w", "x", "y", "z"]
+    a = encode(pa.table(ROWS), schema, secret, party="a")
+    b = encode(pa.table(rows_b), schema, secret, party="b")
+    notes: list[str] = []
+    res = match([a, b], seed=1, threshold=0.9, solver="optimal", warn=notes.append)
+    assert len(notes) == 1 and "threshold" in notes[0] and "solver 'optimal'" in notes[0]
+    assert res.stats.scoring == "fields"
+    assert any("field-aware scoring" in line for line in match_summary_lines(res.stats))
+    notes.clear()
+    match([a, b], seed=1, warn=notes.append)
+    assert notes == []  # defaults: nothing to warn about

@@ -82,8 +82,17 @@ def schema_init(template: str, output: str, force: bool) -> None:
 @click.argument("schema_file", type=click.Path(dir_okay=False))
 @handle_errors
 def schema_check(schema_file: str) -> None:
-    """Validate a schema and summarise it (errors name the JSON path)."""
+    """Validate a schema and summarise it (errors name the JSON path); a schema without
+    hardening or with the segmented layout also gets its measured risk (docs/privacy.md)."""
     from linkage.schema import Schema
 
     s = Schema.load(schema_file)
     click.echo(s.summary())
+    if not s.hardening:  # a partner checking a schema it was sent learns the measured risk
+        from linkage.schema_template import UNHARDENED_WARNING
+
+        _warn(UNHARDENED_WARNING)
+    if s.segments:
+        from linkage.schema_template import SEGMENTED_WARNING
+
+        _warn(SEGMENTED_WARNING)

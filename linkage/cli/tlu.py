@@ -253,12 +253,12 @@ def map_group() -> None:
 )
 @click.option(
     "--scoring",
-    type=click.Choice(["auto", "dice"]),
+    type=click.Choice(["auto", "dice", "fields"]),
     default="auto",
     show_default=True,
     help="The map links by whole-filter Dice (field-aware scoring is not supported by the "
-    "map yet): auto links segmented encodings that way too and prints a note saying so; "
-    "dice does so without the note.",
+    "map yet, so fields is refused): auto links segmented encodings that way too and prints "
+    "a note saying so; dice does so without the note.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing map file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")

@@ -48,7 +48,12 @@ def write_match_report(
         title,
         subtitle="Records linked into entities by the trusted linkage unit.",
         disclosure=d,
-        meta=[("threshold", f"{st.threshold:g}"), ("blocking", st.blocking)]
+        meta=[
+            ("candidates at Dice", f">= {st.threshold:g}, field-aware scoring")
+            if st.scoring == "fields"
+            else ("threshold", f"{st.threshold:g}"),
+            ("blocking", st.blocking),
+        ]
         + ([("schema", fp[:16])] if fp else []),
     )
     ent = _entities(result)

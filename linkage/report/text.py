@@ -119,10 +119,17 @@ def match_summary_lines(s: MatchStats) -> list[str]:
     detail = blocking_detail_words(s.blocking_detail)
     if detail:
         lines.append(f"  {detail}")
-    lines.append(
-        f"{s.pairs_above_threshold} pairs >= threshold {s.threshold}; "
-        f"{s.matched_pairs} matched pairs"
-    )
+    if s.scoring == "fields":
+        lines.append(
+            f"field-aware scoring (segmented layout): {s.pairs_above_threshold} candidate pairs "
+            f"at Dice >= {s.threshold:g} scored field by field; {s.matched_pairs} matched pairs "
+            "in coherent clusters (duplicates within a party included unless --one-to-one)"
+        )
+    else:
+        lines.append(
+            f"{s.pairs_above_threshold} pairs >= threshold {s.threshold}; "
+            f"{s.matched_pairs} matched pairs"
+        )
     lines.append(
         f"{s.entities} entities; by size: "
         + ", ".join(f"{k}: {v}" for k, v in s.entities_by_size.items())

@@ -222,6 +222,8 @@ def match(
             encs, names = engine.load(inputs)
             check_compatible(encs, names, dedupe)
             fields = _field_scoring(scoring, encs, names)
+            _say_unused(fields is not None, threshold, dedupe, dedupe_threshold, solver,
+                        one_to_one, warn)  # fmt: skip
             if threshold is None:
                 threshold = recommended_threshold(encs)
                 if fields is None:  # field-aware scoring decides by match weight instead
@@ -265,6 +267,38 @@ def match(
     result.stats.workers = where.get("workers")
     result.stats.memory = {**memory, **result.stats.memory}
     return result
+
+
+def _say_unused(
+    fields: bool,
+    threshold: float | None,
+    dedupe: bool,
+    dedupe_threshold: float | None,
+    solver: str,
+    one_to_one: bool,
+    warn: Callable[[str], None],
+) -> None:
+    """Warn about options the chosen flow does not use, so a run is never silently other
+    than what was asked for."""
+    if fields:
+        unused = [name for name, given in (
+            ("threshold", threshold is not None),
+            ("dedupe", dedupe),
+            ("dedupe_threshold", dedupe_threshold is not None),
+            (f"solver {solver!r}", solver != "greedy"),
+        ) if given]  # fmt: skip
+        if unused:
+            warn(
+                f"field-aware scoring (segmented layout) does not use {', '.join(unused)}: it "
+                f"takes candidates at Dice >= {CANDIDATE_THRESHOLD:g} and links pairs by match "
+                "probability in coherent clusters, duplicates within a party included (one_to_one "
+                "to exclude them); scoring='dice' links by a Dice threshold instead"
+            )
+    elif one_to_one:
+        warn(
+            "one_to_one applies to field-aware scoring only; the Dice flow is one-to-one "
+            "already unless dedupe is on"
+        )
 
 
 def finish(
@@ -328,7 +362,7 @@ def finish(
     by_size = np.bincount(ent_sizes)
     stats = MatchStats(
         records_per_party={e.party: len(e) for e in encs},
-        threshold=threshold,
+        threshold=CANDIDATE_THRESHOLD if fields is not None else threshold,
         dedupe_threshold=dedupe_threshold if dedupe else None,
         blocking=cand.strategy,
         blocking_detail=dict(cand.detail),
@@ -345,6 +379,7 @@ def finish(
         score_histogram=histogram,
         memory=memory,
         stub_records=stub_records(encs),
+        scoring="fields" if fields is not None else "dice",
     )
     result = LinkageResult(links, pairs, stats, dict(encs[0].meta) if encs else {})
     result.field_scores = field_scores  # the model and per-pair levels, for waterfalls

@@ -62,6 +62,9 @@ class MatchStats:
     score_histogram: dict[str, object] | None = None
     memory: dict[str, int] = field(default_factory=dict)
     stub_records: dict[str, int] | None = None
+    scoring: str = "dice"
+    """``dice`` (pairs at or above ``threshold``) or ``fields`` (field-aware: candidates at
+    Dice >= ``threshold``, the candidate threshold, linked by match probability)."""
 
     def __getitem__(self, key: str) -> object:
         """Dict-style read access (``stats["threshold"]``), for scripts written before."""
