@@ -222,7 +222,29 @@ def test_text_gives_counts_and_na_precision(files: dict[str, Any]) -> None:
     g = AttackResult("graph", "Graph", 3 / 500, 1.0, 500, 0.1,
                      settings={"overlap": 1.0, "list": "others"})  # fmt: skip
     text = AuditResult("f" * 64, "schema", 500, 500, 0, (a, g), 1.0).to_text()
-    assert "whole_filter: 0 of 500 (0.0%) re-identified, precision n/a" in text
+    assert "whole filter: 0 of 500 (0.0%) re-identified, precision n/a" in text
     assert "(precision n/a)" in text
     assert ("Worst case: graph matching (100% overlap, list of other people): 3 of 500 records "
             "re-identified (0.6%)") in text  # fmt: skip
+
+
+def test_text_names_the_worst_item_of_the_frequency_attack() -> None:
+    """The frequency headline is its worst item's figure: it names the item, as the "Worst
+    case" line does, and segment labels are spelt one way ("segment surname") everywhere."""
+    from linkage.lab.audit.results import AttackResult, AuditResult
+
+    per = {
+        "whole_filter": {"reidentified": 0.0, "precision": 0.0, "guesses": 0.0},
+        "block_key:sx_yob": {"reidentified": 0.01, "precision": 0.5, "guesses": 40.0},
+        "segment:surname": {"reidentified": 0.02, "precision": 0.6, "guesses": 70.0},
+        "segment:given_name": {"reidentified": 0.039, "precision": 0.7, "guesses": 110.0},
+    }
+    a = AttackResult("frequency", "Frequency alignment", 0.039, 0.7, 2000, 0.1, per_field=per)
+    text = AuditResult("f" * 64, "file", 2000, 3000, 0, (a,), 1.0).to_text()
+    assert ("Frequency alignment [frequency]: 78 of 2,000 (3.9%) re-identified (precision "
+            "70.0%; worst: segment given_name)") in text  # fmt: skip
+    assert "Worst case: frequency alignment (segment given_name): 78 of 2,000" in text
+    assert "  segment surname: 40 of 2,000" in text and "  block key sx_yob: " in text
+    assert "  whole filter: 0 of 2,000" in text
+    assert "segment:" not in text and "block_key:" not in text
+    assert a.to_dict()["per_field"].keys() == per.keys()  # JSON keeps its keys

@@ -95,7 +95,8 @@ def test_common_names_are_named_from_their_segments(files: dict[str, Any]) -> No
         assert (guess[truth == top_name] == top_name).all()
         assert (truth[guess == top_name] == top_name).all()
     text = r.to_text()
-    assert "segment:surname: " in text and "field segments" in text
+    assert "segment surname: " in text and "field segments" in text
+    assert "segment:" not in text and "; worst: segment " in text
     assert "segment" in a.label()
     assert "segment:surname" in r.to_dict()["attacks"][0]["per_field"]
 

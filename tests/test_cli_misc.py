@@ -101,6 +101,59 @@ def test_evaluate_sweep_below_the_match_threshold_is_refused(matched: Path) -> N
     assert r.exit_code == 0, r.output
 
 
+@pytest.fixture(scope="module")
+def matched_fields(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The examples encoded with the segmented layout and matched field by field."""
+    import hashlib
+
+    from linkage.partner.pipeline import encode
+    from linkage.schema import Schema
+    from linkage.schema_template import uk_person_fields_template
+    from linkage.secret import Secret
+    from linkage.tlu.linker import match
+
+    d = tmp_path_factory.mktemp("matched_fields")
+    schema = Schema.from_dict(uk_person_fields_template())
+    secret = Secret(hashlib.sha256(b"cli misc fields").digest())
+    encs = [
+        encode(str(EXAMPLES / f"{party}.csv"), schema, secret, party=party, id_column=idc,
+               columns=cols)
+        for party, (idc, cols) in MAPS.items()
+    ]  # fmt: skip
+    result = match(encs, seed=1)
+    assert result.stats.scoring == "fields"
+    result.write(d / "links.parquet", d / "pairs.parquet")
+    return d
+
+
+def test_pairs_metadata_records_the_scoring(matched: Path, matched_fields: Path) -> None:
+    import pyarrow.parquet as pq
+
+    for d, scoring in ((matched, b"dice"), (matched_fields, b"fields")):
+        for name in ("links.parquet", "pairs.parquet"):
+            assert pq.read_metadata(d / name).metadata[b"linkage.scoring"] == scoring
+
+
+def test_evaluate_sweep_over_field_aware_pairs_speaks_of_probabilities(
+    matched_fields: Path,
+) -> None:
+    d = matched_fields
+    base = ["evaluate", str(d / "links.parquet"), "--truth", str(EXAMPLES / "truth.csv"),
+            "--pairs", str(d / "pairs.parquet")]  # fmt: skip
+    r = CliRunner().invoke(main, [*base, "--sweep", "0.3:0.9:0.1"])
+    assert r.exit_code == 2 and r.output.startswith("Error:"), r.output
+    out = " ".join(r.output.split())
+    assert "match probabilities" in out and "coherent clusters at probability 0.5" in out
+    assert "--threshold" not in out and "matched at threshold" not in out
+    r = CliRunner().invoke(main, [*base, "--sweep", "0.5:0.9:0.1"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "match probabilities, not Dice" in out and "not by a threshold option" in out
+    assert "best F1" in out and "at match probability" in out and "P(match)" in out
+    assert "--threshold" not in out and "match threshold" not in out
+    assert "holds no pairs below score" in out  # the Dice note, without its advice
+
+
 def test_evaluate_has_no_candidates_option_and_speaks_cli(matched: Path) -> None:
     args = ["evaluate", str(matched / "links.parquet"), "--truth", str(EXAMPLES / "truth.csv")]
     r = CliRunner().invoke(main, [*args, "--candidates", "c.parquet"])

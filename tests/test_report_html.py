@@ -496,3 +496,27 @@ def test_match_report_without_field_scores_has_no_weights(scenario, tmp_path: Pa
     assert scenario.result.field_scores is None
     html = write_match_report(tmp_path / "d.html", scenario.result).read_text()
     assert "Match weights by field" not in html and "how a score is built" not in html
+
+
+def test_match_report_shows_settings_as_they_are_and_says_how_fields_link(  # type: ignore[no-untyped-def]
+    field_scenario, scenario, tmp_path: Path
+) -> None:
+    """A setting (max candidates 16) is not a count of people: no rounding to 5; counts keep
+    theirs. Field-aware scoring keeps candidates at Dice >= 0.5 and links by probability, so
+    the score chart does not say pairs under a threshold are dropped."""
+    from dataclasses import replace
+
+    from linkage.report.match_report import write_match_report
+
+    res = field_scenario.result
+    detail = {**res.stats.blocking_detail, "max_candidates": 16, "capped_records": 16}
+    res = replace(res, stats=replace(res.stats, blocking_detail=detail))
+    html = write_match_report(tmp_path / "f.html", res, disclosure=Disclosure()).read_text()
+    assert re.search(r"<td>max candidates</td><td[^>]*>16</td>", html)
+    assert re.search(r"<td>capped records</td><td[^>]*>15</td>", html)  # a count: rounded
+    part = html[html.index('id="score-distribution"') : html.index('id="estimated-precision')]
+    assert "at or above the threshold are kept" not in part
+    assert "match probability" in part and "Dice similarity of at least 0.5" in part
+    dice = write_match_report(tmp_path / "d.html", scenario.result).read_text()
+    part = dice[dice.index('id="score-distribution"') : dice.index('id="estimated-precision')]
+    assert "match probability" not in part and "threshold" in part

@@ -124,7 +124,8 @@ def synth(
     "--sweep",
     metavar="LO:HI:STEP",
     help="Threshold sweep over --pairs, e.g. 0.5:0.95:0.01 (needs --pairs). It cannot look "
-    "below the threshold the pairs were matched at: match at LO or lower.",
+    "below the threshold the pairs were matched at: match at LO or lower. Pairs from "
+    "field-aware scoring hold match probabilities: the sweep is over those, from 0.5.",
 )
 @click.option(
     "--within-party/--no-within-party",
@@ -165,8 +166,9 @@ def evaluate_cmd(
     inputs = [links, truth, *([pairs] if pairs else [])]
     _check_report(report_path, inputs, force=force)
     steps = parse_sweep(sweep) if sweep is not None else None
+    fields = pairs is not None and _pairs_scoring(pairs) == "fields"
     if steps is not None and pairs is not None:
-        _check_sweep_floor(pairs, steps[0])
+        _check_sweep_floor(pairs, steps[0], fields=fields)
     report = evaluate(
         links,
         truth,
@@ -174,7 +176,10 @@ def evaluate_cmd(
         sweep=steps,
         within_party=within_party,
     )
-    click.echo(report.to_json() if as_json else _cli_words(evaluation_text(report)))
+    if fields and steps is not None:
+        _probability_notes(report.notes)
+    text = evaluation_text(report, probabilities=fields)
+    click.echo(report.to_json() if as_json else _cli_words(text))
 
     def evaluation_report(path: str) -> None:
         from linkage.report import Disclosure, write_evaluation_report
@@ -187,18 +192,44 @@ def evaluate_cmd(
     _write_report(True, report_path, evaluation_report)
 
 
-def _check_sweep_floor(pairs: str, lo: float) -> None:
-    """Refuse a sweep that starts below the threshold the pairs file was matched at (its
-    metadata says): pairs under it were never written, so the sweep would be silently wrong."""
+LINK_PROBABILITY = 0.5  # field-aware scoring links coherent clusters at this match probability
+
+
+def _pairs_meta(pairs: str) -> dict[bytes, bytes]:
+    """The pairs file's Parquet key-value metadata ({} when unreadable: evaluate() says)."""
     import pyarrow.parquet as pq
 
+    try:
+        return dict(pq.read_metadata(pairs).metadata or {})
+    except (OSError, ValueError):
+        return {}
+
+
+def _pairs_scoring(pairs: str) -> str:
+    """How the pairs were scored (metadata ``linkage.scoring``): ``dice`` or ``fields`` (match
+    probabilities); ``dice`` for files written before the key existed."""
+    return _pairs_meta(pairs).get(b"linkage.scoring", b"dice").decode(errors="replace")
+
+
+def _check_sweep_floor(pairs: str, lo: float, *, fields: bool = False) -> None:
+    """Refuse a sweep that starts below the threshold the pairs file was matched at (its
+    metadata says): pairs under it were never written, so the sweep would be silently wrong.
+    Field-aware pairs hold match probabilities of the linked pairs only: no threshold option
+    would add pairs below :data:`LINK_PROBABILITY`, so the refusal says so instead."""
     from linkage.errors import InputError
 
-    try:
-        meta = pq.read_metadata(pairs).metadata or {}
-    except (OSError, ValueError):
-        return  # evaluate() reports an unreadable file
-    raw = meta.get(b"linkage.threshold")
+    if fields:
+        if lo < LINK_PROBABILITY - 1e-9:
+            raise InputError(
+                f"{pairs}: the pairs come from field-aware scoring, so their scores are match "
+                f"probabilities, not Dice; links are decided by coherent clusters at probability "
+                f"{LINK_PROBABILITY:g}, not by a threshold option, and only linked pairs were "
+                f"written, so a sweep from {lo:g} cannot see the unlinked pairs below "
+                f"{LINK_PROBABILITY:g}; "
+                f"sweep from {LINK_PROBABILITY:g} (e.g. --sweep {LINK_PROBABILITY:g}:0.95:0.05)"
+            )
+        return
+    raw = _pairs_meta(pairs).get(b"linkage.threshold")
     if raw is None:
         return
     used = float(raw.decode())
@@ -208,6 +239,19 @@ def _check_sweep_floor(pairs: str, lo: float) -> None:
             f"cannot see pairs below {used:g}; run `linkage match --threshold {lo:g} --pairs "
             "...` for the sweep"
         )
+
+
+def _probability_notes(notes: list[str]) -> None:
+    """Notes for a sweep over field-aware pairs: say the scores are match probabilities and
+    drop the Dice flow's advice (the pairs sweep upwards from the match threshold)."""
+    notes[:] = [n.split(" (matched-only pairs")[0] for n in notes]  # Dice-flow advice
+    notes.insert(
+        0,
+        "the pairs come from field-aware scoring: their scores are match probabilities, not "
+        "Dice, so the sweep is over match probability; links are decided by coherent clusters "
+        f"at probability {LINK_PROBABILITY:g}, not by a threshold option, and the file holds "
+        "only the linked pairs, so a higher cut-off can only drop pairs",
+    )
 
 
 # -- audit (issue 11): a thin skin over linkage.lab.audit.runner.audit --------------------------

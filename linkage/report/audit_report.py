@@ -214,8 +214,9 @@ def _drawn(d: Disclosure, rate: float | None, n: int) -> float:
 
 
 def _field_name(name: str) -> str:
-    return (name.replace("block_key:", "block key ").replace("whole_filter", "whole filter")
-            .replace("segment:", "segment ", 1))  # fmt: skip
+    from linkage.lab.audit.results import item_name
+
+    return item_name(name)  # as the text output names it
 
 
 def _settings(s: dict[str, Any]) -> str:

@@ -183,6 +183,11 @@ def _parties(s: Section, r: LinkageResult, ent: dict[str, Any], d: Disclosure) -
         )
 
 
+_SETTINGS = frozenset({"bands", "rows", "max_candidates", "partitions", "tasks"})
+"""Blocking details that are settings of the run (or its Dask layout), not counts of records
+or pairs: shown as they are, never rounded by the disclosure control."""
+
+
 def _blocking(s: Section, st: Any, d: Disclosure) -> None:
     s.table(
         ["blocking", "candidate pairs scored", "possible pairs", "reduction ratio"],
@@ -215,7 +220,10 @@ def _blocking(s: Section, st: Any, d: Disclosure) -> None:
     det = {k: v for k, v in (st.blocking_detail or {}).items() if k != "seconds"}
     if det:
         rows = [
-            [k.replace("_", " "), v if isinstance(v, int | float) else str(v)]
+            [
+                k.replace("_", " "),
+                str(v) if k in _SETTINGS or not isinstance(v, int | float) else v,
+            ]
             for k, v in det.items()
         ]
         s.table(["blocking detail", "value"], rows)
@@ -246,9 +254,11 @@ def _scores(
     s: Section, st: Any, edges: np.ndarray, counts: np.ndarray, scope: str, d: Disclosure
 ) -> None:
     all_pairs = scope == "all candidates"
+    fields = getattr(st, "scoring", "dice") == "fields"
+    cut = f"Dice {st.threshold:g}" if fields else "the threshold"
     what = {
         "all candidates": "scored candidate pairs",
-        "at or above the threshold": "candidate pairs at or above the threshold",
+        "at or above the threshold": f"candidate pairs at or above {cut}",
     }.get(scope, "matched pairs")
     if not d.any_shown(counts.tolist()):
         s.note(f"No chart: fewer than {d.min_count} {what} in every score bin.")
@@ -261,27 +271,48 @@ def _scores(
             e,
             counts[keep],
             title=f"Scores of {what}",
-            x_title="Dice similarity score (0 = nothing in common, 1 = identical filters)",
+            x_title="match probability"
+            if fields and scope == "matched pairs"  # no histogram: the pairs' own scores
+            else "Dice similarity score (0 = nothing in common, 1 = identical filters)",
             y_title=f"{what} (log scale)",
             disclosure=d,
             log_y=True,
             rule_at=float(st.threshold),
-            rule_label=f"threshold {st.threshold:g}",
+            rule_label=f"candidates from Dice {st.threshold:g}"
+            if fields
+            else f"threshold {st.threshold:g}",
             x_domain=(float(e[0]), float(e[-1])),
         ),
-        "Pairs of the same person pile up near 1 and other pairs lower down; a threshold in "
-        "the valley between the two humps keeps most true links and few false ones."
-        if all_pairs
-        else "Only pairs at or above the threshold are kept by the match; a large pile just "
-        "above the threshold suggests it lets in doubtful pairs.",
+        _scores_caption(all_pairs, fields, float(st.threshold)),
     )
     stride = int((getattr(st, "score_histogram", None) or {}).get("sample_stride", 1) or 1)
     if all_pairs and stride > 1:
         s.note(
-            f"Below the threshold the bars are estimated from every {stride}th scored "
+            f"Below {cut} the bars are estimated from every {stride}th scored "
             f"candidate slot (counted {stride} times; pairs sharing several blocks count once "
             "per block there); at and above it they are exact."
         )
+
+
+def _scores_caption(all_pairs: bool, fields: bool, threshold: float) -> str:
+    """What the score chart shows and how the match used it: a Dice threshold, or (field-aware
+    scoring) a candidate cut-off, with the links decided by match probability."""
+    if fields:
+        return (
+            f"Pairs whose filters have a Dice similarity of at least {threshold:g} are kept as "
+            "candidates; each is then scored field by field and linked by its match "
+            "probability (coherent clusters at one half), not by this score, so a pile just "
+            f"above {threshold:g} is sorted out by the field comparisons."
+        )
+    if all_pairs:
+        return (
+            "Pairs of the same person pile up near 1 and other pairs lower down; a threshold "
+            "in the valley between the two humps keeps most true links and few false ones."
+        )
+    return (
+        "Only pairs at or above the threshold are kept by the match; a large pile just above "
+        "the threshold suggests it lets in doubtful pairs."
+    )
 
 
 def _estimate(

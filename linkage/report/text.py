@@ -141,9 +141,11 @@ def match_summary_lines(s: MatchStats) -> list[str]:
     return lines
 
 
-def evaluation_text(report: EvaluationReport) -> str:
+def evaluation_text(report: EvaluationReport, *, probabilities: bool = False) -> str:
     """What ``linkage evaluate`` prints: pair precision / recall / F1 (cross-party, within-party,
     by party pair), cluster figures, and the threshold sweep and blocking quality when measured.
+    ``probabilities``: the pairs' scores are match probabilities (field-aware scoring), so the
+    sweep is labelled as one over probability, not a Dice threshold.
     Precision, recall and F1 as in Christen, *Data Matching* (2012), ch. 7."""
     from linkage.lab.quality import PairCounts
 
@@ -204,7 +206,8 @@ def evaluation_text(report: EvaluationReport) -> str:
         )
     if report.sweep is not None:
         out.append("")
-        h = f"{'threshold':>9} {'precision':>9} {'recall':>9} {'F1':>9} {'pairs':>12} {'TP':>12}"
+        col = "P(match)" if probabilities else "threshold"
+        h = f"{col:>9} {'precision':>9} {'recall':>9} {'F1':>9} {'pairs':>12} {'TP':>12}"
         out.append(h)
         out.append("-" * len(h))
         for s in report.sweep:
@@ -215,7 +218,8 @@ def evaluation_text(report: EvaluationReport) -> str:
     if report.best is not None:
         b = report.best
         out.append(
-            f"best F1 {_fmt(b['f1'])} at threshold {b['threshold']:.4g} "
+            f"best F1 {_fmt(b['f1'])} at {'match probability' if probabilities else 'threshold'}"
+            f" {b['threshold']:.4g} "
             f"(precision {_fmt(b['precision'])}, recall {_fmt(b['recall'])})"
         )
     if report.blocking is not None:

@@ -89,7 +89,8 @@ class LinkageResult:
 
     def links_meta(self) -> dict[str, str]:
         """Metadata written with the links: format version, schema fingerprint, key-check,
-        filter length, parties with their record counts, entity count, creation time."""
+        filter length, parties with their record counts, entity count, threshold, scoring
+        (``dice`` or ``fields``), creation time."""
         from linkage import __version__
 
         meta = {_CARRIED[k]: v for k, v in self.meta.items() if k in _CARRIED}
@@ -100,6 +101,7 @@ class LinkageResult:
                 "record_count": str(self.links.num_rows),
                 "entity_count": str(self.stats.entities),
                 "threshold": repr(self.stats.threshold),
+                "scoring": self.stats.scoring,  # "fields": scores are match probabilities
                 "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
                 "package_version": __version__,
             }

@@ -74,14 +74,19 @@ class AttackResult:
             where = f"{float(self.settings['overlap']):.0%} overlap, list of {who}"
         elif self.name == "hgma" and "tau" in self.settings:
             where = f"tuples up to {self.settings['tau']} tokens apart"
-        elif self.per_field and self.name != "graph":
-            top = max(self.per_field, key=lambda k: self.per_field[k].get("reidentified", 0.0))
-            where = top.replace("block_key:", "block key ").replace("whole_filter", "whole filter")
-            where = where.replace("segment:", "segment ", 1)
-            where = where if where.startswith(("block key", "whole", "segment")) else (
-                f"field {where}"
-            )  # fmt: skip
+        else:
+            where = self.worst_item() or ""
         return f"{name} ({where})" if where else name
+
+    def worst_item(self) -> str | None:
+        """The item (field, block key, whole filter or segment) of a per-item attack that gave
+        its worst case, as the text names it (``segment given_name``); None for graph
+        matching, whose worst case is a setting."""
+        if not self.per_field or self.name == "graph":
+            return None
+        top = max(self.per_field, key=lambda k: self.per_field[k].get("reidentified", 0.0))
+        where = item_name(top)
+        return where if where.startswith(("block key", "whole", "segment")) else f"field {where}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,7 +112,9 @@ class AttackResult:
             if self.name in BOUNDS:
                 head += f": at most {_k_of_n(k, n)} could be re-identified (an upper bound)"
             else:
-                head += f": {_k_of_n(k, n)} re-identified (precision {_pct(self.precision)})"
+                item = self.worst_item() if k else None  # the worst item's figure
+                head += f": {_k_of_n(k, n)} re-identified (precision {_pct(self.precision)}"
+                head += f"; worst: {item})" if item else ")"
         elif not self.metrics:
             head += ": not run"
         out = [head]
@@ -119,6 +126,7 @@ class AttackResult:
             n = int(v.get("records", self.records))
             right = int(v.get("right", round(v.get("reidentified", 0.0) * n)))
             prec = None if not v.get("guesses") else v.get("precision")
+            name = item_name(name)
             out.append(
                 f"  {name}: at most {_k_of_n(right, n)}"
                 if self.name in BOUNDS
@@ -215,6 +223,18 @@ class AuditResult:
             out.append("")
             out.extend(a.lines())
         return "\n".join(out) + "\n"
+
+
+def item_name(key: str) -> str:
+    """A ``per_field`` key as text and reports name it: ``segment:surname`` ->
+    ``segment surname``, ``block_key:sx`` -> ``block key sx``, ``whole_filter`` -> ``whole
+    filter``; anything else (a field, a graph setting) as it is. JSON keeps the keys."""
+    if key == "whole_filter":
+        return "whole filter"
+    for prefix, words in (("block_key:", "block key "), ("segment:", "segment ")):
+        if key.startswith(prefix):
+            return words + key[len(prefix) :]
+    return key
 
 
 def _rate(k: int, n: int) -> str:
