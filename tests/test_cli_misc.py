@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import sys
 from pathlib import Path
+from typing import Any
 
 import pyarrow.csv as pacsv
 import pytest
 from click.testing import CliRunner
 
 from linkage.cli import _Bar, main
+from linkage.encoded import EncodedTable
 
 
 def test_progress_bar_starts_when_total_known(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,25 +70,30 @@ MAPS = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def matched(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _encode_examples(doc: dict[str, Any], label: bytes) -> list[EncodedTable]:
+    """The example extracts encoded with schema ``doc`` under a test secret."""
     import hashlib
 
     from linkage.partner.pipeline import encode
     from linkage.schema import Schema
-    from linkage.schema_template import uk_person_unhardened
     from linkage.secret import Secret
 
-    d = tmp_path_factory.mktemp("matched")
-    schema = Schema.from_dict(uk_person_unhardened())
-    secret = Secret(hashlib.sha256(b"cli misc").digest())
-    encs = [
+    schema = Schema.from_dict(doc)
+    secret = Secret(hashlib.sha256(label).digest())
+    return [
         encode(str(EXAMPLES / f"{party}.csv"), schema, secret, party=party, id_column=idc,
                columns=cols)
         for party, (idc, cols) in MAPS.items()
     ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def matched(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from linkage.schema_template import uk_person_unhardened
     from linkage.tlu.linker import match
 
+    d = tmp_path_factory.mktemp("matched")
+    encs = _encode_examples(uk_person_unhardened(), b"cli misc")
     match(encs, seed=1, threshold=0.7).write(d / "links.parquet", d / "pairs.parquet")
     return d
 
@@ -104,23 +111,11 @@ def test_evaluate_sweep_below_the_match_threshold_is_refused(matched: Path) -> N
 @pytest.fixture(scope="module")
 def matched_fields(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The examples encoded with the segmented layout and matched field by field."""
-    import hashlib
-
-    from linkage.partner.pipeline import encode
-    from linkage.schema import Schema
     from linkage.schema_template import uk_person_fields_template
-    from linkage.secret import Secret
     from linkage.tlu.linker import match
 
     d = tmp_path_factory.mktemp("matched_fields")
-    schema = Schema.from_dict(uk_person_fields_template())
-    secret = Secret(hashlib.sha256(b"cli misc fields").digest())
-    encs = [
-        encode(str(EXAMPLES / f"{party}.csv"), schema, secret, party=party, id_column=idc,
-               columns=cols)
-        for party, (idc, cols) in MAPS.items()
-    ]  # fmt: skip
-    result = match(encs, seed=1)
+    result = match(_encode_examples(uk_person_fields_template(), b"cli misc fields"), seed=1)
     assert result.stats.scoring == "fields"
     result.write(d / "links.parquet", d / "pairs.parquet")
     return d

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from linkage.encoded import EncodedTable
 from linkage.errors import InputError, SchemaError
 from linkage.partner.pipeline import encode
 from linkage.schema import Schema
@@ -151,15 +152,18 @@ def test_per_segment_diffusion_keeps_fields_apart_and_names_crosswise(
     assert not np.array_equal(h.plan[0][1], other.plan[0][1])  # keyed by the secret
 
 
+def _hardened_pair(secret: Secret) -> list[EncodedTable]:
+    """ROWS as two parties' files under the per-segment diffused schema."""
+    schema = _hardened()
+    rows_b = dict(ROWS)
+    rows_b["record_id"] = ["w", "x", "y", "z"]
+    return [encode(pa.table(r), schema, secret, party=p) for r, p in ((ROWS, "a"), (rows_b, "b"))]
+
+
 def test_hardened_segments_link_by_fields(secret: Secret) -> None:
     from linkage.tlu.linker import match
 
-    schema = _hardened()
-    rows_b = {k: list(v) for k, v in ROWS.items()}
-    rows_b["record_id"] = ["w", "x", "y", "z"]
-    a = encode(pa.table(ROWS), schema, secret, party="a")
-    b = encode(pa.table(rows_b), schema, secret, party="b")
-    res = match([a, b], seed=1)
+    res = match(_hardened_pair(secret), seed=1)
     assert res.field_scores is not None  # field-aware scoring ran on the hardened segments
 
 
@@ -167,11 +171,7 @@ def test_options_field_aware_scoring_does_not_use_are_warned(secret: Secret) -> 
     from linkage.report.text import match_summary_lines
     from linkage.tlu.linker import match
 
-    schema = _hardened()
-    rows_b = {k: list(v) for k, v in ROWS.items()}
-    rows_b["record_id"] = ["w", "x", "y", "z"]
-    a = encode(pa.table(ROWS), schema, secret, party="a")
-    b = encode(pa.table(rows_b), schema, secret, party="b")
+    a, b = _hardened_pair(secret)
     notes: list[str] = []
     res = match([a, b], seed=1, threshold=0.9, solver="optimal", warn=notes.append)
     assert len(notes) == 1 and "threshold" in notes[0] and "solver 'optimal'" in notes[0]

@@ -98,6 +98,13 @@ def block_key_items(keys: list[np.ndarray], names: list[str]) -> dict[str, list[
         if len(row) == nk:
             for j, v in enumerate(row.tolist()):
                 owner[v] = j
+    return _placed(keys, names, owner)
+
+
+def _placed(
+    keys: list[np.ndarray], names: list[str], owner: dict[int, int]
+) -> dict[str, list[int | None]]:
+    """Each record's key values under the block key ``owner`` places them at."""
     out: dict[str, list[int | None]] = {nm: [None] * len(keys) for nm in names}
     for i, row in enumerate(keys):
         for v in row.tolist():
@@ -128,13 +135,7 @@ def block_key_hypotheses(
             if len(row) == full:
                 for j, v in zip(present, row.tolist(), strict=True):
                     owner[v] = j
-        items: dict[str, list[int | None]] = {nm: [None] * len(keys) for nm in names}
-        for i, row in enumerate(keys):
-            for v in row.tolist():
-                pos = owner.get(v)
-                if pos is not None:
-                    items[names[pos]][i] = v
-        out.append(items)
+        out.append(_placed(keys, names, owner))
     return out
 
 
