@@ -147,6 +147,11 @@ def test_evaluate_sweep_over_field_aware_pairs_speaks_of_probabilities(
     assert "best F1" in out and "at match probability" in out and "P(match)" in out
     assert "--threshold" not in out and "match threshold" not in out
     assert "holds no pairs below score" in out  # the Dice note, without its advice
+    html = d / "eval.html"  # the HTML report's sweep speaks of probabilities too
+    r = CliRunner().invoke(main, [*base, "--sweep", "0.5:0.9:0.1", "--report", str(html)])
+    assert r.exit_code == 0, r.output
+    page = html.read_text(encoding="utf-8")
+    assert "match probability (field-aware scoring" in page and "Dice similarity" not in page
 
 
 def test_evaluate_has_no_candidates_option_and_speaks_cli(matched: Path) -> None:

@@ -186,7 +186,7 @@ def evaluate_cmd(
 
         write_evaluation_report(
             path, report, threshold=threshold, links=links, truth=truth,
-            disclosure=Disclosure(min_count=report_min_count),
+            disclosure=Disclosure(min_count=report_min_count), probabilities=fields,
         )  # fmt: skip
 
     _write_report(True, report_path, evaluation_report)

@@ -33,12 +33,15 @@ def write_evaluation_report(
     truth: str | Path | pa.Table | None = None,
     disclosure: Disclosure | None = None,
     title: str = "Linkage quality against ground truth",
+    probabilities: bool = False,
 ) -> Path:
     """Write the evaluation report for ``report`` to ``path`` (HTML, atomically, mode 0600).
 
     ``threshold``: the match threshold the links were made with (marked on the sweep chart).
     ``links`` and ``truth`` (the inputs of the evaluation; paths or Tables): add errors by
     cluster size. ``disclosure``: small-count control (default: suppress below 10).
+    ``probabilities``: the swept scores are match probabilities (pairs of a field-aware
+    match, linked by coherent clusters at probability 0.5), not Dice.
     """
     d = disclosure or Disclosure()
     page = Page(
@@ -48,7 +51,8 @@ def write_evaluation_report(
         meta=[(k, Path(v).name) for k, v in report.sources.items() if v],
     )
     _summary(page.section("Summary"), report, d)
-    _sweep(page.section("Precision and recall against the threshold"), report, d, threshold)
+    _sweep(page.section("Precision and recall against the threshold"), report, d, threshold,
+           probabilities)  # fmt: skip
     _party_pairs(page.section("Errors by party pair"), report, d)
     by_size = _errors_by_size(links, truth) if links is not None and truth is not None else None
     _clusters(page.section("Split and merged entities"), report, d, by_size)
@@ -109,7 +113,13 @@ def _summary(s: Section, r: EvaluationReport, d: Disclosure) -> None:
     s.paragraph(f"Parties: {', '.join(r.parties)}.")
 
 
-def _sweep(s: Section, r: EvaluationReport, d: Disclosure, threshold: float | None) -> None:
+def _sweep(
+    s: Section,
+    r: EvaluationReport,
+    d: Disclosure,
+    threshold: float | None,
+    probabilities: bool = False,
+) -> None:
     if not r.sweep:
         s.note(
             "No threshold sweep in this evaluation: run `linkage evaluate` with --pairs (the "
@@ -125,17 +135,25 @@ def _sweep(s: Section, r: EvaluationReport, d: Disclosure, threshold: float | No
         rec.append(tp / (tp + fn) if tp + fn else None)
         f1.append(2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else None)
     best = r.best
+    if probabilities:  # field-aware: links come from coherent clusters at probability 0.5
+        threshold = 0.5
     mark = threshold if threshold is not None else (best["threshold"] if best else None)
     label = (
-        f"match threshold {threshold:g}"
+        ("clusters link at 0.5" if probabilities else f"match threshold {threshold:g}")
         if threshold is not None
         else (f"best F1 at {mark:g}" if mark is not None else "")
+    )
+    x_title = (
+        "match probability (field-aware scoring: a what-if cut of the linked pairs; the match "
+        "links coherent clusters at 0.5, no threshold option moves it)"
+        if probabilities
+        else "score threshold (Dice similarity, pairs scoring at least this are linked)"
     )
     svg = charts.curves(
         xs,
         {"precision": prec, "recall": rec, "F1": f1},
         title="Precision, recall and F1 against the score threshold",
-        x_title="score threshold (Dice similarity, pairs scoring at least this are linked)",
+        x_title=x_title,
         y_title="share of pairs",
         rule_at=mark,
         rule_label=label,
