@@ -133,11 +133,14 @@ def _offer(hw: np.ndarray, ht: np.ndarray, size: int, top: int, w: int,
 
 @njit(cache=True, inline="always")
 def _found(lw: np.ndarray, lt: np.ndarray, size: int, top: int, cnt: np.ndarray,
-           member: np.ndarray, s: int, i: int, j: int, k: int, m: int) -> int:  # fmt: skip
-    """A tuple at or under the lane's bound. Counting (``top`` == 0): count it by size and flag
-    its rows; else offer it to the lane's heap. Returns the heap's size."""
+           member: np.ndarray, s: int, i: int, j: int, k: int, m: int,
+           bound: int) -> tuple[int, int]:  # fmt: skip
+    """A tuple at or under the lane's ``bound``. Counting (``top`` == 0): count it by size and
+    flag its rows; else offer it to the lane's heap, whose largest weight becomes the bound
+    once it is full. Returns (the heap's size, the bound)."""
     if top > 0:
-        return _offer(lw, lt, size, top, s, i, j, k, m)
+        size = _offer(lw, lt, size, top, s, i, j, k, m)
+        return size, (lw[0] if size == top else bound)
     c = 0
     member[i] = True
     member[j] = True
@@ -148,7 +151,7 @@ def _found(lw: np.ndarray, lt: np.ndarray, size: int, top: int, cnt: np.ndarray,
         member[m] = True
         c += 1
     cnt[c] += 1
-    return size
+    return size, bound
 
 
 @njit(cache=True, parallel=True)
@@ -184,9 +187,7 @@ def _scan(
                     if max_size < 3 and s > bound:  # pairs only: the XOR is not reused
                         break
                 if s <= bound:
-                    size = _found(lw, lt, size, top, cnt, member, s, i, j, -1, -1)
-                    if top > 0 and size == top:
-                        bound = lw[0]
+                    size, bound = _found(lw, lt, size, top, cnt, member, s, i, j, -1, -1, bound)
                 if max_size < 3:
                     continue
                 for k in range(j + 1, n):
@@ -195,9 +196,7 @@ def _scan(
                         b[w] = a[w] ^ x[k, w]
                         s += np.int64(popcount64(b[w]))
                     if s <= bound:
-                        size = _found(lw, lt, size, top, cnt, member, s, i, j, k, -1)
-                        if top > 0 and size == top:
-                            bound = lw[0]
+                        size, bound = _found(lw, lt, size, top, cnt, member, s, i, j, k, -1, bound)
                     if max_size < 4:
                         continue
                     for m in range(k + 1, n):
@@ -207,9 +206,9 @@ def _scan(
                             if s > bound:
                                 break
                         if s <= bound:
-                            size = _found(lw, lt, size, top, cnt, member, s, i, j, k, m)
-                            if top > 0 and size == top:
-                                bound = lw[0]
+                            size, bound = _found(
+                                lw, lt, size, top, cnt, member, s, i, j, k, m, bound
+                            )
         sizes[lane] = size
     return member, counts, hw, ht, sizes
 
