@@ -364,6 +364,15 @@ SEGMENTED_WARNING = (
 """Printed by ``linkage schema init --template uk-person-fields`` and by ``linkage encode``
 with any segmented schema (figures from the audit's per-segment frequency attack)."""
 
+
+def risk_warnings(schema: Any) -> list[str]:
+    """The measured-risk warnings a schema earns (``schema init``, ``schema check`` and
+    ``encode`` print them): :data:`UNHARDENED_WARNING` without hardening,
+    :data:`SEGMENTED_WARNING` with the segmented layout."""
+    out = [] if schema.hardening else [UNHARDENED_WARNING]
+    return out + ([SEGMENTED_WARNING] if schema.segments else [])
+
+
 TEMPLATES = {
     "uk-person": uk_person_template,
     "uk-person-fields": uk_person_fields_template,

@@ -159,14 +159,10 @@ def encode(
         for line in encode_summary_lines(summary, s.output_length):
             click.echo(line, err=True)
         click.echo(f"wrote {output}", err=True)
-    if not s.hardening:  # after the work: an error stays the only line of a failed run
-        from linkage.schema_template import UNHARDENED_WARNING
+    from linkage.schema_template import risk_warnings
 
-        _warn(UNHARDENED_WARNING)
-    if s.segments:
-        from linkage.schema_template import SEGMENTED_WARNING
-
-        _warn(SEGMENTED_WARNING)
+    for msg in risk_warnings(s):  # after the work: an error stays the only line of a failed run
+        _warn(msg)
 
     def encode_report(path: str) -> None:
         from linkage.encoded import read_encoded

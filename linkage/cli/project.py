@@ -68,14 +68,11 @@ def schema_init(template: str, output: str, force: bool) -> None:
     with atomic_outputs(p, mode=0o644) as (tmp,):
         tmp.write_text(text, encoding="utf-8")
     click.echo(f"wrote schema template {template!r} to {output}", err=True)
-    if template == "uk-person-unhardened":
-        from linkage.schema_template import UNHARDENED_WARNING
+    from linkage.schema import Schema
+    from linkage.schema_template import TEMPLATES, risk_warnings
 
-        _warn(UNHARDENED_WARNING)
-    if template == "uk-person-fields":
-        from linkage.schema_template import SEGMENTED_WARNING
-
-        _warn(SEGMENTED_WARNING)
+    for msg in risk_warnings(Schema.from_dict(TEMPLATES[template]())):
+        _warn(msg)
 
 
 @schema.command("check")
@@ -88,11 +85,7 @@ def schema_check(schema_file: str) -> None:
 
     s = Schema.load(schema_file)
     click.echo(s.summary())
-    if not s.hardening:  # a partner checking a schema it was sent learns the measured risk
-        from linkage.schema_template import UNHARDENED_WARNING
+    from linkage.schema_template import risk_warnings
 
-        _warn(UNHARDENED_WARNING)
-    if s.segments:
-        from linkage.schema_template import SEGMENTED_WARNING
-
-        _warn(SEGMENTED_WARNING)
+    for msg in risk_warnings(s):  # a partner checking a schema it was sent learns the risk
+        _warn(msg)
