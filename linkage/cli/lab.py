@@ -242,9 +242,7 @@ def _check_sweep_floor(pairs: str, lo: float, *, fields: bool = False) -> None:
 
 
 def _probability_notes(notes: list[str]) -> None:
-    """Notes for a sweep over field-aware pairs: say the scores are match probabilities and
-    drop the Dice flow's advice (the pairs sweep upwards from the match threshold)."""
-    notes[:] = [n.split(" (matched-only pairs")[0] for n in notes]  # Dice-flow advice
+    """The first note of a sweep over field-aware pairs: the scores are match probabilities."""
     notes.insert(
         0,
         "the pairs come from field-aware scoring: their scores are match probabilities, not "

@@ -491,10 +491,16 @@ def _add_pairs(
     )
     report.best = dict(best) if best is not None else None
     if score.size and float(score.min()) > float(thresholds[0]):
+        meta = t.schema.metadata or {}
+        why = (
+            "field-aware scoring writes only the linked pairs, as match probabilities"
+            if meta.get(b"linkage.scoring") == b"fields"
+            else "matched-only pairs from `linkage match --pairs` sweep only upwards from the "
+            "match threshold"
+        )
         report.notes.append(
             f"the pairs file holds no pairs below score {float(score.min()):.4g}, so thresholds "
-            "below it all select the same pairs (matched-only pairs from `linkage match --pairs` "
-            "sweep only upwards from the match threshold)"
+            f"below it all select the same pairs ({why})"
         )
 
 
