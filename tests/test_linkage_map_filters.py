@@ -5,6 +5,7 @@ digest is refused. Crash points around it are in test_linkage_map_crash.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -140,3 +141,55 @@ def test_update_start_up_defers_scipy_blas_check() -> None:
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
     r = subprocess.run([sys.executable, "-c", _BLAS_CHECK], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+_KERNELS_CALLED = """
+import json, sys
+from numba.core.registry import CPUDispatcher
+import linkage.tlu.linkage_map.update as upd
+if sys.argv[3] == "without":  # what the update itself calls, nothing preloaded
+    upd.update_kernel_signatures = lambda: []
+upd.map_update(sys.argv[1], [sys.argv[2]], delta=True)
+import gc
+seen = {}
+for o in gc.get_objects():
+    if isinstance(o, CPUDispatcher) and o.overloads:
+        seen[o.py_func.__module__ + "." + o.__name__] = sorted(str(s) for s in o.overloads)
+print(json.dumps(seen))
+"""
+
+
+def test_update_start_up_loads_the_kernels_the_update_calls(
+    tmp_path: Path, pop: Population
+) -> None:
+    """The start-up thread loads, from numba's cache, the machine code of exactly the kernel
+    signatures an update calls (a signature that drifted would be loaded for nothing while
+    the update loads its own at its first call)."""
+    from linkage.tlu.linkage_map.update import update_kernel_signatures
+
+    a, b = pop.encs
+    m = tmp_path / "m.duckdb"
+    map_create(m, [subset(a, np.arange(len(a) - 30)), b], blocking="keys", seed=1)  # as at scale
+    delta = tmp_path / "delta.parquet"
+    subset(a, np.arange(len(a) - 30, len(a))).write(delta)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+    env["NUMBA_NUM_THREADS"] = "2"
+    runs = {}
+    for mode in ("without", "with"):
+        shutil.copy(m, tmp_path / f"{mode}.duckdb")
+        shutil.copy(filters_path(m), filters_path(tmp_path / f"{mode}.duckdb"))
+        r = subprocess.run(
+            [sys.executable, "-c", _KERNELS_CALLED, str(tmp_path / f"{mode}.duckdb"), str(delta),
+             mode],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr[-2000:]
+        runs[mode] = json.loads(r.stdout.strip().splitlines()[-1])
+    called = {(k, s) for k, sigs in runs["without"].items() for s in sigs}
+    listed = {
+        (f"{k.py_func.__module__}.{k.__name__}", str(tuple(sig)))
+        for k, sig in update_kernel_signatures()
+    }
+    assert listed, "nothing to preload"
+    assert called - listed <= {(k, s) for k, s in called if k.endswith("popcount_rows")}
+    assert listed <= {(k, s) for k, sigs in runs["with"].items() for s in sigs}

@@ -114,13 +114,66 @@ def _blas_check_deferred() -> Iterator[None]:
             arraymath._HAVE_BLAS = _blas_installed()  # type: ignore[attr-defined]
 
 
+def update_kernel_signatures() -> list[tuple[Any, tuple[Any, ...]]]:
+    """The compiled kernels an update calls, with the argument types it calls them with
+    (numba types), in the order it first calls them: the block-key strategy (``keys``, what
+    ``auto`` picks at scale) on more than one numba thread. A kernel of another path is
+    loaded at its first call as usual. ``test_update_start_up_loads_the_kernels_the_update_
+    calls`` (tests/test_linkage_map_filters.py) checks this list against a real update's."""
+    from numba import types as nt
+
+    from linkage.kernels import blocking as kb
+    from linkage.kernels import cluster as kc
+    from linkage.kernels import dice_stored as kd
+    from linkage.kernels import siphash as ks
+
+    def arr(dtype: Any, ndim: int = 1, readonly: bool = False) -> Any:
+        return nt.Array(dtype, ndim, "C", readonly=readonly)
+
+    i64, u64, i32, f64 = arr(nt.int64), arr(nt.uint64), arr(nt.int32), arr(nt.float64)
+    filters = arr(nt.uint64, 2)
+    return [
+        (kb.group_bounds, (u64,)),
+        (
+            kb.score_groups_parallel,
+            (i64, i64, i64, i64, i32, filters, i32, nt.boolean, i64, i64, f64),
+        ),
+        (kd.dice_stored_parallel, (filters, i32, arr(nt.uint64, 2, readonly=True), i64, i64)),
+        (kc.connected_components, (i64, i64, arr(nt.boolean), nt.int64)),
+        (kc.sort_score_ties, (i64, f64, u64)),
+        (kc.greedy_cluster, (i64, i64, i64, i64, nt.boolean)),
+        (ks.siphash_batch, (nt.uint64, nt.uint64, arr(nt.uint8), i64, u64)),
+    ]
+
+
+def _load_cached(kernel: Any, argtypes: tuple[Any, ...]) -> bool:
+    """Load ``kernel``'s machine code for ``argtypes`` from numba's on-disk cache, if it is
+    there (never compiles: a compile here would hold numba's compiler lock while the update
+    waits for another kernel). True when loaded or already loaded."""
+    from numba.core.compiler_lock import global_compiler_lock
+
+    sig = tuple(argtypes)
+    with global_compiler_lock:  # as numba's own compile holds it
+        if sig in kernel.overloads:
+            return True
+        cache = getattr(kernel, "_cache", None)
+        cres = None if cache is None else cache.load_overload(sig, kernel.targetctx)
+        if cres is None:
+            return False
+        kernel.add_overload(cres)
+        return True
+
+
 def _start_numba() -> None:
     """Load one cached kernel: a process's first numba call costs about half a second of
     numba's own start-up (its typing and lowering registries, SciPy's BLAS check: deferred,
-    :func:`_blas_check_deferred`), whatever the kernel. Errors are left to the update's own
-    first call."""
+    :func:`_blas_check_deferred`), whatever the kernel. Then load, from numba's cache, the
+    machine code of the other kernels the update will call (about 0.01 s each, in this
+    thread rather than at each first call). Errors are left to the update's own calls."""
     with contextlib.suppress(Exception), _blas_check_deferred():
         popcount_rows(np.zeros((1, 1), np.uint64))
+        for kernel, argtypes in update_kernel_signatures():
+            _load_cached(kernel, argtypes)
 
 
 @contextlib.contextmanager
