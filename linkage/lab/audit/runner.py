@@ -8,7 +8,7 @@ The attacks get only what the attacker holds (filters, block keys, schema, refer
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -312,18 +312,20 @@ def run_graph(
         top: dict[str, float] = {"reidentified": -1.0}
         # a list of other people: counts (its extra people are not the file's neighbours)
         modes = graph.MODES if kind == "population" and ga.n > ge.n else graph.MODES[:1]
-        for mode, feats in graph.feature_sets(ge, ga, modes, seed).items():
-            for seeds, pool in ((50, 1500), (100, 3000)):
-                m = graph.match_graphs(ge, ga, feats=feats, pool_nodes=pool, seeds=seeds,
-                                       rounds=GRAPH_ROUNDS, anchors=GRAPH_ANCHORS)  # fmt: skip
-                guess = np.array([lid[j] if j >= 0 else None for j in m], dtype=object)
-                s = _score(guess, ident)
-                cfg = {"list": kind, "features": mode, "seeds": seeds, "pool_nodes": pool,
-                       "rounds": GRAPH_ROUNDS, "anchors": GRAPH_ANCHORS,
-                       "attacker_keys": ATTACKER_KEYS}  # fmt: skip
-                sweep.append({"settings": {"overlap": ov, **cfg}, **s})
-                if s["reidentified"] > top["reidentified"]:
-                    top = s
+        for sim, gs, sets in _graph_stages(ge, ga, modes, seed):
+            for mode, feats in sets.items():
+                for seeds, pool in ((50, 1500), (100, 3000)):
+                    m = graph.match_graphs(*gs, feats=feats, pool_nodes=pool, seeds=seeds,
+                                           rounds=GRAPH_ROUNDS, anchors=GRAPH_ANCHORS,
+                                           centre=sim == "centred")  # fmt: skip
+                    guess = np.array([lid[j] if j >= 0 else None for j in m], dtype=object)
+                    s = _score(guess, ident)
+                    cfg = {"list": kind, "similarity": sim, "features": mode, "seeds": seeds,
+                           "pool_nodes": pool, "rounds": GRAPH_ROUNDS,
+                           "anchors": GRAPH_ANCHORS, "attacker_keys": ATTACKER_KEYS}  # fmt: skip
+                    sweep.append({"settings": {"overlap": ov, **cfg}, **s})
+                    if s["reidentified"] > top["reidentified"]:
+                        top = s
         label = "" if ov == 1 else f", list: {'population' if kind == 'population' else 'others'}"
         per[f"overlap {ov:.0%} ({len(rows):,} of {lst.n:,}{label})"] = top
     w = max(per.values(), key=lambda v: v["reidentified"]) if per else {}
@@ -342,8 +344,22 @@ def run_graph(
         "attacker's list "
         "holds the sample's persons plus other people, or (list: population) is a random part "
         "of the file's own population that contains the sample (overlap = sample / list); "
-        "worst case over both lists, feature scalings (counts, shares) and seed settings",
+        "worst case over both lists, seed stages (Dice; centred Hamming on lists of at most "
+        f"{graph.CENTRED_MAX:,}), feature scalings (counts, shares) and seed settings",
     )  # fmt: skip
+
+
+def _graph_stages(
+    ge: graph.Graph, ga: graph.Graph, modes: tuple[str, ...], seed: int
+) -> Iterator[tuple[str, tuple[graph.Graph, graph.Graph], dict[str, Any]]]:
+    """The two seed stages the graph attack sweeps: Dice (its node features) and, where both
+    full similarity matrices fit (lists of at most ``graph.CENTRED_MAX``), the centred graphs
+    (double-centred Hamming distances: what breaks diffusion with 4 taps). Lazily, so one
+    pair of extra matrices is alive at a time."""
+    yield "dice", (ge, ga), graph.feature_sets(ge, ga, modes, seed)
+    if ge.full is not None and ga.full is not None and ga.n <= graph.CENTRED_MAX:
+        ce, ca = graph.centred(ge), graph.centred(ga)
+        yield "centred", (ce, ca), graph.centred_feature_sets(ce, ca, modes, seed)
 
 
 def run_hgma(

@@ -321,3 +321,34 @@ def clkhash_like_schema() -> dict[str, Any]:
         f.pop("bit_budget", None)
         f["bits_per_token"] = 10
     return doc
+
+
+def diffusion_paper_schema(taps: int = 4, length: int = 512) -> dict[str, Any]:
+    """The diffusion paper's own target as a schema document (Armknecht, Heng & Schnell, PoPETs
+    2023; artifact youzheheng/2022_PoPETS: 2,000 euro-census records, first name, surname, sex,
+    day and month of birth as unpadded bigrams, random hashing, 15 hash functions, a 500-bit
+    CLK diffused to 500 bits with ``taps`` taps). Here ``length`` bits (a multiple of 64) in and
+    out, 15 bits per token, no block keys, built on the unhardened uk-person template."""
+    import copy
+
+    from linkage.schema_template import uk_person_unhardened
+
+    doc = copy.deepcopy(uk_person_unhardened())
+    doc["filter"]["length"] = length
+    doc["filter"].pop("description", None)
+    doc["block_keys"] = []
+    doc.pop("min_evidence", None)
+    keep = []
+    for f in doc["fields"]:
+        if f["name"] not in ("given_name", "surname", "sex", "date_of_birth"):
+            continue
+        f.pop("bit_budget", None)
+        f["bits_per_token"] = 15
+        if f["tokeniser"]["type"] == "qgram":
+            f["tokeniser"] = {"type": "qgram", "q": 2, "padding": False}
+        elif f["tokeniser"]["type"] == "date":
+            f["tokeniser"] = {"type": "date", "parts": ["day", "month"]}
+        keep.append(f)
+    doc["fields"] = keep
+    doc["hardening"] = [{"type": "diffusion", "taps": taps, "output_bits": length}]
+    return doc
