@@ -83,6 +83,15 @@ def names_only() -> dict:
     return doc
 
 
+def diffusion_paper(taps: int, length: int, bits: int) -> dict:
+    """The diffusion paper's own target (Armknecht, Heng & Schnell, PoPETs 2023, artifact
+    youzheheng/2022_PoPETS): names, sex, day and month of birth as unpadded bigrams, ``bits``
+    per token, ``length`` bits diffused to ``length`` with ``taps`` taps."""
+    from linkage.lab.audit.scenario import diffusion_paper_schema
+
+    return diffusion_paper_schema(taps, length, bits)
+
+
 def default_taps(taps: int) -> dict:
     """The hardened default with fewer diffusion taps (is t = 8 needed?)."""
     doc = copy.deepcopy(uk_person_template())
@@ -191,12 +200,20 @@ def main() -> None:
     run_("default_graph", uk_person_template(), a.small, attacks=("graph",), **g)
     run_("default_t2_graph", default_taps(2), a.small, attacks=("graph",), **g)
     run_("default_t4_graph", default_taps(4), a.small, attacks=("graph",), **g)
+    # the diffusion paper's own encoding (names, sex, day and month, t = 4), 2,000 records:
+    # its committed results' filter (1,000 bits, 5 hash functions) and its example call's (500, 15)
+    d4 = {"attacks": ("graph",), "graph_sample": 2000}
+    run_("diffusion_paper_t4_graph", diffusion_paper(4, 1024, 5), 2000, **d4)
+    run_("diffusion_paper_dense_t4_graph", diffusion_paper(4, 512, 15), 2000, **d4)
     h = {"attacks": ("hgma",)}  # an extract of 400 with duplicates (mode b), bound
     run_("default_hgma", uk_person_template(), 2000, **h)
     run_("unhardened_hgma", uk_person_unhardened(), 2000, **h)
     run_("names_only_hgma", names_only(), 2000, **h)
     if "clk_like_graph_5k" in only:  # ~15-20 min: only when named
         run_("clk_like_graph_5k", clk_like(), 20_000, attacks=("graph",), graph_sample=5000)
+    if "default_t4_graph_5k" in only:  # 5,000 encoded per overlap, 100 / 50%: only when named
+        run_("default_t4_graph_5k", default_taps(4), 20_000, attacks=("graph",),
+             graph_sample=5000, overlaps=(1.0, 0.5))  # fmt: skip
     if not a.skip_big:
         run_("unhardened_full_audit", uk_person_unhardened(), a.people)
         run_("default_full_audit", uk_person_template(), a.people)

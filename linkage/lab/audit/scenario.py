@@ -323,12 +323,13 @@ def clkhash_like_schema() -> dict[str, Any]:
     return doc
 
 
-def diffusion_paper_schema(taps: int = 4, length: int = 512) -> dict[str, Any]:
+def diffusion_paper_schema(taps: int = 4, length: int = 512, bits: int = 15) -> dict[str, Any]:
     """The diffusion paper's own target as a schema document (Armknecht, Heng & Schnell, PoPETs
     2023; artifact youzheheng/2022_PoPETS: 2,000 euro-census records, first name, surname, sex,
-    day and month of birth as unpadded bigrams, random hashing, 15 hash functions, a 500-bit
-    CLK diffused to 500 bits with ``taps`` taps). Here ``length`` bits (a multiple of 64) in and
-    out, 15 bits per token, no block keys, built on the unhardened uk-person template."""
+    day and month of birth as unpadded bigrams, random hashing, a CLK of 500 bits with 15 hash
+    functions (its example calls) or 1,000 bits with 5 or 10 (its committed results), diffused
+    to its own length with ``taps`` taps). Here ``length`` bits (a multiple of 64) in and out,
+    ``bits`` bits per token, no block keys, built on the unhardened uk-person template."""
     import copy
 
     from linkage.schema_template import uk_person_unhardened
@@ -343,7 +344,7 @@ def diffusion_paper_schema(taps: int = 4, length: int = 512) -> dict[str, Any]:
         if f["name"] not in ("given_name", "surname", "sex", "date_of_birth"):
             continue
         f.pop("bit_budget", None)
-        f["bits_per_token"] = 15
+        f["bits_per_token"] = bits
         if f["tokeniser"]["type"] == "qgram":
             f["tokeniser"] = {"type": "qgram", "q": 2, "padding": False}
         elif f["tokeniser"]["type"] == "date":
