@@ -121,7 +121,7 @@ def test_map_without_filter_file_meta_gets_one(tmp_path: Path, pop: Population) 
 _BLAS_CHECK = """
 import sys, threading
 import numpy as np
-from linkage.tlu.linkage_map.update import _start_numba
+from linkage.tlu.linkage_map.startup import _start_numba
 t = threading.Thread(target=_start_numba)
 t.start()
 t.join()
@@ -146,10 +146,11 @@ def test_update_start_up_defers_scipy_blas_check() -> None:
 _KERNELS_CALLED = """
 import json, sys
 from numba.core.registry import CPUDispatcher
-import linkage.tlu.linkage_map.update as upd
+import linkage.tlu.linkage_map.startup as startup
+from linkage.tlu.linkage_map import map_update
 if sys.argv[3] == "without":  # what the update itself calls, nothing preloaded
-    upd.update_kernel_signatures = lambda: []
-upd.map_update(sys.argv[1], [sys.argv[2]], delta=True)
+    startup.update_kernel_signatures = lambda: []
+map_update(sys.argv[1], [sys.argv[2]], delta=True)
 import gc
 seen = {}
 for o in gc.get_objects():
@@ -165,7 +166,7 @@ def test_update_start_up_loads_the_kernels_the_update_calls(
     """The start-up thread loads, from numba's cache, the machine code of exactly the kernel
     signatures an update calls (a signature that drifted would be loaded for nothing while
     the update loads its own at its first call)."""
-    from linkage.tlu.linkage_map.update import update_kernel_signatures
+    from linkage.tlu.linkage_map.startup import update_kernel_signatures
 
     a, b = pop.encs
     m = tmp_path / "m.duckdb"
