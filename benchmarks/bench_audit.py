@@ -205,6 +205,7 @@ def main() -> None:
     d4 = {"attacks": ("graph",), "graph_sample": 2000}
     run_("diffusion_paper_t4_graph", diffusion_paper(4, 1024, 5), 2000, **d4)
     run_("diffusion_paper_dense_t4_graph", diffusion_paper(4, 512, 15), 2000, **d4)
+    run_("diffusion_paper_k10_t4_graph", diffusion_paper(4, 1024, 10), 2000, **d4)  # its other
     h = {"attacks": ("hgma",)}  # an extract of 400 with duplicates (mode b), bound
     run_("default_hgma", uk_person_template(), 2000, **h)
     run_("unhardened_hgma", uk_person_unhardened(), 2000, **h)
