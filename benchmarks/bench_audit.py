@@ -94,12 +94,9 @@ def diffusion_paper(taps: int, length: int, bits: int) -> dict:
 
 def default_taps(taps: int) -> dict:
     """The hardened default with fewer diffusion taps (is t = 8 needed?)."""
-    doc = copy.deepcopy(uk_person_template())
-    for step in doc["hardening"]:
-        if step["type"] == "diffusion":
-            step["taps"] = taps
-            step.pop("description", None)
-    return doc
+    from linkage.lab.audit.scenario import with_diffusion_taps
+
+    return with_diffusion_taps(uk_person_template(), taps)
 
 
 def run(label: str, schema: dict, people: int, **kw: object) -> dict:

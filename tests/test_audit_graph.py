@@ -62,16 +62,10 @@ def test_averaged_simulation_is_keys_side_by_side() -> None:
 
 
 def _default_with_taps(taps: int) -> dict:
-    import copy
-
+    from linkage.lab.audit.scenario import with_diffusion_taps
     from linkage.schema_template import uk_person_template
 
-    doc = copy.deepcopy(uk_person_template())
-    for step in doc["hardening"]:
-        if step["type"] == "diffusion":
-            step["taps"] = taps
-            step.pop("description", None)
-    return doc
+    return with_diffusion_taps(uk_person_template(), taps)
 
 
 def test_centred_stage_breaks_four_taps() -> None:

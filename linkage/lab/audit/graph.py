@@ -34,6 +34,8 @@ The attack never needs the key: only the similarities between encoded records.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 BULK = (0.5, 0.9)
@@ -175,17 +177,28 @@ def feature_sets(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """:func:`graph_features` for each of ``modes``; the encoded side's features and the
     levels do not depend on the mode and are computed once."""
+    ge, ga = _graph(enc_bits), _graph(plain_bits)
+    return _per_mode(ge, ga, modes, similarity_levels(ga, seed=seed), node_features)
+
+
+def _per_mode(
+    ge: Graph,
+    ga: Graph,
+    modes: tuple[str, ...],
+    levels: np.ndarray,
+    features: Callable[..., np.ndarray],
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``features`` of the encoded graph (once) and of the list's graph for each of ``modes``
+    (once per distinct rank scale)."""
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ValueError(f"mode must be one of {MODES}, got {bad[0]!r}")
-    ge, ga = _graph(enc_bits), _graph(plain_bits)
-    levels = similarity_levels(ga, seed=seed)
-    fe = node_features(ge, levels)
+    fe = features(ge, levels)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for mode in modes:
         scale = _scale(mode, ga, ge)
         same = next((v[1] for m, v in out.items() if _scale(m, ga, ge) == scale), None)
-        out[mode] = (fe, same if same is not None else node_features(ga, levels, rank_scale=scale))
+        out[mode] = (fe, same if same is not None else features(ga, levels, rank_scale=scale))
     return out
 
 
@@ -439,15 +452,4 @@ def centred_feature_sets(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """:func:`centred_features` of the encoded and the list's :func:`centred` graphs for each
     of ``modes`` (as :func:`feature_sets`)."""
-    bad = [m for m in modes if m not in MODES]
-    if bad:
-        raise ValueError(f"mode must be one of {MODES}, got {bad[0]!r}")
-    levels = centred_levels(ca, seed=seed)
-    fe = centred_features(ce, levels)
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for mode in modes:
-        scale = _scale(mode, ca, ce)
-        same = next((v[1] for m, v in out.items() if _scale(m, ca, ce) == scale), None)
-        out[mode] = (fe, same if same is not None else
-                     centred_features(ca, levels, rank_scale=scale))  # fmt: skip
-    return out
+    return _per_mode(ce, ca, modes, centred_levels(ca, seed=seed), centred_features)

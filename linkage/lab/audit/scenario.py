@@ -353,3 +353,16 @@ def diffusion_paper_schema(taps: int = 4, length: int = 512, bits: int = 15) -> 
     doc["fields"] = keep
     doc["hardening"] = [{"type": "diffusion", "taps": taps, "output_bits": length}]
     return doc
+
+
+def with_diffusion_taps(doc: dict[str, Any], taps: int) -> dict[str, Any]:
+    """A copy of schema document ``doc`` whose diffusion steps use ``taps`` taps (e.g. the
+    default with fewer taps, to measure what its 8 buy)."""
+    import copy
+
+    out = copy.deepcopy(doc)
+    for step in out.get("hardening", []):
+        if step["type"] == "diffusion":
+            step["taps"] = taps
+            step.pop("description", None)
+    return out
