@@ -181,3 +181,49 @@ def test_map_create_uses_the_recommended_threshold(tmp_path: Any) -> None:
     paths = _two_files(tmp_path, doc)
     map_create(tmp_path / "m.duckdb", paths, seed=1)
     assert "0.93" in str(map_info(tmp_path / "m.duckdb"))
+
+
+def test_weakened_hardening_warns() -> None:
+    """Fewer diffusion taps than the default's 8, or hardening without diffusion, earn a
+    measured-risk warning (a tester cut the taps to 2 and 4 and saw none; the audit breaks
+    both at full overlap); the default and more taps earn none."""
+    from linkage.schema_template import SAFE_DIFFUSION_TAPS, risk_warnings, uk_person_template
+
+    def warnings_for(hardening: list[dict[str, Any]]) -> list[str]:
+        doc = copy.deepcopy(uk_person_template())
+        doc["hardening"] = hardening
+        return risk_warnings(Schema.from_dict(doc))
+
+    assert warnings_for(copy.deepcopy(uk_person_template()["hardening"])) == []
+    for taps in (1, 2, 4, 5, SAFE_DIFFUSION_TAPS - 1):
+        (w,) = warnings_for([{"type": "diffusion", "taps": taps, "output_bits": 2048}])
+        assert f"diffuses with {taps} taps" in w and "re-identified 100%" in w
+    for taps in (SAFE_DIFFUSION_TAPS, 12):
+        assert warnings_for([{"type": "diffusion", "taps": taps, "output_bits": 2048}]) == []
+    for steps in ([{"type": "xor_fold"}], [{"type": "rule90"}], [{"type": "balance"}],
+                  [{"type": "blip", "flip_probability": 0.05}]):  # fmt: skip
+        (w,) = warnings_for(steps)
+        assert "hardened without diffusion" in w
+    assert warnings_for([{"type": "balance"},
+                         {"type": "diffusion", "taps": 8, "output_bits": 4096}]) == []  # fmt: skip
+    (w,) = warnings_for([])
+    assert "no hardening" in w
+
+
+def test_schema_check_warns_about_few_taps(tmp_path: Any) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from linkage.cli import main
+    from linkage.schema_template import uk_person_template
+
+    doc = copy.deepcopy(uk_person_template())
+    for step in doc["hardening"]:
+        if step["type"] == "diffusion":
+            step["taps"] = 4
+    p = tmp_path / "taps4.json"
+    p.write_text(json.dumps(doc))
+    r = CliRunner().invoke(main, ["schema", "check", str(p)])
+    assert r.exit_code == 0, r.output
+    assert "Warning: this schema diffuses with 4 taps" in r.output
