@@ -248,3 +248,46 @@ def test_text_names_the_worst_item_of_the_frequency_attack() -> None:
     assert "  whole filter: 0 of 2,000" in text
     assert "segment:" not in text and "block_key:" not in text
     assert a.to_dict()["per_field"].keys() == per.keys()  # JSON keeps its keys
+
+
+def test_mode_options_are_not_silently_ignored(files: dict[str, Any], tmp_path: Path) -> None:
+    """A tester forgot ENCODED and got a synthetic audit of the schema with --plaintext
+    ignored; and --people was ignored beside an encoded file."""
+    out = _one_error(_run("-s", files["schema"], "--plaintext", files["extract"], "--people",
+                          "60", "--attacks", "leaks"))  # fmt: skip
+    assert "--plaintext and --reference belong to an encoded file" in out
+    out = _one_error(_run("-s", files["schema"], "--reference", files["extract"], "--people",
+                          "60", "--attacks", "leaks"))  # fmt: skip
+    assert "ENCODED" in out
+    opts = [o for o in encode_options(files["party"]) if o not in ("--party", "council_a")]
+    base = [files["enc"], "-s", files["schema"], "--plaintext", files["extract"], *opts, *FAST]
+    out = _one_error(_run(*base, "--people", "500"))
+    assert "--people is for a schema audit" in out
+
+
+def test_empty_reference_is_refused(files: dict[str, Any], tmp_path: Path) -> None:
+    """A header-only reference gave frequency and pattern mining 0.0% with exit 0."""
+    header = files["extract"].read_text(encoding="utf-8").splitlines()[0]
+    empty = tmp_path / "ref.csv"
+    empty.write_text(header + "\n", encoding="utf-8")
+    opts = [o for o in encode_options(files["party"]) if o not in ("--party", "council_a")]
+    out = _one_error(_run(files["enc"], "-s", files["schema"], "--plaintext", files["extract"],
+                          *opts, "--reference", empty, "--attacks", "patterns"))  # fmt: skip
+    assert "ref.csv" in out and "no records" in out
+
+
+def test_reference_does_not_shrink_with_fewer_overlaps(files: dict[str, Any]) -> None:
+    """Trimming --overlaps took the attacker's reference from 6,000 to 2,000 records and
+    pattern mining from 80% to 4%: the reference is sized as for the default overlaps."""
+    a = files["a"]
+    kw = {
+        "encoded": files["enc"],
+        "plaintext": files["extract"],
+        "attacks": "leaks",
+        "graph_sample": 300,
+        "columns": a["columns"],
+        "date_formats": a["date_formats"],
+    }
+    full = audit(files["schema"], **kw)  # fmt: skip
+    trimmed = audit(files["schema"], overlaps=(1.0,), **kw)
+    assert trimmed.reference_records == full.reference_records >= 4 * 300 - 300

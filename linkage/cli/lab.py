@@ -387,11 +387,17 @@ def audit_cmd(
         raise InputError(msg) from None
     if encoded is None and (column_map or date_formats or absent):
         raise InputError("--column, --date-format and --absent read --plaintext: give ENCODED")
+    source = click.get_current_context().get_parameter_source("people")
+    if encoded is not None and source == click.core.ParameterSource.COMMANDLINE:
+        raise InputError(
+            "--people is for a schema audit on synthetic people (mode b); an encoded file is "
+            "audited on its own records: leave --people out, or leave out ENCODED"
+        )
     inputs = [p for p in (encoded, plaintext, reference, schema_file) if p is not None]
     from linkage._files import JSON, Output, check_outputs
 
     # --json and --report alike: never an input, never each other, not replaced unless --force
-    outs = [Output(Path(json_out), "audit", JSON)] if json_out is not None else []
+    outs = [Output(Path(json_out), "--json output", JSON)] if json_out is not None else []
     if report_path is not None:
         outs.append(Output(Path(report_path), "report", (".html", ".htm")))
     check_outputs(outs, inputs, force=force)
@@ -408,6 +414,7 @@ def audit_cmd(
         # mode 0600 (the default): the result may hold re-identified values
         with atomic_outputs(Path(json_out)) as (tmp,):
             tmp.write_text(result.to_json(), encoding="utf-8")
+        click.echo(f"wrote {json_out}", err=True)
 
     def audit_report(path: str) -> object:
         from linkage.report import Disclosure, write_audit_report

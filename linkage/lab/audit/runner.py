@@ -280,6 +280,10 @@ def graph_lists(
     return rows, lst, sc.truth.take(rows).identity()
 
 
+DEFAULT_OVERLAPS = (1.0, 0.5, 0.25)
+"""Graph matching's overlaps (encoded sample / attacker's list) unless told otherwise."""
+
+
 def _pad(m: int, overlap: float) -> int:
     """Other people in a list of which ``m`` encoded records are ``overlap``."""
     return round(m / overlap) - m
@@ -394,7 +398,7 @@ def audit(
     seed: int = 0,
     attacks: str | Sequence[str] = ATTACKS,
     graph_sample: int = 2000,
-    overlaps: Sequence[float] = (1.0, 0.5, 0.25),
+    overlaps: Sequence[float] = DEFAULT_OVERLAPS,
     pattern_sample: int = 10_000,
     hgma_sample: int = hgma.SAMPLE,
     id_column: str = "record_id",
@@ -435,18 +439,26 @@ def audit(
             f"--hgma-sample must be in {lo}..{hi:,} (the attack's search grows as the fourth "
             f"power of it; {hi:,} is the published attack's own limit), got {hgma_sample}"
         )
+    # the attacker's reference for the value attacks is as large as the default overlaps
+    # need, whatever --overlaps says: trimming the overlaps must not weaken pattern mining
+    widest = min(min(overlaps), min(DEFAULT_OVERLAPS))
     if encoded is not None:
         if plaintext is None:
             raise InputError("an encoded file needs the partner's plaintext of it (to score)")
         say("reading the encoded file and plaintext")
         sc = file_scenario(encoded, plaintext, sch, reference=reference, id_column=id_column,
                            columns=columns, date_formats=date_formats, absent=tuple(absent),
-                           seed=seed, reference_people=_pad(graph_sample, min(overlaps)),
+                           seed=seed, reference_people=_pad(graph_sample, widest),
                            )  # fmt: skip
     else:
+        if plaintext is not None or reference is not None:
+            raise InputError(
+                "--plaintext and --reference belong to an encoded file (mode a): give the "
+                "ENCODED file, or leave them out to audit the schema on synthetic people"
+            )
         if people < 50:
             raise InputError("--people must be at least 50")
-        need = max(people, _pad(min(graph_sample, people), min(overlaps)))
+        need = max(people, _pad(min(graph_sample, people), widest))
         say(f"drawing and encoding {people:,} synthetic records (throwaway secret)")
         sc = synthetic_scenario(sch, people, seed=seed, reference_people=need)
     x = unpack(sc.filters)

@@ -302,6 +302,11 @@ def file_scenario(
         )
         ref = normalise_table(synth_table, schema, date_formats=fmts)
     else:
+        if ref_table.num_rows == 0:
+            raise InputError(
+                f"{reference}: the reference has no records (the attacker's population: the "
+                "frequency and pattern attacks would have nothing to align against)"
+            )
         ref = _normalise_checked(reference, ref_table, schema, ref_cols, date_formats)
     return Scenario(schema, np.array(enc.filters), _block_key_lists(enc), truth, ref, "file")
 
