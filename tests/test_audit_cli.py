@@ -291,3 +291,19 @@ def test_reference_does_not_shrink_with_fewer_overlaps(files: dict[str, Any]) ->
     full = audit(files["schema"], **kw)  # fmt: skip
     trimmed = audit(files["schema"], overlaps=(1.0,), **kw)
     assert trimmed.reference_records == full.reference_records >= 4 * 300 - 300
+
+
+def test_worst_case_says_when_graph_matching_did_not_run() -> None:
+    """A 10-record file: graph matching is skipped (under 50 records) and the headline read
+    "0 of 10 (0.0%)" as if the file had been attacked by it."""
+    from linkage.lab.audit.results import AttackResult, AuditResult
+
+    per = {"whole_filter": {"reidentified": 0.0, "precision": 0.0, "guesses": 0.0}}
+    a = AttackResult("frequency", "Frequency alignment", 0.0, None, 10, 0.1, per_field=per)
+    g = AttackResult("graph", "Graph matching", None, None, 10, 0.0, note="skipped")
+    line = AuditResult("f" * 64, "file", 10, 100, 0, (a, g), 1.0).worst_line()
+    assert line.startswith("Worst case: frequency alignment (whole filter): 0 of 10")
+    assert "not run: graph matching (too few records" in line
+    ran = AttackResult("graph", "Graph matching", 0.0, None, 60, 0.1, metrics={"runs": 1.0})
+    line = AuditResult("f" * 64, "file", 60, 100, 0, (a, ran), 1.0).worst_line()
+    assert "not run" not in line

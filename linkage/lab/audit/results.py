@@ -177,10 +177,16 @@ class AuditResult:
                    else "leak statistics only")  # fmt: skip
             return f"Worst case: not measured: no attack that re-identifies records ran ({why})"
         k, n = a.counts
+        # an attack skipped for too few records is not in this figure: say so on its line
+        skipped = [SHORT.get(b.name, b.name) for b in self.attacks
+                   if b.reidentified is None and b.name != "leaks"]  # fmt: skip
+        tail = (f"; not run: {', '.join(skipped)} (too few records; see the note), so this "
+                "figure does not include it" if skipped else "")  # fmt: skip
         if a.name in BOUNDS:
             return (f"Worst case: {a.label()}: at most {k:,} of {n:,} records could be "
-                    f"re-identified ({_rate(k, n)}, an upper bound)")  # fmt: skip
-        return f"Worst case: {a.label()}: {k:,} of {n:,} records re-identified ({_rate(k, n)})"
+                    f"re-identified ({_rate(k, n)}, an upper bound){tail}")  # fmt: skip
+        return (f"Worst case: {a.label()}: {k:,} of {n:,} records re-identified "
+                f"({_rate(k, n)}){tail}")  # fmt: skip
 
     def rates(self) -> dict[str, float | None]:
         return {a.name: a.reidentified for a in self.attacks}
