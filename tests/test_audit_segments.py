@@ -195,3 +195,16 @@ def test_block_keys_are_placed_when_one_key_is_absent_from_every_record() -> Non
     full = [np.array([1, 2, 3], np.uint64), np.array([1, 3], np.uint64)]
     assert block_key_hypotheses(full, names) == [block_key_items(full, names)]
     assert block_key_hypotheses([np.array([], np.uint64)], names) == []
+
+
+def test_a_category_segment_is_not_counted_as_reidentification(files: dict[str, Any]) -> None:
+    """The sex segment names M/F for nearly every record: value disclosure, shown per item,
+    but the headline (and its "worst:" item) is the worst segment that names a person."""
+    a = _audit(files, "seg").attack("frequency")
+    assert a.category == ("segment:sex",)
+    counted = [v["reidentified"] for k, v in a.per_field.items() if k != "segment:sex"]
+    assert a.reidentified == max(counted)
+    assert a.worst_item() != "segment sex"
+    text = "\n".join(a.lines())
+    assert "segment sex: value named for" in text and "not counted" in text
+    assert a.to_dict()["category"] == ["segment:sex"]

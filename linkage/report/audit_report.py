@@ -464,8 +464,11 @@ def _per_field(s: Section, attacks: Sequence[AttackResult], target: float, d: Di
         rows = []
         for name, v in a.per_field.items():
             rate = v.get("reidentified")
+            shown = _field_name(name)
+            if name in a.category:
+                shown += " (a category: value named, not counted as re-identification)"
             rows.append([
-                _field_name(name),
+                shown,
                 _share(d, rate, a.records, target),
                 _precision(d, rate, v.get("precision"), a.records),
                 int(v.get("guesses", 0)),

@@ -52,6 +52,7 @@ class AttackResult:
     sampled: bool = False
     note: str = ""
     right: int | None = None
+    category: tuple[str, ...] = ()  # per_field keys naming a category (sex), not counted
 
     @property
     def counts(self) -> tuple[int, int] | None:
@@ -82,9 +83,10 @@ class AttackResult:
         """The item (field, block key, whole filter or segment) of a per-item attack that gave
         its worst case, as the text names it (``segment given_name``); None for graph
         matching, whose worst case is a setting."""
-        if not self.per_field or self.name == "graph":
+        counted = [k for k in self.per_field if k not in self.category]
+        if not counted or self.name == "graph":
             return None
-        top = max(self.per_field, key=lambda k: self.per_field[k].get("reidentified", 0.0))
+        top = max(counted, key=lambda k: self.per_field[k].get("reidentified", 0.0))
         where = item_name(top)
         return where if where.startswith(("block key", "whole", "segment")) else f"field {where}"
 
@@ -103,6 +105,7 @@ class AttackResult:
             "metrics": dict(self.metrics),
             "sweep": [dict(s) for s in self.sweep],
             "note": self.note,
+            "category": list(self.category),
         }
 
     def lines(self) -> list[str]:
@@ -126,6 +129,10 @@ class AttackResult:
             n = int(v.get("records", self.records))
             right = int(v.get("right", round(v.get("reidentified", 0.0) * n)))
             prec = None if not v.get("guesses") else v.get("precision")
+            if name in self.category:
+                out.append(f"  {item_name(name)}: value named for {_k_of_n(right, n)} (a "
+                           "category, not a person: not counted as re-identification)")  # fmt: skip
+                continue
             name = item_name(name)
             out.append(
                 f"  {name}: at most {_k_of_n(right, n)}"

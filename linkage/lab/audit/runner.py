@@ -53,6 +53,19 @@ def _score(guess: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     }
 
 
+CATEGORY_VALUES = 10
+"""A field segment whose field has at most this many values in the reference, each held by
+many records (sex), names a category, not a person: value disclosure, shown but not counted
+as re-identification (:func:`_is_category`)."""
+
+
+def _is_category(values: list[Any]) -> bool:
+    """At most :data:`CATEGORY_VALUES` distinct values, each held by ten records on average
+    (sex; not a field most records lack, nor one whose few values are one record each)."""
+    distinct = len(set(values))
+    return 1 <= distinct <= CATEGORY_VALUES and len(values) >= 10 * distinct
+
+
 def _worst(
     name: str, title: str, sweep: list[dict[str, Any]], n: int, t0: float, **kw: Any
 ) -> AttackResult:
@@ -110,6 +123,12 @@ def run_frequency(sc: Scenario, x: np.ndarray, segments: Sequence[Any] = ()) -> 
                         frequency.segment_items(sc.filters, seg.start, seg.bits),
                         frequency.segment_values(sc.schema, seg.field, sc.reference),
                         sc.truth.values[seg.field]))  # fmt: skip
+    # a segment of a field with few values each held by many (sex) names a category, not a
+    # person: reported, not counted as re-identification
+    category = tuple(
+        label for label, _e, ref_items, _t in targets
+        if label.startswith(SEGMENT) and _is_category([v for v in ref_items if v is not None])
+    )  # fmt: skip
     sweep: list[dict[str, Any]] = []
     for top in (20, 100, 500):
         for gap in (0.0, 0.05, 0.2):
@@ -121,7 +140,8 @@ def run_frequency(sc: Scenario, x: np.ndarray, segments: Sequence[Any] = ()) -> 
                 sc_ = _score(guess, truth)  # a label seen twice: block-key hypotheses
                 if label not in per or sc_["reidentified"] > per[label]["reidentified"]:
                     per[label] = sc_
-            w = max(per.values(), key=lambda v: v["reidentified"])
+            counted = [v for k, v in per.items() if k not in category] or list(per.values())
+            w = max(counted, key=lambda v: v["reidentified"])
             sweep.append({
                 "settings": {"top": top, "min_gap": gap}, "per_field": per,
                 "reidentified": w["reidentified"], "precision": w["precision"],
@@ -144,7 +164,7 @@ def run_frequency(sc: Scenario, x: np.ndarray, segments: Sequence[Any] = ()) -> 
         note="block keys: share of records whose key's plaintext (e.g. Soundex + year) is "
         "revealed; whole filter: the whole record" + seg_note,
     )
-    return replace(res, per_field=_per_field_worst(sweep, ("top", "min_gap")))
+    return replace(res, per_field=_per_field_worst(sweep, ("top", "min_gap")), category=category)
 
 
 def file_segments(sch: Any, encoded: str | Path | None, width: int) -> tuple[Any, ...]:
