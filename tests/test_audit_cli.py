@@ -170,6 +170,8 @@ def _schema_file(tmp_path: Path) -> Path:
         (["--overlaps", "0.01"], "2,000/0.01 = 200,000 records"),
         (["--graph-sample", "-1"], "--graph-sample must be at least 50"),
         (["--graph-sample", "10"], "--graph-sample must be at least 50"),
+        (["--people", "10"], "--people must be in 50..2,000,000"),
+        (["--people", "100000000"], "--people must be in 50..2,000,000"),
     ],
 )
 def test_settings_refused(tmp_path: Path, args: list[str], words: str) -> None:
@@ -307,3 +309,10 @@ def test_worst_case_says_when_graph_matching_did_not_run() -> None:
     ran = AttackResult("graph", "Graph matching", 0.0, None, 60, 0.1, metrics={"runs": 1.0})
     line = AuditResult("f" * 64, "file", 60, 100, 0, (a, ran), 1.0).worst_line()
     assert "not run" not in line
+
+
+def test_zero_byte_plaintext_says_empty(files: dict[str, Any], tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    out = _one_error(_run(files["enc"], "-s", files["schema"], "--plaintext", empty, *FAST))
+    assert "empty.csv: the file is empty" in out

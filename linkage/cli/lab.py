@@ -335,7 +335,7 @@ def _probability_notes(notes: list[str]) -> None:
     multiple=True,
     metavar="FIELD=FORMAT",
     help="As for encode: date format of a field in --plaintext and --reference, e.g. "
-    "date_of_birth=%d/%m/%Y (default: ISO, YYYY-MM-DD).",
+    "date_of_birth=%d/%m/%Y (default: detected, as for encode).",
 )
 @click.option(
     "--absent",

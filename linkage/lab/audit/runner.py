@@ -300,6 +300,9 @@ def graph_lists(
     return rows, lst, sc.truth.take(rows).identity()
 
 
+MAX_PEOPLE = 2_000_000
+"""The largest synthetic population of a schema audit (mode b): the region's size."""
+
 DEFAULT_OVERLAPS = (1.0, 0.5, 0.25)
 """Graph matching's overlaps (encoded sample / attacker's list) unless told otherwise."""
 
@@ -476,8 +479,11 @@ def audit(
                 "--plaintext and --reference belong to an encoded file (mode a): give the "
                 "ENCODED file, or leave them out to audit the schema on synthetic people"
             )
-        if people < 50:
-            raise InputError("--people must be at least 50")
+        if not 50 <= people <= MAX_PEOPLE:
+            raise InputError(
+                f"--people must be in 50..{MAX_PEOPLE:,} (a 50,000-person audit takes about 7 "
+                f"minutes on 2 cores; the attacks sample what they need), got {people:,}"
+            )
         need = max(people, _pad(min(graph_sample, people), widest))
         say(f"drawing and encoding {people:,} synthetic records (throwaway secret)")
         sc = synthetic_scenario(sch, people, seed=seed, reference_people=need)

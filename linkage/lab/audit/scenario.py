@@ -238,6 +238,8 @@ def _read_plain_csv(path: str | Path) -> pa.Table:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: file not found")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: the file is empty (no header, no records)")
     with open(p, "rb") as fh:
         magic = fh.read(4)
     parquet = p.suffix.lower() in (".parquet", ".pq") or magic == b"PAR1"
