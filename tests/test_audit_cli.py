@@ -316,3 +316,23 @@ def test_zero_byte_plaintext_says_empty(files: dict[str, Any], tmp_path: Path) -
     empty.write_bytes(b"")
     out = _one_error(_run(files["enc"], "-s", files["schema"], "--plaintext", empty, *FAST))
     assert "empty.csv: the file is empty" in out
+
+
+def test_verdict_and_fail_above(files: dict[str, Any], tmp_path: Path) -> None:
+    """The text says where the worst case stands against the 1% target, and --fail-above
+    gives scripts an exit status (1: above; outputs written first), errors keep 2."""
+    from linkage.lab.audit.results import TARGET
+    from linkage.report.audit_report import DEFAULT_TARGET
+
+    assert TARGET == DEFAULT_TARGET == 0.01
+    opts = [o for o in encode_options(files["party"]) if o not in ("--party", "council_a")]
+    base = [files["enc"], "-s", files["schema"], "--plaintext", files["extract"], *opts, *FAST]
+    js = tmp_path / "a.json"
+    res = _run(*base, "--fail-above", "1", "--json", js)
+    assert res.exit_code == 1, res.output
+    assert "Against the 1% target: ABOVE it" in res.output and "above --fail-above 1%" in res.output
+    doc = json.loads(js.read_text())
+    assert doc["above_target"] is True and doc["target"] == 0.01
+    res = _run(*base, "--fail-above", "100")
+    assert res.exit_code == 0, res.output
+    _one_error(_run(*base, "--fail-above", "101"))

@@ -350,6 +350,14 @@ def _probability_notes(notes: list[str]) -> None:
     help="Also write the full result as JSON (atomically).",
 )
 @click.option("--force", is_flag=True, help="Replace existing --json and --report files.")
+@click.option(
+    "--fail-above",
+    type=click.FloatRange(0, 100),
+    metavar="PERCENT",
+    help="Exit with status 1 (after writing every output) when the worst case re-identifies "
+    "more than PERCENT of the records, e.g. 1 (the project's target): for scripts and CI. "
+    "Errors exit with 2.",
+)
 @report_options
 @handle_errors
 def audit_cmd(
@@ -357,7 +365,7 @@ def audit_cmd(
     people: int, seed: int, attacks: str, graph_sample: int, hgma_sample: int, overlaps: str,
     pattern_sample: int, id_column: str, column_map: tuple[str, ...],
     date_formats: tuple[str, ...], absent: tuple[str, ...], json_out: str | None, force: bool,
-    report_path: str | None, report_min_count: int,
+    fail_above: float | None, report_path: str | None, report_min_count: int,
 ) -> None:  # fmt: skip
     """Play the attacker against an encoding and report the worst case of each attack.
 
@@ -423,3 +431,7 @@ def audit_cmd(
 
     _write_report(False, report_path, audit_report)
     click.echo(result.to_text(), nl=False)
+    if fail_above is not None and result.worst is not None and 100 * result.worst > fail_above:
+        click.echo(f"audit: the worst case ({100 * result.worst:.2f}%) is above --fail-above "
+                   f"{fail_above:g}%", err=True)  # fmt: skip
+        raise SystemExit(1)

@@ -27,7 +27,7 @@ from linkage.report.page import Page, Section
 if TYPE_CHECKING:  # pragma: no cover
     from linkage.lab.audit.results import AttackResult, AuditResult
 
-DEFAULT_TARGET = 0.01
+DEFAULT_TARGET = 0.01  # = linkage.lab.audit.results.TARGET (tests/test_audit_cli.py checks)
 
 
 @dataclass(frozen=True)
