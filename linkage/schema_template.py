@@ -383,9 +383,10 @@ FEW_TAPS_WARNING = (
 NO_DIFFUSION_WARNING = (
     "this schema is hardened without diffusion. Measured by `linkage audit` (docs/privacy.md, "
     "the hardening table): graph matching re-identifies 100% of records under balancing or "
-    "BLIP; XOR-folding and Rule 90 are fixed, unkeyed linear maps of the filter (each bit "
-    "the XOR of 2, like diffusion with 2 taps, which the audit breaks). Diffusion (the "
-    "`uk-person` template: 8 "
+    "BLIP; XOR-folding and Rule 90 read 0.1-0.25% (2,000 of 5,000 people) but are fixed, "
+    "unkeyed linear maps (each bit the XOR of 2 filter bits), the structure the 2026 "
+    "homomorphism attack exploits, and no published evaluation of graph matching covers "
+    "them. Diffusion (the `uk-person` template: 8 "
     "keyed taps) is the step that keeps the audit's attacks at or below 1%; measure any other "
     "configuration with `linkage audit` before use."
 )
