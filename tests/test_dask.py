@@ -286,6 +286,7 @@ def test_worker_keeps_one_encoder_per_thread(tmp_path: Path) -> None:
 
     key = tmp_path / "secret.key"
     key.write_text(secret_text(SECRET_BYTES))
+    key.chmod(0o600)  # a shared secret file is private, as a partner keeps it
     schema_json = json.dumps(uk_person_unhardened())
     batch = {"rid": pa.array(["a", "b"]), "surname": pa.array(["SMITH", "JONES"])}
     seen: list[object] = []
