@@ -336,3 +336,11 @@ def test_verdict_and_fail_above(files: dict[str, Any], tmp_path: Path) -> None:
     res = _run(*base, "--fail-above", "100")
     assert res.exit_code == 0, res.output
     _one_error(_run(*base, "--fail-above", "101"))
+
+
+def test_leak_statistics_are_explained_and_flagged_on_small_files() -> None:
+    """A 10-record file printed cooc_pairs_over_0.3: 411,521 with no word of what it means."""
+    small = audit(uk_person_unhardened(), people=60, attacks="leaks").attack("leaks")
+    assert "cooc_*" in small.note and "mostly chance" in small.note
+    big = audit(uk_person_unhardened(), people=300, attacks="leaks").attack("leaks")
+    assert "cooc_*" in big.note and "mostly chance" not in big.note
