@@ -344,3 +344,36 @@ def test_leak_statistics_are_explained_and_flagged_on_small_files() -> None:
     assert "cooc_*" in small.note and "mostly chance" in small.note
     big = audit(uk_person_unhardened(), people=300, attacks="leaks").attack("leaks")
     assert "cooc_*" in big.note and "mostly chance" not in big.note
+
+
+def test_unmeasured_is_not_a_pass(tmp_path: Path) -> None:
+    """A tester's 10-49-record files passed --fail-above 1 (exit 0, "at or below") although
+    graph matching never ran; a 1-record file crashed in the leak statistics."""
+    from linkage.lab.audit.results import AttackResult, AuditResult
+
+    per = {"whole_filter": {"reidentified": 0.0, "precision": 0.0, "guesses": 0.0}}
+    a = AttackResult("frequency", "Frequency alignment", 0.0, None, 10, 0.1, per_field=per)
+    g = AttackResult("graph", "Graph matching", None, None, 10, 0.0, note="skipped")
+    r = AuditResult("f" * 64, "file", 10, 100, 0, (a, g), 1.0)
+    assert r.above() is None and r.skipped() == ["graph"]
+    assert "not measured (graph matching did not run" in r.verdict_line()
+    assert r.to_dict()["not_run"] == ["graph"] and r.to_dict()["above_target"] is None
+    hit = AttackResult("frequency", "Frequency alignment", 0.1, 1.0, 10, 0.1, per_field=per)
+    assert AuditResult("f" * 64, "file", 10, 100, 0, (hit, g), 1.0).above() is True
+    leaks_only = AuditResult("f" * 64, "file", 10, 100, 0, (), 1.0)
+    assert "no re-identifying attack ran" in leaks_only.verdict_line()
+    res = _run("-s", _schema_file(tmp_path), "--people", "100", "--attacks", "leaks",
+               "--fail-above", "1")  # fmt: skip
+    assert res.exit_code == 1 and "not measured against --fail-above 1%" in res.output
+
+
+def test_one_record_file_is_audited(tmp_path: Path) -> None:
+    import numpy as np
+
+    from linkage.lab.audit import leaks
+    from linkage.lab.audit.scenario import synthetic_scenario
+
+    sc = synthetic_scenario(Schema.from_dict(uk_person_unhardened()), 60, seed=0)
+    x = np.unpackbits(sc.filters[:1].view(np.uint8), axis=1, bitorder="little").astype(bool)
+    m = leaks.scored_stats(x, sc.truth.take(np.arange(1)), sc.schema, 0)  # was ZeroDivision
+    assert m["neighbour_overlap_at_10"] == 0.0

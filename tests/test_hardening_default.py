@@ -197,7 +197,8 @@ def test_weakened_hardening_warns() -> None:
     assert warnings_for(copy.deepcopy(uk_person_template()["hardening"])) == []
     for taps in (1, 2, 4, 5, SAFE_DIFFUSION_TAPS - 1):
         (w,) = warnings_for([{"type": "diffusion", "taps": taps, "output_bits": 2048}])
-        assert f"diffuses with {taps} taps" in w and "re-identified 100%" in w
+        assert f"a diffusion step with {taps} tap" in w and "re-identified 100%" in w
+        assert ("1 taps" not in w) and (taps == 1 or f"{taps} taps" in w)
     for taps in (SAFE_DIFFUSION_TAPS, 12):
         assert warnings_for([{"type": "diffusion", "taps": taps, "output_bits": 2048}]) == []
     for steps in ([{"type": "xor_fold"}], [{"type": "rule90"}], [{"type": "balance"}],
@@ -226,4 +227,4 @@ def test_schema_check_warns_about_few_taps(tmp_path: Any) -> None:
     p.write_text(json.dumps(doc))
     r = CliRunner().invoke(main, ["schema", "check", str(p)])
     assert r.exit_code == 0, r.output
-    assert "Warning: this schema diffuses with 4 taps" in r.output
+    assert "Warning: this schema has a diffusion step with 4 taps" in r.output

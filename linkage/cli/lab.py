@@ -355,8 +355,9 @@ def _probability_notes(notes: list[str]) -> None:
     type=click.FloatRange(0, 100),
     metavar="PERCENT",
     help="Exit with status 1 (after writing every output) when the worst case re-identifies "
-    "more than PERCENT of the records, e.g. 1 (the project's target): for scripts and CI. "
-    "Errors exit with 2.",
+    "more than PERCENT of the records, e.g. 1 (the project's target), or when it could not "
+    "be measured (an attack skipped for too few records): for scripts and CI. Errors exit "
+    "with 2.",
 )
 @report_options
 @handle_errors
@@ -431,7 +432,15 @@ def audit_cmd(
 
     _write_report(False, report_path, audit_report)
     click.echo(result.to_text(), nl=False)
-    if fail_above is not None and result.worst is not None and 100 * result.worst > fail_above:
-        click.echo(f"audit: the worst case ({100 * result.worst:.2f}%) is above --fail-above "
-                   f"{fail_above:g}%", err=True)  # fmt: skip
-        raise SystemExit(1)
+    if fail_above is not None:
+        worst, skipped = result.worst, result.skipped()
+        if worst is not None and 100 * worst > fail_above:
+            click.echo(f"audit: the worst case ({100 * worst:.2f}%) is above --fail-above "
+                       f"{fail_above:g}%", err=True)  # fmt: skip
+            raise SystemExit(1)
+        if worst is None or skipped:  # a gate that could not measure fails closed
+            why = (f"{', '.join(skipped)} did not run: too few records" if skipped
+                   else "no re-identifying attack ran")  # fmt: skip
+            click.echo(f"audit: not measured against --fail-above {fail_above:g}% ({why})",
+                       err=True)  # fmt: skip
+            raise SystemExit(1)

@@ -93,6 +93,9 @@ def scored_stats(
     ])  # fmt: skip
     out["similarity_r"] = float(np.corrcoef(de, dp)[0, 1]) if len(a) > 2 else 0.0
     m = min(n, 2000)
+    if m < 2:  # no neighbours to compare
+        out["neighbour_overlap_at_10"] = 0.0
+        return out
     rows = rng.choice(n, size=m, replace=False)
     xf = x[rows].astype(np.float32)
     dice_e = 2 * (xf @ xf.T) / np.maximum(pc[rows][:, None] + pc[rows][None, :], 1)

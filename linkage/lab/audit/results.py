@@ -188,8 +188,7 @@ class AuditResult:
             return f"Worst case: not measured: no attack that re-identifies records ran ({why})"
         k, n = a.counts
         # an attack skipped for too few records is not in this figure: say so on its line
-        skipped = [SHORT.get(b.name, b.name) for b in self.attacks
-                   if b.reidentified is None and b.name != "leaks"]  # fmt: skip
+        skipped = [SHORT.get(name, name) for name in self.skipped()]
         tail = (f"; not run: {', '.join(skipped)} (too few records; see the note), so this "
                 "figure does not include it" if skipped else "")  # fmt: skip
         if a.name in BOUNDS:
@@ -198,21 +197,40 @@ class AuditResult:
         return (f"Worst case: {a.label()}: {k:,} of {n:,} records re-identified "
                 f"({_rate(k, n)}){tail}")  # fmt: skip
 
+    def skipped(self) -> list[str]:
+        """Re-identifying attacks that were asked for but did not run (too few records)."""
+        return [a.name for a in self.attacks if a.reidentified is None and a.name != "leaks"]
+
     def above(self, target: float = TARGET) -> bool | None:
-        """Whether the worst case exceeds ``target`` (a share, 0..1); None when no
-        re-identifying attack ran."""
+        """Whether the worst case exceeds ``target`` (a share, 0..1); None when it is not
+        measured: no re-identifying attack ran, or one was skipped while the others stayed
+        at or below the target (a skipped attack might have exceeded it)."""
         w = self.worst
-        return None if w is None else w > target
+        if w is None:
+            return None
+        if w > target:
+            return True
+        return None if self.skipped() else False
 
     def verdict_line(self, target: float = TARGET) -> str:
         """The worst case against ``target`` (the project's bound, 1%), in words."""
         above, t = self.above(target), f"{100 * target:g}%"
         if above is None:
-            return f"Against the {t} target: not measured"
+            skipped = ", ".join(SHORT.get(n, n) for n in self.skipped())
+            if not skipped:
+                return f"Against the {t} target: not measured (no re-identifying attack ran)"
+            return (f"Against the {t} target: not measured ({skipped} did not run: too few "
+                    "records; small files are more exposed, docs/privacy.md)")  # fmt: skip
+        a = self.worst_attack
+        noise = ""
+        if a is not None and a.counts is not None and 0 < a.counts[1] < 200:
+            n = a.counts[1]
+            noise = f"; on {n:,} records one re-identified record is {_rate(1, n)}"
         if above:
-            return (f"Against the {t} target: ABOVE it; harden the encoding (the uk-person "
-                    "template; docs/privacy.md) before these files leave the partner")  # fmt: skip
-        return f"Against the {t} target: at or below it (for the attacks and settings above)"
+            return (f"Against the {t} target: ABOVE it (docs/privacy.md: hardening, small "
+                    f"files){noise}")  # fmt: skip
+        return (f"Against the {t} target: at or below it (for the attacks and settings "
+                f"above){noise}")  # fmt: skip
 
     def rates(self) -> dict[str, float | None]:
         return {a.name: a.reidentified for a in self.attacks}
@@ -236,6 +254,7 @@ class AuditResult:
             "worst_attack": None if self.worst_attack is None else self.worst_attack.name,
             "target": TARGET,
             "above_target": self.above(),
+            "not_run": self.skipped(),
             "hardening": list(self.hardening),
             "salted": list(self.salted),
             "rates": self.rates(),
