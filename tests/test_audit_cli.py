@@ -377,3 +377,22 @@ def test_one_record_file_is_audited(tmp_path: Path) -> None:
     x = np.unpackbits(sc.filters[:1].view(np.uint8), axis=1, bitorder="little").astype(bool)
     m = leaks.scored_stats(x, sc.truth.take(np.arange(1)), sc.schema, 0)  # was ZeroDivision
     assert m["neighbour_overlap_at_10"] == 0.0
+
+
+def test_header_only_and_tiny_inputs_are_refused(files: dict[str, Any], tmp_path: Path) -> None:
+    """A header-only CSV without a trailing newline read as "malformed CSV"; a 0-row Parquet
+    plaintext as missing ids; a 3-record reference ran as the attacker's population."""
+    lines = files["extract"].read_text(encoding="utf-8").splitlines()
+    opts = [o for o in encode_options(files["party"]) if o not in ("--party", "council_a")]
+    base = [files["enc"], "-s", files["schema"], *opts, *FAST]
+    bare = tmp_path / "bare.csv"
+    bare.write_text(lines[0], encoding="utf-8")  # no newline at all
+    out = _one_error(_run(*base, "--plaintext", bare))
+    assert "bare.csv: no records" in out
+    zero = tmp_path / "zero.parquet"
+    pq.write_table(pacsv.read_csv(files["extract"]).slice(0, 0), zero)
+    assert "zero.parquet: no records" in _one_error(_run(*base, "--plaintext", zero))
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text("\n".join(lines[:4]) + "\n", encoding="utf-8")
+    out = _one_error(_run(*base, "--plaintext", files["extract"], "--reference", tiny))
+    assert "tiny.csv: the reference has 3 records" in out and "at least 50" in out

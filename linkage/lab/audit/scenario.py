@@ -232,6 +232,10 @@ def synthetic_scenario(
     )
 
 
+MIN_REFERENCE = 50
+"""The fewest records an attacker's --reference may have (the audit refuses fewer)."""
+
+
 def _read_plain_csv(path: str | Path) -> pa.Table:
     """A plaintext extract (CSV, or Parquet by its suffix); InputError naming the file for
     one that cannot be read (never quoting its content)."""
@@ -248,6 +252,8 @@ def _read_plain_csv(path: str | Path) -> pa.Table:
             return pq.read_table(p)
         with open(p, encoding="utf-8-sig") as fh:
             header = fh.readline().strip().split(",")
+            if not fh.read(4096).strip():
+                raise InputError(f"{p}: no records (only a header)")
         return pacsv.read_csv(
             p,
             convert_options=pacsv.ConvertOptions(
@@ -287,6 +293,8 @@ def file_scenario(
     if enc.meta.get("schema_fingerprint") != schema.fingerprint:
         raise InputError(f"{encoded}: encoded under another schema (fingerprint differs)")
     table = _read_plain_csv(plaintext)
+    if table.num_rows == 0:
+        raise InputError(f"{plaintext}: no records")
     if id_column not in table.column_names:
         raise InputError(f"{plaintext}: no id column {id_column!r} (set it with --id-column)")
     cols = field_columns(plaintext, table.column_names, schema, columns, date_formats, absent)
@@ -304,10 +312,12 @@ def file_scenario(
         )
         ref = normalise_table(synth_table, schema, date_formats=fmts)
     else:
-        if ref_table.num_rows == 0:
+        if ref_table.num_rows < MIN_REFERENCE:
             raise InputError(
-                f"{reference}: the reference has no records (the attacker's population: the "
-                "frequency and pattern attacks would have nothing to align against)"
+                f"{reference}: the reference has {ref_table.num_rows:,} records; the attacker's "
+                f"population needs at least {MIN_REFERENCE} (thousands to be realistic: the "
+                "frequency and pattern attacks align against it, and graph matching draws its "
+                "list of other people from it)"
             )
         ref = _normalise_checked(reference, ref_table, schema, ref_cols, date_formats)
     return Scenario(schema, np.array(enc.filters), _block_key_lists(enc), truth, ref, "file")
