@@ -78,12 +78,14 @@ class Graph:
             self.f = self.f[:0]  # the bits are not needed once the matrix is there
 
     @classmethod
-    def from_matrix(cls, full: np.ndarray, popcounts: np.ndarray, length: int) -> Graph:
+    def from_matrix(
+        cls, full: np.ndarray, popcounts: np.ndarray, length: int, *, is_centred: bool = False
+    ) -> Graph:
         """A graph given by its (n, n) float32 similarity matrix (e.g. :func:`centred`)."""
         g = cls.__new__(cls)
         g.full, g.p, g.n, g.length = full, popcounts, len(full), length
         g.f = np.zeros((0, length), np.float32)
-        g.is_centred = False
+        g.is_centred = is_centred
         return g
 
     def sim(self, rows: np.ndarray | None, cols: np.ndarray) -> np.ndarray:
@@ -104,18 +106,24 @@ def _graph(x: np.ndarray | Graph) -> Graph:
     return x if isinstance(x, Graph) else Graph(x)
 
 
-def similarity_levels(x: np.ndarray | Graph, sample: int = 2000, seed: int = 0) -> np.ndarray:
-    """(len(TAIL),) Dice levels: the :data:`TAIL` quantiles of the pairwise Dice of a random
-    sample of the rows ``x`` (N, L). Taken from the attacker's own list, so the levels follow
-    the encoding's similarity law (about 0.5 for unrelated diffused filters, 0.4 for CLKs)."""
+def similarity_levels(
+    x: np.ndarray | Graph,
+    sample: int = 2000,
+    seed: int = 0,
+    quantiles: tuple[float, ...] = TAIL,
+    empty: float = 1.0,
+) -> np.ndarray:
+    """(len(quantiles),) levels: the ``quantiles`` (default :data:`TAIL`) of the pairwise
+    similarities of a random sample of the rows ``x`` (N, L) or of a graph's nodes; ``empty``
+    for fewer than two rows. Taken from the attacker's own list, so the levels follow the
+    encoding's similarity law (Dice about 0.5 for unrelated diffused filters, 0.4 for CLKs)."""
     g = _graph(x)
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(g.n, size=min(sample, g.n), replace=False))
-    d = g.sim(rows, rows)
     iu = np.triu_indices(len(rows), 1)
     if len(iu[0]) == 0:
-        return np.ones(len(TAIL), np.float32)
-    return np.quantile(d[iu], TAIL).astype(np.float32)
+        return np.full(len(quantiles), empty, np.float32)
+    return np.quantile(g.sim(rows, rows)[iu], quantiles).astype(np.float32)
 
 
 def node_features(
@@ -337,7 +345,7 @@ def match_graphs(
     the consistency pruning shrinks more slowly."""
     ge, ga = _graph(enc_bits), _graph(plain_bits)
     if centre:
-        ge, ga = (g if getattr(g, "is_centred", False) else centred(g) for g in (ge, ga))
+        ge, ga = (g if g.is_centred else centred(g) for g in (ge, ga))
         fe, fa = feats if feats is not None else centred_feature_sets(ge, ga, (mode,))[mode]
     else:
         fe, fa = feats if feats is not None else graph_features(ge, ga, mode)
@@ -399,20 +407,13 @@ def centred(x: np.ndarray | Graph, block: int = 2048) -> Graph:
     sd = float(np.sqrt((h.astype(np.float64) ** 2).sum() / max(n * (n - 1), 1))) or 1.0
     h *= -1.0 / sd
     np.fill_diagonal(h, h.min() if n > 1 else 0.0)
-    out = Graph.from_matrix(h, g.p, g.length)
-    out.is_centred = True
-    return out
+    return Graph.from_matrix(h, g.p, g.length, is_centred=True)
 
 
 def centred_levels(g: Graph, sample: int = 2000, seed: int = 0) -> np.ndarray:
     """(len(C_TAIL),) levels: the :data:`C_TAIL` quantiles of the centred similarities of a
-    random sample of the list's nodes."""
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(g.n, size=min(sample, g.n), replace=False))
-    iu = np.triu_indices(len(rows), 1)
-    if len(iu[0]) == 0:
-        return np.zeros(len(C_TAIL), np.float32)
-    return np.quantile(g.sim(rows, rows)[iu], C_TAIL).astype(np.float32)
+    random sample of the list's nodes (:func:`similarity_levels` on the centred graph)."""
+    return similarity_levels(g, sample, seed, quantiles=C_TAIL, empty=0.0)
 
 
 def centred_features(
