@@ -432,15 +432,14 @@ def audit_cmd(
 
     _write_report(False, report_path, audit_report)
     click.echo(result.to_text(), nl=False)
-    if fail_above is not None:
-        worst, skipped = result.worst, result.skipped()
-        if worst is not None and 100 * worst > fail_above:
-            click.echo(f"audit: the worst case ({100 * worst:.2f}%) is above --fail-above "
-                       f"{fail_above:g}%", err=True)  # fmt: skip
-            raise SystemExit(1)
-        if worst is None or skipped:  # a gate that could not measure fails closed
-            why = (f"{', '.join(skipped)} did not run: too few records" if skipped
-                   else "no re-identifying attack ran")  # fmt: skip
-            click.echo(f"audit: not measured against --fail-above {fail_above:g}% ({why})",
-                       err=True)  # fmt: skip
-            raise SystemExit(1)
+    above = None if fail_above is None else result.above(fail_above / 100)
+    if fail_above is not None and above is not False:  # unmeasured fails closed, as above
+        if above:
+            pct = 100 * (result.worst or 0.0)
+            why = f"above --fail-above {fail_above:g}%: the worst case is {pct:.2f}%"
+        else:
+            ran = result.skipped_names()
+            ran = f"{ran} did not run: too few records" if ran else "no re-identifying attack ran"
+            why = f"not measured against --fail-above {fail_above:g}% ({ran})"
+        click.echo(f"audit: {why}", err=True)
+        raise SystemExit(1)

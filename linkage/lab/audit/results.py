@@ -182,15 +182,15 @@ class AuditResult:
         there is none."""
         a = self.worst_attack
         if a is None or a.counts is None:
-            skipped = [SHORT.get(b.name, b.name) for b in self.attacks if not b.metrics]
-            why = (f"{', '.join(skipped)} skipped (too few records; see the note)" if skipped
+            skipped = self.skipped_names()
+            why = (f"{skipped} skipped (too few records; see the note)" if skipped
                    else "leak statistics only")  # fmt: skip
             return f"Worst case: not measured: no attack that re-identifies records ran ({why})"
         k, n = a.counts
         # an attack skipped for too few records is not in this figure: say so on its line
-        skipped = [SHORT.get(name, name) for name in self.skipped()]
-        tail = (f"; not run: {', '.join(skipped)} (too few records; see the note), so this "
-                "figure does not include it" if skipped else "")  # fmt: skip
+        skipped = self.skipped_names()
+        tail = (f"; not run: {skipped} (too few records; see the note), so this figure does "
+                "not include it" if skipped else "")  # fmt: skip
         if a.name in BOUNDS:
             return (f"Worst case: {a.label()}: at most {k:,} of {n:,} records could be "
                     f"re-identified ({_rate(k, n)}, an upper bound){tail}")  # fmt: skip
@@ -200,6 +200,10 @@ class AuditResult:
     def skipped(self) -> list[str]:
         """Re-identifying attacks that were asked for but did not run (too few records)."""
         return [a.name for a in self.attacks if a.reidentified is None and a.name != "leaks"]
+
+    def skipped_names(self) -> str:
+        """:meth:`skipped` as text ("graph matching, ..."); empty when none."""
+        return ", ".join(SHORT.get(n, n) for n in self.skipped())
 
     def above(self, target: float = TARGET) -> bool | None:
         """Whether the worst case exceeds ``target`` (a share, 0..1); None when it is not
@@ -216,7 +220,7 @@ class AuditResult:
         """The worst case against ``target`` (the project's bound, 1%), in words."""
         above, t = self.above(target), f"{100 * target:g}%"
         if above is None:
-            skipped = ", ".join(SHORT.get(n, n) for n in self.skipped())
+            skipped = self.skipped_names()
             if not skipped:
                 return f"Against the {t} target: not measured (no re-identifying attack ran)"
             return (f"Against the {t} target: not measured ({skipped} did not run: too few "
