@@ -366,9 +366,9 @@ SEGMENTED_WARNING = (
 with any segmented schema (figures from the audit's per-segment frequency attack)."""
 
 
-SAFE_DIFFUSION_TAPS = 8
-"""The default's taps: fewer are broken by the audit (2 and 4) or by the published attacks (up
-to 3.5% at 5 taps; Armknecht, Heng & Schnell, PoPETs 2023)."""
+SAFE_DIFFUSION_TAPS = HARDENED_TAPS
+"""The default's taps, the fewest without a warning: fewer are broken by the audit (2 and 4) or
+by the published attacks (up to 3.5% at 5 taps; Armknecht, Heng & Schnell, PoPETs 2023)."""
 
 FEW_TAPS_WARNING = (
     "this schema has a diffusion step with {taps} (the default: one step of {safe} taps). "
