@@ -194,3 +194,48 @@ def test_update_start_up_loads_the_kernels_the_update_calls(
     assert listed, "nothing to preload"
     assert called - listed <= {(k, s) for k, s in called if k.endswith("popcount_rows")}
     assert listed <= {(k, s) for k, sigs in runs["with"].items() for s in sigs}
+
+
+_IMPORTS = """
+import sys
+import linkage.cli
+import linkage.tlu.linkage_map
+from linkage.tlu.linkage_map import map_update
+from linkage.tlu.linkage_map.update import map_update
+loaded = [m for m in sys.modules if m == "numba" or m.startswith(("numba.", "linkage.kernels"))]
+assert not loaded, loaded
+"""
+
+
+def test_update_imports_no_numba() -> None:
+    """The update's module-level imports (the CLI, the map package, what they import) load
+    neither numba nor a kernel: the update imports them on its start-up thread, beside its
+    DuckDB work (linkage_map/startup.py; docs/linkage-map.md, Performance)."""
+    r = subprocess.run([sys.executable, "-c", _IMPORTS], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+_NO_JIT_UPDATE = """
+import sys
+from linkage.tlu.linkage_map import map_update
+s = map_update(sys.argv[1], [sys.argv[2]], delta=True)
+assert s["added"] == int(sys.argv[3]), s
+import numba
+assert numba.config.DISABLE_JIT
+"""
+
+
+def test_update_without_jit(tmp_path: Path, pop: Population) -> None:
+    """An update runs under NUMBA_DISABLE_JIT=1 (the start-up thread only imports)."""
+    a, b = pop.encs
+    m = tmp_path / "m.duckdb"
+    map_create(m, [subset(a, np.arange(len(a) - 20)), b], seed=1)
+    delta = tmp_path / "delta.parquet"
+    subset(a, np.arange(len(a) - 20, len(a))).write(delta)
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    r = subprocess.run(
+        [sys.executable, "-c", _NO_JIT_UPDATE, str(m), str(delta), "20"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    check_filter_file(m)

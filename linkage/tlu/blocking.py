@@ -37,15 +37,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from linkage.errors import LinkageError
-from linkage.kernels.blocking import (
-    dedupe_sorted_pairs,
-    group_bounds,
-    score_groups_parallel,
-    score_groups_serial,
-)
-from linkage.kernels.dice import allpairs_dice, dedup_dice
-from linkage.kernels.lsh import band_keys, choose_bands_rows, sample_positions
-from linkage.tlu.topk import TOPK_MAX, topk_blocks
+
+# The numba kernels (and numba itself, ~0.2 s) are imported where they are called, not here:
+# a map update imports this module for its rules and constants and loads numba on a thread
+# beside its DuckDB work (linkage.tlu.linkage_map.startup; docs/linkage-map.md, Performance).
 
 STRATEGIES = ("auto", "none", "keys", "lsh")
 EXHAUSTIVE_LIMIT = 4e9  # comparisons: about 5-10 s of the all-pairs kernel on one core
@@ -120,6 +115,8 @@ def exhaustive(
     """All pairs >= threshold across parties (and within, >= dedupe_threshold, with dedupe),
     in row chunks of bounded output (:func:`_chunk_rows`). With ``pool``, pairs go into it
     (as global indices ``index[i]`` when given) and empty arrays are returned."""
+    from linkage.kernels.dice import allpairs_dice, dedup_dice
+
     t_within = threshold if dedupe_threshold is None else dedupe_threshold
     own = pool is None
     pool = pool if pool is not None else PairPool(None, None, unique=True)
@@ -173,6 +170,8 @@ def _chunk_rows(a: np.ndarray, b: np.ndarray, threshold: float, parallel: bool) 
     """Rows of ``a`` per all-pairs call so that one call returns about CHUNK_PAIRS pairs at
     most: all of ``a`` when ``len(a) * len(b)`` is that small, else sized from the densest of
     PROBE_ROWS evenly spaced rows (their own pair counts against ``b``)."""
+    from linkage.kernels.dice import allpairs_dice
+
     na, nb = a.shape[0], b.shape[0]
     limit = min(CHUNK_PAIRS, CHUNK_SLOTS)
     if na * nb <= limit:
@@ -308,6 +307,8 @@ def unique_pairs(left: np.ndarray, right: np.ndarray) -> np.ndarray:
         first[0] = True
         np.not_equal(key[1:], key[:-1], out=first[1:])
         return o[first]
+    from linkage.kernels.blocking import dedupe_sorted_pairs
+
     o = np.lexsort((right, left))
     return o[dedupe_sorted_pairs(left[o], right[o])]
 
@@ -376,6 +377,8 @@ def score_blocks(
     ``keys[k]`` is a block key held by record ``owners[k]``. ``below`` (int64[SCORE_BINS]):
     adds the bin counts of every SAMPLE_STRIDE-th scored slot under the threshold.
     """
+    from linkage.kernels.blocking import group_bounds, score_groups_parallel, score_groups_serial
+
     pool = pool if pool is not None else PairPool(None, None)  # with a cap: pairs per record
     order = np.lexsort((owners, keys))
     skeys = keys[order]
@@ -464,6 +467,8 @@ def _allpairs_subset(
 def bands_rows(threshold: float, target_recall: float, length: int, fill: float) -> tuple[int, int]:
     """LSH (bands, rows) for the threshold (:func:`linkage.kernels.lsh.choose_bands_rows`);
     raises :class:`LinkageError` naming the option when no setting reaches the recall."""
+    from linkage.kernels.lsh import choose_bands_rows
+
     try:
         return choose_bands_rows(threshold, target_recall, length, fill=fill)
     except ValueError as exc:
@@ -478,6 +483,8 @@ def lsh_keys(
     parallel: bool,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     """(keys, owners) of every record's LSH band keys."""
+    from linkage.kernels.lsh import band_keys, sample_positions
+
     length = filters.shape[1] * 64
     fill = float(np.bitwise_count(filters).sum()) / max(1, filters.size * 64)
     fill = min(max(fill, 0.05), 0.95)
@@ -515,6 +522,8 @@ def generate(
     (None: all), ties by ``rank()`` (int64[N] record order; default the record index).
     A cap that bites is in ``detail`` (``capped_records``, ``max_candidates``) and, with
     ``warn_cap``, warned about."""
+    from linkage.tlu.topk import TOPK_MAX, topk_blocks
+
     sizes = [int(offsets[p + 1] - offsets[p]) for p in range(len(offsets) - 1)]
     possible = possible_pairs(sizes, dedupe)
     if strategy == "auto":

@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import numba
 import numpy as np
 import pyarrow.compute as pc
 
 from linkage.encoded import EncodedTable, read_encoded
-from linkage.kernels.popcount import popcount_rows
 from linkage.tlu.blocking import DEFAULT_MAX_CANDIDATES, Candidates, generate
 from linkage.tlu.solver import record_rank
 
@@ -105,6 +103,10 @@ class InProcessEngine:
     def candidates(
         self, encs: Sequence[EncodedTable], opts: CandidateOptions, warn: Warn
     ) -> Candidates:
+        import numba  # here, not at module level: see linkage.tlu.blocking
+
+        from linkage.kernels.popcount import popcount_rows
+
         sizes = [len(e) for e in encs]
         offsets = np.zeros(len(encs) + 1, np.int64)
         np.cumsum(sizes, out=offsets[1:])
@@ -130,6 +132,8 @@ class InProcessEngine:
         )
 
     def describe(self) -> dict[str, int]:
+        import numba
+
         return {"threads": numba.get_num_threads()}
 
     def close(self) -> None:

@@ -13,9 +13,8 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,14 +24,13 @@ from linkage.errors import CompatibilityError, InputError
 from linkage.tlu.blocking import DEFAULT_MAX_BLOCK, DEFAULT_MAX_CANDIDATES, STRATEGIES, Candidates
 from linkage.tlu.engines import CandidateOptions, Engine, InProcessEngine, load_tables
 from linkage.tlu.result import LinkageResult, MatchStats, check_output_paths, peak_rss, stub_records
-from linkage.tlu.scoring.compare import Comparisons
-from linkage.tlu.scoring.rescore import (
-    CANDIDATE_THRESHOLD,
-    FIELD_MAX_CANDIDATES,
-    field_layout,
-    solve_fields,
-)
 from linkage.tlu.solver import assign_entity_ids, record_rank, solve
+
+# numba and the field-aware scoring (whose modules load numba kernels) are imported where
+# they are used: a map update imports this module for check_compatible and loads numba on a
+# thread beside its DuckDB work (linkage.tlu.linkage_map.startup; docs/linkage-map.md).
+if TYPE_CHECKING:
+    from linkage.tlu.scoring.compare import Comparisons
 
 DEFAULT_THRESHOLD = 0.7  # calibrated for the uk-person template (benchmarks/bench_quality.py)
 DEFAULT_DEDUPE_THRESHOLD = 0.8
@@ -146,6 +144,8 @@ def check_options(
 @contextlib.contextmanager
 def numba_threads(threads: int | None) -> Iterator[None]:
     """Use ``threads`` numba threads inside the block, restoring the previous count after."""
+    import numba
+
     before = numba.get_num_threads()
     if threads is not None:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
@@ -202,6 +202,8 @@ def match(
     Raises :class:`InputError` on bad options or inputs and :class:`CompatibilityError`
     when the inputs were encoded with different schemas, secrets or formats.
     """
+    from linkage.tlu.scoring.rescore import CANDIDATE_THRESHOLD
+
     check_options(DEFAULT_THRESHOLD if threshold is None else threshold, dedupe_threshold,
                   blocking, threads)  # fmt: skip
     _check_cap(max_candidates)
@@ -280,6 +282,8 @@ def _say_unused(
 ) -> None:
     """Warn about options the chosen flow does not use, so a run is never silently other
     than what was asked for."""
+    from linkage.tlu.scoring.rescore import CANDIDATE_THRESHOLD
+
     if fields:
         unused = [name for name, given in (
             ("threshold", threshold is not None),
@@ -316,6 +320,10 @@ def finish(
 ) -> LinkageResult:
     """Solve scored pairs into entities and build the links / pairs tables and statistics
     (with ``fields``: rescored field-aware and clustered coherently, see :func:`match`)."""
+    import numba
+
+    from linkage.tlu.scoring.rescore import CANDIDATE_THRESHOLD, solve_fields
+
     sizes = [len(e) for e in encs]
     party = np.repeat(np.arange(len(encs), dtype=np.int32), sizes)
     t0 = time.perf_counter()
@@ -398,6 +406,8 @@ def _check_cap(max_candidates: object) -> None:
 
 def _cap(max_candidates: int | Literal["auto"] | None, fields: bool) -> int | None:
     """Candidates per record: ``auto`` is the flow's default, anything else as given."""
+    from linkage.tlu.scoring.rescore import FIELD_MAX_CANDIDATES
+
     if max_candidates == "auto":
         return FIELD_MAX_CANDIDATES if fields else DEFAULT_MAX_CANDIDATES
     return None if max_candidates is None else int(max_candidates)
@@ -406,6 +416,8 @@ def _cap(max_candidates: int | Literal["auto"] | None, fields: bool) -> int | No
 def _field_candidates_line(cand: Candidates, k: int | None) -> str:
     """The progress line of field-aware candidates: pairs, and how many records the
     per-record cap trimmed (most of a large job's: the candidate Dice is low)."""
+    from linkage.tlu.scoring.rescore import CANDIDATE_THRESHOLD
+
     line = f"blocking {cand.strategy}: {len(cand.left)} candidate pairs >= {CANDIDATE_THRESHOLD}"
     capped = cand.detail.get("capped_records")
     if k is not None and isinstance(capped, int) and capped:
@@ -417,6 +429,8 @@ def _field_scoring(
     scoring: str, encs: Sequence[EncodedTable], names: Sequence[str]
 ) -> Comparisons | None:
     """The comparisons for field-aware scoring, or None (``scoring``: auto, fields, dice)."""
+    from linkage.tlu.scoring.rescore import field_layout
+
     if scoring not in ("auto", "fields", "dice"):
         raise InputError(f"unknown scoring {scoring!r} (choose auto, fields or dice)")
     if scoring == "dice":

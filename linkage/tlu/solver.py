@@ -40,13 +40,10 @@ import pyarrow as pa
 from numpy.typing import ArrayLike, NDArray
 
 from linkage.errors import InputError, LinkageError
-from linkage.kernels.cluster import (
-    connected_components,
-    greedy_cluster,
-    greedy_edge_order,
-    match_components,
-)
-from linkage.kernels.siphash import key_words, siphash_batch
+
+# The numba kernels (and numba itself, ~0.2 s) are imported where they are called, not here:
+# a map update imports this module and loads numba on a thread beside its DuckDB work
+# (linkage.tlu.linkage_map.startup; docs/linkage-map.md, Performance).
 
 __all__ = [
     "MAX_PARTIES",
@@ -178,6 +175,8 @@ def solve(
     Raises :class:`~linkage.errors.InputError` for malformed input and :class:`SolveError`
     for an unsupported solver/option combination.
     """
+    from linkage.kernels.cluster import connected_components, greedy_cluster, greedy_edge_order
+
     if solver not in ("greedy", "optimal"):
         raise SolveError(f"unknown solver {solver!r}; choose 'greedy' or 'optimal'")
     lft, rgt, sc, prt = _validate(left, right, score, party, dedupe)
@@ -212,6 +211,13 @@ def _optimal_two_party(
 ) -> NDArray[np.bool_]:
     """Accepted-edge mask of a maximum-weight matching between party 0 and party 1 (records
     ordered by ``rank`` inside each component, so ties do not follow row order)."""
+    from linkage.kernels.cluster import (
+        connected_components,
+        greedy_cluster,
+        greedy_edge_order,
+        match_components,
+    )
+
     n = prt.shape[0]
     m = lft.shape[0]
     accepted = np.zeros(m, dtype=np.bool_)
@@ -298,6 +304,15 @@ def _relabel_by_rank(labels: NDArray[np.int64], rank: NDArray[np.int64]) -> NDAr
     return new[labels]
 
 
+def siphash_batch(
+    k0: np.uint64, k1: np.uint64, data: np.ndarray, offs: np.ndarray, out: np.ndarray
+) -> None:
+    """:func:`linkage.kernels.siphash.siphash_batch`, imported at the first call."""
+    from linkage.kernels.siphash import siphash_batch as kernel
+
+    kernel(k0, k1, data, offs, out)
+
+
 RANK_KEY = b"linkage record order v1"
 """Fixed (public) key of the record-order hash: ties must not depend on row order, and must
 not change with the secret or the seed either."""
@@ -311,6 +326,8 @@ def record_rank(
     :data:`RANK_KEY` and the party name (colliding hashes by party name, then id). Depends
     only on the records, never on their order in an extract or the order of the files;
     pseudo-random, so no id range is favoured in ties. About 0.3 s for 2M records."""
+    from linkage.kernels.siphash import key_words
+
     hashes = []
     for name, ids in zip(party_names, record_ids, strict=True):
         arr = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids

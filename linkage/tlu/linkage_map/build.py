@@ -32,7 +32,6 @@ from linkage.tlu.linkage_map.filters import write_filter_file
 from linkage.tlu.linkage_map.records import block_keys, digests, key_rows, record_rows
 from linkage.tlu.linkage_map.store import MAP_FORMAT_VERSION, MapStore, new_map
 from linkage.tlu.linker import match
-from linkage.tlu.scoring.rescore import field_layout
 
 Progress = Callable[[int, int], None]
 
@@ -75,6 +74,8 @@ def refuse_field_scoring(
     by Dice with a ``warn`` note (InputError without ``warn``); ``fields`` is refused."""
     if scoring == "dice":
         return
+    from linkage.tlu.scoring.rescore import field_layout  # loads numba: only when asked
+
     if field_layout(encs, names) is not None:
         seg = next(iter(names), "the input")
         if scoring == "auto" and warn is not None:

@@ -24,14 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import pyarrow as pa
 
-from linkage.kernels.dice import allpairs_dice
-from linkage.kernels.dice_stored import dice_stored
-from linkage.kernels.lsh import band_keys, choose_bands_rows, sample_positions
-from linkage.kernels.popcount import popcount_rows
 from linkage.tlu.blocking import exhaustive, score_blocks
 from linkage.tlu.linkage_map.records import KeyArrays
 from linkage.tlu.linkage_map.store import MapStore
@@ -69,6 +64,8 @@ class Rules:
 
 
 def _lsh_positions(store: MapStore, filters: np.ndarray, rules: Rules) -> np.ndarray:
+    from linkage.kernels.lsh import choose_bands_rows, sample_positions
+
     length = filters.shape[1] * 64
     m = store.meta
     if "lsh_bands" in m:
@@ -82,6 +79,8 @@ def _lsh_positions(store: MapStore, filters: np.ndarray, rules: Rules) -> np.nda
 
 
 def _band_key_arrays(filters: np.ndarray, pos: np.ndarray, parallel: bool) -> KeyArrays:
+    from linkage.kernels.lsh import band_keys
+
     bk = band_keys(filters, pos, parallel=parallel)
     n, bands = bk.shape
     return KeyArrays(bk.reshape(-1), np.repeat(np.arange(n, dtype=np.int64), bands))
@@ -114,14 +113,23 @@ def new_pairs(
     records they were scored against. ``node_pix``: party index by rix after the update
     (-1: not current, retiring included); ``stored``: the stored filters by rix (the map's
     filter file, :mod:`.filters`)."""
-    parallel = numba.get_num_threads() > 1
     k = len(new.rix)
     if k == 0:
         z = np.zeros(0, np.int64)
         return z, z, np.zeros(0), 0
+    keyed = _key_pairs(store, new, node_pix) if strategy == "keys" else None
+    # numba and the kernels only from here: the update imports them on its start-up thread
+    # meanwhile (.startup), beside the DuckDB work above
+    import numba
+
+    from linkage.kernels.dice import allpairs_dice
+    from linkage.kernels.dice_stored import dice_stored
+    from linkage.kernels.popcount import popcount_rows
+
+    parallel = numba.get_num_threads() > 1
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    if strategy == "keys":  # every pair sharing a key, as blocking scores it
-        i, r = _key_pairs(store, new, node_pix)
+    if keyed is not None:  # every pair sharing a key, as blocking scores it
+        i, r = keyed
         m = int(np.count_nonzero(np.bincount(r))) if len(r) else 0
         if len(r):
             s = dice_stored(new.filters, stored, i, r, parallel=parallel)

@@ -10,13 +10,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from linkage.encoded import EncodedTable, filters_to_arrow
-from linkage.kernels.blake2b import blake2b_batch
 
 DIGEST_BATCH = 1 << 18  # records hashed per kernel call (about 40 MB of messages)
 SMALL_DIGESTS = 20_000  # up to this many records, hashlib (no numba start-up: see digests)
@@ -54,8 +52,6 @@ def digests(enc: EncodedTable, *, parallel: bool | None = None) -> np.ndarray:
     n = len(enc)
     if n == 0:
         return np.zeros(0, dtype="S16")
-    if parallel is None:
-        parallel = numba.get_num_threads() > 1
     f = np.ascontiguousarray(enc.filters).view("<u8")
     w = f.shape[1]
     if enc.has_block_keys:
@@ -88,7 +84,13 @@ def digests(enc: EncodedTable, *, parallel: bool | None = None) -> np.ndarray:
                 ),
                 np.uint8,
             ).reshape(-1, 16)
-        else:
+        else:  # numba only here: an update's diff must not wait for numba's import
+            import numba
+
+            from linkage.kernels.blake2b import blake2b_batch
+
+            if parallel is None:
+                parallel = numba.get_num_threads() > 1
             out[lo:hi] = blake2b_batch(msg, offs, 16, parallel=parallel)
     return out.reshape(-1).view("S16")
 

@@ -1,11 +1,14 @@
 """Numba's start-up beside a map update (issue 14: an update's fixed costs).
 
-A process's first call of any compiled kernel loads numba's typing and lowering registries
-(about half a second of CPU, whatever the kernel), and each kernel's first call loads its
-machine code from numba's on-disk cache. :func:`numba_started_beside` runs both in a thread
-while the update opens the map and queries it (DuckDB and Arrow release the GIL), so on a
-free core they cost no wall time; :func:`gc_paused` keeps the cyclic garbage collector from
-walking numba's objects meanwhile. See docs/linkage-map.md ("Performance").
+Importing numba (about 0.2 s), a process's first call of any compiled kernel (numba's typing
+and lowering registries, about 0.2 s of CPU, whatever the kernel) and each kernel's first
+call (its machine code, loaded from numba's on-disk cache) all happen in one thread, that
+:func:`numba_started_beside` runs while the update opens the map and queries it (DuckDB and
+Arrow release the GIL), so on a free core they cost little wall time. For that, nothing the
+update imports at module level imports numba or a kernel (``linkage.tlu.blocking``,
+``.solver``, ``.linker``, ``.engines`` and this package import them where they call them;
+``test_update_imports_no_numba`` checks it); :func:`gc_paused` keeps the cyclic garbage
+collector from walking numba's objects meanwhile. See docs/linkage-map.md ("Performance").
 """
 
 from __future__ import annotations
@@ -20,10 +23,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import numba
 import numpy as np
-
-from linkage.kernels.popcount import popcount_rows
 
 
 class _NoScipyLinalgHere(importlib.abc.MetaPathFinder):
@@ -127,26 +127,33 @@ def _load_cached(kernel: Any, argtypes: tuple[Any, ...]) -> bool:
 
 
 def _start_numba() -> None:
-    """Load one cached kernel: a process's first numba call costs about half a second of
-    numba's own start-up (its typing and lowering registries, SciPy's BLAS check: deferred,
-    :func:`_blas_check_deferred`), whatever the kernel. Then load, from numba's cache, the
-    machine code of the other kernels the update will call (about 0.01 s each, in this
-    thread rather than at each first call). Errors are left to the update's own calls."""
+    """Import numba and the update's kernel modules, then call one cached kernel: a
+    process's first numba call costs numba's own start-up (its typing and lowering
+    registries, SciPy's BLAS check: deferred, :func:`_blas_check_deferred`), whatever the
+    kernel. Then load, from numba's cache, the machine code of the other kernels the update
+    will call (about 0.01 s each, in this thread rather than at each first call). With
+    ``NUMBA_DISABLE_JIT=1`` only the imports. Errors are left to the update's own calls
+    (which import what failed here again, and raise)."""
     with contextlib.suppress(Exception), _blas_check_deferred():
+        import numba
+
+        from linkage.kernels.popcount import popcount_rows
+
+        signatures = update_kernel_signatures()  # imports the kernel modules
+        if getattr(numba.config, "DISABLE_JIT", 0):
+            return
         popcount_rows(np.zeros((1, 1), np.uint64))
-        for kernel, argtypes in update_kernel_signatures():
+        for kernel, argtypes in signatures:
             _load_cached(kernel, argtypes)
 
 
 @contextlib.contextmanager
 def numba_started_beside() -> Iterator[None]:
-    """Run numba's start-up (:func:`_start_numba`) in a thread while the block opens the map
-    and queries it (DuckDB and Arrow release the GIL): the same CPU time, but on another core
-    when one is free. The update's first kernel call waits for it (numba's compiler lock);
-    joined when the block ends. Not with ``NUMBA_DISABLE_JIT=1`` (nothing to start)."""
-    if getattr(numba.config, "DISABLE_JIT", 0):
-        yield
-        return
+    """Run numba's import and start-up (:func:`_start_numba`) in a thread while the block
+    opens the map and queries it (DuckDB and Arrow release the GIL): the same CPU time, but
+    on another core when one is free. The update's first import of numba or a kernel waits
+    for the thread's (Python's import lock), its first kernel call for the rest (numba's
+    compiler lock); joined when the block ends."""
     t = threading.Thread(target=_start_numba, name="linkage-numba-start", daemon=True)
     t.start()
     try:

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +31,6 @@ import pyarrow as pa
 
 from linkage.encoded import EncodedTable
 from linkage.errors import CompatibilityError, InputError
-from linkage.kernels.cluster import connected_components
 from linkage.tlu.blocking import choose_strategy
 from linkage.tlu.engines import load_tables
 from linkage.tlu.linkage_map import ids as idrules
@@ -48,7 +48,6 @@ from linkage.tlu.linkage_map.records import KeyArrays, block_keys, key_rows, rec
 from linkage.tlu.linkage_map.startup import gc_paused, numba_started_beside
 from linkage.tlu.linkage_map.store import MapStore, open_map
 from linkage.tlu.linker import _PROPERTY_WORDS, check_compatible, numba_threads
-from linkage.tlu.scoring.rescore import field_layout
 from linkage.tlu.solver import MAX_PARTIES, record_rank, solve
 
 
@@ -73,7 +72,7 @@ def _check_against_map(store: MapStore, encs: Sequence[EncodedTable], names: lis
         if enc.has_block_keys != (m["has_block_keys"] == "true"):
             have = "has" if enc.has_block_keys else "lacks"
             raise CompatibilityError(f"{name} {have} block keys, unlike the map's records")
-    if encs and m.get("scoring") != "dice" and field_layout(encs, names) is not None:
+    if encs and m.get("scoring") != "dice" and _field_layout(encs, names) is not None:
         # a map made before the scoring was stored linked segmented files field-aware at
         # create, which its updates (Dice, solver) cannot continue
         raise InputError(
@@ -82,6 +81,12 @@ def _check_against_map(store: MapStore, encs: Sequence[EncodedTable], names: lis
                 "made without --scoring dice; recreate it with --scoring dice)"
             )
         )
+
+
+def _field_layout(encs: Sequence[EncodedTable], names: list[str]) -> Any:
+    from linkage.tlu.scoring.rescore import field_layout  # loads numba: old maps only
+
+    return field_layout(encs, names)
 
 
 def _check_cap(ga: np.ndarray, gb: np.ndarray, node_pix: np.ndarray, k: int | None) -> None:
@@ -139,7 +144,9 @@ def map_update(
     with gc_paused(), numba_started_beside():
         store = open_map(map_path, write=True, wait=wait)
         try:
-            with numba_threads(threads):
+            # with threads=None (the default) numba is not touched here: it is imported on
+            # the start-up thread, and first used by the candidates
+            with numba_threads(threads) if threads is not None else contextlib.nullcontext():
                 _check_against_map(store, encs, names)
                 result = _update(
                     store, encs, names, delta, dels, inputs, warn_, say, secs, t0, replace_all
@@ -262,6 +269,8 @@ def _update(
     osc = old.column("score").to_numpy()
     ga, gb = np.concatenate([oa, na]), np.concatenate([ob, nb])
     _check_cap(ga, gb, node_pix, opts["max_candidates"])
+    from linkage.kernels.cluster import connected_components  # loaded by the start-up thread
+
     comp = connected_components(ga, gb, np.ones(len(ga), np.bool_), n_nodes)
     hit = np.zeros(int(comp.max(initial=-1)) + 1, np.bool_)
     hit[comp[new.rix]] = True
