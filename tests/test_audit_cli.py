@@ -166,7 +166,9 @@ def _schema_file(tmp_path: Path) -> Path:
     [
         (["--attacks", ""], "name at least one attack"),
         (["--overlaps", ""], "at least one overlap"),
-        (["--overlaps", ",,"], "at least one overlap"),
+        (["--overlaps", ",,"], "expected numbers like 1,0.5,0.25, got ',,'"),
+        (["--overlaps", ",1"], "expected numbers like 1,0.5,0.25, got ',1'"),
+        (["--overlaps", "1,,0.5"], "expected numbers like 1,0.5,0.25"),
         (["--overlaps", "0.01"], "2,000/0.01 = 200,000 records"),
         (["--graph-sample", "-1"], "--graph-sample must be at least 50"),
         (["--graph-sample", "10"], "--graph-sample must be at least 50"),

@@ -312,7 +312,7 @@ def test_cli_unexpected_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.delenv("LINKAGE_DEBUG", raising=False)
     r = CliRunner().invoke(cmd, [])
-    assert r.exit_code == 1 and r.output.startswith("Error: internal error (ValueError)")
+    assert r.exit_code == 70 and r.output.startswith("Error: internal error (ValueError)")
     assert "record value" not in r.output and len(r.output.strip().splitlines()) == 1
     monkeypatch.setenv("LINKAGE_DEBUG", "1")
     assert isinstance(CliRunner().invoke(cmd, []).exception, ValueError)

@@ -142,7 +142,7 @@ def test_out_of_memory_names_options_the_command_has(monkeypatch: Any, tmp_path:
     a.write_bytes(b"x")
     b.write_bytes(b"x")
     res = CliRunner().invoke(main, ["match", str(a), str(b), "-o", str(tmp_path / "l.parquet")])
-    assert res.exit_code == 1
+    assert res.exit_code == 3
     assert "--max-candidates" in res.output and "--batch-size" not in res.output
     match_help = CliRunner().invoke(main, ["match", "--help"]).output
     assert "--max-candidates" in match_help

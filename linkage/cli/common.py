@@ -19,8 +19,20 @@ from linkage.errors import LinkageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+EXIT_CHECK_FAILED = 1
+"""A check the user asked for failed (``audit --fail-above``): outputs are written."""
+EXIT_INPUT = 2
+"""Bad input or usage (:class:`~linkage.errors.LinkageError`, OS errors): no output."""
+EXIT_OUT_OF_MEMORY = 3
+"""Out of memory: no output; the message names the option that needs less."""
+EXIT_INTERNAL = 70
+"""A bug (EX_SOFTWARE in BSD's sysexits.h): no output; LINKAGE_DEBUG=1 shows the traceback.
+Distinct from :data:`EXIT_CHECK_FAILED`, so a script that gates on ``--fail-above`` never
+takes a crash for a measured result."""
+EXIT_INTERRUPTED = 130
 
-def _fail(msg: str, code: int = 2) -> None:
+
+def _fail(msg: str, code: int = EXIT_INPUT) -> None:
     from linkage.secret_text import hide_secrets
 
     click.echo(f"Error: {hide_secrets(msg)}", err=True)
@@ -42,7 +54,8 @@ def _out_of_memory_hint() -> str:
 
 
 def handle_errors(fn: F) -> F:
-    """Turn LinkageError and OS errors into one line (``Error: ...``) and exit status 2."""
+    """Turn LinkageError and OS errors into one line (``Error: ...``) and exit status 2;
+    running out of memory exits 3, an interrupt 130, a bug 70 (the ``EXIT_*`` constants)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -55,9 +68,9 @@ def handle_errors(fn: F) -> F:
 
             _fail(os_error_message(exc))
         except KeyboardInterrupt:
-            _fail("interrupted; no output written", 130)
+            _fail("interrupted; no output written", EXIT_INTERRUPTED)
         except MemoryError:
-            _fail(_out_of_memory_hint(), 1)
+            _fail(_out_of_memory_hint(), EXIT_OUT_OF_MEMORY)
         except click.ClickException:
             raise  # a usage error raised in a command body: click shows it (exit 2)
         except Exception as exc:  # a bug: one line (no values), the traceback on request
@@ -66,7 +79,7 @@ def handle_errors(fn: F) -> F:
             _fail(
                 f"internal error ({type(exc).__name__}); no output written. Please report it "
                 "with the command you ran (LINKAGE_DEBUG=1 shows the traceback)",
-                1,
+                EXIT_INTERNAL,
             )
 
     return wrapper  # type: ignore[return-value]

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from linkage.cli.common import (
+    EXIT_CHECK_FAILED,
     _check_report,
     _cli_words,
     _show_progress,
@@ -356,8 +357,8 @@ def _probability_notes(notes: list[str]) -> None:
     metavar="PERCENT",
     help="Exit with status 1 (after writing every output) when the worst case re-identifies "
     "more than PERCENT of the records, e.g. 1 (the project's target), or when it could not "
-    "be measured (an attack skipped for too few records): for scripts and CI. Errors exit "
-    "with 2.",
+    "be measured (an attack skipped for too few records): for scripts and CI. Bad input "
+    "exits with 2, an internal error with 70, so neither reads as a result.",
 )
 @report_options
 @handle_errors
@@ -389,8 +390,8 @@ def audit_cmd(
     from linkage.errors import InputError
     from linkage.lab.audit.runner import audit
 
-    try:
-        ovs = tuple(float(v) for v in overlaps.split(",") if v.strip())
+    try:  # every comma-separated item a number: ",1" or "1,,0.5" is a typo, not "1"
+        ovs = tuple(float(v) for v in overlaps.split(",")) if overlaps.strip() else ()
     except ValueError:
         msg = f"--overlaps: expected numbers like 1,0.5,0.25, got {overlaps!r}"
         raise InputError(msg) from None
@@ -442,4 +443,4 @@ def audit_cmd(
             ran = f"{ran} did not run: too few records" if ran else "no re-identifying attack ran"
             why = f"not measured against --fail-above {fail_above:g}% ({ran})"
         click.echo(f"audit: {why}", err=True)
-        raise SystemExit(1)
+        raise SystemExit(EXIT_CHECK_FAILED)
