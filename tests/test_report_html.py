@@ -520,3 +520,31 @@ def test_match_report_shows_settings_as_they_are_and_says_how_fields_link(  # ty
     dice = write_match_report(tmp_path / "d.html", scenario.result).read_text()
     part = dice[dice.index('id="score-distribution"') : dice.index('id="estimated-precision')]
     assert "match probability" not in part and "threshold" in part
+
+
+@pytest.mark.parametrize(
+    ("template", "risky"),
+    [("uk-person", False), ("uk-person-unhardened", True), ("uk-person-fields", True)],
+)
+def test_encode_report_carries_the_schemas_risk_warnings(  # type: ignore[no-untyped-def]
+    scenario, tmp_path: Path, template: str, risky: bool
+) -> None:
+    """The measured-risk warnings `encode` prints to stderr are in the report too, first."""
+    import html as html_mod
+
+    from linkage.report.encode_report import write_encode_report
+    from linkage.schema import Schema
+    from linkage.schema_template import TEMPLATES, risk_warnings
+
+    schema = Schema.from_dict(TEMPLATES[template]())
+    out = write_encode_report(
+        tmp_path / "e.html", scenario.summaries["nhs"], encoded=scenario.encoded["nhs"],
+        schema=schema,
+    )  # fmt: skip
+    text = html_mod.unescape(out.read_text())
+    warnings = risk_warnings(schema)
+    assert bool(warnings) is risky
+    assert ("Privacy risk of this schema" in text) is risky
+    for msg in warnings:
+        assert msg in text
+        assert text.index("Privacy risk of this schema") < text.index("Summary")
