@@ -519,6 +519,11 @@ def _leaks(s: Section, attacks: Sequence[AttackResult], d: Disclosure) -> None:
                 "What an attacker can measure on the filters alone (and, scored with the "
                 "plaintext, how much of it tracks the plaintext).")  # fmt: skip
         s.table(["statistic", "value"], rows, caption=f"{a.title}. {what}")
+        from linkage.lab.audit.results import small_sample_caveat
+
+        caveat = small_sample_caveat(n) if a.name == "leaks" else None
+        if caveat:
+            s.note(caveat[0].upper() + caveat[1:] + ".")
 
 
 def _sweeps(

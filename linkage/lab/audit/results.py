@@ -29,6 +29,21 @@ SHORT = {
 }
 
 
+SMALL_LEAKS = 200
+"""Fewer records than this: leak statistics are mostly chance (said in their note)."""
+
+
+def small_sample_caveat(records: int) -> str | None:
+    """What leak statistics on ``records`` records are worth, when under :data:`SMALL_LEAKS`
+    (the text and the HTML report say it alike); None from there up."""
+    if records >= SMALL_LEAKS:
+        return None
+    return (
+        f"on {records:,} records these are mostly chance (co-occurrence and neighbours need "
+        f"a few hundred records): read them from {SMALL_LEAKS} up"
+    )
+
+
 @dataclass(frozen=True)
 class AttackResult:
     """The worst case of one attack over its settings.

@@ -18,7 +18,7 @@ import numpy as np
 from linkage.errors import InputError
 from linkage.lab.audit import frequency, graph, hgma, leaks, patterns
 from linkage.lab.audit.plaintext import Plain, simulate_averaged, unpack
-from linkage.lab.audit.results import AttackResult, AuditResult
+from linkage.lab.audit.results import AttackResult, AuditResult, small_sample_caveat
 from linkage.lab.audit.scenario import Scenario, file_scenario, synthetic_scenario
 
 ATTACKS = ("leaks", "frequency", "patterns", "graph", "hgma")
@@ -101,11 +101,9 @@ def run_leaks(sc: Scenario, x: np.ndarray, seed: int) -> AttackResult:
         "on); neighbour_overlap_at_10: share of a record's 10 nearest encoded neighbours that "
         "are among its 10 nearest in plaintext"
     )
-    if len(x) < SMALL_LEAKS:
-        note += (
-            f"; on {len(x):,} records these are mostly chance (co-occurrence and neighbours "
-            f"need a few hundred records): read them from {SMALL_LEAKS} up"
-        )
+    caveat = small_sample_caveat(len(x))
+    if caveat:
+        note += "; " + caveat
     return AttackResult(
         "leaks", "Leak statistics (Vidanage et al., ACM TOPS 2023)", None, None, len(x),
         time.perf_counter() - t0, metrics=m, note=note,
@@ -313,9 +311,6 @@ def graph_lists(
     lst = lst.take(rng.permutation(lst.n))
     return rows, lst, sc.truth.take(rows).identity()
 
-
-SMALL_LEAKS = 200
-"""Fewer records than this: leak statistics are mostly chance (said in their note)."""
 
 MAX_PEOPLE = 2_000_000
 """The largest synthetic population of a schema audit (mode b): the region's size."""
