@@ -3,8 +3,9 @@ leaves the map at its previous version, readable and equal to what it was.
 
 The child process runs a real update; it is killed either at a named point of the update
 (:func:`linkage.tlu.linkage_map.update._checkpoint`, patched in the child only: after the
-diff, after the solve, after the new rows reach the filter file, inside the transaction after
-each group of writes, just before the commit, after it) or after a random delay.
+diff, after the solve, after the new rows reach the filter file and the key index, inside the
+transaction after each group of writes, just before the commit, after it, between the two
+files' headers) or after a random delay.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import numpy as np
 import pytest
 from test_linkage_map_data import make_population, subset
 from test_linkage_map_filters import check_filter_file
+from test_linkage_map_keys import check_key_index
 
 from linkage.tlu.linkage_map import map_create, map_info, map_links, map_update
 from linkage.tlu.linkage_map.filters import filters_path
+from linkage.tlu.linkage_map.keyindex import keys_path
 
 # before the transaction (after the filter file's new rows), inside it (after the first and
 # the last writes), at the commit
@@ -74,10 +77,11 @@ def _run(map_path: Path, new: Path, point: str, delay: float | None = None) -> i
 
 
 def _copy(base: Path, to: Path) -> Path:
-    """The map and its filter file."""
+    """The map, its filter file and its key index."""
     to.write_bytes(base.read_bytes())
-    filters_path(to).write_bytes(filters_path(base).read_bytes())
-    filters_path(to).chmod(0o600)
+    for side in (filters_path, keys_path):
+        side(to).write_bytes(side(base).read_bytes())
+        side(to).chmod(0o600)
     return to
 
 
@@ -96,6 +100,7 @@ def test_kill_at_each_point_keeps_previous_version(
         assert _run(m, new, "-") == 0
         assert map_info(m)["current_version"] == 2
         check_filter_file(m)
+        check_key_index(m)
         done = _copy(base, d / f"clean-{point}.duckdb")
         assert _run(done, new, "-") == 0
         assert map_links(m).equals(map_links(done))
@@ -112,8 +117,24 @@ def test_kill_after_commit_before_the_filter_header(setup: tuple[Path, Path, Pat
     assert _run(done, new, "-") == 0
     assert map_links(m).equals(map_links(done))
     s = map_update(m, [new], delta=True)  # nothing new: unchanged records
-    assert s["filters_rebuilt"] and s["version"] == 3
+    assert s["filters_rebuilt"] and s["keys_rebuilt"] and s["version"] == 3
     check_filter_file(m)
+    check_key_index(m)
+
+
+def test_kill_between_the_filter_header_and_the_key_header(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    """Killed after the filter file's header, before the key index's: the next update trusts
+    the filter file and rebuilds the key index (its token is the previous version's)."""
+    d, base, new = setup
+    m = _copy(base, d / "m-filters-synced.duckdb")
+    assert _run(m, new, "filters-synced") == -signal.SIGKILL
+    assert map_info(m)["current_version"] == 2
+    check_filter_file(m)
+    s = map_update(m, [new], delta=True)
+    assert not s["filters_rebuilt"] and s["keys_rebuilt"] and s["version"] == 3
+    check_key_index(m)
 
 
 def test_kill_at_random_times(setup: tuple[Path, Path, Path]) -> None:

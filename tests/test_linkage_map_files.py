@@ -25,12 +25,14 @@ import pytest
 from click.testing import CliRunner
 from test_linkage_map_data import Population, make_population, subset
 from test_linkage_map_filters import check_filter_file
+from test_linkage_map_keys import check_key_index
 
 from linkage._files import OutputError
 from linkage.cli import main
 from linkage.tlu.linkage_map import map_create, map_info, map_update
 from linkage.tlu.linkage_map import update as update_mod
 from linkage.tlu.linkage_map.filters import filters_path
+from linkage.tlu.linkage_map.keyindex import keys_path
 from linkage.tlu.linkage_map.store import MapStore
 
 
@@ -99,7 +101,7 @@ def test_every_map_file_is_private_from_creation(
         w.modes.setdefault(name, 0)
     loose = {n: oct(mode) for n, mode in w.modes.items() if mode & 0o077}
     assert not loose, loose
-    assert {"m.duckdb", "m.duckdb.filters"} <= set(w.modes)
+    assert {"m.duckdb", "m.duckdb.filters", "m.duckdb.keys"} <= set(w.modes)
     assert os.umask(0o022) == 0o022  # restored after create and update
 
 
@@ -133,16 +135,22 @@ def test_update_that_cannot_write_names_the_map_and_keeps_it(
     a = pop.encs[0]
     map_create(m, [subset(a, np.arange(len(a) - 40)), pop.encs[1]], seed=1, dedupe=True)
     kept = filters_path(m).read_bytes()
+    kept_keys = keys_path(m).read_bytes()
     monkeypatch.setattr(update_mod, "_checkpoint", _boom_at("before-commit", exc))
     with pytest.raises(OutputError, match=re.escape(f"cannot write {m}")) as info:
         map_update(m, [a])
     assert "\n" not in str(info.value)
     monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.duckdb", "m.duckdb.filters"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "m.duckdb", "m.duckdb.filters", "m.duckdb.keys"
+    ]  # fmt: skip
     assert map_info(m)["current_version"] == 1
     assert filters_path(m).read_bytes() == kept  # the unused new rows were cut off
+    assert keys_path(m).read_bytes() == kept_keys  # and the unused new keys
     check_filter_file(m)
-    assert not map_update(m, [a])["filters_rebuilt"]
+    check_key_index(m)
+    s = map_update(m, [a])
+    assert not s["filters_rebuilt"] and not s["keys_rebuilt"]
 
 
 def test_filter_rows_that_cannot_be_written_leave_the_file_as_it_was(

@@ -251,7 +251,9 @@ def test_create_writes_the_filter_file_and_leaves_none_on_failure(
         map_create(other, pop.encs[:2], seed=1, dedupe=True)
     with pytest.raises(RuntimeError):  # replacing a map: the old one keeps its filter file
         map_create(m, pop.encs[1:], seed=2, dedupe=True, force=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.duckdb", "m.duckdb.filters"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "m.duckdb", "m.duckdb.filters", "m.duckdb.keys"
+    ]  # fmt: skip
     assert filters_path(m).read_bytes() == kept
     monkeypatch.undo()
     assert not map_update(m, [pop.encs[2]])["filters_rebuilt"]

@@ -29,6 +29,7 @@ from linkage.tlu.blocking import DEFAULT_MAX_BLOCK, DEFAULT_MAX_CANDIDATES, Cand
 from linkage.tlu.engines import CandidateOptions, Engine, InProcessEngine, Warn
 from linkage.tlu.linkage_map import ids as idrules
 from linkage.tlu.linkage_map.filters import write_filter_file
+from linkage.tlu.linkage_map.keyindex import write_key_index
 from linkage.tlu.linkage_map.records import block_keys, digests, key_rows, record_rows
 from linkage.tlu.linkage_map.store import MAP_FORMAT_VERSION, MapStore, new_map
 from linkage.tlu.linker import match
@@ -230,12 +231,17 @@ def map_create(
     say(2, 4)
     with new_map(map_path, force=force) as store:
         offset = 0
+        index_keys, index_rix = [], []  # the block-key index's entries (.keyindex)
         for pix, enc in enumerate(encs):
             n = len(enc)
             rows = np.arange(n, dtype=np.int64)
             rix = rows + offset
             store.insert("records", record_rows(enc, rows, rix, pix, digests(enc), 1))
-            store.insert("record_keys", key_rows(block_keys(enc), rows, rix))
+            ka = block_keys(enc)
+            store.insert("record_keys", key_rows(ka, rows, rix))
+            if ka is not None:
+                index_keys.append(ka.keys)
+                index_rix.append(ka.owner + offset)
             store.insert(
                 "parties",
                 pa.table(
@@ -295,6 +301,14 @@ def map_create(
         part, final, digest = write_filter_file(store.path, [e.filters for e in encs], map_id)
         store.companions.append((part, final))  # renamed in after the map, removed on error
         meta.update(map_id=map_id.hex(), filters_digest=digest.hex())
+        if index_keys:
+            token = os.urandom(16)
+            store.companions.append(
+                write_key_index(store.path, map_id, token, np.concatenate(index_keys),
+                                np.concatenate(index_rix))
+            )  # fmt: skip
+            meta["keys_token"] = token.hex()
+            del index_keys, index_rix
         store.set_meta(meta)
         store.insert(
             "versions",

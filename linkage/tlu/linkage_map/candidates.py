@@ -5,8 +5,9 @@ A full relink scores every pair that shares a block (``keys`` / ``lsh``) or ever
 (``none``); the pairs between two unchanged records are already stored, so an update only
 scores (a) new records against current ones and (b) new records among themselves.
 
-(a) with ``keys`` blocking: the (new, current) pairs that share a block key come from one
-DuckDB join of the new keys with ``record_keys``, in the join's order (nearly rix order), and
+(a) with ``keys`` blocking: the (new, current) pairs that share a block key come from the
+map's block-key index (:mod:`.keyindex`: a binary search of the new keys in the sorted stored
+ones), in rix order, and
 :func:`linkage.kernels.dice_stored.dice_stored` scores them against the stored filters by rix
 (the memory-mapped filter file, :mod:`.filters`: only the rows scored are read, nearly in
 file order); a pair that shares several keys comes once per key, so the pairs kept are
@@ -28,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from linkage.tlu.blocking import exhaustive, score_blocks
+from linkage.tlu.linkage_map.keyindex import KeyIndex
 from linkage.tlu.linkage_map.records import KeyArrays
 from linkage.tlu.linkage_map.store import MapStore
 
@@ -86,16 +88,24 @@ def _band_key_arrays(filters: np.ndarray, pos: np.ndarray, parallel: bool) -> Ke
     return KeyArrays(bk.reshape(-1), np.repeat(np.arange(n, dtype=np.int64), bands))
 
 
-def _key_pairs(store: MapStore, new: NewSet, node_pix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(new row, rix) of each new record and current one that share a block key: one DuckDB
-    join of the new keys with ``record_keys``, retiring records dropped. In the join's order
-    (``record_keys`` is scanned in rix order, so nearly sorted by rix); a pair sharing several
-    keys comes once per key."""
+def _key_pairs(
+    store: MapStore, new: NewSet, node_pix: np.ndarray, index: KeyIndex | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(new row, rix) of each new record and current one that share a block key, retiring
+    records dropped; a pair sharing several keys comes once per key. From the map's key
+    ``index`` (in rix order), or without one from a DuckDB join of the new keys with
+    ``record_keys`` (in the join's order: nearly rix order; the reference the index is
+    tested against)."""
     assert new.keys is not None
-    nk = pa.table({"key": pa.array(new.keys.keys), "nrow": pa.array(new.keys.owner)})
-    with store.temp("_newkeys", nk):
-        kj = store.arrow("SELECT n.nrow, k.rix FROM record_keys k JOIN _newkeys n ON k.key = n.key")
-    i, r = kj.column("nrow").to_numpy(), kj.column("rix").to_numpy()
+    if index is not None:
+        i, r = index.pairs(new.keys.keys, new.keys.owner)
+    else:
+        nk = pa.table({"key": pa.array(new.keys.keys), "nrow": pa.array(new.keys.owner)})
+        with store.temp("_newkeys", nk):
+            kj = store.arrow(
+                "SELECT n.nrow, k.rix FROM record_keys k JOIN _newkeys n ON k.key = n.key"
+            )
+        i, r = kj.column("nrow").to_numpy(), kj.column("rix").to_numpy()
     live = node_pix[r] >= 0  # not retiring in this update
     return i[live], r[live]
 
@@ -108,16 +118,17 @@ def new_pairs(
     strategy: str,
     rules: Rules,
     warn: Callable[[str], None],
+    index: KeyIndex | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Pairs (a, b, score) with a < b (rix) touching a new record, and the number of current
     records they were scored against. ``node_pix``: party index by rix after the update
     (-1: not current, retiring included); ``stored``: the stored filters by rix (the map's
-    filter file, :mod:`.filters`)."""
+    filter file, :mod:`.filters`); ``index``: the map's block-key index (:mod:`.keyindex`)."""
     k = len(new.rix)
     if k == 0:
         z = np.zeros(0, np.int64)
         return z, z, np.zeros(0), 0
-    keyed = _key_pairs(store, new, node_pix) if strategy == "keys" else None
+    keyed = _key_pairs(store, new, node_pix, index) if strategy == "keys" else None
     # numba and the kernels only from here: the update imports them on its start-up thread
     # meanwhile (.startup), beside the DuckDB work above
     import numba

@@ -323,9 +323,10 @@ def open_map(path: str | Path, *, write: bool = False, wait: float = 0.0) -> Map
 def new_map(path: str | Path, *, force: bool = False) -> Iterator[MapStore]:
     """Create a map at a temporary path beside ``path``; on success it is checkpointed,
     closed and renamed into place (so a crash never leaves a half-built map at ``path``),
-    then its companion files (``store.companions``: the filter file) are renamed into place;
-    on failure they are removed. A crash between the two renames leaves a new map with no
-    (or the replaced map's) filter file, which the first update rebuilds."""
+    then its companion files (``store.companions``: the filter file, the key index) are
+    renamed into place; on failure they are removed. A crash between the renames leaves a
+    new map with no (or the replaced map's) filter file or key index, which the first update
+    rebuilds."""
     (p,) = check_outputs([Output(Path(path), "map")], force=force)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.partial")
     for leftover in (tmp, Path(f"{tmp}.wal")):

@@ -14,13 +14,15 @@
 5. Write it all in one DuckDB transaction: the previous version stays intact and readable
    if the process is killed at any point, and bad input is refused before anything is written.
    The new filters go to the map's filter file (:mod:`.filters`) first, past the stored rows,
-   and its header names the new version only after the commit.
+   and its header names the new version only after the commit; the new block keys go to the
+   map's key index (:mod:`.keyindex`) the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,6 +46,7 @@ from linkage.tlu.linkage_map.build import (
 from linkage.tlu.linkage_map.candidates import NewSet, Rules, new_pairs
 from linkage.tlu.linkage_map.diff import Deletions, PartyDiff, party_diff, read_deletions
 from linkage.tlu.linkage_map.filters import FilterFile
+from linkage.tlu.linkage_map.keyindex import KeyIndex
 from linkage.tlu.linkage_map.records import KeyArrays, block_keys, key_rows, record_rows
 from linkage.tlu.linkage_map.startup import gc_paused, numba_started_beside
 from linkage.tlu.linkage_map.store import MapStore, open_map
@@ -255,9 +258,10 @@ def _update(
         opts["seed"] or 0,
     )
     stored = FilterFile(store)  # checked against the map; rebuilt from it when stale
+    keyidx = KeyIndex(store, stored.map_id) if new.keys is not None else None  # the same
     secs["filters"] = time.perf_counter() - t0
     na, nb, ns, scored_against = new_pairs(
-        store, new, node_pix, stored.array, strategy, rules, warn
+        store, new, node_pix, stored.array, strategy, rules, warn, keyidx
     )
     secs["candidates"] = time.perf_counter() - t0 - secs["filters"]
     say(2, 5)
@@ -359,8 +363,16 @@ def _update(
     if dels.by_party:
         sources.append({"file": dels.name, "deletions": sum(map(len, dels.by_party.values()))})
     digest = stored.append(new.filters)  # past the stored rows: unused until the commit
+    token = os.urandom(16)  # meta.keys_token of the new version
+    if keyidx is not None:
+        assert new.keys is not None
+        keyidx.append(new.keys.keys, new.rix[new.keys.owner])  # as the filters
     _checkpoint("filters-written")
-    with stored.uncommitted(), store.transaction():  # a failed commit cuts the rows off
+    with (
+        stored.uncommitted(),
+        keyidx.uncommitted() if keyidx is not None else contextlib.nullcontext(),
+        store.transaction(),
+    ):  # a failed commit cuts the rows off
         store.insert(
             "parties",
             pa.table(
@@ -461,11 +473,14 @@ def _update(
         )
         store.set_meta(
             {"current_version": str(version), "map_id": stored.map_id.hex(),
-             "filters_digest": digest.hex()}
+             "filters_digest": digest.hex(), "keys_token": token.hex()}
         )  # fmt: skip
         _checkpoint("before-commit")
     _checkpoint("committed")
     stored.synced(version, digest)
+    _checkpoint("filters-synced")
+    if keyidx is not None:
+        keyidx.synced(token)
     secs["write"] = time.perf_counter() - t0
     say(5, 5)
     return {
@@ -480,6 +495,7 @@ def _update(
         "new_records_stored": n_new_rec,
         "events": len(ev),
         "filters_rebuilt": stored.rebuilt,
+        "keys_rebuilt": keyidx is not None and keyidx.rebuilt,
     }
 
 
