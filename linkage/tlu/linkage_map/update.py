@@ -259,6 +259,8 @@ def _update(
     )
     stored = FilterFile(store)  # checked against the map; rebuilt from it when stale
     keyidx = KeyIndex(store, stored.map_id) if new.keys is not None else None  # the same
+    # the stored pairs (step 3) now: DuckDB reads them while numba's start-up still runs
+    old = store.arrow("SELECT a, b, score FROM pairs")
     secs["filters"] = time.perf_counter() - t0
     na, nb, ns, scored_against = new_pairs(
         store, new, node_pix, stored.array, strategy, rules, warn, keyidx
@@ -268,7 +270,6 @@ def _update(
 
     # 3. affected components
     t0 = time.perf_counter()
-    old = store.arrow("SELECT a, b, score FROM pairs")
     oa, ob = old.column("a").to_numpy(), old.column("b").to_numpy()
     osc = old.column("score").to_numpy()
     ga, gb = np.concatenate([oa, na]), np.concatenate([ob, nb])
