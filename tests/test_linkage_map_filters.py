@@ -239,21 +239,3 @@ def test_update_without_jit(tmp_path: Path, pop: Population) -> None:
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     check_filter_file(m)
-
-
-def test_small_pages_switches_numpy_hugepages_off_and_back() -> None:
-    """Inside :func:`startup.small_pages` numpy does not madvise huge pages; the previous
-    setting comes back after (also after an error)."""
-    from linkage.tlu.linkage_map.startup import small_pages
-
-    switch = np._core.multiarray._set_madvise_hugepage
-    before = switch(True)
-    try:
-        with small_pages():
-            assert switch(False) is False  # was off inside the block
-        assert switch(True) is True  # restored
-        with pytest.raises(RuntimeError), small_pages():
-            raise RuntimeError
-        assert switch(True) is True
-    finally:
-        switch(before)

@@ -163,27 +163,6 @@ def numba_started_beside() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def small_pages() -> Iterator[None]:
-    """numpy asks the kernel for transparent huge pages (``madvise``) for every array of 4 MB
-    or more; with Linux's default THP settings (``enabled`` and ``defrag`` both ``madvise``)
-    a fault on such an array may compact memory synchronously. An update's short-lived arrays
-    of 2M (new, current) pairs spent 0.2-0.28 s of system time on that, against 0.08-0.09 s on
-    4 KB pages. Inside the block numpy does not ask (its own switch, as
-    ``NUMPY_MADVISE_HUGEPAGE=0`` at start-up does); the previous setting is restored after.
-    Nothing is done where this numpy has no such switch."""
-    switch = getattr(getattr(np, "_core", None), "multiarray", None)
-    switch = getattr(switch, "_set_madvise_hugepage", None)
-    if switch is None:
-        yield
-        return
-    was = switch(False)
-    try:
-        yield
-    finally:
-        switch(was)
-
-
-@contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
     """No automatic cyclic garbage collection inside the block (numba's start-up makes
     objects by the hundred thousand, each few thousand a collection that finds nothing to

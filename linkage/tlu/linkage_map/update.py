@@ -48,7 +48,7 @@ from linkage.tlu.linkage_map.diff import Deletions, PartyDiff, party_diff, read_
 from linkage.tlu.linkage_map.filters import FilterFile
 from linkage.tlu.linkage_map.keyindex import KeyIndex
 from linkage.tlu.linkage_map.records import KeyArrays, block_keys, key_rows, record_rows
-from linkage.tlu.linkage_map.startup import gc_paused, numba_started_beside, small_pages
+from linkage.tlu.linkage_map.startup import gc_paused, numba_started_beside
 from linkage.tlu.linkage_map.store import MapStore, open_map
 from linkage.tlu.linker import _PROPERTY_WORDS, check_compatible, numba_threads
 from linkage.tlu.solver import MAX_PARTIES, record_rank, solve
@@ -144,7 +144,7 @@ def map_update(
         check_compatible(encs, names, dedupe=True)
     secs: dict[str, float] = {}
     t_all = t0 = time.perf_counter()
-    with gc_paused(), small_pages(), numba_started_beside():
+    with gc_paused(), numba_started_beside():
         store = open_map(map_path, write=True, wait=wait)
         try:
             # with threads=None (the default) numba is not touched here: it is imported on
