@@ -41,7 +41,13 @@ import numpy as np
 
 from linkage.errors import InputError
 from linkage.tlu.linkage_map.records import filters_from_blobs
-from linkage.tlu.linkage_map.store import MapStore, write_error
+from linkage.tlu.linkage_map.store import (
+    MapStore,
+    append_durably,
+    cut_back_on_failure,
+    new_side_file,
+    read_header,
+)
 
 MAGIC = b"LKMAPF01"
 HEADER = 64
@@ -74,12 +80,8 @@ class Header:
 
     @classmethod
     def read(cls, path: Path) -> Header | None:
-        try:
-            with open(path, "rb") as f:
-                raw = f.read(HEADER)
-        except OSError:
-            return None
-        if len(raw) != HEADER:
+        raw = read_header(path, HEADER)
+        if raw is None:
             return None
         magic, words, map_id, version, digest = _LAYOUT.unpack(raw)
         return cls(words, map_id, version, digest) if magic == MAGIC else None
@@ -177,21 +179,7 @@ class FilterFile:
         rows = np.ascontiguousarray(rows, "<u8")
         if len(rows) == 0:  # a version that adds no rows leaves the digest as it was
             return self.digest
-        end = HEADER + self.rows * self.words * 8
-        try:
-            with open(self.path, "r+b") as f:
-                f.seek(end)
-                f.write(rows.data)
-                f.truncate()
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as exc:  # a full disk: the stored rows and header are as they were
-            with contextlib.suppress(OSError):
-                os.truncate(self.path, end)
-            err = write_error(exc, self.path)
-            if err is not None:
-                raise err from None
-            raise
+        append_durably(self.path, HEADER + self.rows * self.words * 8, [rows.data])
         return chain(self.digest, rows)
 
     @contextlib.contextmanager
@@ -199,12 +187,8 @@ class FilterFile:
         """Around the transaction that commits appended rows: if it fails, the rows are cut
         off again (best effort: rows past the stored ones are unused in any case), so the file
         is byte for byte as it was."""
-        try:
+        with cut_back_on_failure(self.path, HEADER + self.rows * self.words * 8):
             yield
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.truncate(self.path, HEADER + self.rows * self.words * 8)
-            raise
 
     def synced(self, version: int, digest: bytes) -> None:
         """After the commit: the header says the file matches ``version`` (durably)."""
@@ -221,24 +205,15 @@ def write_filter_file(
     a temporary file beside its final path. Returns (temporary path, final path, digest D_1):
     the caller renames it into place once the map itself is in place (removed on error)."""
     path = filters_path(map_path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
     words = parts[0].shape[1] if parts else 0
     h = hashlib.blake2b(ZERO_DIGEST, digest_size=16)
-    try:
-        with open(tmp, "wb") as f:
-            os.chmod(tmp, 0o600)
-            f.write(bytes(HEADER))
-            for p in parts:
-                data = np.ascontiguousarray(p, "<u8").data
-                h.update(data)
-                f.write(data)
-            digest = h.digest()
-            f.seek(0)
-            f.write(Header(words, map_id, 1, digest).pack())
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with new_side_file(path) as (f, tmp):
+        f.write(bytes(HEADER))
+        for p in parts:
+            data = np.ascontiguousarray(p, "<u8").data
+            h.update(data)
+            f.write(data)
+        digest = h.digest()
+        f.seek(0)
+        f.write(Header(words, map_id, 1, digest).pack())
     return tmp, path, digest

@@ -45,7 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
-from linkage.tlu.linkage_map.store import MapStore, write_error
+from linkage.tlu.linkage_map.store import (
+    MapStore,
+    append_durably,
+    cut_back_on_failure,
+    new_side_file,
+    read_header,
+)
 
 MAGIC = b"LKMAPK01"
 HEADER = 256
@@ -72,12 +78,8 @@ class KeyHeader:
 
     @classmethod
     def read(cls, path: Path) -> KeyHeader | None:
-        try:
-            with open(path, "rb") as f:
-                raw = f.read(HEADER)
-        except OSError:
-            return None
-        if len(raw) != HEADER:
+        raw = read_header(path, HEADER)
+        if raw is None:
             return None
         magic, map_id, token, n, *ends = _LAYOUT.unpack(raw[: _LAYOUT.size])
         if magic != MAGIC or n > SLOTS:
@@ -103,19 +105,10 @@ def write_key_index(map_path: Path, map_id: bytes, token: bytes, keys: np.ndarra
     beside its final path. Returns (temporary path, final path): the caller renames it into
     place (removed here on error)."""
     path = keys_path(map_path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with open(tmp, "wb") as f:
-            os.chmod(tmp, 0o600)
-            f.write(KeyHeader(map_id, token, [len(keys)]).pack())
-            for part in _segment(keys, rix):
-                f.write(part)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with new_side_file(path) as (f, tmp):
+        f.write(KeyHeader(map_id, token, [len(keys)]).pack())
+        for part in _segment(keys, rix):
+            f.write(part)
     return tmp, path
 
 
@@ -206,34 +199,15 @@ class KeyIndex:
         if not len(keys):
             self._next = list(self.ends)
             return
-        end = HEADER + 16 * self.entries
-        try:
-            with open(self.path, "r+b") as f:
-                f.seek(end)
-                for part in _segment(keys, rix):
-                    f.write(part)
-                f.truncate()
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as exc:  # a full disk: the stored segments and header are as they were
-            with contextlib.suppress(OSError):
-                os.truncate(self.path, end)
-            err = write_error(exc, self.path)
-            if err is not None:
-                raise err from None
-            raise
+        append_durably(self.path, HEADER + 16 * self.entries, _segment(keys, rix))
         self._next = [*self.ends, self.entries + len(keys)]
 
     @contextlib.contextmanager
     def uncommitted(self) -> Iterator[None]:
         """Around the transaction that commits an appended segment: if it fails, the segment
         is cut off again (best effort: entries past the stored segments are unused)."""
-        try:
+        with cut_back_on_failure(self.path, HEADER + 16 * self.entries):
             yield
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.truncate(self.path, HEADER + 16 * self.entries)
-            raise
 
     def synced(self, token: bytes) -> None:
         """After the commit that wrote ``token`` to ``meta.keys_token``: the header names the

@@ -33,9 +33,9 @@ import contextlib
 import errno
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 import numpy as np
@@ -150,6 +150,71 @@ def write_error(exc: BaseException, path: Path) -> OutputError | None:
             reason = f"the file system refused a write ({type(exc).__name__})"
         return OutputError(f"cannot write {path}: {reason}; the map is unchanged")
     return None
+
+
+def read_header(path: Path, size: int) -> bytes | None:
+    """The first ``size`` bytes of a side file of the map, or None when it is missing,
+    unreadable or shorter (an untrusted file: the caller rebuilds it)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(size)
+    except OSError:
+        return None
+    return raw if len(raw) == size else None
+
+
+@contextlib.contextmanager
+def new_side_file(path: Path) -> Iterator[tuple[BinaryIO, Path]]:
+    """A side file of a new or rebuilt map (the filter file, the key index) written to a
+    private temporary file beside ``path``: yields (open file, temporary path), fsyncs it
+    when the block ends; on error the temporary file is removed. The caller renames it
+    into place once the map itself is in place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with open(tmp, "wb") as f:
+            os.chmod(tmp, 0o600)
+            yield f, tmp
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def append_durably(path: Path, end: int, parts: Iterable[bytes | memoryview]) -> None:
+    """Write ``parts`` at byte ``end`` of a side file of the map (the filter file, the key
+    index), cutting whatever lay past it, and fsync. On a failed write the file is cut back
+    to ``end`` (its stored content and header as they were) and a refused write raises the
+    map's :class:`OutputError` (:func:`write_error`)."""
+    try:
+        with open(path, "r+b") as f:
+            f.seek(end)
+            for part in parts:
+                f.write(part)
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:  # a full disk: the stored content and header are as they were
+        with contextlib.suppress(OSError):
+            os.truncate(path, end)
+        err = write_error(exc, path)
+        if err is not None:
+            raise err from None
+        raise
+
+
+@contextlib.contextmanager
+def cut_back_on_failure(path: Path, end: int) -> Iterator[None]:
+    """Around the transaction that commits what :func:`append_durably` wrote past ``end``: if
+    it fails, the appended bytes are cut off again (best effort: bytes past the stored
+    content are unused in any case), so the side file is byte for byte as it was."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.truncate(path, end)
+        raise
 
 
 class MapStore:
