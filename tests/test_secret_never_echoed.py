@@ -236,3 +236,52 @@ def test_env_passphrase_error_keeps_its_advice(work: Path) -> None:
     )
     assert code == 2 and ADVICE not in out and TEXT_PREFIX in out, out
     assert "correct horse" not in out
+
+
+@pytest.mark.parametrize(
+    ("where", "option"),
+    [
+        ("map-project", "--project"),
+        ("map-project-bare", "--project"),
+        ("encode-party", "--party"),
+        ("encode-id-column", "--id-column"),
+        ("audit-id-column", "--id-column"),
+        ("match-argument", "INPUTS"),
+    ],
+)
+def test_cli_refuses_a_secret_given_to_any_option(work: Path, where: str, option: str) -> None:
+    """A tester's `map export --project "$(cat secret.key)"` ran (rc 0), printed the secret
+    and stored it in the pseudonym file's metadata: every option value is checked, not only
+    the paths; the refusal names the option and writes nothing."""
+    inp, out, schema = str(work / "in.csv"), str(work / "a.parquet"), str(work / "schema.json")
+    base = ["--secret-file", str(work / "secret.key")]
+    args = {
+        "map-project": ["map", "export", str(work / "m.duckdb"), "--project", TEXT,
+                        "--key-file", str(work / "tlu.key"), "-o", out],
+        "map-project-bare": ["map", "export", str(work / "m.duckdb"), "--project", BODY,
+                             "--key-file", str(work / "tlu.key"), "-o", out],
+        "encode-party": ["encode", inp, "-s", schema, *base, "--party", TEXT, "-o", out],
+        "encode-id-column": ["encode", inp, "-s", schema, *base, "--party", "a", "-o", out,
+                             "--id-column", TEXT],
+        "audit-id-column": ["audit", "-s", schema, "--plaintext", inp, "--id-column", TEXT,
+                            "--reference", inp],
+        "match-argument": ["match", str(work / "a1.parquet"), TEXT, "-o", out],
+    }[where]  # fmt: skip
+    before = sorted(p.name for p in work.iterdir())
+    code, text = _cli(args)
+    assert code == 2 and f"{option}: {ADVICE}" in text, text
+    assert not _leaks(text), text
+    assert sorted(p.name for p in work.iterdir()) == before
+
+
+def test_cli_seed_must_not_be_negative(work: Path) -> None:
+    """`--seed -1` failed only after all the work, as an internal error (numpy's generator)."""
+    from linkage.tlu.linker import check_seed
+
+    code, text = _cli(["synth", "-o", str(work / "s"), "--people", "50", "--seed", "-1"])
+    assert code == 2 and "--seed" in text and "internal error" not in text, text
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(Exception, match="--seed must be a whole number >= 0"):
+            check_seed(bad)
+    check_seed(None)
+    check_seed(0)

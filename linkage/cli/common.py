@@ -60,6 +60,7 @@ def handle_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            _refuse_secret_values(kwargs)
             return fn(*args, **kwargs)
         except LinkageError as exc:
             _fail(_cli_words(str(exc)), exc.exit_code)
@@ -83,6 +84,32 @@ def handle_errors(fn: F) -> F:
             )
 
     return wrapper  # type: ignore[return-value]
+
+
+def _refuse_secret_values(values: dict[str, Any]) -> None:
+    """Refuse a command whose option or argument value looks like the project secret
+    (README, "Security notes": whatever option it was given to, e.g. ``--project "$(cat
+    secret.key)"``, which would otherwise end up in an output's metadata). Names the
+    option, never the value. Raises :class:`~linkage.errors.InputError`."""
+    from linkage.errors import InputError
+    from linkage.secret_text import looks_like_secret, secret_itself
+
+    ctx = click.get_current_context(silent=True)
+    params = {p.name: p for p in ctx.command.params} if ctx is not None else {}
+
+    def flat(v: Any) -> Iterator[Any]:
+        if isinstance(v, (tuple, list)):
+            for item in v:
+                yield from flat(item)
+        else:
+            yield v
+
+    for key, value in values.items():
+        if any(isinstance(v, (str, Path)) and looks_like_secret(v) for v in flat(value)):
+            p = params.get(key)
+            where = (max(p.opts, key=len) if isinstance(p, click.Option) else
+                     p.human_readable_name if p is not None else key)  # fmt: skip
+            raise InputError(secret_itself(where))
 
 
 # library keyword -> CLI parameter name, where they differ

@@ -51,7 +51,13 @@ from linkage.cli.common import (
     type=click.Choice(["none", "low", "medium", "high"]),
     help="Error level (rates in docs/synth.md).",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Same seed, same bytes.",
+)
 @click.option(
     "--format",
     "fmt",
@@ -282,7 +288,9 @@ def _probability_notes(notes: list[str]) -> None:
     show_default=True,
     help="Without ENCODED: synthetic records to encode under a throwaway secret.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed."
+)
 @click.option(
     "--attacks",
     default="leaks,frequency,patterns,graph,hgma",

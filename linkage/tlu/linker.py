@@ -141,6 +141,15 @@ def check_options(
     return dedupe_threshold
 
 
+def check_seed(seed: object) -> None:
+    """A seed is None or a whole number >= 0 (numpy's generators refuse negative seeds, and a
+    run must not fail for it after all its work); InputError otherwise."""
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"--seed must be a whole number >= 0, got {seed!r}")
+
+
 @contextlib.contextmanager
 def numba_threads(threads: int | None) -> Iterator[None]:
     """Use ``threads`` numba threads inside the block, restoring the previous count after."""
@@ -206,6 +215,7 @@ def match(
 
     check_options(DEFAULT_THRESHOLD if threshold is None else threshold, dedupe_threshold,
                   blocking, threads)  # fmt: skip
+    check_seed(seed)
     _check_cap(max_candidates)
     if engine is None:
         if scheduler is not None:
