@@ -31,7 +31,7 @@ from linkage.tlu.linkage_map import ids as idrules
 from linkage.tlu.linkage_map.filters import write_filter_file
 from linkage.tlu.linkage_map.keyindex import write_key_index
 from linkage.tlu.linkage_map.records import block_keys, digests, key_rows, record_rows
-from linkage.tlu.linkage_map.store import MAP_FORMAT_VERSION, MapStore, new_map
+from linkage.tlu.linkage_map.store import MAP_FORMAT_VERSION, MapStore, check_new_map, new_map
 from linkage.tlu.linker import match
 
 Progress = Callable[[int, int], None]
@@ -181,7 +181,9 @@ def map_create(
     (field-aware scoring is not supported by the map yet; docs/linkage-map.md). Returns the
     map's :func:`map_info`-style summary. Raises :class:`~linkage.errors.InputError` /
     :class:`~linkage.errors.CompatibilityError` as ``match`` does, InputError for the
-    refusals above, and InputError if ``map_path`` exists (unless ``force``).
+    refusals above; OutputError if ``map_path`` (or its filter file, key index or log) is
+    one of the inputs, or exists (unless ``force``), or appears while the map is built
+    (unless ``force``); InputError if another process holds the map it would replace.
     """
     if scoring not in ("auto", "fields", "dice"):
         raise InputError(f"unknown scoring {scoring!r} (choose auto, fields or dice)")
@@ -189,6 +191,7 @@ def map_create(
         raise InputError(NO_FIELD_SCORING.format(why=""))
     if max_candidates is not None and max_candidates < 1:
         raise InputError(f"--max-candidates must be >= 1, got {max_candidates}")
+    check_new_map(map_path, inputs, force=force)  # before the work: an input, in use, exists
     say = progress or (lambda n, t: None)
     note = warn if warn is not None else (lambda m: warnings.warn(m, UserWarning, stacklevel=4))
     t_start = time.perf_counter()
@@ -229,7 +232,7 @@ def map_create(
     paths = [None if isinstance(i, EncodedTable) else i for i in inputs]
     sources = [file_source(p, e, n) for p, e, n in zip(paths, encs, names, strict=True)]
     say(2, 4)
-    with new_map(map_path, force=force) as store:
+    with new_map(map_path, force=force, inputs=inputs) as store:
         offset = 0
         index_keys, index_rix = [], []  # the block-key index's entries (.keyindex)
         for pix, enc in enumerate(encs):

@@ -32,8 +32,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -152,6 +153,76 @@ def write_error(exc: BaseException, path: Path) -> OutputError | None:
     return None
 
 
+_DAMAGE = {
+    "corrupt database file": "a block's checksum does not match its contents",
+    "could not read enough bytes": "it is shorter than its contents: truncated?",
+    "checksum": "a checksum does not match",
+}
+
+
+def damage_error(exc: BaseException, path: Path) -> InputError | None:
+    """The error naming the map for DuckDB's words on a damaged file (bytes overwritten, a
+    truncated file), None for any other exception. Never DuckDB's own message."""
+    if not isinstance(exc, duckdb.Error):
+        return None
+    text = str(exc).lower()
+    for words, reason in _DAMAGE.items():
+        if words in text:
+            return damaged(path, reason)
+    return None
+
+
+def damaged(path: Path, reason: str) -> InputError:
+    return InputError(f"{path}: the map file is damaged ({reason}); restore it from a backup")
+
+
+def is_duckdb_file(path: Path) -> bool:
+    """The file starts with DuckDB's header (its magic bytes ``DUCK`` at offset 8)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(12)[8:12] == b"DUCK"
+    except OSError:
+        return False
+
+
+# leftovers of a killed create or rebuild: .NAME.PID.partial(.wal), .NAME.filters.PID.partial,
+# .NAME.keys.PID.partial (written by :func:`new_map`, :func:`new_side_file` and rebuilds)
+_PARTIAL = r"^\.{name}(?:\.filters|\.keys)?\.(\d+)\.partial(?:\.wal)?$"
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (EPERM): alive
+        return True
+    return True
+
+
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Remove the temporary files a killed ``map create`` (or a killed rebuild of the filter
+    file or key index) left beside the map at ``path``: those whose process id is no
+    longer running (never a live process's, this one's included). Returns what it removed."""
+    folder = path.parent if str(path.parent) else Path(".")
+    pattern = re.compile(_PARTIAL.format(name=re.escape(path.name)))
+    removed: list[Path] = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = pattern.match(name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            (folder / name).unlink()
+            removed.append(folder / name)
+    return removed
+
+
 def read_header(path: Path, size: int) -> bytes | None:
     """The first ``size`` bytes of a side file of the map, or None when it is missing,
     unreadable or shorter (an untrusted file: the caller rebuilds it)."""
@@ -234,13 +305,26 @@ class MapStore:
 
     # -- reading -----------------------------------------------------------------------
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
-        return self.con.execute(query, list(params)).fetchall()
+        with self.damage_checked():
+            return self.con.execute(query, list(params)).fetchall()
 
     def arrow(self, query: str, *params: Any) -> pa.Table:
-        if not params:
-            return self.con.sql(query).to_arrow_table()
-        args = params[0] if len(params) == 1 and isinstance(params[0], dict) else list(params)
-        return self.con.sql(query, params=args).to_arrow_table()
+        with self.damage_checked():
+            if not params:
+                return self.con.sql(query).to_arrow_table()
+            args = params[0] if len(params) == 1 and isinstance(params[0], dict) else list(params)
+            return self.con.sql(query, params=args).to_arrow_table()
+
+    @contextlib.contextmanager
+    def damage_checked(self) -> Iterator[None]:
+        """DuckDB's errors on a damaged file become one :func:`damaged` error naming it."""
+        try:
+            yield
+        except duckdb.Error as exc:
+            err = damage_error(exc, self.path)
+            if err is not None:
+                raise err from None
+            raise
 
     @property
     def meta(self) -> dict[str, str]:
@@ -305,7 +389,7 @@ class MapStore:
             with contextlib.suppress(duckdb.Error):
                 self.con.execute("ROLLBACK")
             self._meta = None
-            err = write_error(exc, self.path)
+            err = write_error(exc, self.path) or damage_error(exc, self.path)
             if err is not None:
                 raise err from None
             raise
@@ -340,15 +424,28 @@ def _connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnect
         except duckdb.IOException as exc:
             msg = str(exc)
             if "lock" not in msg.lower():
+                err = damage_error(exc, path)
+                if err is not None:
+                    raise err from None
                 raise InputError(f"{path}: cannot open the map ({msg.splitlines()[0]})") from None
             if time.monotonic() >= deadline:
-                raise InputError(
-                    f"{path}: the map is in use by another process (an update holds its lock); "
-                    "try again when it has finished, or give --wait SECONDS"
-                ) from None
+                raise in_use(path) from None
             time.sleep(0.2)
         except duckdb.Error as exc:
+            err = damage_error(exc, path)
+            if err is None and is_duckdb_file(path):
+                err = damaged(path, f"DuckDB cannot open it: {exc.__class__.__name__}")
+            if err is not None:
+                raise err from None
             raise InputError(f"{path}: not a linkage map ({exc.__class__.__name__})") from None
+
+
+def in_use(path: Path) -> InputError:
+    return InputError(
+        f"{path}: the map is in use by another process (an update, or a program with the map "
+        "open such as `duckdb -readonly`, holds its lock); try again when it has finished, "
+        "or give --wait SECONDS"
+    )
 
 
 def open_map(path: str | Path, *, write: bool = False, wait: float = 0.0) -> MapStore:
@@ -369,8 +466,13 @@ def open_map(path: str | Path, *, write: bool = False, wait: float = 0.0) -> Map
         _make_private(p, Path(f"{p}.wal"))
     try:
         fmt = store.meta.get("map_format_version")
-    except duckdb.Error:
+    except InputError:  # damaged
         store.close()
+        raise
+    except duckdb.Error as exc:
+        store.close()
+        if damage_error(exc, p) is not None or isinstance(exc, duckdb.IOException):
+            raise damaged(p, f"its tables cannot be read: {exc.__class__.__name__}") from None
         raise InputError(f"{p}: not a linkage map (no meta table)") from None
     if fmt != MAP_FORMAT_VERSION:
         store.close()
@@ -384,15 +486,103 @@ def open_map(path: str | Path, *, write: bool = False, wait: float = 0.0) -> Map
     return store
 
 
+def check_new_map(path: str | Path, inputs: Sequence[object] = (), *, force: bool = False) -> Path:
+    """Refuse a map path before any work: one of the ``inputs`` (the map, its WAL, filter
+    file or key index would overwrite it, with or without ``force``), a directory, an
+    existing file unless ``force``, and a map another process holds (an update, or a program
+    with it open). Returns the path."""
+    p = Path(path)
+    ins = {Path(i).resolve(): Path(i) for i in inputs if isinstance(i, str | Path)}
+    sides = {
+        "map": p,
+        "map's write-ahead log": Path(f"{p}.wal"),
+        "map's filter file": Path(f"{p}.filters"),
+        "map's key index": Path(f"{p}.keys"),
+    }
+    for what, side in sides.items():
+        if side.resolve() in ins:
+            raise OutputError(f"{side}: the {what} would overwrite the input {ins[side.resolve()]}")
+    (p,) = check_outputs([Output(p, "map")], [i for i in inputs if isinstance(i, str | Path)],
+                         force=force)  # fmt: skip
+    with held_lock(p):  # in use: refused now, not after the work
+        pass
+    return p
+
+
 @contextlib.contextmanager
-def new_map(path: str | Path, *, force: bool = False) -> Iterator[MapStore]:
+def held_lock(path: Path) -> Iterator[None]:
+    """Hold the lock DuckDB takes on an existing map file (an update holds it for writing, a
+    reader or ``duckdb -readonly`` for reading) for the block: :func:`in_use` if another
+    process holds it. Nothing to lock when the file does not exist (or cannot be opened for
+    writing, where DuckDB could not write it either)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        fd = -1
+    try:
+        if fd >= 0:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    raise in_use(path) from None
+                raise
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _put_in_place(tmp: Path, p: Path, force: bool) -> None:
+    """Move the finished map ``tmp`` to ``p``. With ``force`` it replaces ``p`` while holding
+    its lock (an update or a reader of the old map: :func:`in_use`, nothing replaced);
+    without, ``p`` must still not exist: a file that appeared meanwhile (another create) is
+    never replaced (``os.link`` fails if the name exists)."""
+    if force:
+        with held_lock(p):
+            Path(f"{p}.wal").unlink(missing_ok=True)
+            os.replace(tmp, p)
+        return
+    if not p.exists():
+        Path(f"{p}.wal").unlink(missing_ok=True)  # a stale log must not replay into it
+    try:
+        os.link(tmp, p)
+    except FileExistsError:
+        raise OutputError(
+            f"{p} appeared while the map was being created (another `map create`?); it was "
+            "left as it is and nothing was written (force=True replaces it)"
+        ) from None
+    except OSError as exc:  # no hard links on this file system: reserve the name, then rename
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        try:
+            os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise OutputError(
+                f"{p} appeared while the map was being created (another `map create`?); it "
+                "was left as it is and nothing was written (force=True replaces it)"
+            ) from None
+        os.replace(tmp, p)
+        return
+    tmp.unlink()
+
+
+@contextlib.contextmanager
+def new_map(
+    path: str | Path, *, force: bool = False, inputs: Sequence[object] = ()
+) -> Iterator[MapStore]:
     """Create a map at a temporary path beside ``path``; on success it is checkpointed,
-    closed and renamed into place (so a crash never leaves a half-built map at ``path``),
-    then its companion files (``store.companions``: the filter file, the key index) are
-    renamed into place; on failure they are removed. A crash between the renames leaves a
-    new map with no (or the replaced map's) filter file or key index, which the first update
-    rebuilds."""
-    (p,) = check_outputs([Output(Path(path), "map")], force=force)
+    closed and put into place (:func:`_put_in_place`: so a crash never leaves a half-built
+    map at ``path``, a map in use is never replaced and, without ``force``, neither is a
+    file that appeared meanwhile), then its companion files (``store.companions``: the
+    filter file, the key index) are renamed into place; on failure they are removed. A
+    crash between the renames leaves a new map with no (or the replaced map's) filter file
+    or key index, which the first update rebuilds. Temporary files of killed creates are
+    removed first (:func:`remove_stale_partials`)."""
+    p = check_new_map(path, inputs, force=force)
+    remove_stale_partials(p)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.partial")
     for leftover in (tmp, Path(f"{tmp}.wal")):
         leftover.unlink(missing_ok=True)
@@ -407,8 +597,7 @@ def new_map(path: str | Path, *, force: bool = False) -> Iterator[MapStore]:
         con.execute("CHECKPOINT")
         con.close()
         os.chmod(tmp, 0o600)
-        Path(f"{p}.wal").unlink(missing_ok=True)
-        os.replace(tmp, p)
+        _put_in_place(tmp, p, force)
         for part, final in store.companions:
             os.replace(part, final)
     except BaseException as exc:

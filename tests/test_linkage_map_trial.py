@@ -1,0 +1,176 @@
+"""Findings of a second new user's trial of the linkage map (each test failed before its fix).
+
+1. The map path is never one of the inputs (with or without ``--force``).
+2. ``map create`` takes the lock an update takes, and never replaces a file that appeared
+   while it worked (without ``--force``).
+7. A map held by another program (``duckdb -readonly``) is named as such.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from test_linkage_map_data import Population, make_population, subset
+
+from linkage.cli import main
+from linkage.errors import InputError, LinkageError
+from linkage.tlu.linkage_map import map_create, map_info, map_update
+
+
+@pytest.fixture(scope="module")
+def pop(tmp_path_factory: pytest.TempPathFactory) -> Population:
+    return make_population(tmp_path_factory.mktemp("trial") / "synth", people=300, parties=3)
+
+
+@pytest.fixture(scope="module")
+def files(pop: Population, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    d = tmp_path_factory.mktemp("files")
+    out = []
+    for enc in pop.encs:
+        f = d / f"{enc.party}.parquet"
+        enc.write(f)
+        out.append(f)
+    return out
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    return res.exit_code, res.output
+
+
+# -- 1. the map path is never an input ------------------------------------------------------
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_create_refuses_an_input_as_the_map(tmp_path: Path, files: list[Path], force: bool) -> None:
+    a = tmp_path / "a.parquet"
+    a.write_bytes(files[0].read_bytes())
+    before = a.read_bytes()
+    rc, out = _cli("map", "create", a, a, files[1], "-q", *(["--force"] if force else []))
+    assert rc == 2, out
+    assert "would overwrite the input" in out
+    assert a.read_bytes() == before
+    # the map's side files are its outputs too
+    m = tmp_path / "m.duckdb"
+    side = tmp_path / "m.duckdb.filters"
+    side.write_bytes(files[0].read_bytes())
+    with pytest.raises(LinkageError, match="would overwrite the input"):
+        map_create(m, [side, files[1]], force=True)
+    assert not m.exists()
+
+
+# -- 2. create takes the map's lock; a file that appears meanwhile is kept ------------------
+
+HOLD = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == "ro")
+    print("held", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+@pytest.fixture
+def holder() -> Iterator[object]:
+    procs: list[subprocess.Popen[str]] = []
+
+    def hold(path: Path, read_only: bool) -> None:
+        p = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(path), "ro" if read_only else "rw"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        procs.append(p)
+        assert p.stdout is not None and p.stdout.readline().strip() == "held"
+
+    yield hold
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_create_force_refuses_a_map_in_use(
+    tmp_path: Path, files: list[Path], holder: object, read_only: bool
+) -> None:
+    m = tmp_path / "m.duckdb"
+    map_create(m, files[:2], seed=1)
+    before = m.read_bytes()
+    holder(m, read_only)  # type: ignore[operator]
+    rc, out = _cli("map", "create", m, *files[:2], "--force", "-q", "--seed", "2")
+    assert rc == 2, out
+    assert "in use" in out and "another process" in out
+    assert m.read_bytes() == before
+
+
+def test_create_does_not_replace_a_map_that_appeared_meanwhile(
+    tmp_path: Path, files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two creates to one new path: the second to finish fails, the first's map is kept."""
+    from linkage.tlu.linkage_map import build
+
+    m = tmp_path / "m.duckdb"
+    real = build.version_row
+
+    def other_create_first(*a: object, **k: object) -> object:
+        # another process's create finishes while this one still works
+        code = "import sys; from linkage.tlu.linkage_map import map_create; "
+        code += "map_create(sys.argv[1], sys.argv[2:], seed=9)"
+        subprocess.run([sys.executable, "-c", code, str(m), *map(str, files[1:])], check=True)
+        return real(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(build, "version_row", other_create_first)
+    with pytest.raises(LinkageError, match="appeared while the map was being created"):
+        map_create(m, files[:2], seed=1)
+    assert map_info(m)["meta"]["seed"] == "9"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "m.duckdb", "m.duckdb.filters", "m.duckdb.keys"
+    ]  # fmt: skip
+
+
+# -- 7. another program holds the map -------------------------------------------------------
+
+
+def test_update_names_another_program_holding_the_map(
+    tmp_path: Path, pop: Population, holder: object
+) -> None:
+    m = tmp_path / "m.duckdb"
+    a = pop.encs[0]
+    map_create(m, [subset(a, np.arange(len(a) - 5)), pop.encs[1]], seed=1)
+    holder(m, True)  # type: ignore[operator]
+    with pytest.raises(InputError, match=r"another process \(an update, or a program with"):
+        map_update(m, [a])
+
+
+# -- 6. a damaged map file ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["overwritten", "truncated", "header"])
+def test_damaged_map_is_one_clear_error(
+    tmp_path: Path, pop: Population, files: list[Path], damage: str
+) -> None:
+    m = tmp_path / "m.duckdb"
+    a = pop.encs[0]
+    map_create(m, [subset(a, np.arange(len(a) - 5)), pop.encs[1]], seed=1)
+    data = bytearray(m.read_bytes())
+    if damage == "overwritten":  # every block after the headers
+        for at in range(3 * 4096 + 100, len(data), 8192):
+            data[at : at + 64] = b"x" * 64
+    elif damage == "header":
+        data[4096 + 8 : 4096 + 200] = b"z" * 192
+    else:
+        data = data[: len(data) // 2]
+    m.write_bytes(bytes(data))
+    for args in (["info", m], ["update", m, files[0], "-q"],
+                 ["links", m, "-o", tmp_path / "l.parquet"]):  # fmt: skip
+        rc, out = _cli("map", *args)
+        assert rc == 2, (args, out)
+        assert f"{m}: the map file is damaged" in out and "restore it from a backup" in out
+        assert out.count("Error:") == 1 and "internal error" not in out
