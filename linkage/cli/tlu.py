@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+from collections.abc import Callable
 
 import click
 
@@ -215,6 +216,15 @@ _wait_option = click.option(
 _force_option = click.option("--force", is_flag=True, help="Replace an existing output file.")
 
 
+def _interrupted(map_path: str, before: int | None) -> None:
+    """After an interrupt of ``map update``: say the map's version and whether this update
+    was applied, exit 130."""
+    from linkage.cli.common import EXIT_INTERRUPTED, _fail
+    from linkage.tlu.linkage_map.interrupts import state_after_interrupt
+
+    _fail(state_after_interrupt(map_path, before), EXIT_INTERRUPTED)
+
+
 @main.group("map")
 def map_group() -> None:
     """A persistent linkage map at the TLU (one DuckDB file): link once, then apply each
@@ -374,10 +384,36 @@ def map_update_cmd(
     """Apply partners' new extracts as the next version: new and changed records are linked
     against the map, missing ones retired; only affected entities are re-clustered. One
     transaction: on any error or crash the map stays at its previous version."""
-    from linkage.tlu.linkage_map import map_update
-
     _no_collections_at_exit()
     _check_report(report_path, [*inputs, map_path], force)
+    opened: list[int] = []
+    from linkage.tlu.linkage_map.interrupts import Interrupts
+
+    interrupts = Interrupts()
+    try:
+        with interrupts:
+            _update(map_path, inputs, delta, deletions, threads, wait, replace_all, quiet,
+                    opened.append)  # fmt: skip
+    except BaseException as exc:
+        if interrupts.seen or isinstance(exc, KeyboardInterrupt):
+            _interrupted(map_path, opened[0] if opened else None)
+        raise
+    _write_report(quiet, report_path, lambda p: _map_report(p, map_path, report_min_count))
+
+
+def _update(
+    map_path: str,
+    inputs: tuple[str, ...],
+    delta: bool,
+    deletions: str | None,
+    threads: int | None,
+    wait: float,
+    replace_all: bool,
+    quiet: bool,
+    opened: Callable[[int], None],
+) -> None:
+    from linkage.tlu.linkage_map import map_update
+
     bar = _Bar(_show_progress(quiet), "map update")
     try:
         s = map_update(
@@ -390,6 +426,7 @@ def map_update_cmd(
             replace_all=replace_all,
             warn=lambda m: click.echo(f"Warning: {m}", err=True),
             progress=bar.update,
+            opened=opened,
         )
     finally:
         bar.close()
@@ -400,7 +437,6 @@ def map_update_cmd(
             f"records, {s['entities']} entities ({s['events']} id events)",
             err=True,
         )
-    _write_report(quiet, report_path, lambda p: _map_report(p, map_path, report_min_count))
 
 
 @map_group.command("links")

@@ -49,7 +49,7 @@ from linkage.tlu.linkage_map.filters import FilterFile
 from linkage.tlu.linkage_map.keyindex import KeyIndex
 from linkage.tlu.linkage_map.records import KeyArrays, block_keys, key_rows, record_rows
 from linkage.tlu.linkage_map.startup import gc_paused, numba_started_beside
-from linkage.tlu.linkage_map.store import MapStore, open_map
+from linkage.tlu.linkage_map.store import MapStore, open_map, remove_stale_partials
 from linkage.tlu.linker import _PROPERTY_WORDS, check_compatible, numba_threads
 from linkage.tlu.solver import MAX_PARTIES, record_rank, solve
 
@@ -117,6 +117,7 @@ def map_update(
     replace_all: bool = False,
     warn: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    opened: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Apply new extracts to the map as a new version (see the module docstring).
 
@@ -131,6 +132,8 @@ def map_update(
     Raises :class:`InputError` / :class:`CompatibilityError` (files of another schema,
     secret or format; duplicate ids; a deletion of an unknown record) before writing; the
     map is locked while an update runs (a second one waits ``wait`` seconds, then fails).
+    ``opened`` is called with the map's version once the map is open for the update (the
+    CLI says after an interrupt whether the update was applied).
     """
     say = progress or (lambda n, t: None)
     warn_ = warn or (lambda m: None)
@@ -147,6 +150,9 @@ def map_update(
     with gc_paused(), numba_started_beside():
         store = open_map(map_path, write=True, wait=wait)
         try:
+            if opened is not None:
+                opened(store.version)
+            remove_stale_partials(store.path)  # a killed create's or rebuild's files
             # with threads=None (the default) numba is not touched here: it is imported on
             # the start-up thread, and first used by the candidates
             with numba_threads(threads) if threads is not None else contextlib.nullcontext():
