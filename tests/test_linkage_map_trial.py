@@ -174,3 +174,73 @@ def test_damaged_map_is_one_clear_error(
         assert rc == 2, (args, out)
         assert f"{m}: the map file is damaged" in out and "restore it from a backup" in out
         assert out.count("Error:") == 1 and "internal error" not in out
+
+
+# -- 4. a file applied twice, an older file, a truncated extract, a mass change -------------
+
+
+def _map_of(tmp_path: Path, pop: Population) -> tuple[Path, list[Path]]:
+    """A map of party a's first 200 records and party b; a's files for two months."""
+    a, b = pop.encs[0], pop.encs[1]
+    m = tmp_path / "m.duckdb"
+    map_create(m, [subset(a, np.arange(200)), b], seed=1, dedupe=True)
+    months = []
+    for k, n in enumerate([205, 210]):
+        f = tmp_path / f"a_{k}.parquet"
+        subset(a, np.arange(n)).write(f)
+        months.append(f)
+    return m, months
+
+
+def test_a_file_already_applied_is_refused(tmp_path: Path, pop: Population) -> None:
+    m, (jan, feb) = _map_of(tmp_path, pop)
+    assert map_update(m, [jan])["version"] == 2
+    with pytest.raises(InputError, match=r"a_0.parquet: .* already applied .* as version 2"):
+        map_update(m, [jan])
+    with pytest.raises(InputError, match="already applied"):  # as a delta too
+        map_update(m, [jan], delta=True)
+    assert map_update(m, [feb])["version"] == 3
+    rc, out = _cli("map", "update", m, jan, "-q")
+    assert rc == 2 and "--reapply" in out and "reapply=" not in out, out
+    assert map_info(m)["current_version"] == 3
+    assert map_update(m, [jan], reapply=True)["retired"] == 5  # undoing February
+
+
+def test_a_file_encoded_before_the_last_one_applied_is_refused(
+    tmp_path: Path, pop: Population
+) -> None:
+    from linkage.encoded import EncodedTable
+
+    m, _ = _map_of(tmp_path, pop)
+    a = pop.encs[0]
+    new = EncodedTable(subset(a, np.arange(203)).table, dict(a.meta, created="2030-01-01T00:00:00"))
+    new.write(tmp_path / "new.parquet")
+    old = EncodedTable(subset(a, np.arange(206)).table, dict(a.meta, created="2029-12-01T00:00:00"))
+    old.write(tmp_path / "old.parquet")
+    map_update(m, [tmp_path / "new.parquet"])
+    with pytest.raises(InputError, match=r"old.parquet: .* encoded at 2029-12-01.* older extract"):
+        map_update(m, [tmp_path / "old.parquet"])
+    assert map_update(m, [tmp_path / "old.parquet"], reapply=True)["added"] == 3
+
+
+def test_a_truncated_extract_or_a_mass_change_is_refused(tmp_path: Path, pop: Population) -> None:
+    from test_linkage_map_data import with_changed
+
+    m, _ = _map_of(tmp_path, pop)
+    a = pop.encs[0]
+    trunc = tmp_path / "trunc.parquet"
+    subset(a, np.arange(120)).write(trunc)  # 80 of 200 retired: 40%
+    rc, out = _cli("map", "update", m, trunc, "-q")
+    assert rc == 2 and "would retire 80 and change 0 of the party's 200" in out, out
+    assert "--allow-mass-change" in out and "allow_mass_change" not in out
+    assert map_info(m)["current_version"] == 1
+    changed = with_changed(pop, subset(a, np.arange(200)), 100, seed=3)  # a mapping mistake
+    with pytest.raises(InputError, match=r"would retire 0 and change \d+ of the party's 200"):
+        map_update(m, [changed])
+    with pytest.raises(InputError, match=r"this delta .* would retire 0 and change"):
+        map_update(m, [changed], delta=True)
+    # 20% is allowed; more with the flag
+    assert map_update(m, [subset(a, np.arange(160))])["retired"] == 40
+    rc, out = _cli("map", "update", m, trunc, "-q", "--allow-mass-change")
+    assert rc == 0, out
+    assert map_info(m)["current_version"] == 3

@@ -170,9 +170,13 @@ def test_small_party_sharing_no_ids_is_refused(tmp_path: Path, pop: Population) 
     map_create(m, [_keep(a, 20), b], seed=1, dedupe=True)
     with pytest.raises(InputError, match="shares only 0 of the party's 20"):
         map_update(m, [_as_party(_keep(b, 20), a.party)])
-    # 1 of 20 shared: a small party may change a lot from one month to the next
-    one = _keep(a, 1)
-    assert map_update(m, [one])["retired"] == 19
+    # 1 of 20 shared (under 10%): refused too, whatever the party's size
+    with pytest.raises(InputError, match="shares only 1 of the party's 20"):
+        map_update(m, [_keep(a, 1)])
+    # 2 of 20: a retirement of 90% (over 20%) needs --allow-mass-change
+    with pytest.raises(InputError, match=r"would retire 18 and change 0 .* --allow-mass-change"):
+        map_update(m, [_keep(a, 2)])
+    assert map_update(m, [_keep(a, 2)], allow_mass_change=True)["retired"] == 18
 
 
 def test_cli_refuses_the_wrong_party_file_with_one_error(tmp_path: Path, pop: Population) -> None:

@@ -364,6 +364,18 @@ def _map_report(path: str, map_path: str, min_count: int) -> None:
     help="Accept a full extract that shares (almost) none of its party's current record "
     "ids (a renumbering): refused without it, as it retires the party's whole population.",
 )
+@click.option(
+    "--allow-mass-change",
+    is_flag=True,
+    help="Accept an update that retires or changes over 25%% of a party's current records "
+    "(refused without it: a truncated extract, or a column mapped to the wrong field?).",
+)
+@click.option(
+    "--reapply",
+    is_flag=True,
+    help="Apply a file already applied to its party (the same SHA-256), or one encoded before "
+    "the last file applied to it (refused without it).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing --report file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
 @report_options
@@ -376,6 +388,8 @@ def map_update_cmd(
     threads: int | None,
     wait: float,
     replace_all: bool,
+    allow_mass_change: bool,
+    reapply: bool,
     force: bool,
     quiet: bool,
     report_path: str | None,
@@ -392,8 +406,9 @@ def map_update_cmd(
     interrupts = Interrupts()
     try:
         with interrupts:
-            _update(map_path, inputs, delta, deletions, threads, wait, replace_all, quiet,
-                    opened.append)  # fmt: skip
+            guards = {"replace_all": replace_all, "allow_mass_change": allow_mass_change,
+                      "reapply": reapply}  # fmt: skip
+            _update(map_path, inputs, delta, deletions, threads, wait, guards, quiet, opened.append)
     except BaseException as exc:
         if interrupts.seen or isinstance(exc, KeyboardInterrupt):
             _interrupted(map_path, opened[0] if opened else None)
@@ -408,7 +423,7 @@ def _update(
     deletions: str | None,
     threads: int | None,
     wait: float,
-    replace_all: bool,
+    guards: dict[str, bool],
     quiet: bool,
     opened: Callable[[int], None],
 ) -> None:
@@ -423,7 +438,7 @@ def _update(
             deletions=deletions,
             threads=threads,
             wait=wait,
-            replace_all=replace_all,
+            **guards,
             warn=lambda m: click.echo(f"Warning: {m}", err=True),
             progress=bar.update,
             opened=opened,

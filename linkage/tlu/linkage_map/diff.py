@@ -3,8 +3,10 @@ id and digest (added, changed, unchanged, retired), plus an optional deletions l
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -96,29 +98,106 @@ def read_deletions(src: str | Path | pa.Table) -> Deletions:
     return out
 
 
-MIN_SHARED = 0.10  # of a party's current records that a full extract must still hold ...
-MIN_RECORDS = 50  # ... when the party has at least this many (smaller: at least one)
+MIN_SHARED = 0.10  # of a party's current records that a full extract must still hold
+MAX_CHANGE = 0.25  # of a party's current records an update may retire or change
+
+
+@dataclass(frozen=True)
+class Guards:
+    """The update's refusals a user may override: ``replace_all`` (a full extract sharing
+    under :data:`MIN_SHARED` of its party's record ids), ``allow_mass_change`` (an update
+    retiring or changing over :data:`MAX_CHANGE` of a party's records), ``reapply`` (a file
+    already applied to its party, or older than the last one applied)."""
+
+    replace_all: bool = False
+    allow_mass_change: bool = False
+    reapply: bool = False
 
 
 def check_overlap(name: str, party: str, shared: int, current: int, incoming: int) -> None:
-    """InputError when a full extract of ``party`` shares no record id with the party's
-    ``current`` records, or under :data:`MIN_SHARED` of them when there are at least
-    :data:`MIN_RECORDS`: applying it would retire (nearly) the party's whole population.
-    The likely cause is another party's file encoded with this party's name (``--party``)
-    or a change of record-id scheme; ``--replace-all`` confirms the latter."""
-    if current == 0 or incoming == 0:
-        return
-    few = shared == 0 or (current >= MIN_RECORDS and shared < MIN_SHARED * current)
-    if not few:
+    """InputError when a full extract of ``party`` shares under :data:`MIN_SHARED` of the
+    party's ``current`` record ids (none at all included, whatever the party's size):
+    applying it would retire (nearly) the party's whole population. The likely cause is
+    another party's file encoded with this party's name (``--party``), a delta sent without
+    ``--delta``, or a change of record-id scheme; ``--replace-all`` confirms the latter."""
+    if current == 0 or incoming == 0 or shared >= MIN_SHARED * current:
         return
     raise InputError(
         f"{name}: this full extract of party {party!r} shares only {shared} of the party's "
         f"{current} current record ids with the map, so applying it would retire "
         f"{current - shared} records and add {incoming - shared}. Is it another party's "
         f"extract encoded with --party {party}, or a delta (give --delta)? Nothing was "
-        "applied. If the party really renumbered its records, give --replace-all "
-        "(replace_all=True)"
+        "applied. If the party really renumbered its records, give --replace-all"
     )
+
+
+def check_mass_change(d: PartyDiff, name: str, current: int, delta: bool) -> None:
+    """InputError when the update would retire (records missing from a full extract) or
+    change over :data:`MAX_CHANGE` of the party's ``current`` records: a truncated extract,
+    or a column mapped to the wrong field at encoding, would otherwise be applied silently
+    (and re-sending the right file re-adds the retired records under new entity ids).
+    Deletions listed in ``--deletions`` are asked for one by one and not counted."""
+    if d.is_new_party or current == 0:
+        return
+    retired = 0 if delta else len(d.retired)
+    n = retired + d.changed
+    if n <= MAX_CHANGE * current:
+        return
+    what = "delta" if delta else "full extract"
+    raise InputError(
+        f"{name}: this {what} of party {d.party!r} would retire {retired} and change "
+        f"{d.changed} of the party's {current} current records ({100 * n / current:.1f}%; "
+        f"an update may retire or change at most {MAX_CHANGE:.0%} of a party's records "
+        "unless told). A truncated extract, or a column mapped to the wrong field when it "
+        "was encoded? Nothing was applied. If the change is real, give --allow-mass-change"
+    )
+
+
+def check_reapplied(store: MapStore, sources: list[dict[str, Any]]) -> None:
+    """InputError when a file was already applied to its party (its SHA-256 is in the
+    version log) or was encoded before the file last applied to that party (an older
+    month's extract?). ``--reapply`` applies it anyway (say, to undo a later update)."""
+    applied: dict[tuple[str, str], int] = {}
+    newest: dict[str, tuple[str, int]] = {}
+    for version, text in store.sql("SELECT version, sources FROM versions ORDER BY version"):
+        for src in json.loads(text or "[]"):
+            party = src.get("party")
+            if party is None:
+                continue
+            if src.get("sha256"):
+                applied.setdefault((party, src["sha256"]), int(version))
+            created = src.get("encoded_created")
+            if created and (party not in newest or not _before(str(created), newest[party][0])):
+                newest[party] = (str(created), int(version))
+    for src in sources:
+        party, name = src.get("party"), src.get("file")
+        v = applied.get((party, src.get("sha256")))  # type: ignore[arg-type]
+        if v is not None:
+            raise InputError(
+                f"{name}: this file was already applied to party {party!r} as version {v} "
+                "(the same SHA-256). Nothing was applied. To apply it again (say, to undo a "
+                "later update), give --reapply"
+            )
+        created = src.get("encoded_created")
+        last = newest.get(party) if party is not None else None
+        if created and last is not None and _before(str(created), last[0]):
+            raise InputError(
+                f"{name}: this file of party {party!r} was encoded at {created}, before the "
+                f"file applied as version {last[1]} (encoded at {last[0]}): an older extract? "
+                "Nothing was applied. To apply it anyway, give --reapply"
+            )
+
+
+def _before(a: str, b: str) -> bool:
+    import datetime as dt
+
+    try:
+        ta, tb = dt.datetime.fromisoformat(a), dt.datetime.fromisoformat(b)
+        if (ta.tzinfo is None) != (tb.tzinfo is None):
+            return False
+        return ta < tb
+    except ValueError:
+        return False
 
 
 def _current(store: MapStore, pix: int, ids: pa.Array | None) -> pa.Table:

@@ -44,7 +44,15 @@ from linkage.tlu.linkage_map.build import (
     version_row,
 )
 from linkage.tlu.linkage_map.candidates import NewSet, Rules, new_pairs
-from linkage.tlu.linkage_map.diff import Deletions, PartyDiff, party_diff, read_deletions
+from linkage.tlu.linkage_map.diff import (
+    Deletions,
+    Guards,
+    PartyDiff,
+    check_mass_change,
+    check_reapplied,
+    party_diff,
+    read_deletions,
+)
 from linkage.tlu.linkage_map.filters import FilterFile
 from linkage.tlu.linkage_map.keyindex import KeyIndex
 from linkage.tlu.linkage_map.records import KeyArrays, block_keys, key_rows, record_rows
@@ -115,6 +123,8 @@ def map_update(
     threads: int | None = None,
     wait: float = 0.0,
     replace_all: bool = False,
+    allow_mass_change: bool = False,
+    reapply: bool = False,
     warn: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     opened: Callable[[int], None] | None = None,
@@ -125,7 +135,11 @@ def map_update(
     with ``delta`` the inputs carry only additions and changes, and ``deletions`` (CSV or
     Parquet with ``party, record_id``) lists the records to retire. A full extract that
     shares (almost) no record ids with its party's current records (another party's file
-    under this party's name?) is refused unless ``replace_all`` (:func:`.diff.check_overlap`).
+    under this party's name?) is refused unless ``replace_all`` (:func:`.diff.check_overlap`);
+    an update that would retire or change over 25% of a party's current records (a truncated
+    extract?) unless ``allow_mass_change`` (:func:`.diff.check_mass_change`); a file already
+    applied to its party, or encoded before the last one applied, unless ``reapply``
+    (:func:`.diff.check_reapplied`).
     Returns a summary:
     version, added, changed, unchanged, retired, records, entities, pairs, affected, seconds.
 
@@ -158,7 +172,17 @@ def map_update(
             with numba_threads(threads) if threads is not None else contextlib.nullcontext():
                 _check_against_map(store, encs, names)
                 result = _update(
-                    store, encs, names, delta, dels, inputs, warn_, say, secs, t0, replace_all
+                    store,
+                    encs,
+                    names,
+                    delta,
+                    dels,
+                    inputs,
+                    warn_,
+                    say,
+                    secs,
+                    t0,
+                    Guards(replace_all, allow_mass_change, reapply),
                 )
             result["seconds"] = {k: round(v, 3) for k, v in secs.items()}
             result["seconds"]["total"] = round(time.perf_counter() - t_all, 3)
@@ -178,12 +202,18 @@ def _update(
     say: Callable[[int, int], None],
     secs: dict[str, float],
     t0: float,
-    replace_all: bool = False,
+    guards: Guards,
 ) -> dict[str, Any]:
     t_start = t0
     opts = store_options(store)
     version = store.version + 1
     parties = store.parties()
+    sources = [
+        file_source(None if isinstance(i, EncodedTable) else i, e, nm)
+        for i, e, nm in zip(inputs, encs, names, strict=True)
+    ]
+    if not guards.reapply:
+        check_reapplied(store, sources)
     # 1. diff
     diffs: list[PartyDiff] = []
     next_pix = max(parties.values(), default=-1) + 1
@@ -200,7 +230,7 @@ def _update(
             deleted=dels.by_party.get(party, []),
             deletions_name=dels.name,
             name=name_of.get(party, "the extract"),
-            replace_all=replace_all,
+            replace_all=guards.replace_all,
         )
         if d.is_new_party:
             next_pix += 1
@@ -250,6 +280,10 @@ def _update(
     n_nodes = rix0 + k
     node_pix = np.full(n_nodes, -1, np.int64)
     node_pix[cur.column("rix").to_numpy()] = cur.column("pix").to_numpy()
+    if not (guards.allow_mass_change or guards.replace_all):
+        current = np.bincount(cur.column("pix").to_numpy(), minlength=next_pix)
+        for d in diffs:
+            check_mass_change(d, name_of.get(d.party, dels.name), int(current[d.pix]), delta)
     node_pix[retiring] = -1
     node_pix[new.rix] = new.pix
     sizes = np.bincount(node_pix[node_pix >= 0], minlength=next_pix).tolist()
@@ -363,10 +397,6 @@ def _update(
     )
     n_entities = prev_entities + len(assignment.fresh) - len(assignment.ended)
     n_records = int((node_pix >= 0).sum())
-    sources = [
-        file_source(None if isinstance(i, EncodedTable) else i, e, nm)
-        for i, e, nm in zip(inputs, encs, names, strict=True)
-    ]
     if dels.by_party:
         sources.append({"file": dels.name, "deletions": sum(map(len, dels.by_party.values()))})
     digest = stored.append(new.filters)  # past the stored rows: unused until the commit
