@@ -144,3 +144,33 @@ def test_cli_map_create_scoring_and_cap(tmp_path: Path, seg: Population) -> None
     assert res.exit_code != 0 and "does not support field-aware scoring" in res.output
     meta = map_info(m)["meta"]
     assert (meta["scoring"], meta["max_candidates"]) == ("dice", "")
+
+
+def test_an_update_the_cap_refuses_can_raise_the_cap(tmp_path: Path, plain: Population) -> None:
+    """Before: the error said to create the map with a higher cap (no way forward for an
+    existing map) in library words (max_candidates=None). Now the update names the cap it
+    needs, and ``map update --max-candidates N`` raises the map's cap (stored; never lowered)."""
+    a, b = plain.encs
+    m = tmp_path / "m.duckdb"
+    map_create(m, [a, b], dedupe=True, seed=1)
+    k = _max_degree(m)
+    m.unlink()
+    map_create(m, [a, b], dedupe=True, seed=1, max_candidates=k)
+    grown = _with_copies(a, 0, k + 1, "dup")
+    f = tmp_path / "grown.parquet"
+    grown.write(f)
+    r = CliRunner()
+    res = r.invoke(main, ["map", "update", str(m), str(f), "-q"])
+    assert res.exit_code == 2, res.output
+    need = int(res.output.split("(the most: ")[1].split(")")[0])
+    assert f"give --max-candidates {need} (or more" in res.output, res.output
+    assert "max_candidates=" not in res.output and "Create the map" not in res.output
+    res = r.invoke(main, ["map", "update", str(m), str(f), "-q", "--max-candidates", str(k - 1)])
+    assert res.exit_code == 2 and "never lower it" in res.output, res.output
+    res = r.invoke(main, ["map", "update", str(m), str(f), "-q", "--max-candidates", str(need)])
+    assert res.exit_code == 0, res.output
+    assert map_info(m)["meta"]["max_candidates"] == str(need)
+    relink = match([grown, b], dedupe=True, seed=1, max_candidates=need)
+    assert partition(map_links(m)) == partition(relink.links)
+    assert map_update(m, [a], max_candidates=None, allow_mass_change=True)["version"] == 3
+    assert map_info(m)["meta"]["max_candidates"] == ""

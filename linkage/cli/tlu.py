@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import gc
 from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -371,6 +372,18 @@ def _map_report(path: str, map_path: str, min_count: int) -> None:
     "(refused without it: a truncated extract, or a column mapped to the wrong field?).",
 )
 @click.option(
+    "--max-candidates",
+    type=click.IntRange(1),
+    help="Raise the map's per-record candidate cap for this update and the later ones "
+    "(stored; never lowered) [default: the map's]: when an update is refused because the cap "
+    "bites.",
+)
+@click.option(
+    "--no-max-candidates",
+    is_flag=True,
+    help="Remove the map's per-record candidate cap (stored).",
+)
+@click.option(
     "--reapply",
     is_flag=True,
     help="Apply a file already applied to its party (the same SHA-256), or one encoded before "
@@ -389,6 +402,8 @@ def map_update_cmd(
     wait: float,
     replace_all: bool,
     allow_mass_change: bool,
+    max_candidates: int | None,
+    no_max_candidates: bool,
     reapply: bool,
     force: bool,
     quiet: bool,
@@ -406,8 +421,9 @@ def map_update_cmd(
     interrupts = Interrupts()
     try:
         with interrupts:
+            cap = None if no_max_candidates else (max_candidates or "stored")
             guards = {"replace_all": replace_all, "allow_mass_change": allow_mass_change,
-                      "reapply": reapply}  # fmt: skip
+                      "reapply": reapply, "max_candidates": cap}  # fmt: skip
             _update(map_path, inputs, delta, deletions, threads, wait, guards, quiet, opened.append)
     except BaseException as exc:
         if interrupts.seen or isinstance(exc, KeyboardInterrupt):
@@ -423,7 +439,7 @@ def _update(
     deletions: str | None,
     threads: int | None,
     wait: float,
-    guards: dict[str, bool],
+    guards: dict[str, Any],
     quiet: bool,
     opened: Callable[[int], None],
 ) -> None:

@@ -43,15 +43,24 @@ NO_FIELD_SCORING = (
 )
 
 
-def cap_error(records: int, k: int, largest: int | None = None) -> InputError:
-    """The error when a per-record candidate cap bites (the map cannot keep it exact)."""
+def cap_error(records: int, k: int, largest: int | None = None, update: bool = False) -> InputError:
+    """The error when a per-record candidate cap bites (the map cannot keep it exact): at
+    create, a higher cap or none; at an update, the cap raised for it (and kept)."""
     most = f" (the most: {largest})" if largest is not None else ""
-    return InputError(
+    head = (
         f"{records} record(s) have more than {k} candidate pairs at or above the "
-        f"threshold{most}: a link keeps only each record's {k} best (--max-candidates), and the "
-        "linkage map cannot keep such a cap exact from one update to the next. Nothing was "
-        "written. Create the map with a higher --max-candidates or --no-max-candidates "
-        "(max_candidates=None), or a higher --threshold"
+        f"threshold{most}: a link keeps only each record's {k} best (--max-candidates), and "
+        "the linkage map cannot keep such a cap exact from one update to the next."
+    )
+    if update:
+        return InputError(
+            f"{head} Nothing was applied. Raise the map's cap with this update: give "
+            f"--max-candidates {largest or 'N'} (or more; it is kept for later updates) or "
+            "--no-max-candidates"
+        )
+    return InputError(
+        f"{head} Nothing was written. Give a higher --max-candidates, --no-max-candidates, "
+        "or a higher --threshold"
     )
 
 

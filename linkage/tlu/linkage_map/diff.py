@@ -112,6 +112,7 @@ class Guards:
     replace_all: bool = False
     allow_mass_change: bool = False
     reapply: bool = False
+    max_candidates: int | str | None = "stored"  # or a raised cap (None: none), stored
 
 
 def check_overlap(name: str, party: str, shared: int, current: int, incoming: int) -> None:

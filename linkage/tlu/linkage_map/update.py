@@ -111,7 +111,25 @@ def _check_cap(ga: np.ndarray, gb: np.ndarray, node_pix: np.ndarray, k: int | No
     deg = np.bincount(ga[live], minlength=n) + np.bincount(gb[live], minlength=n)
     over = int((deg > k).sum())
     if over:
-        raise cap_error(over, k, int(deg.max()))
+        raise cap_error(over, k, int(deg.max()), update=True)
+
+
+def new_cap(store: MapStore, stored: int | None, asked: int | str | None) -> int | None:
+    """The per-record candidate cap of this update: the stored one, or a higher one (None:
+    no cap). Raising it keeps the map exact (below the old cap nothing was dropped); a
+    lower cap is refused (stored records may already have more pairs)."""
+    if asked == "stored":
+        return stored
+    if asked is not None and (not isinstance(asked, int) or asked < 1):
+        raise InputError(f"--max-candidates must be a number >= 1, got {asked!r}")
+    if asked is not None and (stored is None or asked < stored):
+        now = "no cap" if stored is None else f"a cap of {stored}"
+        raise InputError(
+            f"{store.path}: the map has {now} (--max-candidates); an update may raise it, "
+            f"never lower it (stored records may already have more pairs), so "
+            f"--max-candidates {asked} is refused"
+        )
+    return asked
 
 
 def map_update(
@@ -125,6 +143,7 @@ def map_update(
     replace_all: bool = False,
     allow_mass_change: bool = False,
     reapply: bool = False,
+    max_candidates: int | str | None = "stored",
     warn: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     opened: Callable[[int], None] | None = None,
@@ -146,6 +165,8 @@ def map_update(
     Raises :class:`InputError` / :class:`CompatibilityError` (files of another schema,
     secret or format; duplicate ids; a deletion of an unknown record) before writing; the
     map is locked while an update runs (a second one waits ``wait`` seconds, then fails).
+    ``max_candidates``: ``"stored"`` (the map's cap), or a higher cap (None: none) for this
+    update and the later ones (stored); a lower cap is refused (:func:`new_cap`).
     ``opened`` is called with the map's version once the map is open for the update (the
     CLI says after an interrupt whether the update was applied).
     """
@@ -182,7 +203,7 @@ def map_update(
                     say,
                     secs,
                     t0,
-                    Guards(replace_all, allow_mass_change, reapply),
+                    Guards(replace_all, allow_mass_change, reapply, max_candidates),
                 )
             result["seconds"] = {k: round(v, 3) for k, v in secs.items()}
             result["seconds"]["total"] = round(time.perf_counter() - t_all, 3)
@@ -206,6 +227,8 @@ def _update(
 ) -> dict[str, Any]:
     t_start = t0
     opts = store_options(store)
+    cap = new_cap(store, opts["max_candidates"], guards.max_candidates)
+    opts["max_candidates"] = cap
     version = store.version + 1
     parties = store.parties()
     sources = [
@@ -510,7 +533,8 @@ def _update(
         )
         store.set_meta(
             {"current_version": str(version), "map_id": stored.map_id.hex(),
-             "filters_digest": digest.hex(), "keys_token": token.hex()}
+             "filters_digest": digest.hex(), "keys_token": token.hex(),
+             "max_candidates": "" if cap is None else str(cap)}
         )  # fmt: skip
         _checkpoint("before-commit")
     _checkpoint("committed")
