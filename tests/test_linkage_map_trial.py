@@ -244,3 +244,21 @@ def test_a_truncated_extract_or_a_mass_change_is_refused(tmp_path: Path, pop: Po
     rc, out = _cli("map", "update", m, trunc, "-q", "--allow-mass-change")
     assert rc == 0, out
     assert map_info(m)["current_version"] == 3
+
+
+# -- 8. --solver optimal and a third party --------------------------------------------------
+
+
+def test_an_optimal_map_refuses_a_third_party_in_cli_words(
+    tmp_path: Path, files: list[Path]
+) -> None:
+    m = tmp_path / "m.duckdb"
+    rc, out = _cli("map", "create", m, *files[:2], "--solver", "optimal", "-q")
+    assert rc == 0, out
+    rc, out = _cli("map", "update", m, files[2], "-q")
+    assert rc == 2, out
+    assert "third party" in out and "--solver optimal" in out and "--solver greedy" in out
+    assert "solver=" not in out and "index" not in out
+    assert map_info(m)["current_version"] == 1
+    rc, out = _cli("map", "create", "--help")
+    assert "never takes a third party" in " ".join(out.split())

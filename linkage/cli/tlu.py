@@ -49,7 +49,8 @@ def linking_options(fn: F) -> F:
         default="greedy",
         show_default=True,
         type=click.Choice(["greedy", "optimal"]),
-        help="optimal: maximum-weight one-to-one matching (two parties).",
+        help="optimal: maximum-weight one-to-one matching of exactly two parties (a linkage "
+        "map made with it never takes a third party: `map update` refuses one).",
     )(fn)
     fn = click.option(
         "--dedupe-threshold",

@@ -260,6 +260,14 @@ def _update(
         diffs.append(d)
     if next_pix > MAX_PARTIES:
         raise InputError(f"a map holds at most {MAX_PARTIES} parties")
+    if opts["solver"] == "optimal" and next_pix > 2:
+        d = next(d for d in diffs if d.is_new_party)
+        raise InputError(
+            f"{name_of.get(d.party, d.party)}: party {d.party!r} would be a third party of "
+            f"{store.path.name}, which was created with --solver optimal (one-to-one "
+            "matching of exactly two parties). Nothing was applied. To link more parties, "
+            "create a new map with --solver greedy"
+        )
     rix0 = store.max_rix() + 1
     parts_f, parts_pix, parts_old, parts_keys = [], [], [], []
     offset = 0
