@@ -160,7 +160,7 @@ def test_delta_and_deletions(tmp_path: Path, pop: Population) -> None:
     assert len(full) == sum(len(e) for e in pop.encs) - 50
     # a deletion of a record the map does not hold: refused, nothing applied
     dels.write_text(f"party,record_id\n{a.party},{gone[0]}\n")
-    with pytest.raises(InputError, match=r"gone.csv: row 2: .* not a current record"):
+    with pytest.raises(InputError, match=r"gone.csv: row 1: .* not a current record"):
         map_update(m, [], delta=True, deletions=dels)
     assert map_info(m)["current_version"] == 2
     with pytest.raises(InputError, match="needs --delta"):

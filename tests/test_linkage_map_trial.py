@@ -262,3 +262,30 @@ def test_an_optimal_map_refuses_a_third_party_in_cli_words(
     assert map_info(m)["current_version"] == 1
     rc, out = _cli("map", "create", "--help")
     assert "never takes a third party" in " ".join(out.split())
+
+
+# -- 9. row numbers of the deletions list; a deletions list with no rows ---------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_deletion_rows_count_data_rows_from_1(tmp_path: Path, pop: Population, fmt: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    m = tmp_path / "m.duckdb"
+    a = pop.encs[0]
+    map_create(m, [a, pop.encs[1]], seed=1)
+    ids = a.record_ids.to_pylist()
+    rows = {"party": [a.party, a.party, a.party], "record_id": [ids[0], "nope", ids[1]]}
+    dels = tmp_path / f"gone.{fmt}"
+    if fmt == "csv":
+        lines = [f"{p},{r}\n" for p, r in zip(rows["party"], rows["record_id"], strict=True)]
+        dels.write_text("party,record_id\n" + "".join(lines))
+    else:
+        pq.write_table(pa.table(rows), dels)
+    with pytest.raises(InputError, match=rf"gone.{fmt}: row 2: record 'nope'"):
+        map_update(m, [], delta=True, deletions=dels)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("party,record_id\n")
+    rc, out = _cli("map", "update", m, "--delta", "--deletions", empty, "-q")
+    assert rc == 2 and "empty.csv: the deletions list has no rows" in out, out

@@ -46,10 +46,12 @@ class PartyDiff:
 
 @dataclass
 class Deletions:
-    """party -> record ids (with the 1-based row of the deletions file they came from)."""
+    """party -> record ids (with the row of the deletions file they came from: data rows
+    counted from 1, the header not counted). ``rows``: the file's data rows."""
 
     name: str
     by_party: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    rows: int = 0
 
 
 def read_deletions(src: str | Path | pa.Table) -> Deletions:
@@ -86,9 +88,10 @@ def read_deletions(src: str | Path | pa.Table) -> Deletions:
             raise InputError(f"{name}: column {col!r} is missing (need party, record_id)")
     parties = table.column("party").cast(pa.string()).to_pylist()
     rids = table.column("record_id").cast(pa.string()).to_pylist()
-    out = Deletions(name)
+    out = Deletions(name, rows=len(parties))
     seen: set[tuple[str, str]] = set()
-    for row, (p_, r_) in enumerate(zip(parties, rids, strict=True), start=2):
+    # data rows counted from 1, the header not counted (the README's convention, as encode)
+    for row, (p_, r_) in enumerate(zip(parties, rids, strict=True), start=1):
         if not p_ or r_ is None or r_ == "":
             raise InputError(f"{name}: row {row}: party and record_id must not be empty")
         if (p_, r_) in seen:

@@ -177,6 +177,8 @@ def map_update(
     encs, names = load_tables(inputs) if inputs else ([], [])
     dels = read_deletions(deletions) if deletions is not None else Deletions("deletions")
     if not encs and not dels.by_party:
+        if deletions is not None:
+            raise InputError(f"{dels.name}: the deletions list has no rows; nothing to apply")
         raise InputError("give at least one encoded file (or --delta with --deletions)")
     if encs:
         check_compatible(encs, names, dedupe=True)
