@@ -289,3 +289,45 @@ def test_deletion_rows_count_data_rows_from_1(tmp_path: Path, pop: Population, f
     empty.write_text("party,record_id\n")
     rc, out = _cli("map", "update", m, "--delta", "--deletions", empty, "-q")
     assert rc == 2 and "empty.csv: the deletions list has no rows" in out, out
+
+
+# -- 10. temporary files of a killed create ---------------------------------------------------
+
+KILLED_CREATE = textwrap.dedent(
+    """
+    import os, signal, sys
+    import linkage.tlu.linkage_map.build as b
+    def _killed(*a, **k):
+        os.kill(os.getpid(), signal.SIGKILL)
+    b.version_row = _killed  # after the map's rows, the filter file and the key index
+    b.map_create(sys.argv[1], sys.argv[2:], seed=1)
+    """
+)
+
+
+def _partials(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir() if ".partial" in p.name)
+
+
+def test_partials_of_a_killed_create_are_removed_by_the_next_create_or_update(
+    tmp_path: Path, files: list[Path]
+) -> None:
+    m = tmp_path / "m.duckdb"
+    p = subprocess.Popen([sys.executable, "-c", KILLED_CREATE, str(m), *map(str, files[:2])])
+    assert p.wait() == -9
+    left = _partials(tmp_path)
+    assert any(".filters." in n for n in left) and any(n.endswith(".partial") for n in left)
+    # a live process's temporary files are never touched
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        mine = tmp_path / f".m.duckdb.{live.pid}.partial"
+        mine.write_bytes(b"in progress")
+        map_create(m, files[:2], seed=1)
+        assert _partials(tmp_path) == [mine.name]
+        dead = tmp_path / f".m.duckdb.keys.{p.pid}.partial"  # the killed create's
+        dead.write_bytes(b"left")
+        map_update(m, [files[2]])
+        assert _partials(tmp_path) == [mine.name]
+    finally:
+        live.kill()
+        live.wait()
