@@ -50,6 +50,7 @@ from linkage.tlu.linkage_map.store import (
     append_durably,
     cut_back_on_failure,
     new_side_file,
+    put_side_file,
     read_header,
 )
 
@@ -148,7 +149,7 @@ class KeyIndex:
         keys = t.column("key").to_numpy().astype(np.uint64, copy=False)
         rix = t.column("rix").to_numpy().astype(np.int64, copy=False)
         tmp, path = write_key_index(self.store.path, self.map_id, token, keys, rix)
-        os.replace(tmp, path)
+        put_side_file(tmp, path)
         self.rebuilt = True
 
     def pairs(self, keys: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -253,6 +253,11 @@ def new_side_file(path: Path) -> Iterator[tuple[BinaryIO, Path]]:
         raise
 
 
+def put_side_file(tmp: Path, path: Path) -> None:
+    """Rename a side file written by :func:`new_side_file` (a rebuilt key index) into place."""
+    os.replace(tmp, path)
+
+
 def append_durably(path: Path, end: int, parts: Iterable[bytes | memoryview]) -> None:
     """Write ``parts`` at byte ``end`` of a side file of the map (the filter file, the key
     index), cutting whatever lay past it, and fsync. On a failed write the file is cut back
@@ -502,11 +507,20 @@ def check_new_map(path: str | Path, inputs: Sequence[object] = (), *, force: boo
     for what, side in sides.items():
         if side.resolve() in ins:
             raise OutputError(f"{side}: the {what} would overwrite the input {ins[side.resolve()]}")
+    check_side_files(p)
     (p,) = check_outputs([Output(p, "map")], [i for i in inputs if isinstance(i, str | Path)],
                          force=force)  # fmt: skip
     with held_lock(p):  # in use: refused now, not after the work
         pass
     return p
+
+
+def check_side_files(p: Path) -> None:
+    """OutputError when the path of the map's filter file or key index is a directory (it
+    could not be written; the error would name a temporary file)."""
+    for what, side in (("filter file", f"{p}.filters"), ("key index", f"{p}.keys")):
+        if Path(side).is_dir():
+            raise OutputError(f"{side}: the map's {what} is a directory; move it away")
 
 
 @contextlib.contextmanager
