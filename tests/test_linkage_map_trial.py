@@ -331,3 +331,56 @@ def test_partials_of_a_killed_create_are_removed_by_the_next_create_or_update(
     finally:
         live.kill()
         live.wait()
+
+
+# -- minor findings ------------------------------------------------------------------------
+
+
+def test_minor_wording(tmp_path: Path, files: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    m = tmp_path / "m.duckdb"
+    rc, out = _cli("map", "create", m, *files[:2], "-q", "--blocking", "keys", "--max-block", "2")
+    assert rc == 0 and "--max-block" not in out, out  # -q: no --max-block warning
+    rc, out = _cli("map", "create", m, *files[:2], "--blocking", "keys", "--max-block", "2",
+                   "--force")  # fmt: skip
+    assert rc == 0 and "exceed --max-block 2" in out, out
+    # --since out of range names the map
+    rc, out = _cli("map", "changes", m, "--since", "99", "-o", tmp_path / "c.parquet")
+    assert rc == 2 and f"{m}: --since must be between 0 and 1" in out, out
+    # the version log's times say their zone
+    rc, out = _cli("map", "info", m, "--json")
+    assert json.loads(out)["versions"][0]["created"].endswith("Z")
+    # keygen never writes a file named "-"
+    rc, out = _cli("map", "keygen", "-o", "-")
+    assert rc == 2 and "never to standard output" in out and not (tmp_path / "-").exists()
+    # a CSV given as an input
+    csv = tmp_path / "a.csv"
+    csv.write_text("id,name\n1,x\n")
+    for args in (["create", tmp_path / "n.duckdb", csv, files[1]], ["update", m, csv]):
+        rc, out = _cli("map", *args, "-q")
+        assert rc == 2 and "encode it first with `linkage encode`" in out, out
+        assert "ArrowInvalid" not in out
+    # a directory where the filter file goes
+    d = tmp_path / "n.duckdb.filters"
+    d.mkdir()
+    rc, out = _cli("map", "create", tmp_path / "n.duckdb", *files[:2], "-q")
+    assert rc == 2 and f"{d}: the map's filter file is a directory" in out, out
+    assert ".partial" not in out
+    (tmp_path / "m.duckdb.keys").unlink()
+    (tmp_path / "m.duckdb.keys").mkdir()
+    rc, out = _cli("map", "update", m, files[2], "-q")
+    assert rc == 2 and "m.duckdb.keys: the map's key index is a directory" in out, out
+
+
+def test_override_flags_are_named_once(tmp_path: Path, pop: Population) -> None:
+    from linkage.encoded import EncodedTable
+
+    a, b = pop.encs[0], pop.encs[1]
+    m = tmp_path / "m.duckdb"
+    map_create(m, [a, b], seed=1)
+    wrong = tmp_path / "b_as_a.parquet"
+    EncodedTable(b.table, dict(b.meta, party=a.party)).write(wrong)
+    rc, out = _cli("map", "update", m, wrong, "-q")
+    assert rc == 2 and out.count("--replace-all") == 1, out

@@ -317,7 +317,7 @@ def map_create_cmd(
             max_candidates=None if no_max_candidates else max_candidates,
             scoring=scoring,
             force=force,
-            warn=lambda m: click.echo(f"Warning: {m}", err=True),
+            warn=_map_warn(quiet),
             progress=bar.update,
         )
     finally:
@@ -329,6 +329,18 @@ def map_create_cmd(
             err=True,
         )
     _write_report(quiet, report_path, lambda p: _map_report(p, map_path, report_min_count))
+
+
+def _map_warn(quiet: bool) -> Callable[[str], None]:
+    """Warnings of map create / update: with -q, those about --max-block are left out (the
+    work is the same, nothing is dropped); the others (the map links segmented files by
+    Dice) are said."""
+
+    def warn(msg: str) -> None:
+        if not (quiet and "--max-block" in msg):
+            click.echo(f"Warning: {msg}", err=True)
+
+    return warn
 
 
 def _map_report(path: str, map_path: str, min_count: int) -> None:
@@ -456,7 +468,7 @@ def _update(
             threads=threads,
             wait=wait,
             **guards,
-            warn=lambda m: click.echo(f"Warning: {m}", err=True),
+            warn=_map_warn(quiet),
             progress=bar.update,
             opened=opened,
         )

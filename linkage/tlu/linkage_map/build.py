@@ -141,6 +141,25 @@ def file_source(path: str | Path | None, enc: EncodedTable, name: str) -> dict[s
     return out
 
 
+def check_encoded_inputs(inputs: Sequence[object]) -> None:
+    """InputError for an input file that is not Parquet (say, a partner's CSV given before
+    it was encoded): said in the user's words, before any work."""
+    for item in inputs:
+        if not isinstance(item, str | Path) or not Path(item).is_file():
+            continue  # a table, or a missing file (the reader says so)
+        try:
+            with open(item, "rb") as f:
+                magic = f.read(4)
+        except OSError:
+            continue
+        if magic != b"PAR1":
+            kind = "a CSV file" if Path(item).suffix.lower() == ".csv" else "not Parquet"
+            raise InputError(
+                f"{item}: not an encoded file ({kind}); the map links the Parquet files "
+                "`linkage encode` writes: encode it first with `linkage encode`"
+            )
+
+
 def version_row(version: int, verb: str, **fields: Any) -> pa.Table:
     row: dict[str, Any] = {
         "version": version,
@@ -201,6 +220,7 @@ def map_create(
     if max_candidates is not None and max_candidates < 1:
         raise InputError(f"--max-candidates must be >= 1, got {max_candidates}")
     check_new_map(map_path, inputs, force=force)  # before the work: an input, in use, exists
+    check_encoded_inputs(inputs)
     say = progress or (lambda n, t: None)
     note = warn if warn is not None else (lambda m: warnings.warn(m, UserWarning, stacklevel=4))
     t_start = time.perf_counter()

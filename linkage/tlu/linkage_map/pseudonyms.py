@@ -29,6 +29,11 @@ _LABEL = b"linkage-map-pseudonym/v1\x00"
 def write_tlu_key(path: str | Path, *, force: bool = False) -> None:
     """Write 32 random bytes (``secrets``) to a new file of mode 0600, atomically (through
     :mod:`linkage._files`); an existing file is refused unless ``force``."""
+    if str(path) == "-":
+        raise InputError(
+            "the TLU key is written to a file (mode 0600), never to standard output: give a "
+            "file name, e.g. -o tlu.key"
+        )
     (p,) = check_outputs([Output(Path(path), "TLU key file")], force=force)
     with atomic_outputs(p) as (tmp,):
         tmp.write_bytes(secrets.token_bytes(KEY_BYTES))

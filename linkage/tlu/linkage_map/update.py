@@ -39,6 +39,7 @@ from linkage.tlu.linkage_map import ids as idrules
 from linkage.tlu.linkage_map.build import (
     NO_FIELD_SCORING,
     cap_error,
+    check_encoded_inputs,
     file_source,
     store_options,
     version_row,
@@ -57,7 +58,12 @@ from linkage.tlu.linkage_map.filters import FilterFile
 from linkage.tlu.linkage_map.keyindex import KeyIndex
 from linkage.tlu.linkage_map.records import KeyArrays, block_keys, key_rows, record_rows
 from linkage.tlu.linkage_map.startup import gc_paused, numba_started_beside
-from linkage.tlu.linkage_map.store import MapStore, open_map, remove_stale_partials
+from linkage.tlu.linkage_map.store import (
+    MapStore,
+    check_side_files,
+    open_map,
+    remove_stale_partials,
+)
 from linkage.tlu.linker import _PROPERTY_WORDS, check_compatible, numba_threads
 from linkage.tlu.solver import MAX_PARTIES, record_rank, solve
 
@@ -174,6 +180,7 @@ def map_update(
     warn_ = warn or (lambda m: None)
     if deletions is not None and not delta:
         raise InputError("a deletions list needs --delta (a full extract retires what it lacks)")
+    check_encoded_inputs(inputs)
     encs, names = load_tables(inputs) if inputs else ([], [])
     dels = read_deletions(deletions) if deletions is not None else Deletions("deletions")
     if not encs and not dels.by_party:
@@ -190,6 +197,7 @@ def map_update(
             if opened is not None:
                 opened(store.version)
             remove_stale_partials(store.path)  # a killed create's or rebuild's files
+            check_side_files(store.path)
             # with threads=None (the default) numba is not touched here: it is imported on
             # the start-up thread, and first used by the candidates
             with numba_threads(threads) if threads is not None else contextlib.nullcontext():

@@ -111,7 +111,10 @@ def map_changes(
     store = open_map(map_path, wait=wait)
     try:
         if not 0 <= since <= store.version:
-            raise InputError(f"--since must be between 0 and {store.version}, got {since}")
+            raise InputError(
+                f"{store.path}: --since must be between 0 and {store.version} (the map's "
+                f"versions), got {since}"
+            )
         table = store.arrow(
             "SELECT version, change, printf('%016x', entity) AS entity_id, "
             "CASE WHEN related IS NULL THEN NULL ELSE printf('%016x', related) END "
@@ -180,7 +183,8 @@ def map_info(map_path: str | Path, *, wait: float = 0.0) -> dict[str, Any]:
         sources = dict(store.sql("SELECT version, sources FROM versions"))
         log = versions.to_pylist()
         for r in log:
-            r["created"] = r["created"].isoformat() if r["created"] else None
+            # stored as UTC without a zone (DuckDB TIMESTAMP): said so
+            r["created"] = r["created"].isoformat() + "Z" if r["created"] else None
             r["sources"] = json.loads(sources[r["version"]] or "[]")
         per_party = dict(
             store.sql(
