@@ -66,6 +66,16 @@ def test_create_refuses_an_input_as_the_map(tmp_path: Path, files: list[Path], f
     assert not m.exists()
 
 
+def test_create_refuses_a_map_name_not_ending_in_duckdb(tmp_path: Path, files: list[Path]) -> None:
+    """``map create --force a.parquet b.parquet c.parquet`` (the map's name forgotten) would
+    replace a partner's file."""
+    a = tmp_path / "a.parquet"
+    a.write_bytes(files[0].read_bytes())
+    rc, out = _cli("map", "create", "--force", a, files[1], files[2], "-q")
+    assert rc == 2 and "give a name ending in .duckdb" in out, out
+    assert a.read_bytes() == files[0].read_bytes()
+
+
 # -- 2. create takes the map's lock; a file that appears meanwhile is kept ------------------
 
 HOLD = textwrap.dedent(

@@ -209,9 +209,10 @@ def map_create(
     (field-aware scoring is not supported by the map yet; docs/linkage-map.md). Returns the
     map's :func:`map_info`-style summary. Raises :class:`~linkage.errors.InputError` /
     :class:`~linkage.errors.CompatibilityError` as ``match`` does, InputError for the
-    refusals above; OutputError if ``map_path`` (or its filter file, key index or log) is
-    one of the inputs, or exists (unless ``force``), or appears while the map is built
-    (unless ``force``); InputError if another process holds the map it would replace.
+    refusals above; OutputError if ``map_path`` does not end in .duckdb, if it (or its
+    filter file, key index or log) is one of the inputs, if it exists or appears while the
+    map is built (unless ``force``); InputError if another process holds the map it would
+    replace.
     """
     if scoring not in ("auto", "fields", "dice"):
         raise InputError(f"unknown scoring {scoring!r} (choose auto, fields or dice)")

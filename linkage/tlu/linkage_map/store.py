@@ -46,6 +46,7 @@ from linkage._files import Output, OutputError, check_outputs, os_error_message
 from linkage.errors import InputError
 
 MAP_FORMAT_VERSION = "1"
+MAP_SUFFIX = (".duckdb",)  # a new map's name ends so (never an encoded file's .parquet)
 
 DDL = """
 CREATE TABLE meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL);
@@ -508,8 +509,8 @@ def check_new_map(path: str | Path, inputs: Sequence[object] = (), *, force: boo
         if side.resolve() in ins:
             raise OutputError(f"{side}: the {what} would overwrite the input {ins[side.resolve()]}")
     check_side_files(p)
-    (p,) = check_outputs([Output(p, "map")], [i for i in inputs if isinstance(i, str | Path)],
-                         force=force)  # fmt: skip
+    (p,) = check_outputs([Output(p, "map", MAP_SUFFIX)],
+                         [i for i in inputs if isinstance(i, str | Path)], force=force)  # fmt: skip
     with held_lock(p):  # in use: refused now, not after the work
         pass
     return p
