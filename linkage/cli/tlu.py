@@ -381,7 +381,7 @@ def _map_report(path: str, map_path: str, min_count: int) -> None:
 @click.option(
     "--allow-mass-change",
     is_flag=True,
-    help="Accept an update that retires or changes over 25%% of a party's current records "
+    help="Accept an update that retires or changes over 25% of a party's current records "
     "(refused without it: a truncated extract, or a column mapped to the wrong field?).",
 )
 @click.option(
