@@ -429,17 +429,21 @@ def map_update_cmd(
     _no_collections_at_exit()
     _check_report(report_path, [*inputs, map_path], force)
     opened: list[int] = []
-    from linkage.tlu.linkage_map.interrupts import Interrupts
+    seen = [False]  # Ctrl-C, whatever DuckDB turned it into
+    try:  # an interrupt while the map package is imported is one too
+        from linkage.tlu.linkage_map.interrupts import Interrupts
 
-    interrupts = Interrupts()
-    try:
-        with interrupts:
+        with Interrupts() as interrupts:
             cap = None if no_max_candidates else (max_candidates or "stored")
             guards = {"replace_all": replace_all, "allow_mass_change": allow_mass_change,
                       "reapply": reapply, "max_candidates": cap}  # fmt: skip
-            _update(map_path, inputs, delta, deletions, threads, wait, guards, quiet, opened.append)
+            try:
+                _update(map_path, inputs, delta, deletions, threads, wait, guards, quiet,
+                        opened.append)  # fmt: skip
+            finally:
+                seen[0] = interrupts.seen
     except BaseException as exc:
-        if interrupts.seen or isinstance(exc, KeyboardInterrupt):
+        if seen[0] or isinstance(exc, KeyboardInterrupt):
             _interrupted(map_path, opened[0] if opened else None)
         raise
     _write_report(quiet, report_path, lambda p: _map_report(p, map_path, report_min_count))
