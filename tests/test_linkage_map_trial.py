@@ -394,3 +394,26 @@ def test_override_flags_are_named_once(tmp_path: Path, pop: Population) -> None:
     EncodedTable(b.table, dict(b.meta, party=a.party)).write(wrong)
     rc, out = _cli("map", "update", m, wrong, "-q")
     assert rc == 2 and out.count("--replace-all") == 1, out
+
+
+def test_key_text_as_key_file_is_not_echoed_and_project_is_exact(tmp_path: Path) -> None:
+    """A tester passed the TLU key's hex as --key-file (the error repeated it) and
+    --project "study42 " (silently other pseudonyms than "study42")."""
+    import base64
+    import secrets
+
+    from linkage.errors import InputError
+    from linkage.tlu.linkage_map.pseudonyms import pseudonyms, read_tlu_key
+
+    for text in (secrets.token_hex(32), base64.b64encode(secrets.token_bytes(32)).decode()):
+        with pytest.raises(InputError, match="looks like a key itself") as exc:
+            read_tlu_key(text)
+        assert text not in str(exc.value)
+    with pytest.raises(InputError, match="not found"):
+        read_tlu_key(tmp_path / "tlu.key")  # an ordinary missing file is still named
+    ids = np.arange(3, dtype=np.uint64)
+    key = bytes(32)
+    assert len(pseudonyms(ids, key, "study42")) == 3
+    for bad in ("study42 ", " study42", "study\t42", "study42\n"):
+        with pytest.raises(InputError, match="give the name exactly"):
+            pseudonyms(ids, key, bad)

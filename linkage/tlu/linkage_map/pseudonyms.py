@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -23,6 +24,8 @@ from linkage._files import Output, atomic_outputs, check_outputs, loose_permissi
 from linkage.errors import InputError
 
 KEY_BYTES = 32
+_KEY_TEXT = re.compile(r"(?:[0-9a-fA-F]{2}[\s:]?){32}|[A-Za-z0-9+/_-]{43}=?")
+"""A 32-byte key written out (hex, or base64) where a file name was expected."""
 _LABEL = b"linkage-map-pseudonym/v1\x00"
 
 
@@ -44,6 +47,11 @@ def read_tlu_key(path: str | Path) -> bytes:
     may read or write it (the same permission bits that make :mod:`linkage.secret` warn
     about a partner's secret file: see :func:`linkage._files.loose_permissions`)."""
     p = Path(path)
+    if not p.exists() and _KEY_TEXT.fullmatch(str(path).strip()):
+        raise InputError(  # never repeat it: the key's own text given as the file name
+            "--key-file: this looks like a key itself, not a file name: give the file "
+            "`linkage map keygen` wrote (keys never go on the command line)"
+        )
     try:
         st = p.stat()
         data = p.read_bytes()
@@ -68,6 +76,12 @@ def pseudonyms(entity: np.ndarray, key: bytes, project: str) -> pa.Array:
     """32-hex pseudonym per uint64 entity id for ``project`` (computed once per entity)."""
     if not project.strip():
         raise InputError("--project must not be empty")
+    if project != project.strip() or any(not c.isprintable() for c in project):
+        raise InputError(
+            f"--project {project!r}: starts or ends with a space or holds a control character; "
+            "every character changes the pseudonyms, so give the name exactly, e.g. "
+            f"{project.strip()!r}"
+        )
     kp = hmac.new(key, _LABEL + project.encode("utf-8"), hashlib.sha256).digest()
     uniq, inv = np.unique(np.asarray(entity, np.uint64), return_inverse=True)
     raw = uniq.astype(">u8").tobytes()
