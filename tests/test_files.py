@@ -316,3 +316,39 @@ def test_cli_unexpected_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> 
     assert "record value" not in r.output and len(r.output.strip().splitlines()) == 1
     monkeypatch.setenv("LINKAGE_DEBUG", "1")
     assert isinstance(CliRunner().invoke(cmd, []).exception, ValueError)
+
+
+def test_cli_an_interrupt_a_library_turned_into_an_error_exits_130(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A tester's Ctrl-C in `map links` / `map create` while DuckDB ran a query came back as
+    DuckDB's RuntimeError ("Query interrupted") and read "internal error", exit 70."""
+    import os
+    import signal
+
+    @click.command()
+    @handle_errors
+    def cmd() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler notes it and raises
+        except KeyboardInterrupt:
+            raise RuntimeError("Query interrupted") from None  # what DuckDB raises
+
+    monkeypatch.delenv("LINKAGE_DEBUG", raising=False)
+    r = CliRunner().invoke(cmd, [])
+    assert r.exit_code == 130 and r.output.startswith("Error: interrupted"), r.output
+    assert "internal error" not in r.output
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_cli_interrupt_while_the_report_is_written_says_what_was_written(tmp_path: Path) -> None:
+    """Ctrl-C during --report (after the map's new version was committed) said "no output
+    written"."""
+    from linkage.cli.common import _write_report
+
+    def slow(path: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exc:
+        _write_report(True, str(tmp_path / "r.html"), slow)
+    assert exc.value.code == 130

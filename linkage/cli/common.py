@@ -59,31 +59,41 @@ def handle_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            _refuse_secret_values(kwargs)
-            return fn(*args, **kwargs)
-        except LinkageError as exc:
-            _fail(_cli_words(str(exc)), exc.exit_code)
-        except OSError as exc:
-            from linkage._files import os_error_message
+        from linkage.interrupts import Interrupts
 
-            _fail(os_error_message(exc))
-        except KeyboardInterrupt:
-            _fail("interrupted; no output written", EXIT_INTERRUPTED)
-        except MemoryError:
-            _fail(_out_of_memory_hint(), EXIT_OUT_OF_MEMORY)
-        except click.ClickException:
-            raise  # a usage error raised in a command body: click shows it (exit 2)
-        except Exception as exc:  # a bug: one line (no values), the traceback on request
-            if os.environ.get("LINKAGE_DEBUG"):
-                raise
-            _fail(
-                f"internal error ({type(exc).__name__}); no output written. Please report it "
-                "with the command you ran (LINKAGE_DEBUG=1 shows the traceback)",
-                EXIT_INTERNAL,
-            )
+        with Interrupts() as interrupts:
+            try:
+                _refuse_secret_values(kwargs)
+                return fn(*args, **kwargs)
+            except click.ClickException:
+                raise  # a usage error raised in a command body: click shows it (exit 2)
+            except Exception as exc:
+                if interrupts.seen:  # whatever a library turned Ctrl-C into
+                    _fail("interrupted; no output written", EXIT_INTERRUPTED)
+                _handle(exc)
+            except KeyboardInterrupt:
+                _fail("interrupted; no output written", EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _handle(exc: Exception) -> None:
+    """The one line (and exit status) of an exception a command raised."""
+    if isinstance(exc, LinkageError):
+        _fail(_cli_words(str(exc)), exc.exit_code)
+    if isinstance(exc, OSError):
+        from linkage._files import os_error_message
+
+        _fail(os_error_message(exc))
+    if isinstance(exc, MemoryError):
+        _fail(_out_of_memory_hint(), EXIT_OUT_OF_MEMORY)
+    if os.environ.get("LINKAGE_DEBUG"):  # a bug: one line (no values), the traceback on request
+        raise exc
+    _fail(
+        f"internal error ({type(exc).__name__}); no output written. Please report it "
+        "with the command you ran (LINKAGE_DEBUG=1 shows the traceback)",
+        EXIT_INTERNAL,
+    )
 
 
 def _refuse_secret_values(values: dict[str, Any]) -> None:
@@ -245,7 +255,14 @@ def _write_report(quiet: bool, path: str | None, write: Callable[[Any], object])
         return
     if _show_progress(quiet):
         click.echo(f"writing report {path} ...", err=True)
-    write(path)
+    try:
+        write(path)
+    except KeyboardInterrupt:  # the command's own outputs are written by now: say so
+        _fail(
+            f"interrupted while writing the report {path}: the report was not written; "
+            "everything else the command writes was written before it",
+            EXIT_INTERRUPTED,
+        )
     if not quiet:
         click.echo(f"wrote report {path}", err=True)
 

@@ -6,38 +6,11 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Any
 
 from linkage.errors import LinkageError
+from linkage.interrupts import Interrupts
 
-
-class Interrupts:
-    """Within the block, Ctrl-C (SIGINT) is noted before it raises KeyboardInterrupt, so an
-    interrupt is known for one whatever DuckDB turned it into (its "Query interrupted"
-    InvalidInputException, a failed commit, a RuntimeError). Main thread only; a process
-    that ignores SIGINT (or handles it itself) keeps its handler."""
-
-    def __init__(self) -> None:
-        self.seen = False
-        self._previous: Any = None
-
-    def __enter__(self) -> Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGINT)
-            if previous is signal.default_int_handler:
-                self._previous = previous
-
-                def note(signum: int, frame: object) -> None:
-                    self.seen = True
-                    raise KeyboardInterrupt
-
-                signal.signal(signal.SIGINT, note)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+__all__ = ["Interrupts", "state_after_interrupt"]
 
 
 def state_after_interrupt(map_path: str | Path, before: int | None) -> str:
