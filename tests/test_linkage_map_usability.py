@@ -261,3 +261,24 @@ def test_create_writes_the_filter_file_and_leaves_none_on_failure(
     assert filters_path(m).read_bytes() == kept
     monkeypatch.undo()
     assert not map_update(m, [pop.encs[2]])["filters_rebuilt"]
+
+
+def test_mass_change_counts_deletions_and_spares_a_small_partys_month(
+    tmp_path: Path, pop: Population
+) -> None:
+    """A tester's deletions list holding every current id of a party retired all of it (rc
+    0); and a party of 11 records with 3 changes in a month (27%) was refused."""
+    m = tmp_path / "m.duckdb"
+    a, b = pop.encs[0], pop.encs[1]
+    map_create(m, [_keep(a, 11), b], seed=1, dedupe=True)
+    # a small party's month: 3 of 11 retired (27%, but at most 10 records): applied
+    assert map_update(m, [_keep(a, 8)])["retired"] == 3
+    # the party's whole id list sent as its deletions: refused, nothing applied
+    big = tmp_path / "all.csv"
+    ids = b.record_ids.to_pylist()
+    big.write_text("party,record_id\n" + "".join(f"{b.party},{r}\n" for r in ids))
+    with pytest.raises(InputError, match=rf"delta .* would retire {len(ids)} and change 0"):
+        map_update(m, [], delta=True, deletions=big)
+    assert map_info(m)["current_version"] == 2
+    s = map_update(m, [], delta=True, deletions=big, allow_mass_change=True)
+    assert s["retired"] == len(ids)

@@ -103,6 +103,7 @@ def read_deletions(src: str | Path | pa.Table) -> Deletions:
 
 MIN_SHARED = 0.10  # of a party's current records that a full extract must still hold
 MAX_CHANGE = 0.25  # of a party's current records an update may retire or change
+MIN_MASS_CHANGE = 10  # records: below this many, never a mass change (a small party's month)
 
 
 @dataclass(frozen=True)
@@ -137,23 +138,25 @@ def check_overlap(name: str, party: str, shared: int, current: int, incoming: in
 
 def check_mass_change(d: PartyDiff, name: str, current: int, delta: bool) -> None:
     """InputError when the update would retire (records missing from a full extract) or
-    change over :data:`MAX_CHANGE` of the party's ``current`` records: a truncated extract,
-    or a column mapped to the wrong field at encoding, would otherwise be applied silently
-    (and re-sending the right file re-adds the retired records under new entity ids).
-    Deletions listed in ``--deletions`` are asked for one by one and not counted."""
+    change over :data:`MAX_CHANGE` of the party's ``current`` records (and more than
+    :data:`MIN_MASS_CHANGE`, so a small party's ordinary month passes): a truncated extract,
+    a column mapped to the wrong field at encoding, or a partner's whole id list sent as its
+    deletions would otherwise be applied silently (and re-sending the right file re-adds the
+    retired records under new entity ids). Deletions count like missing records."""
     if d.is_new_party or current == 0:
         return
-    retired = 0 if delta else len(d.retired)
+    retired = len(d.retired)
     n = retired + d.changed
-    if n <= MAX_CHANGE * current:
+    if n <= max(MAX_CHANGE * current, MIN_MASS_CHANGE):
         return
     what = "delta" if delta else "full extract"
     raise InputError(
         f"{name}: this {what} of party {d.party!r} would retire {retired} and change "
-        f"{d.changed} of the party's {current} current records ({100 * n / current:.1f}%; "
+        f"{d.changed} of the party's {current} current records ({100 * n / current:.2f}%; "
         f"an update may retire or change at most {MAX_CHANGE:.0%} of a party's records "
-        "unless told). A truncated extract, or a column mapped to the wrong field when it "
-        "was encoded? Nothing was applied. If the change is real, give --allow-mass-change"
+        "unless told). A truncated extract, a column mapped to the wrong field when it "
+        "was encoded, or the whole id list sent as deletions? Nothing was applied. If the "
+        "change is real, give --allow-mass-change"
     )
 
 
