@@ -174,3 +174,19 @@ def test_an_update_the_cap_refuses_can_raise_the_cap(tmp_path: Path, plain: Popu
     assert partition(map_links(m)) == partition(relink.links)
     assert map_update(m, [a], max_candidates=None, allow_mass_change=True)["version"] == 3
     assert map_info(m)["meta"]["max_candidates"] == ""
+
+
+@pytest.mark.parametrize("cmd", ["create", "update"])
+def test_cap_and_no_cap_together_are_a_usage_error(tmp_path: Path, cmd: str) -> None:
+    """`--max-candidates 10 --no-max-candidates` was accepted, "no cap" silently won and was
+    stored for good (a cap is never lowered)."""
+    from linkage.cli import main
+
+    m, a = str(tmp_path / "m.duckdb"), str(tmp_path / "a.parquet")
+    args = ["map", cmd, m, a, "--max-candidates", "10", "--no-max-candidates"]
+    if cmd == "create":
+        args.insert(4, str(tmp_path / "b.parquet"))
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2, r.output
+    assert "give --max-candidates or --no-max-candidates, not both" in r.output
+    assert not (tmp_path / "m.duckdb").exists()

@@ -165,6 +165,19 @@ def _pairs(values: Iterable[str], option: str) -> dict[str, str]:
     return out
 
 
+def _not_both(first: str, second: str) -> None:
+    """A usage error when both options were given on the command line (e.g. ``--max-candidates
+    10 --no-max-candidates``: one would silently win). Names are parameter names."""
+    ctx = click.get_current_context()
+    given = [
+        n for n in (first, second)
+        if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE
+    ]  # fmt: skip
+    if len(given) == 2:
+        opts = {p.name: max(p.opts, key=len) for p in ctx.command.params if p.opts}
+        raise click.UsageError(f"give {opts[first]} or {opts[second]}, not both")
+
+
 def _warn(msg: str) -> None:
     from linkage.secret_text import hide_secrets
 

@@ -14,6 +14,7 @@ from linkage.cli.common import (
     F,
     _Bar,
     _check_report,
+    _not_both,
     _say_if_compiling,
     _show_progress,
     _warn,
@@ -297,6 +298,7 @@ def map_create_cmd(
 ) -> None:
     """Link encoded files (as `linkage match` does) and store the result as version 1 of a
     new map. The options are kept in the map and re-used by every update."""
+    _not_both("max_candidates", "no_max_candidates")
     from linkage.tlu.linkage_map import map_create
 
     _no_collections_at_exit()
@@ -427,6 +429,7 @@ def map_update_cmd(
     against the map, missing ones retired; only affected entities are re-clustered. One
     transaction: on any error or crash the map stays at its previous version."""
     _no_collections_at_exit()
+    _not_both("max_candidates", "no_max_candidates")
     _check_report(report_path, [*inputs, map_path], force)
     opened: list[int] = []
     seen = [False]  # Ctrl-C, whatever DuckDB turned it into
