@@ -417,3 +417,21 @@ def test_key_text_as_key_file_is_not_echoed_and_project_is_exact(tmp_path: Path)
     for bad in ("study42 ", " study42", "study\t42", "study42\n"):
         with pytest.raises(InputError, match="give the name exactly"):
             pseudonyms(ids, key, bad)
+
+
+def test_create_force_never_wipes_out_an_update_applied_meanwhile(
+    tmp_path: Path, pop: Population
+) -> None:
+    """A tester's `map create --force` finished after an update had applied version 3 to the
+    map it replaced: the update, reported as done (rc 0), was silently lost."""
+    from linkage._files import OutputError
+    from linkage.tlu.linkage_map.store import new_map
+
+    m, months = _map_of(tmp_path, pop)
+    with pytest.raises(OutputError, match="changed while the new map was built"):
+        with new_map(m, force=True):
+            assert map_update(m, [months[0]])["version"] == 2  # while the create builds
+    assert map_info(m)["current_version"] == 2  # the update stands
+    assert not list(tmp_path.glob(".m.duckdb.*partial*"))
+    with new_map(m, force=True):  # nothing changed meanwhile: replaced
+        pass

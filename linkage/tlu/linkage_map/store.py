@@ -550,13 +550,29 @@ def held_lock(path: Path) -> Iterator[None]:
             os.close(fd)
 
 
-def _put_in_place(tmp: Path, p: Path, force: bool) -> None:
+def _stamp(p: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime) of an existing file, None when there is none."""
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _put_in_place(tmp: Path, p: Path, force: bool, before: tuple[int, int, int] | None) -> None:
     """Move the finished map ``tmp`` to ``p``. With ``force`` it replaces ``p`` while holding
-    its lock (an update or a reader of the old map: :func:`in_use`, nothing replaced);
-    without, ``p`` must still not exist: a file that appeared meanwhile (another create) is
-    never replaced (``os.link`` fails if the name exists)."""
+    its lock (an update or a reader of the old map: :func:`in_use`, nothing replaced), and
+    only if ``p`` is as it was when the create began (``before``: an update applied
+    meanwhile is never wiped out); without, ``p`` must still not exist: a file that appeared
+    meanwhile (another create) is never replaced (``os.link`` fails if the name exists)."""
     if force:
         with held_lock(p):
+            if _stamp(p) != before:
+                raise OutputError(
+                    f"{p} changed while the new map was built (an update applied a version?); "
+                    "it was left as it is and nothing was written: run the create again to "
+                    "replace it"
+                )
             Path(f"{p}.wal").unlink(missing_ok=True)
             os.replace(tmp, p)
         return
@@ -597,6 +613,7 @@ def new_map(
     or key index, which the first update rebuilds. Temporary files of killed creates are
     removed first (:func:`remove_stale_partials`)."""
     p = check_new_map(path, inputs, force=force)
+    before = _stamp(p)  # with force: the map it replaces, as it is now
     remove_stale_partials(p)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.partial")
     for leftover in (tmp, Path(f"{tmp}.wal")):
@@ -612,7 +629,7 @@ def new_map(
         con.execute("CHECKPOINT")
         con.close()
         os.chmod(tmp, 0o600)
-        _put_in_place(tmp, p, force)
+        _put_in_place(tmp, p, force, before)
         for part, final in store.companions:
             os.replace(part, final)
     except BaseException as exc:
