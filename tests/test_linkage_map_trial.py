@@ -428,9 +428,11 @@ def test_create_force_never_wipes_out_an_update_applied_meanwhile(
     from linkage.tlu.linkage_map.store import new_map
 
     m, months = _map_of(tmp_path, pop)
-    with pytest.raises(OutputError, match="changed while the new map was built"):
-        with new_map(m, force=True):
-            assert map_update(m, [months[0]])["version"] == 2  # while the create builds
+    with (
+        pytest.raises(OutputError, match="changed while the new map was built"),
+        new_map(m, force=True),
+    ):
+        assert map_update(m, [months[0]])["version"] == 2  # while the create builds
     assert map_info(m)["current_version"] == 2  # the update stands
     assert not list(tmp_path.glob(".m.duckdb.*partial*"))
     with new_map(m, force=True):  # nothing changed meanwhile: replaced
