@@ -437,3 +437,17 @@ def test_create_force_never_wipes_out_an_update_applied_meanwhile(
     assert not list(tmp_path.glob(".m.duckdb.*partial*"))
     with new_map(m, force=True):  # nothing changed meanwhile: replaced
         pass
+
+
+def test_an_emptied_or_zeroed_map_is_damaged_and_another_file_is_not_a_map(
+    tmp_path: Path,
+) -> None:
+    """A map truncated to 0 bytes or with its first 4 KB zeroed read "cannot open the map (IO
+    Error: ... not a valid DuckDB database file!)", not the documented "damaged"."""
+    for name, data in (("e.duckdb", b""), ("z.duckdb", bytes(8192))):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(InputError, match=r"the map file is damaged .* restore it"):
+            map_info(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not a map, just some text\n")
+    with pytest.raises(InputError, match="not a linkage map"):
+        map_info(tmp_path / "notes.txt")

@@ -158,6 +158,7 @@ _DAMAGE = {
     "corrupt database file": "a block's checksum does not match its contents",
     "could not read enough bytes": "it is shorter than its contents: truncated?",
     "checksum": "a checksum does not match",
+    "not a valid duckdb database": "its header is not DuckDB's: emptied or overwritten?",
 }
 
 
@@ -168,6 +169,8 @@ def damage_error(exc: BaseException, path: Path) -> InputError | None:
         return None
     text = str(exc).lower()
     for words, reason in _DAMAGE.items():
+        if words in text and words.startswith("not a valid") and path.suffix not in MAP_SUFFIX:
+            return InputError(f"{path}: not a linkage map (not a DuckDB file)")
         if words in text:
             return damaged(path, reason)
     return None
@@ -552,11 +555,8 @@ def held_lock(path: Path) -> Iterator[None]:
 
 def _stamp(p: Path) -> tuple[int, int, int] | None:
     """(inode, size, mtime) of an existing file, None when there is none."""
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
+    st = p.stat() if p.exists() else None
+    return None if st is None else (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _put_in_place(tmp: Path, p: Path, force: bool, before: tuple[int, int, int] | None) -> None:
