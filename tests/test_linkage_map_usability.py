@@ -282,3 +282,9 @@ def test_mass_change_counts_deletions_and_spares_a_small_partys_month(
     assert map_info(m)["current_version"] == 2
     s = map_update(m, [], delta=True, deletions=big, allow_mass_change=True)
     assert s["retired"] == len(ids)
+    # the override is in the version log (an audit trail), not in the earlier versions'
+    log = map_info(m)["versions"]
+    assert {"overrides": ["--allow-mass-change"]} in log[-1]["sources"]
+    assert all("overrides" not in src for v in log[:-1] for src in v["sources"])
+    r = CliRunner().invoke(main, ["map", "info", str(m)])
+    assert "overrides --allow-mass-change" in r.output, r.output

@@ -118,6 +118,15 @@ class Guards:
     reapply: bool = False
     max_candidates: int | str | None = "stored"  # or a raised cap (None: none), stored
 
+    def given(self) -> list[str]:
+        """The overrides given, as their CLI options (kept in the version log)."""
+        out = [f"--{k.replace('_', '-')}" for k in ("replace_all", "allow_mass_change", "reapply")
+               if getattr(self, k)]  # fmt: skip
+        if self.max_candidates != "stored":
+            cap = self.max_candidates
+            out.append("--no-max-candidates" if cap is None else f"--max-candidates {cap}")
+        return out
+
 
 def check_overlap(name: str, party: str, shared: int, current: int, incoming: int) -> None:
     """InputError when a full extract of ``party`` shares under :data:`MIN_SHARED` of the
