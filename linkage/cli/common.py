@@ -67,17 +67,16 @@ def handle_errors(fn: F) -> F:
                 return fn(*args, **kwargs)
             except click.ClickException:
                 raise  # a usage error raised in a command body: click shows it (exit 2)
-            except Exception as exc:
-                if interrupts.seen:  # whatever a library turned Ctrl-C into
+            except (Exception, KeyboardInterrupt) as exc:
+                # Ctrl-C, whatever a library turned it into (DuckDB: "Query interrupted")
+                if interrupts.seen or isinstance(exc, KeyboardInterrupt):
                     _fail("interrupted; no output written", EXIT_INTERRUPTED)
                 _handle(exc)
-            except KeyboardInterrupt:
-                _fail("interrupted; no output written", EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
 
 
-def _handle(exc: Exception) -> None:
+def _handle(exc: BaseException) -> None:
     """The one line (and exit status) of an exception a command raised."""
     if isinstance(exc, LinkageError):
         _fail(_cli_words(str(exc)), exc.exit_code)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import atexit
 import gc
 from collections.abc import Callable
-from typing import Any
 
 import click
 
@@ -428,66 +427,40 @@ def map_update_cmd(
     """Apply partners' new extracts as the next version: new and changed records are linked
     against the map, missing ones retired; only affected entities are re-clustered. One
     transaction: on any error or crash the map stays at its previous version."""
+    from linkage.interrupts import Interrupts
+
     _no_collections_at_exit()
     _not_both("max_candidates", "no_max_candidates")
     _check_report(report_path, [*inputs, map_path], force)
-    opened: list[int] = []
-    seen = [False]  # Ctrl-C, whatever DuckDB turned it into
-    try:  # an interrupt while the map package is imported is one too
-        from linkage.tlu.linkage_map.interrupts import Interrupts
+    opened: list[int] = []  # the version the update opened, once it has
+    interrupts = Interrupts()  # Ctrl-C noted, whatever DuckDB turns it into
+    try:
+        with interrupts:
+            from linkage.tlu.linkage_map import map_update  # an interrupt here is one too
 
-        with Interrupts() as interrupts:
-            cap = None if no_max_candidates else (max_candidates or "stored")
-            guards = {"replace_all": replace_all, "allow_mass_change": allow_mass_change,
-                      "reapply": reapply, "max_candidates": cap}  # fmt: skip
+            bar = _Bar(_show_progress(quiet), "map update")
             try:
-                _update(map_path, inputs, delta, deletions, threads, wait, guards, quiet,
-                        opened.append)  # fmt: skip
+                s = map_update(
+                    map_path, list(inputs), delta=delta, deletions=deletions, threads=threads,
+                    wait=wait, replace_all=replace_all, allow_mass_change=allow_mass_change,
+                    reapply=reapply,
+                    max_candidates=None if no_max_candidates else (max_candidates or "stored"),
+                    warn=_map_warn(quiet), progress=bar.update, opened=opened.append,
+                )  # fmt: skip
             finally:
-                seen[0] = interrupts.seen
+                bar.close()
+            if not quiet:
+                click.echo(
+                    f"version {s['version']}: +{s['added']} added, {s['changed']} changed, "
+                    f"-{s['retired']} retired, {s['unchanged']} unchanged; {s['records']} "
+                    f"records, {s['entities']} entities ({s['events']} id events)",
+                    err=True,
+                )
     except BaseException as exc:
-        if seen[0] or isinstance(exc, KeyboardInterrupt):
+        if interrupts.seen or isinstance(exc, KeyboardInterrupt):
             _interrupted(map_path, opened[0] if opened else None)
         raise
     _write_report(quiet, report_path, lambda p: _map_report(p, map_path, report_min_count))
-
-
-def _update(
-    map_path: str,
-    inputs: tuple[str, ...],
-    delta: bool,
-    deletions: str | None,
-    threads: int | None,
-    wait: float,
-    guards: dict[str, Any],
-    quiet: bool,
-    opened: Callable[[int], None],
-) -> None:
-    from linkage.tlu.linkage_map import map_update
-
-    bar = _Bar(_show_progress(quiet), "map update")
-    try:
-        s = map_update(
-            map_path,
-            list(inputs),
-            delta=delta,
-            deletions=deletions,
-            threads=threads,
-            wait=wait,
-            **guards,
-            warn=_map_warn(quiet),
-            progress=bar.update,
-            opened=opened,
-        )
-    finally:
-        bar.close()
-    if not quiet:
-        click.echo(
-            f"version {s['version']}: +{s['added']} added, {s['changed']} changed, "
-            f"-{s['retired']} retired, {s['unchanged']} unchanged; {s['records']} "
-            f"records, {s['entities']} entities ({s['events']} id events)",
-            err=True,
-        )
 
 
 @map_group.command("links")

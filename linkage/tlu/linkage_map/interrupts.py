@@ -8,9 +8,8 @@ import threading
 from pathlib import Path
 
 from linkage.errors import LinkageError
-from linkage.interrupts import Interrupts
 
-__all__ = ["Interrupts", "state_after_interrupt"]
+__all__ = ["state_after_interrupt"]
 
 
 def state_after_interrupt(map_path: str | Path, before: int | None) -> str:
