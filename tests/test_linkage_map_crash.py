@@ -31,21 +31,28 @@ from linkage.tlu.linkage_map.keyindex import keys_path
 POINTS = ["solved", "filters-written", "records-inserted", "memberships-written",
           "before-commit"]  # fmt: skip
 
-CHILD = textwrap.dedent(
-    """
-    import os, signal, sys
-    import linkage.tlu.linkage_map.update as u
-    point = sys.argv[3]
-    if point != "-":
-        def _kill(name):
-            if name == point:
-                os.kill(os.getpid(), signal.SIGKILL)
-        u._checkpoint = _kill
-    print("start", flush=True)
-    u.map_update(sys.argv[1], [sys.argv[2]])
-    print("done", flush=True)
-    """
-)
+
+def child_script(signal_name: str, call: str) -> str:
+    """A child process that runs ``call`` (an update of map argv[1] with file argv[2]) and
+    sends itself ``signal_name`` at the update's checkpoint named argv[3] ("-": none)."""
+    return textwrap.dedent(
+        f"""
+        import os, signal, sys
+        import linkage.tlu.linkage_map.update as u
+        point = sys.argv[3]
+        if point != "-":
+            def _signal(name):
+                if name == point:
+                    os.kill(os.getpid(), signal.{signal_name})
+            u._checkpoint = _signal
+        print("start", flush=True)
+        {call}
+        print("done", flush=True)
+        """
+    )
+
+
+CHILD = child_script("SIGKILL", "u.map_update(sys.argv[1], [sys.argv[2]])")
 
 
 @pytest.fixture(scope="module")

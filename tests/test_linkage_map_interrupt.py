@@ -14,30 +14,18 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_linkage_map_crash import _copy
+from test_linkage_map_crash import _copy, child_script
 from test_linkage_map_data import make_population, subset
 
 from linkage.tlu.linkage_map import map_create, map_info
 
-CHILD = textwrap.dedent(
-    """
-    import os, signal, sys
-    import linkage.tlu.linkage_map.update as u
-    from linkage.cli import main
-    point = sys.argv[3]
-    if point != "-":
-        def _interrupt(name):
-            if name == point:
-                os.kill(os.getpid(), signal.SIGINT)
-        u._checkpoint = _interrupt
-    print("start", flush=True)
-    main(["map", "update", sys.argv[1], sys.argv[2], "-q"])
-    """
+CHILD = child_script(
+    "SIGINT",
+    "from linkage.cli import main; main(['map', 'update', sys.argv[1], sys.argv[2], '-q'])",
 )
 
 POINTS = ["diffed", "solved", "filters-written", "records-inserted", "before-commit",
