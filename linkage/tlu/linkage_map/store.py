@@ -168,9 +168,9 @@ def damage_error(exc: BaseException, path: Path) -> InputError | None:
     if not isinstance(exc, duckdb.Error):
         return None
     text = str(exc).lower()
+    if "not a valid duckdb database" in text and path.suffix not in MAP_SUFFIX:
+        return InputError(f"{path}: not a linkage map (not a DuckDB file)")  # notes.txt
     for words, reason in _DAMAGE.items():
-        if words in text and words.startswith("not a valid") and path.suffix not in MAP_SUFFIX:
-            return InputError(f"{path}: not a linkage map (not a DuckDB file)")
         if words in text:
             return damaged(path, reason)
     return None
