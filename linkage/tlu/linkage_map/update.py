@@ -440,8 +440,8 @@ def _update(
     n_records = int((node_pix >= 0).sum())
     if dels.by_party:
         sources.append({"file": dels.name, "deletions": sum(map(len, dels.by_party.values()))})
-    if guards.given():  # an audit trail of what the operator overrode
-        sources.append({"overrides": guards.given()})
+    if overrides := guards.given():  # an audit trail of what the operator overrode
+        sources.append({"overrides": overrides})
     digest = stored.append(new.filters)  # past the stored rows: unused until the commit
     token = os.urandom(16)  # meta.keys_token of the new version
     if keyidx is not None:
