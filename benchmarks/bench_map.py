@@ -23,11 +23,17 @@ are not still being flushed while it runs. The relink's wall time varies by a th
 runs minutes apart on a quiet machine (9-15 s), so each step runs ``--repeats`` times (default
 5), update and relink interleaved, each update on the same version-1 map (restored from a
 copy), and the figures are the runs of median wall time, with the range in the note and
-every run in the JSON. Also the update as a long-lived process (a scheduler's worker, a
-notebook) runs it: the second of two calls in one process (each on its own copy of version 1),
-against the relink's library call. Targets: update <= 10% of the relink's time; peak RSS <= 8 GB.
+every run in the JSON. Each step starts after ``--settle`` idle seconds (default 5), so no
+step starts while the previous one's load lingers (each update follows a relink that keeps
+both cores busy for 12 s). In the runs of 2026-11-30 the pause narrowed the update's spread
+(1.04-1.38 s against 0.99-1.71 s without it) but did not bring it down to the 0.98-1.06 s
+an update takes in a loop of updates alone. Also the update as a
+long-lived process (a scheduler's worker, a notebook) runs it: the second of two calls in one
+process (each on its own copy of version 1), against the relink's library call. Targets:
+update <= 10% of the relink's time; peak RSS <= 8 GB.
 
-Run: ``.venv/bin/python benchmarks/bench_map.py [--records 2000000] [--delta 10000] [--repeats 5]``
+Run: ``.venv/bin/python benchmarks/bench_map.py [--records 2000000] [--delta 10000] [--repeats 5]
+[--settle 5]``
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
@@ -158,8 +165,9 @@ def build(d: Path, records: int, delta: int, seed: int = 1) -> dict[str, Path]:
 LOADS: dict[str, float] = {}
 
 
-def _step(step: str, *args: str | Path) -> tuple[dict, float, int]:
+def _step(step: str, *args: str | Path, settle: float = 0.0) -> tuple[dict, float, int]:
     os.sync()  # the previous step's writes are flushed, not competing with this one's reads
+    time.sleep(settle)  # every step starts from an idle machine, not from the previous one's load
     r, cpu = run_measured_cpu([sys.executable, "-c", _CHILD, step, *map(str, args)])
     if r.returncode != 0:
         raise SystemExit(f"{step} failed:\n{r.stderr[-3000:]}")
@@ -189,9 +197,15 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5,
                     help="runs of each step, interleaved (update, relink, update, ...); "
                     "the figures are the runs of median wall time")  # fmt: skip
+    ap.add_argument("--settle", type=float, default=5.0,
+                    help="idle seconds before each step (default %(default)s)")  # fmt: skip
     opts = ap.parse_args()
-    if opts.repeats < 1:
-        ap.error("--repeats must be at least 1")
+    if opts.repeats < 1 or opts.settle < 0:
+        ap.error("--repeats must be at least 1 and --settle at least 0")
+
+    def run(step: str, *args: str | Path) -> tuple[dict, float, int]:
+        return _step(step, *args, settle=opts.settle)
+
     machine = machine_info()
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "linkage"),
@@ -200,7 +214,7 @@ def main() -> int:
         d = Path(tmp)
         paths = build(d, opts.records, opts.delta)
         m = d / "map.duckdb"
-        create, create_s, create_rss = _step("create", m, paths["a"], paths["b"])
+        create, create_s, create_rss = run("create", m, paths["a"], paths["b"])
         saved = d / "version1"
         saved.mkdir()
         for f in d.glob("map.duckdb*"):
@@ -209,14 +223,14 @@ def main() -> int:
         for i in range(opts.repeats):
             if i:
                 _restore(saved, m)
-            upd_runs.append(_step("update", m, paths["delta"]))
+            upd_runs.append(run("update", m, paths["delta"]))
             (d / "links.parquet").unlink(missing_ok=True)  # the previous run's output
-            rel_runs.append(_step("relink", paths["a"], paths["b_final"], d / "links.parquet"))
+            rel_runs.append(run("relink", paths["a"], paths["b_final"], d / "links.parquet"))
         for f in saved.iterdir():  # a second copy of version 1, for the second call
             shutil.copyfile(f, d / f.name.replace("map.duckdb", "warm.duckdb"))
         _restore(saved, m)
-        warm, _, _ = _step("update-twice", m, d / "warm.duckdb", paths["delta"])
-        chk, _, _ = _step("check", m)
+        warm, _, _ = run("update-twice", m, d / "warm.duckdb", paths["delta"])
+        chk, _, _ = run("check", m)
         map_bytes = m.stat().st_size
     upd, upd_s, _ = _median_run(upd_runs)
     rel, rel_s, _ = _median_run(rel_runs)
