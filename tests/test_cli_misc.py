@@ -192,3 +192,40 @@ def test_first_run_says_kernels_are_compiling(
     buf.truncate(0)
     cli._say_if_compiling(True, "dice")  # --quiet
     assert buf.getvalue() == ""
+
+
+_IMPORT_INTERRUPTED = r"""
+import importlib.abc, sys
+
+class Interrupt(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "linkage.cli":  # as if Ctrl-C came while the command line was importing
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+from linkage._console import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_command_line_imports_is_one_line_and_130() -> None:
+    import subprocess
+
+    r = subprocess.run(
+        [sys.executable, "-c", _IMPORT_INTERRUPTED], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 130, r.stderr
+    assert r.stderr.strip().splitlines() == ["Error: interrupted while starting; nothing was done"]
+    assert "Traceback" not in r.stderr
+
+
+def test_the_console_script_is_the_interrupt_safe_launcher() -> None:
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"linkage": "linkage._console:main"}
+    from linkage._console import main as launcher
+
+    assert callable(launcher)
