@@ -288,3 +288,25 @@ def test_mass_change_counts_deletions_and_spares_a_small_partys_month(
     assert all("overrides" not in src for v in log[:-1] for src in v["sources"])
     r = CliRunner().invoke(main, ["map", "info", str(m)])
     assert "overrides --allow-mass-change" in r.output, r.output
+
+
+def test_map_commands_that_only_say_what_they_wrote_take_quiet(
+    tmp_path: Path, pop: Population
+) -> None:
+    m = tmp_path / "m.duckdb"
+    map_create(m, pop.encs, seed=2)
+    runs = {
+        "links": ["map", "links", str(m), "-o", "{out}.parquet"],
+        "changes": ["map", "changes", str(m), "--since", "0", "-o", "{out}.parquet"],
+        "keygen": ["map", "keygen", "-o", "{out}.key"],
+        "export": ["map", "export", str(m), "--project", "p1", "--key-file",
+                   str(tmp_path / "keygen-loud.key"), "-o", "{out}.parquet"],
+    }  # fmt: skip
+    for name, args in runs.items():  # keygen first: export uses its key
+        for quiet in (False, True):
+            out = str(tmp_path / f"{name}-{'quiet' if quiet else 'loud'}")
+            argv = [a.replace("{out}", out) for a in args] + (["-q"] if quiet else [])
+            res = CliRunner().invoke(main, argv)
+            assert res.exit_code == 0, (name, res.output)
+            assert (res.output == "") == quiet, (name, quiet, res.output)
+            assert list(tmp_path.glob(f"{name}-{'quiet' if quiet else 'loud'}.*")), name

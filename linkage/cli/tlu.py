@@ -216,6 +216,7 @@ _wait_option = click.option(
     "--wait", default=0.0, show_default=True, type=click.FloatRange(0), help=_WAIT_HELP
 )
 _force_option = click.option("--force", is_flag=True, help="Replace an existing output file.")
+_quiet_option = click.option("-q", "--quiet", is_flag=True, help="No summary line.")
 
 
 def _interrupted(map_path: str, before: int | None) -> None:
@@ -475,15 +476,17 @@ def map_update_cmd(
 @click.option("--version", "version", type=click.IntRange(1), help="Map version [current].")
 @_force_option
 @_wait_option
+@_quiet_option
 @handle_errors
 def map_links_cmd(
-    map_path: str, output: str, version: int | None, force: bool, wait: float
+    map_path: str, output: str, version: int | None, force: bool, wait: float, quiet: bool
 ) -> None:
     """Write the links of the current (or an earlier) version."""
     from linkage.tlu.linkage_map import map_links
 
     t = map_links(map_path, output, version=version, force=force, wait=wait)
-    click.echo(f"wrote {output} ({t.num_rows} records)", err=True)
+    if not quiet:
+        click.echo(f"wrote {output} ({t.num_rows} records)", err=True)
 
 
 @map_group.command("changes")
@@ -503,13 +506,17 @@ def map_links_cmd(
 )
 @_force_option
 @_wait_option
+@_quiet_option
 @handle_errors
-def map_changes_cmd(map_path: str, since: int, output: str, force: bool, wait: float) -> None:
+def map_changes_cmd(
+    map_path: str, since: int, output: str, force: bool, wait: float, quiet: bool
+) -> None:
     """Entities created, merged, split or retired after version N."""
     from linkage.tlu.linkage_map import map_changes
 
     t = map_changes(map_path, output, since=since, force=force, wait=wait)
-    click.echo(f"wrote {output} ({t.num_rows} changes)", err=True)
+    if not quiet:
+        click.echo(f"wrote {output} ({t.num_rows} changes)", err=True)
 
 
 @map_group.command("history")
@@ -566,14 +573,16 @@ def map_info_cmd(map_path: str, as_json: bool, wait: float) -> None:
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write."
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@_quiet_option
 @handle_errors
-def map_keygen_cmd(output: str, force: bool) -> None:
+def map_keygen_cmd(output: str, force: bool, quiet: bool) -> None:
     """Write a new 32-byte TLU key (mode 0600) for `map export`. It is the TLU's own key,
     never the partners' secret; keep it at the TLU."""
     from linkage.tlu.linkage_map import map_keygen
 
     map_keygen(output, force=force)
-    click.echo(f"wrote a new 32-byte TLU key to {output} (mode 0600)", err=True)
+    if not quiet:
+        click.echo(f"wrote a new 32-byte TLU key to {output} (mode 0600)", err=True)
 
 
 @map_group.command("export")
@@ -595,6 +604,7 @@ def map_keygen_cmd(output: str, force: bool) -> None:
 @click.option("--version", "version", type=click.IntRange(1), help="Map version [current].")
 @_force_option
 @_wait_option
+@_quiet_option
 @handle_errors
 def map_export_cmd(
     map_path: str,
@@ -604,6 +614,7 @@ def map_export_cmd(
     version: int | None,
     force: bool,
     wait: float,
+    quiet: bool,
 ) -> None:
     """Per-project pseudonyms of the entity ids (keyed hash under the TLU key and the
     project name): two projects' outputs cannot be joined without the TLU."""
@@ -618,4 +629,5 @@ def map_export_cmd(
         force=force,
         wait=wait,
     )
-    click.echo(f"wrote {output} ({t.num_rows} records, project {project!r})", err=True)
+    if not quiet:
+        click.echo(f"wrote {output} ({t.num_rows} records, project {project!r})", err=True)
