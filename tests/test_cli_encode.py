@@ -688,3 +688,40 @@ def test_os_error_while_writing(work: Path, monkeypatch: pytest.MonkeyPatch, exc
     line = assert_clean_error(run(encode_args(work)), "out.parquet", os.strerror(exc.errno or 28))
     assert ".partial" not in line and "None" not in line
     assert_no_outputs(work, ["in.csv"])
+
+
+# -- column mappings that cannot be what the user meant ----------------------------------------
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--column", "nhs_number=nhs_number", "--absent", "nhs_number"],
+         ["field nhs_number is both mapped", "--absent nhs_number"]),
+        (["--date-format", "date_of_birth=%d/%m/%Y", "--absent", "date_of_birth"],
+         ["declared --absent date_of_birth but given --date-format"]),
+        (["--column", "surname=given_name"],
+         ["column 'given_name' is mapped to fields given_name and surname"]),
+    ],
+)  # fmt: skip
+def test_contradictory_column_mappings_are_refused(
+    work: Path, extra: list[str], needles: list[str]
+) -> None:
+    r = run(encode_args(work, "in.csv", *extra))
+    assert_clean_error(r, *needles)
+    assert_no_outputs(work, ["in.csv"])
+
+
+def test_a_field_mostly_rejected_warns_of_a_wrong_mapping(work: Path) -> None:
+    rows = [[f"p-{i:03d}", "Ann", "Smith", "21/02/1970", "F", "SW1A 1AA", "1 Road", ""]
+            for i in range(10)]  # fmt: skip
+    for i, row in enumerate(rows):
+        row[5] = f"{row[1]} {i}"  # the postcode column holds names: a wrong export
+    write_csv(work / "names.csv", rows)
+    r = run(encode_args(work, "names.csv"))
+    assert r.exit_code == 0, r.output
+    warn = [line for line in r.output.splitlines() if line.startswith("Warning: field postcode")]
+    assert len(warn) == 1, r.output
+    assert "10 of 10 values (100%) were rejected" in warn[0]
+    assert "--column postcode=COLUMN" in warn[0]
+    clear_outputs(work)
+    r = run(encode_args(work))  # 1 bad postcode in 5 rows: an ordinary row problem
+    assert r.exit_code == 0 and "Warning: field postcode" not in r.output, r.output

@@ -159,6 +159,12 @@ def encode(
         for line in encode_summary_lines(summary, s.output_length):
             click.echo(line, err=True)
         click.echo(f"wrote {output}", err=True)
+    for f, n in summary.mostly_rejected():
+        _warn(
+            f"field {f}: {n} of {summary.rows_read} values ({100 * n / summary.rows_read:.0f}%) "
+            f"were rejected as invalid and encoded as missing; is the right column mapped to it "
+            f"(--column {f}=COLUMN)?"
+        )
     from linkage.schema_template import risk_warnings
 
     for msg in risk_warnings(s):  # after the work: an error stays the only line of a failed run

@@ -72,6 +72,17 @@ class EncodeSummary:
     def mean_bits_set(self) -> float:
         return self.bits_set_total / self.rows_encoded if self.rows_encoded else 0.0
 
+    def mostly_rejected(self, share: float = 0.5) -> list[tuple[str, int]]:
+        """``(field, rows)`` of each field whose value was rejected (encoded as missing) on
+        more than ``share`` of the rows read: usually a column mapped to the wrong field
+        (``--column postcode=forename``), which would otherwise pass as a run with many row
+        problems."""
+        per: Counter[str] = Counter()
+        for (f, why), n in self.problems.items():
+            if "kept" not in why:
+                per[f] += n
+        return [(f, n) for f, n in sorted(per.items()) if n > share * self.rows_read > 0]
+
 
 def _filter_popcount(filters: np.ndarray) -> int:
     return int(np.bitwise_count(filters).sum())

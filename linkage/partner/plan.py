@@ -59,6 +59,7 @@ class Plan:
                 )
         if id_column not in src.columns:
             raise InputError(f"{src.path}: id column {id_column!r} not found in the header")
+        _check_contradictions(columns, date_formats or {}, absent)
         self.absent = [f for f in schema.field_names if f in set(absent)]
         self.field_col: dict[str, str] = {}
         unmatched = []
@@ -77,6 +78,7 @@ class Plan:
                 f"{src.path}: no column for schema field(s) {', '.join(unmatched)}; map them "
                 "with --column FIELD=COLUMN or declare them --absent FIELD"
             )
+        _check_one_field_per_column(src.path, self.field_col)
         self.id_column = id_column
         self.date_formats: dict[str, DateFormat] = {}
         for f, fmt in (date_formats or {}).items():
@@ -199,3 +201,37 @@ def encode_one_batch(
     The only per-batch recipe: in-process threads and Dask workers both call it."""
     ids, cols = batch_columns(batch, id_column, field_col, encoder.schema.field_names)
     return ids, encoder.encode_batch(cols, len(ids), ids, start=start)
+
+
+def _check_contradictions(
+    columns: Mapping[str, str], date_formats: Mapping[str, str], absent: Sequence[str]
+) -> None:
+    """A field declared absent cannot also be mapped to a column or given a date format
+    (which of the two did the user mean?). Raises :class:`InputError`."""
+    for f in dict.fromkeys(absent):
+        if f in columns:
+            raise InputError(
+                f"field {f} is both mapped to a column (--column {f}={columns[f]}) and declared "
+                f"--absent {f}; give one of the two"
+            )
+        if f in date_formats:
+            raise InputError(
+                f"field {f} is declared --absent {f} but given --date-format {f}=...; "
+                "give one of the two"
+            )
+
+
+def _check_one_field_per_column(path: object, field_col: Mapping[str, str]) -> None:
+    """One input column feeds one schema field: the same column under two fields (e.g.
+    ``--column surname=forename`` beside ``given_name=forename``) is a mapping mistake that
+    would double one value's weight in every filter. Raises :class:`InputError`."""
+    fields_of: dict[str, list[str]] = {}
+    for f, col in field_col.items():
+        fields_of.setdefault(col, []).append(f)
+    for col, fields in fields_of.items():
+        if len(fields) > 1:
+            raise InputError(
+                f"{path}: column {col!r} is mapped to fields {' and '.join(fields)}; each "
+                "column feeds one field (check the --column mappings; declare a field the "
+                "extract lacks with --absent FIELD)"
+            )
