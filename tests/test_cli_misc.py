@@ -229,3 +229,23 @@ def test_the_console_script_is_the_interrupt_safe_launcher() -> None:
     from linkage._console import main as launcher
 
     assert callable(launcher)
+
+
+def test_a_closed_output_pipe_exits_quietly(tmp_path: Path) -> None:
+    """`linkage ... | head -1`: the reader goes away before the command writes; no
+    'Error: Broken pipe' and no traceback, status 141 as a shell's SIGPIPE death."""
+    import subprocess
+
+    schema = tmp_path / "schema.json"
+    assert CliRunner().invoke(main, ["schema", "init", "-o", str(schema)]).exit_code == 0
+    code = "import sys; from linkage._console import main; sys.argv[0] = 'linkage'; main()"
+    p = subprocess.Popen(
+        [sys.executable, "-c", code, "schema", "check", str(schema)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()  # before the command has imported anything, let alone written
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141, err
+    assert err == ""

@@ -30,6 +30,9 @@ EXIT_INTERNAL = 70
 Distinct from :data:`EXIT_CHECK_FAILED`, so a script that gates on ``--fail-above`` never
 takes a crash for a measured result."""
 EXIT_INTERRUPTED = 130
+EXIT_PIPE_CLOSED = 141
+"""The reader of the command's output went away (``linkage map history ... | head -1``):
+no message, as a shell's command killed by SIGPIPE (128 + 13)."""
 
 
 def _fail(msg: str, code: int = EXIT_INPUT) -> None:
@@ -78,6 +81,8 @@ def handle_errors(fn: F) -> F:
 
 def _handle(exc: BaseException) -> None:
     """The one line (and exit status) of an exception a command raised."""
+    if isinstance(exc, BrokenPipeError):
+        _pipe_closed()
     if isinstance(exc, LinkageError):
         _fail(_cli_words(str(exc)), exc.exit_code)
     if isinstance(exc, OSError):
@@ -93,6 +98,17 @@ def _handle(exc: BaseException) -> None:
         "with the command you ran (LINKAGE_DEBUG=1 shows the traceback)",
         EXIT_INTERNAL,
     )
+
+
+def _pipe_closed() -> None:
+    """Exit quietly with :data:`EXIT_PIPE_CLOSED`: the output's reader closed the pipe, so
+    there is no one to tell; stdout and stderr go to /dev/null so the interpreter's own
+    flush at exit does not fail on the same pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    sys.exit(EXIT_PIPE_CLOSED)
 
 
 def _refuse_secret_values(values: dict[str, Any]) -> None:
