@@ -193,3 +193,27 @@ def test_exported_classes_are_classes() -> None:
     for name in linkage.__all__:
         if name[0].isupper():
             assert inspect.isclass(getattr(linkage, name)), name
+
+
+def test_library_verbs_say_what_they_take(world: dict[str, Any]) -> None:
+    """A fresh tester's calls: a schema path works as in linkage.audit; a secret as text, a
+    path or None, and match() of one path, are TypeErrors that say what to pass (they were
+    AttributeErrors deep inside, and match('a.parquet') read its letters as files)."""
+    import json
+
+    from linkage.schema_template import uk_person_unhardened
+
+    tmp: Path = world["tmp"]
+    schema_path = tmp / "schema.json"
+    schema_path.write_text(json.dumps(uk_person_unhardened()))
+    by_path = linkage.encode(world["people"], str(schema_path), world["secret"], party="p")
+    by_obj = linkage.encode(world["people"], world["schema"], world["secret"], party="p")
+    assert by_path.filters.tolist() == by_obj.filters.tolist()
+    for bad in ("0123-secret-as-text", tmp / "secret.key", None):
+        with pytest.raises(TypeError, match=r"secret must be a linkage\.Secret"):
+            linkage.encode(world["people"], world["schema"], bad, party="p")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"schema must be a linkage\.Schema or a path"):
+        linkage.encode(world["people"], {"fields": []}, world["secret"], party="p")  # type: ignore[arg-type]
+    for one in ("a.parquet", tmp / "a.parquet", by_obj):
+        with pytest.raises(TypeError, match="inputs must be a list"):
+            linkage.match(one)  # type: ignore[arg-type]

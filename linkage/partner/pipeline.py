@@ -240,7 +240,7 @@ def _ordered_map(fn: Callable[[T], R], items: Iterator[T], workers: int) -> Iter
 def encode_file(
     input_path: str | Path,
     output_path: str | Path,
-    schema: Schema,
+    schema: Schema | str | Path,
     secret: Secret,
     *,
     party: str,
@@ -271,6 +271,7 @@ def encode_file(
     values held by an implausible share of rows (:mod:`linkage.partner.placeholders`) in the
     summary and rejects; ``missing`` also encodes them as missing.
     """
+    schema = _schema_and_secret(schema, secret)
     _check_party(party)
     _check_placeholder_mode(suspected_placeholders)
     wanted = [Output(Path(output_path), "encoded output", PARQUET)]
@@ -389,6 +390,25 @@ def _check_party(party: str) -> None:
         raise InputError("--party must be a short name without slashes or control characters")
 
 
+def _schema_and_secret(schema: Schema | str | Path, secret: Secret) -> Schema:
+    """The schema (a path is loaded, as :func:`linkage.audit` takes one) after checking that
+    ``secret`` is a :class:`Secret`. Raises TypeError for a secret given as text or a path
+    (a library caller's mistake that used to surface as an AttributeError deep inside)."""
+    if not isinstance(secret, Secret):
+        raise TypeError(
+            f"secret must be a linkage.Secret (linkage.Secret.from_file(path), or "
+            f"Secret.resolve() for the LINKAGE_SECRET variable), not {type(secret).__name__}"
+        )
+    if isinstance(schema, (str, Path)):
+        return Schema.load(schema)
+    if not isinstance(schema, Schema):
+        raise TypeError(
+            f"schema must be a linkage.Schema or a path to a schema file, "
+            f"not {type(schema).__name__}"
+        )
+    return schema
+
+
 def _check_placeholder_mode(mode: str) -> None:
     if mode not in ("report", "missing"):
         raise InputError(f"--suspected-placeholders must be report or missing, got {mode!r}")
@@ -396,7 +416,7 @@ def _check_placeholder_mode(mode: str) -> None:
 
 def encode(
     table_or_path: pa.Table | str | Path,
-    schema: Schema,
+    schema: Schema | str | Path,
     secret: Secret,
     *,
     party: str,
@@ -412,9 +432,14 @@ def encode(
 ) -> EncodedTable:
     """Encode a pyarrow Table (or a CSV/Parquet path) in memory -> :class:`EncodedTable`.
 
-    ``rejects``, if given, is extended with ``(record_id, field, reason)`` rows;
-    ``suspected_placeholders`` as in :func:`encode_file`.
+    ``schema``: a :class:`Schema` or the path of a schema file; ``secret``: a
+    :class:`Secret` (never text). ``rejects``, if given, is extended with ``(record_id,
+    field, reason)`` rows; the other options as in :func:`encode_file`.
+
+    Raises :class:`InputError` on a bad extract or option (one message naming the file, row
+    and column) and TypeError when ``schema`` or ``secret`` is of the wrong type.
     """
+    schema = _schema_and_secret(schema, secret)
     _check_party(party)
     _check_placeholder_mode(suspected_placeholders)
     if isinstance(table_or_path, pa.Table):

@@ -208,11 +208,17 @@ def match(
     have more, so it is reported in the statistics, not warned about); an int is used as
     given in either flow; None keeps every pair.
 
-    Raises :class:`InputError` on bad options or inputs and :class:`CompatibilityError`
-    when the inputs were encoded with different schemas, secrets or formats.
+    Raises :class:`InputError` on bad options or inputs, :class:`CompatibilityError`
+    when the inputs were encoded with different schemas, secrets or formats, and TypeError
+    when ``inputs`` is one path or table instead of a list.
     """
     from linkage.tlu.scoring.rescore import CANDIDATE_THRESHOLD
 
+    if isinstance(inputs, (str, Path, EncodedTable)):  # iterating a path gives its letters
+        raise TypeError(
+            "inputs must be a list of encoded files or tables (match(['a.parquet', "
+            f"'b.parquet'])), not one {type(inputs).__name__}"
+        )
     check_options(DEFAULT_THRESHOLD if threshold is None else threshold, dedupe_threshold,
                   blocking, threads)  # fmt: skip
     check_seed(seed)
