@@ -410,6 +410,14 @@ BAD_INPUTS: dict[str, tuple[Setup, tuple[str, ...]]] = {
     ),
     "empty id": (_csv("empty_id.csv", [*ROWS[:2], ["", *ROWS[2][1:]]]), ("row 3", "empty")),
     "blank id": (_csv("blank_id.csv", [*ROWS[:2], ["  ", *ROWS[2][1:]]]), ("row 3",)),
+    "escape code in an id": (
+        _csv("esc_id.csv", [*ROWS[:2], ["p-\x1b[31m3", *ROWS[2][1:]]]),
+        ("row 3", "'record_id'", "control character"),
+    ),
+    "line break in an id": (
+        _csv("nl_id.csv", [ROWS[0], ["p-\n2", *ROWS[1][1:]]]),
+        ("row 2", "control character"),
+    ),
     "unknown --column field": (_extra("--column", "colour=address"), ("unknown schema field",)),
     "mapped column absent": (_extra("--column", "address=addr_line_1"), ("'addr_line_1'",)),
     "schema field without a column": (

@@ -149,6 +149,9 @@ class Plan:
         return out
 
 
+_CONTROL = "[\\x{00}-\\x{1f}\\x{7f}-\\x{9f}]"  # C0, DEL and C1 (RE2 syntax)
+
+
 def check_ids(ids: pa.Array, path: object, column: str) -> None:
     n = len(ids)
     if n == 0:
@@ -160,6 +163,15 @@ def check_ids(ids: pa.Array, path: object, column: str) -> None:
     if pc.any(blank).as_py():
         row = int(np.flatnonzero(blank.to_numpy(zero_copy_only=False))[0]) + 1
         raise InputError(f"{path}: row {row}, column {column!r}: empty record id")
+    # a control character inside an id (ESC, a newline) is a damaged extract, and would
+    # reach terminals raw through the rejects CSV and the map's listings
+    ctrl = pc.fill_null(pc.match_substring_regex(pc.utf8_trim_whitespace(ids), _CONTROL), False)
+    if pc.any(ctrl).as_py():
+        row = int(np.flatnonzero(ctrl.to_numpy(zero_copy_only=False))[0]) + 1
+        raise InputError(
+            f"{path}: row {row}, column {column!r}: the record id contains a control character "
+            "(such as ESC, a tab or a line break); record ids must be printable text"
+        )
     which, first = distinct_rows(key)
     if len(first) != n:
         b = int(np.flatnonzero(first[which] != np.arange(n))[0])  # first repeated row
