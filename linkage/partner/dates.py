@@ -284,16 +284,26 @@ def _rows_text(rows: np.ndarray, shown: int = 3) -> str:
     return f"rows {', '.join(nums[:-1])} and {nums[-1]}"
 
 
+MAX_UNREADABLE_SHARE = 0.01
+"""A detected date format may leave out values that no common format reads (``00/00/0000``,
+``1990-13-01``: typing errors, not another format), at most this share of the column's rows
+that hold a value; they are then row problems (``unparseable date``). More suggests that the
+column is not the dates it is mapped as, and the encode stops."""
+
+
 def detect_date_format(values: pa.Array, missing: Sequence[str] = ()) -> DateFormat:
     """The one common format that parses every non-empty value of a whole date column that is
     not missing: ``missing`` sentinels (``NULL``, ``UNKNOWN``, also as ``N.A.``...) and
     sentinel dates in any common spelling (``1900-01-01`` for ``01/01/1900``) do not decide
-    the format.
+    the format. Values that no common format reads (``00/00/0000``) do not decide it either,
+    as long as they are at most :data:`MAX_UNREADABLE_SHARE` of the rows: the normaliser
+    reports them as row problems.
 
     Raises :class:`AmbiguousDateFormat` if several fit (e.g. every day <= 12, so dd/mm and
-    mm/dd both parse) or none does; then it names the format that fits most rows and the
-    first rows (1-based data rows of ``values``) that break it. The message never contains a
-    value.
+    mm/dd both parse), if none does (values that another format reads: then it names the
+    format that fits most rows and the first rows, 1-based data rows of ``values``, that
+    break it) or if too many values fit no format (it says how many, and names the first
+    rows). The message never contains a value.
     """
     uniq, counts, row_of = _present(values, missing)
     if len(uniq) == 0:
@@ -313,10 +323,35 @@ def detect_date_format(values: pa.Array, missing: Sequence[str] = ()) -> DateFor
             f"several date formats fit every value ({', '.join(fits)}); "
             "say which with --date-format FIELD=FORMAT"
         )
+    # none fits every value: leave out the values that no format reads
+    oks = {f: DateFormat(f).parse(uniq)[3] for f in COMMON_DATE_FORMATS}
+    readable = np.logical_or.reduce(list(oks.values()))
     total = int(counts.sum())
+    unreadable = int(counts[~readable].sum())
+    unreadable_rows = np.flatnonzero(np.isin(row_of, np.flatnonzero(~readable)))
+    nothing = (
+        f"{unreadable:,} of {total:,} dates fit no common format ({_rows_text(unreadable_rows)})"
+        if unreadable
+        else "every date fits one"
+    )
+    if readable.any():
+        fits = [f for f, ok in oks.items() if ok[readable].all()]
+    if len(fits) == 1:
+        if unreadable <= MAX_UNREADABLE_SHARE * total:
+            return DateFormat(fits[0])
+        raise AmbiguousDateFormat(
+            f"the dates fit {fits[0]}, but {nothing}: more than "
+            f"{MAX_UNREADABLE_SHARE:.0%}, so is the right column mapped to this field? If it "
+            f"is, say so with --date-format FIELD={fits[0]} (values that do not fit it are "
+            "then reported as row problems)"
+        )
+    if len(fits) > 1:
+        raise AmbiguousDateFormat(
+            f"several date formats fit every value that any common format reads "
+            f"({', '.join(fits)}; {nothing}); say which with --date-format FIELD=FORMAT"
+        )
     best, best_ok = COMMON_DATE_FORMATS[0], np.zeros(len(uniq), bool)
-    for f in COMMON_DATE_FORMATS:
-        ok = DateFormat(f).parse(uniq)[3]
+    for f, ok in oks.items():
         if counts[ok].sum() > counts[best_ok].sum():
             best, best_ok = f, ok
     bad_rows = np.flatnonzero(np.isin(row_of, np.flatnonzero(~best_ok)))
