@@ -465,6 +465,25 @@ def test_bad_input_gives_one_line_error_and_no_output(work: Path, case: str) -> 
         assert v not in line, (v, line)
 
 
+def test_a_pipe_is_refused_with_a_way_forward(work: Path) -> None:
+    """`gpg -d x.gpg | linkage encode /dev/stdin`: said to be a pipe (it was 'file is
+    empty'), in a subprocess with a timeout, since opening a FIFO without a writer blocks."""
+    import subprocess
+    import sys
+
+    fifo = work / "extract.csv"
+    os.mkfifo(fifo)
+    code = "import sys; from linkage._console import main; sys.argv[0] = 'linkage'; main()"
+    args = encode_args(work, "extract.csv")
+    for where in (str(fifo), "-"):
+        args[1] = where
+        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                           timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+        assert r.returncode == 2, r.stderr
+        assert "read more than once, so write it to a file first" in r.stderr
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
 def test_failed_run_keeps_an_existing_output(work: Path) -> None:
     (work / "out.parquet").write_bytes(b"previous")
     write_csv(work / "dup.csv", [ROWS[0], ROWS[0]])

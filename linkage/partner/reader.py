@@ -60,6 +60,19 @@ def delimiter_char(delimiter: str) -> str:
     return "\t" if delimiter in ("tab", "\\t", "TAB") else delimiter
 
 
+def _refuse_non_file(path: Path) -> None:
+    """An extract must be a regular file: it is read more than once (the whole-file checks,
+    then the encoding), which a pipe (``gpg -d x.gpg |``, ``/dev/stdin``, ``-``) or a device
+    cannot be. Raises :class:`InputError` saying so and what to do instead."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a file")
+    what = "standard input" if str(path) == "-" else "a pipe or device, not a regular file"
+    raise InputError(
+        f"{path}: is {what}; an extract is read more than once, so write it to a file first "
+        "(to keep decrypted data off the disk, on a memory file system such as /dev/shm)"
+    )
+
+
 class InputFile:
     """A partner extract: CSV (UTF-8, BOM tolerated; line endings LF, CRLF or CR) or Parquet,
     chosen by file suffix or by the Parquet magic bytes.
@@ -74,10 +87,10 @@ class InputFile:
         self.path = Path(path)
         self.delimiter = delimiter = delimiter_char(delimiter)
         self.blank_rows = 0
+        if str(path) == "-" or (self.path.exists() and not self.path.is_file()):
+            _refuse_non_file(self.path)
         if not self.path.exists():
             raise InputError(f"{self.path}: file not found")
-        if self.path.is_dir():
-            raise InputError(f"{self.path}: is a directory, not a file")
         if len(delimiter) != 1:
             raise InputError(f"--delimiter must be one character, got {len(delimiter)}")
         if self.path.stat().st_size == 0:
