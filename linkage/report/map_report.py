@@ -101,7 +101,7 @@ def _versions(
             ]
         )
     s.table(
-        ["version", "made (UTC)", "by", "records", "entities", "records added",
+        ["version", "made (UTC)", "command", "records", "entities", "records added",
          "changed", "retired", "ids created", "merged", "split", "ids retired"],
         rows,
         caption="Records: current records after the version. Ids created / merged / split / "
