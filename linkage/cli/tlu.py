@@ -404,6 +404,13 @@ def _map_report(path: str, map_path: str, min_count: int) -> None:
     help="Apply a file already applied to its party (the same SHA-256), or one encoded before "
     "the last file applied to it (refused without it).",
 )
+@click.option(
+    "--new-party",
+    is_flag=True,
+    help="Accept a party not yet in the map that is named like an existing one (case, "
+    "spaces, punctuation aside) or holds most of its current record ids (refused without "
+    "it: a party name mistyped when the file was encoded?).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing --report file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
 @report_options
@@ -420,6 +427,7 @@ def map_update_cmd(
     max_candidates: int | None,
     no_max_candidates: bool,
     reapply: bool,
+    new_party: bool,
     force: bool,
     quiet: bool,
     report_path: str | None,
@@ -444,7 +452,7 @@ def map_update_cmd(
                 s = map_update(
                     map_path, list(inputs), delta=delta, deletions=deletions, threads=threads,
                     wait=wait, replace_all=replace_all, allow_mass_change=allow_mass_change,
-                    reapply=reapply,
+                    reapply=reapply, new_party=new_party,
                     max_candidates=None if no_max_candidates else (max_candidates or "stored"),
                     warn=_map_warn(quiet), progress=bar.update, opened=opened.append,
                 )  # fmt: skip

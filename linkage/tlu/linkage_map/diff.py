@@ -4,6 +4,7 @@ id and digest (added, changed, unchanged, retired), plus an optional deletions l
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,17 +112,19 @@ class Guards:
     """The update's refusals a user may override: ``replace_all`` (a full extract sharing
     under :data:`MIN_SHARED` of its party's record ids), ``allow_mass_change`` (an update
     retiring or changing over :data:`MAX_CHANGE` of a party's records), ``reapply`` (a file
-    already applied to its party, or older than the last one applied)."""
+    already applied to its party, or older than the last one applied), ``new_party`` (a new
+    party named like an existing one, or holding its record ids: :func:`check_new_party`)."""
 
     replace_all: bool = False
     allow_mass_change: bool = False
     reapply: bool = False
     max_candidates: int | str | None = "stored"  # or a raised cap (None: none), stored
+    new_party: bool = False
 
     def given(self) -> list[str]:
         """The overrides given, as their CLI options (kept in the version log)."""
-        out = [f"--{k.replace('_', '-')}" for k in ("replace_all", "allow_mass_change", "reapply")
-               if getattr(self, k)]  # fmt: skip
+        flags = ("replace_all", "allow_mass_change", "reapply", "new_party")
+        out = [f"--{k.replace('_', '-')}" for k in flags if getattr(self, k)]
         if self.max_candidates != "stored":
             cap = self.max_candidates
             out.append("--no-max-candidates" if cap is None else f"--max-candidates {cap}")
@@ -142,6 +145,59 @@ def check_overlap(name: str, party: str, shared: int, current: int, incoming: in
         f"{current - shared} records and add {incoming - shared}. Is it another party's "
         f"extract encoded with --party {party}, or a delta (give --delta)? Nothing was "
         "applied. If the party really renumbered its records, give --replace-all"
+    )
+
+
+NEW_PARTY_SHARED = 0.5  # of a new party's record ids: at least this many current elsewhere
+NEW_PARTY_FEW = 10  # shared record ids: this many or fewer never make a new party suspect
+
+
+def party_key(name: str) -> str:
+    """A party name with case, spaces and punctuation ignored: ``council-a``, ``council_a``
+    and ``Council A`` give one key."""
+    return re.sub(r"[\W_]+", "", name.casefold()) or name.casefold()
+
+
+def check_new_party(
+    store: MapStore, name: str, party: str, ids: pa.Array, parties: dict[str, int]
+) -> None:
+    """InputError when ``party`` (not yet in the map; ``parties``: the map's) looks like an
+    existing party under a mistyped ``--party``: its name equals an existing party's once
+    case, spaces and punctuation are ignored (:func:`party_key`), or at least
+    :data:`NEW_PARTY_SHARED` of its record ids (and over :data:`NEW_PARTY_FEW`) are current
+    record ids of one existing party. Applied, such a file would add that party's people a
+    second time. Record ids are per party, so two parties may share ids legitimately:
+    ``--new-party`` confirms a new party."""
+    key = party_key(party)
+    alike = sorted(p for p in parties if party_key(p) == key)
+    shared: dict[str, int] = {}
+    if len(ids) and parties:
+        with store.temp("_np", pa.table({"record_id": ids.cast(pa.string())})):
+            rows = store.sql(
+                "SELECT pix, count(*) FROM records WHERE valid_to IS NULL "
+                "AND record_id IN (SELECT record_id FROM _np) GROUP BY pix"
+            )
+        by_pix = {pix: p for p, pix in parties.items()}
+        shared = {by_pix[int(pix)]: int(n) for pix, n in rows}
+    most = sorted(shared.items(), key=lambda t: (-t[1], t[0]))
+    by_ids = [p for p, n in most if n > NEW_PARTY_FEW and n >= NEW_PARTY_SHARED * len(ids)]
+    if not alike and not by_ids:
+        return
+    other = by_ids[0] if by_ids else alike[0]
+    why = []
+    if other in alike:
+        why.append(f"its name differs from party {other!r} only in case, spaces or punctuation")
+    if shared.get(other):
+        why.append(
+            f"{shared[other]:,} of its {len(ids):,} record ids are current records of "
+            f"party {other!r}"
+        )
+    raise InputError(
+        f"{name}: party {party!r} is not in the map, so this update would add it as a new "
+        f"party, but {' and '.join(why)}. Was the file encoded with a mistyped --party? "
+        f"Then encode it again with --party {other}: as it is, it would add the records of "
+        f"party {other!r} a second time, under a new party. Nothing was applied. If "
+        f"{party!r} really is a new party, give --new-party"
     )
 
 
@@ -243,16 +299,21 @@ def party_diff(
     deletions_name: str,
     name: str = "the extract",
     replace_all: bool = False,
+    new_party: bool = False,
 ) -> PartyDiff:
     """Compare one party's new extract (``name``: its file, for errors) or only its
     deletions with the map. A full extract that shares (almost) no record ids with the
-    party's current records is refused unless ``replace_all`` (see :func:`check_overlap`)."""
+    party's current records is refused unless ``replace_all`` (see :func:`check_overlap`);
+    a new party that looks like an existing one unless ``new_party``
+    (:func:`check_new_party`)."""
     is_new = pix is None
     if pix is None:
         pix = next_pix
         if deleted:
             _raw, row = deleted[0]
             raise InputError(f"{deletions_name}: row {row}: party {party!r} is not in the map")
+        if enc is not None and not new_party:
+            check_new_party(store, name, party, enc.record_ids, store.parties())
     none = np.zeros(0, np.int64)
     if enc is not None:
         ids = enc.record_ids

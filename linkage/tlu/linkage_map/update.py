@@ -150,6 +150,7 @@ def map_update(
     allow_mass_change: bool = False,
     reapply: bool = False,
     max_candidates: int | str | None = "stored",
+    new_party: bool = False,
     warn: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     opened: Callable[[int], None] | None = None,
@@ -164,7 +165,9 @@ def map_update(
     an update that would retire or change over 25% of a party's current records (a truncated
     extract?) unless ``allow_mass_change`` (:func:`.diff.check_mass_change`); a file already
     applied to its party, or encoded before the last one applied, unless ``reapply``
-    (:func:`.diff.check_reapplied`).
+    (:func:`.diff.check_reapplied`); a party not yet in the map named like an existing one
+    (case, spaces, punctuation aside) or holding mostly an existing party's current record
+    ids (a mistyped ``--party``?) unless ``new_party`` (:func:`.diff.check_new_party`).
     Returns a summary:
     version, added, changed, unchanged, retired, records, entities, pairs, affected, seconds.
 
@@ -213,7 +216,7 @@ def map_update(
                     say,
                     secs,
                     t0,
-                    Guards(replace_all, allow_mass_change, reapply, max_candidates),
+                    Guards(replace_all, allow_mass_change, reapply, max_candidates, new_party),
                 )
             result["seconds"] = {k: round(v, 3) for k, v in secs.items()}
             result["seconds"]["total"] = round(time.perf_counter() - t_all, 3)
@@ -264,6 +267,7 @@ def _update(
             deletions_name=dels.name,
             name=name_of.get(party, "the extract"),
             replace_all=guards.replace_all,
+            new_party=guards.new_party,
         )
         if d.is_new_party:
             next_pix += 1
