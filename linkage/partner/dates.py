@@ -87,7 +87,9 @@ class DateFormat:
     """A strftime-style date format (``%d %m %Y %y %b %B`` and literal characters).
 
     A time part after the date (``1990-02-01T00:00:00``, ``01/02/1990 00:00``) is ignored.
-    Two-digit years (``%y``) are read as the latest year not in the future (for dates of birth).
+    Two-digit years (``%y``) are read as the latest year that does not put the date after today
+    (a date of birth is never in the future): ``02/07/24`` is 2024-07-02 from that day on,
+    1924-07-02 before it.
     """
 
     fmt: str
@@ -100,6 +102,12 @@ class DateFormat:
         has_month = "%m" in self.fmt or "%b" in self.fmt or "%B" in self.fmt
         if not (has_year and has_month and "%d" in self.fmt):
             raise ValueError(f"date format {self.fmt!r} needs a day, a month and a year")
+
+    @property
+    def two_digit_year(self) -> bool:
+        """True for a format with a two-digit year (``%y``), which cannot tell 1924 from 2024:
+        :meth:`parse` reads it as the latest year that does not put the date after today."""
+        return "%y" in self.fmt
 
     @property
     def regex(self) -> str:
@@ -149,10 +157,11 @@ class DateFormat:
             year, month, day, matched = parse_dates(data, offs, program)
         else:
             year, month, day, matched = self._parse_regex(values)
-        if "%Y" not in self.fmt:  # two-digit years
-            this = (today or _dt.date.today()).year
-            century = this // 100 * 100
-            year = np.where(century + year > this, century - 100 + year, century + year)
+        if self.two_digit_year:  # the latest century that does not put the date after today
+            t = today or _dt.date.today()
+            year = year + t.year // 100 * 100
+            later = (year * 10000 + month * 100 + day) > (t.year * 10000 + t.month * 100 + t.day)
+            year = np.where(later, year - 100, year)
         plausible = matched & (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
         return year, month, day, plausible
 
@@ -193,6 +202,19 @@ def _days_in_month(year: np.ndarray, month: np.ndarray) -> np.ndarray:
     dim = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
     m = np.clip(month, 1, 12) - 1
     return dim[m] + ((m == 1) & leap)
+
+
+def two_digit_year_warning(field: str, fmt: str) -> str | None:
+    """The warning an encode gives, once per field, whose date column was read (detected or
+    given) under a format with two-digit years; None for a four-digit-year format."""
+    if not DateFormat(fmt).two_digit_year:
+        return None
+    return (
+        f"field {field}: date format {fmt} has two-digit years, which cannot tell 1924 from "
+        "2024: each was read as the most recent year that does not put the date in the future "
+        "(so someone born in 1924 written 24 reads as born in 2024); an extract with "
+        "four-digit years (%Y) avoids this"
+    )
 
 
 class AmbiguousDateFormat(ValueError):
