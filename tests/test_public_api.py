@@ -217,3 +217,15 @@ def test_library_verbs_say_what_they_take(world: dict[str, Any]) -> None:
     for one in ("a.parquet", tmp / "a.parquet", by_obj):
         with pytest.raises(TypeError, match="inputs must be a list"):
             linkage.match(one)  # type: ignore[arg-type]
+
+
+def test_encode_reads_a_semicolon_csv_path_with_delimiter(world: dict[str, Any]) -> None:
+    """The reader's error says to give the delimiter; the library verb takes it too."""
+    tmp: Path = world["tmp"]
+    semi = tmp / "semi.csv"
+    pacsv.write_csv(world["people"], semi, pacsv.WriteOptions(delimiter=";"))
+    with pytest.raises(linkage.InputError, match="delimiter"):
+        linkage.encode(semi, world["schema"], world["secret"], party="p")
+    got = linkage.encode(semi, world["schema"], world["secret"], party="p", delimiter=";")
+    want = linkage.encode(world["csv"], world["schema"], world["secret"], party="p")
+    assert got.filters.tolist() == want.filters.tolist()

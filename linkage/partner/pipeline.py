@@ -425,6 +425,7 @@ def encode(
     date_formats: Mapping[str, str] | None = None,
     absent: Sequence[str] = (),
     rejects: list[tuple[str, str, str]] | None = None,
+    delimiter: str = ",",
     batch_size: int = 50_000,
     today: _dt.date | None = None,
     threads: int | None = None,
@@ -434,7 +435,8 @@ def encode(
 
     ``schema``: a :class:`Schema` or the path of a schema file; ``secret``: a
     :class:`Secret` (never text). ``rejects``, if given, is extended with ``(record_id,
-    field, reason)`` rows; the other options as in :func:`encode_file`.
+    field, reason)`` rows; ``delimiter``: of a CSV path; the other options as in
+    :func:`encode_file`.
 
     Raises :class:`InputError` on a bad extract or option (one message naming the file, row
     and column) and TypeError when ``schema`` or ``secret`` is of the wrong type.
@@ -445,7 +447,7 @@ def encode(
     if isinstance(table_or_path, pa.Table):
         src: InputFile = TableInput(table_or_path)
     else:
-        src = InputFile(table_or_path)
+        src = InputFile(table_or_path, delimiter=delimiter)
     summary = EncodeSummary(party)
     opts = _Options(
         id_column, columns, date_formats, absent, batch_size, today, threads,
