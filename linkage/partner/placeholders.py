@@ -7,13 +7,17 @@ nobody listed, by frequency (the placeholder check of data-quality profiling; Ch
 Matching*, 2012, ch. 3): a normalised value held by at least ``max(MIN_ROWS, share x rows)``
 rows of the extract, where ``share`` depends on how varied the field is in a real population
 (:data:`SHARES`) and ``MIN_ROWS`` (10) keeps a handful of twins or housemates from being
-flagged in a tiny extract. Only fields that identify a person are checked (dates, postcodes,
-addresses, names, NHS numbers, by normaliser); a free-text or name field with few distinct
-values (under :data:`CATEGORICAL_SHARE` of its rows: a town, county, ethnicity or practice
-column) is categorical, its values naturally shared, and is not checked. Two people sharing
-a placeholder look like one person, so suspected placeholders are reported (encode summary
-and rejects, never the value) and, when the partner asks (``--suspected-placeholders
-missing``), treated as missing.
+flagged in a tiny extract, **and** standing out from the field's other values: on at least
+:data:`RATIO` times as many rows as the field's ordinary value and as the next less frequent
+value. A share alone misfires on any small or concentrated extract (one estate's dozen
+postcodes are each on 5-8% of its rows; Jones on 6% of a Welsh village's); a filler is
+frequent where the field's other values are not. Only fields that identify a person are
+checked (dates, postcodes, addresses, names, NHS numbers, by normaliser); a free-text or name
+field with few distinct values (under :data:`CATEGORICAL_SHARE` of its rows: a town, county,
+ethnicity or practice column) is categorical, its values naturally shared, and is not
+checked. Two people sharing a placeholder look like one person, so suspected placeholders are
+reported (encode summary and rejects, never the value) and, when the partner asks
+(``--suspected-placeholders missing``), treated as missing.
 
 Counting is done once per distinct raw value (a numba hash table), then the distinct values
 are normalised (free text only where seen at least twice), so the check costs a fraction of
@@ -55,6 +59,14 @@ SHARES = {
 """Share of rows above which one value is a suspected placeholder, by normaliser. Only these
 normalisers are checked: sex codes (two or three values), integers and uninterpreted
 (``none``) fields hold naturally shared values."""
+RATIO = 3.0
+"""A suspected placeholder is also held by at least this many times as many rows as the
+field's ordinary value (the row-weighted median of the other values' row counts) and as the
+next less frequent value. Frequency alone is not enough: one estate's few postcodes (each on
+5-8% of its rows) or a Welsh village's Jones, Williams and Davies are common where their
+neighbours in the field are common too; a filler stands out from every other value of its
+field (30 rows of one date of birth where any other is on one or two; ``BABY`` on 6% of
+surnames where the commonest real one is on 1%)."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +88,9 @@ def frequent_values(
     today: _dt.date | None = None,
 ) -> list[Suspect]:
     """Normalised values of ``values`` (one column of the whole extract) held by at least
-    ``max(MIN_ROWS, SHARES[normaliser] * len(values))`` rows; [] for normalisers not in
-    :data:`SHARES` and for categorical ``text``/``name`` fields (:data:`CATEGORICAL_SHARE`)."""
+    ``max(MIN_ROWS, SHARES[normaliser] * len(values))`` rows and standing out from the
+    column's other values (:data:`RATIO`); [] for normalisers not in :data:`SHARES` and for
+    categorical ``text``/``name`` fields (:data:`CATEGORICAL_SHARE`)."""
     return frequent_values_and_rows(field, values, date_format=date_format, today=today)[0]
 
 
@@ -130,7 +143,7 @@ def frequent_values_and_rows(
     per_value = np.bincount(
         u_which[norm.unit_of_row[ok]], weights=counts[cand][ok], minlength=len(u_first)
     )
-    hits = np.flatnonzero(per_value >= need)
+    hits = _outliers(per_value, m - float(counts[cand].sum()), need)
     suspects = [
         Suspect(
             field.name,
@@ -140,4 +153,33 @@ def frequent_values_and_rows(
         )
         for h in hits
     ]
+    suspects.sort(key=lambda s: (-s.rows, s.value))  # not in order of first appearance
     return suspects, rows
+
+
+def _outliers(per_value: np.ndarray, singles: float, need: float) -> np.ndarray:
+    """Indices of the normal forms that are suspected placeholders: held by at least ``need``
+    rows (the share rule) and by at least :data:`RATIO` times as many rows as both the
+    field's ordinary value (the row-weighted median of the other values' row counts) and the
+    next less frequent value; or more frequent than a value that is. ``per_value``: rows per
+    normal form; ``singles``: rows of values seen once and not normalised (free text),
+    counted as values on one row. A field whose only value is the one judged falls back to
+    the share rule."""
+    hits = np.flatnonzero(per_value >= need)
+    if len(hits) == 0:
+        return hits
+    sizes = np.concatenate([per_value, [1.0]]) if singles > 0 else per_value
+    weights = np.concatenate([per_value, [singles]]) if singles > 0 else per_value
+    order = np.argsort(sizes, kind="stable")
+    sizes, cum = sizes[order], np.cumsum(weights[order])
+    c = per_value[hits]
+    others = cum[-1] - c
+    # the first value whose cumulative rows reach half of the other rows: leaving the judged
+    # value out changes nothing below it, and a median at or above it fails the ratio anyway
+    median = sizes[np.minimum(np.searchsorted(cum, others / 2, side="left"), len(sizes) - 1)]
+    below = np.searchsorted(sizes, c, side="left") - 1  # the next strictly smaller value
+    runner_up = np.where(below >= 0, sizes[np.maximum(below, 0)], 0.0)
+    outlier = (others <= 0) | (c >= RATIO * np.maximum(median, runner_up))
+    if not outlier.any():
+        return hits[:0]
+    return hits[c >= c[outlier].min()]  # a value more frequent than a suspect is one too
