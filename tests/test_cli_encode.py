@@ -752,3 +752,18 @@ def test_a_field_mostly_rejected_warns_of_a_wrong_mapping(work: Path) -> None:
     clear_outputs(work)
     r = run(encode_args(work))  # 1 bad postcode in 5 rows: an ordinary row problem
     assert r.exit_code == 0 and "Warning: field postcode" not in r.output, r.output
+
+
+def test_two_digit_years_are_read_with_a_warning(work: Path) -> None:
+    rows = [list(r) for r in ROWS[:4]]
+    for r, d in zip(rows, ["14-Mar-71", "25-Dec-85", "02-Nov-90", "28-Feb-62"], strict=True):
+        r[3] = d
+    write_csv(work / "yy.csv", rows)
+    r = run(encode_args(work, "yy.csv"))
+    assert r.exit_code == 0, r.output
+    warn = [line for line in r.output.splitlines() if "two-digit years" in line]
+    assert len(warn) == 1 and warn[0].startswith("Warning: field date_of_birth"), r.output
+    assert "%d-%b-%y" in warn[0]
+    clear_outputs(work)
+    r = run(encode_args(work))  # four-digit years: no warning
+    assert r.exit_code == 0 and "two-digit" not in r.output, r.output

@@ -159,6 +159,11 @@ def encode(
         for line in encode_summary_lines(summary, s.output_length):
             click.echo(line, err=True)
         click.echo(f"wrote {output}", err=True)
+    from linkage.partner.dates import two_digit_year_warning
+
+    for f, fmt in sorted(summary.date_formats.items()):
+        if (msg := two_digit_year_warning(f, fmt)) is not None:
+            _warn(msg)
     for f, n in summary.mostly_rejected():
         _warn(
             f"field {f}: {n} of {summary.rows_read} values ({100 * n / summary.rows_read:.0f}%) "
