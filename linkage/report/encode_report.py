@@ -57,9 +57,9 @@ def write_encode_report(
     if schema is not None:
         _risks(page, schema)
     _summary(page.section("Summary"), summary, d, filters)
-    _rejects(page.section("Rejected values"), summary, d)
+    _rejects(page.section("Rejected and flagged values"), summary, d)
     _fields(page.section("Field completeness"), summary, profile, schema, d)
-    _placeholders(page.section("Suspected placeholder values"), profile, d)
+    _placeholders(page.section("Suspected placeholder values"), summary, profile, d)
     # the wire length (after hardening, e.g. diffusion to 2048 bits): what the filters hold
     length = int(meta.get("filter_length", 0) or 0) or (
         schema.output_length if schema is not None else 0
@@ -92,23 +92,66 @@ def _filters(encoded: Any) -> tuple[np.ndarray | None, dict[str, str]]:
     return encoded.filters, dict(getattr(encoded, "meta", {}))
 
 
+def _kept_reason() -> str:
+    from linkage.partner.values import REASONS, SUSPECTED_KEPT
+
+    return REASONS[SUSPECTED_KEPT]
+
+
+def _outcome(f: str, why: str) -> str:
+    """What happened to a row problem's value: kept (a suspected placeholder under
+    ``--suspected-placeholders report``), treated as missing, or (``*``) the row left out."""
+    if f == "*":
+        return "row left out"
+    return "kept" if why == _kept_reason() else "treated as missing"
+
+
+def _placeholder_outcomes(sm: EncodeSummary) -> dict[str, str]:
+    """Field -> what became of its suspected placeholders (``kept`` or ``treated as
+    missing``), from the row problems the encoder recorded for them."""
+    from linkage.partner.values import REASONS, SUSPECTED_MISSING
+
+    missing = REASONS[SUSPECTED_MISSING]
+    done = {f for (f, why), n in sm.problems.items() if why == missing and n}
+    return {
+        f: "treated as missing" if f in done else "kept" for f, _, _ in sm.suspected_placeholders
+    }
+
+
 def _summary(s: Section, sm: EncodeSummary, d: Disclosure, filters: np.ndarray | None) -> None:
-    bad_values = sum(n for (f, _), n in sm.problems.items() if f != "*")
-    s.facts(
-        [
-            ("rows read", sm.rows_read),
-            ("rows encoded", sm.rows_encoded),
-            ("rows left out (no usable field)", sm.rows_left_out),
-            ("values rejected (treated as missing)", bad_values),
-            ("mean bits set per filter", f"{sm.mean_bits_set:.1f}"),
-        ]
+    kept = sum(n for (f, why), n in sm.problems.items() if _outcome(f, why) == "kept")
+    rejected = sum(
+        n for (f, why), n in sm.problems.items() if _outcome(f, why) == "treated as missing"
     )
+    facts: list[tuple[str, Any]] = [
+        ("rows read", sm.rows_read),
+        ("rows encoded", sm.rows_encoded),
+        ("rows left out (no usable field)", sm.rows_left_out),
+    ]
+    if sm.rows_unlinkable:
+        facts.append(("rows left out (too little identifying information)", sm.rows_unlinkable))
+    facts.append(("values rejected (treated as missing)", rejected))
+    if kept:
+        facts.append(("values kept, flagged as suspected placeholders", kept))
+    facts.append(("mean bits set per filter", f"{sm.mean_bits_set:.1f}"))
+    s.facts(facts)
     s.paragraph(
         "Rows with an invalid value are still encoded from their valid fields; the invalid "
         "value is treated as missing. A row with no usable field is left out. The rejects "
         "file (--rejects) lists each case by record id for the partner's own checks; this "
         "report lists none."
     )
+    outcomes = set(_placeholder_outcomes(sm).values())
+    if "kept" in outcomes:
+        s.paragraph(
+            "Suspected placeholder values were kept: encoded as they are, not counted as "
+            "rejected (see Suspected placeholder values)."
+        )
+    if "treated as missing" in outcomes:
+        s.paragraph(
+            "Suspected placeholder values were treated as missing "
+            "(--suspected-placeholders missing) and are counted among the rejected values."
+        )
     for f, fmt in sorted(sm.date_formats.items()):
         s.paragraph(f"Date format of {f}: {fmt}")
     if sm.absent_fields:
@@ -121,16 +164,26 @@ def _summary(s: Section, sm: EncodeSummary, d: Disclosure, filters: np.ndarray |
 
 def _rejects(s: Section, sm: EncodeSummary, d: Disclosure) -> None:
     if not sm.problems:
-        s.paragraph("No value was rejected.")
+        s.paragraph("No value was rejected or flagged.")
         return
     rows = []
     by_field: dict[str, int] = defaultdict(int)
     for (f, why), n in sorted(sm.problems.items(), key=lambda kv: (-kv[1], kv[0])):
         label = "(whole row)" if f == "*" else f
-        rows.append([label, why, n, d.share(n, sm.rows_read)])
-        by_field[label] += n
-    s.table(["field", "reason", "rows", "share of rows read"], rows)
+        outcome = _outcome(f, why)
+        rows.append([label, why, outcome, n, d.share(n, sm.rows_read)])
+        if outcome != "kept":
+            by_field[label] += n
+    s.table(
+        ["field", "reason", "outcome", "rows", "share of rows read"],
+        rows,
+        caption="Each row problem and what became of the value: treated as missing "
+        "(rejected), kept (a suspected placeholder, flagged only), or the whole row left out.",
+    )
     fields = sorted(by_field, key=lambda k: -by_field[k])
+    if not fields:
+        s.note("No value was rejected: every row problem is a flagged value that was kept.")
+        return
     if not d.any_shown(list(by_field.values())):
         s.note(f"No chart: every field has fewer than {d.min_count} rejected values.")
         return
@@ -190,12 +243,42 @@ def _fields(
     )
 
 
-def _placeholders(s: Section, prof: FieldProfile | None, d: Disclosure) -> None:
+def _placeholders(s: Section, sm: EncodeSummary, prof: FieldProfile | None, d: Disclosure) -> None:
+    """The encoder's suspected placeholders (what it found and did; values never shown),
+    then the profile's (values shown only for a known placeholder pattern)."""
+    found: dict[str, list[int]] = defaultdict(list)
+    for f, n, _ in sm.suspected_placeholders:
+        found[f].append(int(n))
+    outcomes = _placeholder_outcomes(sm)
+    if found:
+        s.paragraph(
+            "The encoder found values each on far more rows than the field's other values: "
+            "suspected placeholders (a default such as a practice's own postcode), or values "
+            "that are genuinely shared (a care home's postcode). The values are not shown; "
+            "the rejects file (--rejects) lists their rows."
+        )
+        s.table(
+            ["field", "suspected values", "rows", "share of rows read", "outcome"],
+            [
+                [f, str(len(ns)), sum(ns), d.share(sum(ns), sm.rows_read), outcomes[f]]
+                for f, ns in found.items()
+            ],
+        )
+        if "kept" in outcomes.values():
+            s.note(
+                "Kept values are encoded as they are: if they are fillers, blank them in the "
+                "extract or encode again with --suspected-placeholders missing."
+            )
+    else:
+        s.paragraph("The encoder found no value on far more rows than its field's other values.")
     if prof is None:
-        s.note("Needs a field profile (see Field completeness).")
+        s.note("The extract's values were not profiled (see Field completeness).")
         return
     if not prof.suspects:
-        s.paragraph("No value looks like a placeholder.")
+        s.paragraph(
+            "No value of the extract matches a known placeholder pattern (such as UNKNOWN or "
+            "01/01/1900)."
+        )
         return
     rows = []
     for sp in prof.suspects:
@@ -204,8 +287,11 @@ def _placeholders(s: Section, prof: FieldProfile | None, d: Disclosure) -> None:
     s.table(
         ["field", "value", "rows", "share of filled rows"],
         rows,
-        caption="Placeholders (e.g. a default date of birth) make unrelated people look "
-        "alike: blank them in the extract so they are treated as missing.",
+        caption="Found by profiling the extract: values matching a known placeholder pattern, "
+        "and values far more frequent than their field's typical value. Placeholders (e.g. a "
+        "default date of birth) make unrelated people look alike: the encoder treats the "
+        "known ones as missing (see Rejected and flagged values); blank any other in the "
+        "extract.",
     )
 
 

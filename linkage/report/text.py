@@ -17,6 +17,8 @@ MAX_SUSPECT_LINES = 3
 
 def encode_summary_lines(summary: EncodeSummary, filter_length: int) -> list[str]:
     """What ``linkage encode`` prints after a run: rows, bits set, formats, row problems."""
+    from linkage.partner.values import REASONS, SUSPECTED_MISSING
+
     out = [
         f"party {summary.party}: {summary.rows_read} rows read, {summary.rows_encoded} encoded, "
         f"{summary.rows_left_out} left out (no usable field)"
@@ -42,11 +44,19 @@ def encode_summary_lines(summary: EncodeSummary, filter_length: int) -> list[str
     by_field: dict[str, list[tuple[int, float]]] = {}
     for f, rows, share in getattr(summary, "suspected_placeholders", []):
         by_field.setdefault(f, []).append((rows, share))
+    missing = REASONS[SUSPECTED_MISSING]
+    encoded_missing = {f for (f, why), n in summary.problems.items() if why == missing and n}
     for f, found in by_field.items():
+        done = f in encoded_missing  # --suspected-placeholders missing: say so, not the hint
         if len(found) <= MAX_SUSPECT_LINES:
             out += [
                 f"field {f}: one value on {rows} rows ({100 * share:.1f}%): suspected placeholder "
-                "(listed in --rejects; --suspected-placeholders missing encodes it as missing)"
+                + (
+                    "(listed in --rejects; encoded as missing)"
+                    if done
+                    else "(listed in --rejects; --suspected-placeholders missing encodes it as "
+                    "missing)"
+                )
                 for rows, share in found
             ]
             continue
@@ -55,7 +65,12 @@ def encode_summary_lines(summary: EncodeSummary, filter_length: int) -> list[str
             f"field {f}: {len(found)} values each on {100 * lo:.1f}-{100 * hi:.1f}% of rows "
             f"({sum(r for r, _ in found)} rows in all): suspected placeholders, or values that "
             "cluster naturally in this extract (e.g. a small area's postcodes) "
-            "(listed in --rejects; --suspected-placeholders missing encodes them as missing)"
+            + (
+                "(listed in --rejects; encoded as missing)"
+                if done
+                else "(listed in --rejects; --suspected-placeholders missing encodes them as "
+                "missing)"
+            )
         )
     if summary.problems:
         out.append("row problems (rows; each says whether the value was kept):")
