@@ -227,18 +227,19 @@ def test_id_rules() -> None:
     labels = np.array([0, 0, 0, 0, 0])
     prev = np.array([7, 7, 9, 9, 9], np.uint64)
     a = idrules.assign(labels, prev, np.array([7, 9], np.uint64), np.array([1, 2]),
-                       np.array([2, 3]), new)  # fmt: skip
+                       np.array([2, 3]), new, rank=np.arange(5))  # fmt: skip
     assert a.cluster_ids.tolist() == [7]
     assert ("merged", 9, 7, 3) in a.events and a.ended == {9: ("merged", 7)}
     # split: 7's 3 records go to cluster 0, 2 to cluster 1: cluster 0 keeps 7
     labels = np.array([1, 0, 0, 1, 0])
     prev = np.full(5, 7, np.uint64)
-    a = idrules.assign(labels, prev, np.array([7], np.uint64), np.array([1]), np.array([5]), new)
+    a = idrules.assign(labels, prev, np.array([7], np.uint64), np.array([1]), np.array([5]), new,
+                       rank=np.arange(5))  # fmt: skip
     assert a.cluster_ids[0] == 7 and a.cluster_ids[1] >= 100
     assert ("split", 7, int(a.cluster_ids[1]), 2) in a.events
     # retired: entity 5 lost all records; a new record gets a fresh id
     a = idrules.assign(np.array([0]), np.array([0], np.uint64), np.array([5], np.uint64),
-                       np.array([1]), np.array([1]), new)  # fmt: skip
+                       np.array([1]), np.array([1]), new, rank=np.arange(1))  # fmt: skip
     assert ("retired", 5, 0, 1) in a.events and a.cluster_ids[0] >= 100
     # fresh ids avoid ids already issued
     ids = idrules.new_ids(50, lambda c: c % 2 == 0, seed=1, version=3)

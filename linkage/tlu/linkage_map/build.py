@@ -33,6 +33,7 @@ from linkage.tlu.linkage_map.keyindex import write_key_index
 from linkage.tlu.linkage_map.records import block_keys, digests, key_rows, record_rows
 from linkage.tlu.linkage_map.store import MAP_FORMAT_VERSION, MapStore, check_new_map, new_map
 from linkage.tlu.linker import match
+from linkage.tlu.solver import record_rank
 
 Progress = Callable[[int, int], None]
 
@@ -247,14 +248,13 @@ def map_create(
     assert cand is not None
     if cand.detail.get("capped_records") and max_candidates is not None:
         raise cap_error(int(str(cand.detail["capped_records"])), max_candidates)
-    # entity labels of the concatenated records, in input order
+    # entity labels of the concatenated records (in input order), numbered by each entity's
+    # smallest record rank: the ids (handed out in label order) never follow row or file order
     labels = pc.dictionary_encode(result.links.column("entity_id")).combine_chunks().indices
     labels = labels.to_numpy(zero_copy_only=False).astype(np.int64)
-    _, first = np.unique(labels, return_index=True)
-    relabel = np.empty(len(first), np.int64)
-    relabel[np.argsort(np.argsort(first))] = np.arange(len(first))
-    labels = relabel[labels]  # numbered by first record
-    n_ent = len(first)
+    rank = record_rank([e.party for e in encs], [e.record_ids for e in encs])
+    labels = idrules.by_rank(labels, rank)
+    n_ent = int(labels.max()) + 1 if len(labels) else 0
     eids = idrules.new_ids(n_ent, lambda a: np.zeros(len(a), bool), seed, 1)
     meta = _map_meta(encs[0], result.stats, cand, dedupe, solver, blocking, max_block, seed)
     meta["max_candidates"] = "" if max_candidates is None else str(max_candidates)

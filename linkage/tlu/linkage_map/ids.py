@@ -5,7 +5,7 @@ entities its records belonged to before (a record is identified by party and rec
 record whose encoding changed still counts as the same record). The rules:
 
 1. An old entity's *heir* is the new cluster holding most of its remaining records (ties:
-   the cluster whose first record, in map order, comes first).
+   the cluster of the smallest record rank, below).
 2. A cluster that is the heir of one or more old entities keeps the id of the oldest of them
    (smallest first version), then the largest (most records before the update), then the
    smallest id. Every other entity it is heir of is recorded as ``merged`` into it.
@@ -20,7 +20,10 @@ Every change of a record's entity id is explained by a ``merged`` or ``split`` e
 
 Fresh ids are random 64-bit integers (shown as 16 hex digits), never 0, never one issued
 before in the same map: from ``numpy.random.default_rng([seed, version, attempt])`` when
-the map has a seed, else from :mod:`secrets`.
+the map has a seed, else from :mod:`secrets`. They go to the clusters in the order of each
+cluster's smallest record rank (:func:`linkage.tlu.solver.record_rank`: a hash of the party
+name and record id), never in map order, so a map created or updated from the same records
+in another row or file order gets the same ids (with the same seed).
 """
 
 from __future__ import annotations
@@ -70,6 +73,23 @@ def new_ids(
     return out
 
 
+def cluster_keys(labels: np.ndarray, rank: np.ndarray, n_clusters: int) -> np.ndarray:
+    """int64[C]: each cluster's smallest record rank (an order-independent cluster key)."""
+    key = np.full(n_clusters, np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(key, labels, np.asarray(rank, np.int64))
+    return key
+
+
+def by_rank(labels: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """``labels`` renumbered 0..C-1 in the order of each cluster's smallest record rank."""
+    n_clusters = int(labels.max()) + 1 if len(labels) else 0
+    relabel = np.empty(n_clusters, np.int64)
+    relabel[np.argsort(cluster_keys(labels, rank, n_clusters), kind="stable")] = np.arange(
+        n_clusters
+    )
+    return relabel[labels]
+
+
 def assign(
     labels: np.ndarray,
     prev: np.ndarray,
@@ -77,14 +97,18 @@ def assign(
     first_version: np.ndarray,
     old_size: np.ndarray,
     fresh: Callable[[int], np.ndarray],
+    *,
+    rank: np.ndarray,
 ) -> IdAssignment:
     """Apply the rules above.
 
-    ``labels`` (int64[k]): new cluster 0..C-1 of each affected record, in map order;
+    ``labels`` (int64[k]): new cluster 0..C-1 of each affected record;
     ``prev`` (uint64[k]): the entity each record belonged to before (0: a new record);
     ``touched`` (uint64[t]): every old entity of the affected components (including
     entities whose records were all retired), with ``first_version`` and ``old_size``
-    (int64[t], records before the update); ``fresh(n)``: n new ids.
+    (int64[t], records before the update); ``fresh(n)``: n new ids; ``rank`` (int64[k],
+    distinct): each record's rank (:func:`linkage.tlu.solver.record_rank`), which breaks
+    heir ties and orders the fresh ids, so neither follows the records' order.
     """
     k = len(labels)
     n_clusters = int(labels.max()) + 1 if k else 0
@@ -93,15 +117,14 @@ def assign(
     has = prev != 0
     ent = np.array([t_index[int(e)] for e in prev[has]], np.int64)
     clu = labels[has]
-    first_rec = np.full(n_clusters, k, np.int64)
-    np.minimum.at(first_rec, labels, np.arange(k, dtype=np.int64))
+    key = cluster_keys(labels, rank, n_clusters)
     heir = np.full(len(touched), -1, np.int64)
     if len(ent):
         pair = ent * max(n_clusters, 1) + clu
         uniq, counts = np.unique(pair, return_counts=True)
         pe, pc_ = uniq // max(n_clusters, 1), uniq % max(n_clusters, 1)
-        # best cluster per entity: most records, then earliest first record
-        order = np.lexsort((first_rec[pc_], -counts, pe))
+        # best cluster per entity: most records, then the smallest record rank
+        order = np.lexsort((key[pc_], -counts, pe))
         pe_s, pc_s = pe[order], pc_[order]
         firsts = np.r_[True, pe_s[1:] != pe_s[:-1]]
         heir[pe_s[firsts]] = pc_s[firsts]
@@ -122,6 +145,7 @@ def assign(
             result.events.append(("merged", e, survivor, overlap[(tj, c)]))
             result.ended[e] = ("merged", survivor)
     unclaimed = np.flatnonzero(cluster_ids == 0)
+    unclaimed = unclaimed[np.argsort(key[unclaimed], kind="stable")]  # fresh ids by rank
     ids = fresh(len(unclaimed))
     cluster_ids[unclaimed] = ids
     result.fresh = ids

@@ -418,6 +418,7 @@ def _update(
         first_version,
         old_size.astype(np.int64),
         lambda n: idrules.new_ids(n, taken, opts["seed"], version),
+        rank=rank,
     )
     new_ent = assignment.cluster_ids[res.labels]
     secs["ids"] = time.perf_counter() - t0
