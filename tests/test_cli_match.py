@@ -236,6 +236,22 @@ def test_not_an_encoded_file(work: Work, out_dir: Path, tmp_path: Path) -> None:
     assert_nothing_written(out_dir)
 
 
+def test_optimal_solver_limits_are_said_before_any_work(work: Work, out_dir: Path) -> None:
+    """Three parties, or --dedupe, with --solver optimal: one error in the command line's
+    words, naming the parties (it was 'solver='optimal' ... got party index 2' after the
+    candidate search); the same through map create."""
+    r = match_into(out_dir, *work.encoded, extra=["--solver", "optimal"])
+    names = ", ".join(p["name"] for p in work.manifest["parties"])
+    assert_clean_error(r, "--solver optimal links exactly two parties", f"3 ({names})",
+                       "--solver greedy")  # fmt: skip
+    r = match_into(out_dir, *work.encoded[:2], extra=["--solver", "optimal", "--dedupe"])
+    assert_clean_error(r, "--solver optimal cannot --dedupe")
+    assert_nothing_written(out_dir)
+    r = run(["map", "create", out_dir / "m.duckdb", *work.encoded, "--solver", "optimal"])
+    assert_clean_error(r, "--solver optimal links exactly two parties")
+    assert_nothing_written(out_dir)
+
+
 def test_one_file_without_dedupe(work: Work, out_dir: Path) -> None:
     r = match_into(out_dir, work.encoded[0])
     assert_clean_error(r, "--dedupe")

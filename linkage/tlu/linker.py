@@ -141,6 +141,22 @@ def check_options(
     return dedupe_threshold
 
 
+def check_solver(solver: str, dedupe: bool, parties: Sequence[str]) -> None:
+    """Refuse, before any work, what the optimal solver cannot do (it matches exactly two
+    parties one-to-one): dedupe, or a third party. InputError in the command line's words."""
+    if solver != "optimal":
+        return
+    if dedupe:
+        raise InputError("--solver optimal cannot --dedupe (it links two parties one-to-one); "
+                         "use --solver greedy")  # fmt: skip
+    distinct = list(dict.fromkeys(parties))
+    if len(distinct) > 2:
+        raise InputError(
+            f"--solver optimal links exactly two parties one-to-one, and these files hold "
+            f"{len(distinct)} ({', '.join(distinct)}); use --solver greedy to link more"
+        )
+
+
 def check_seed(seed: object) -> None:
     """A seed is None or a whole number >= 0 (numpy's generators refuse negative seeds, and a
     run must not fail for it after all its work); InputError otherwise."""
@@ -239,6 +255,7 @@ def match(
             t0 = time.perf_counter()
             encs, names = engine.load(inputs)
             check_compatible(encs, names, dedupe)
+            check_solver(solver, dedupe, [e.party for e in encs])
             fields = _field_scoring(scoring, encs, names)
             _say_unused(fields is not None, threshold, dedupe, dedupe_threshold, solver,
                         one_to_one, warn)  # fmt: skip
