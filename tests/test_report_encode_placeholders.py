@@ -119,3 +119,25 @@ def test_command_line_summary_says_what_was_done(mode: str) -> None:
     else:  # already done: no hint to do it
         assert "--suspected-placeholders" not in line
         assert line.endswith("(listed in --rejects; encoded as missing)")
+
+
+def test_the_profile_lists_known_patterns_only_never_common_names() -> None:
+    """The encode report's profile judged frequency with its own rule (over 0.5% of rows and
+    20 times the median count), so every common surname of a synthetic extract was listed
+    under 'Suspected placeholder values' beside the encoder's 'found no value'. Frequency is
+    the encoder's judgment; the profile lists known placeholder patterns only."""
+    import pyarrow as pa
+
+    from linkage.report.profile import profile_extract
+    from linkage.schema import Schema
+    from linkage.schema_template import uk_person_template
+
+    n = 2000
+    surnames = ["SMITH"] * 75 + ["JONES"] * 55 + [f"NAME{i}" for i in range(n - 130)]
+    postcodes = ["ZZ99 3VZ"] * 3 + [f"L{i % 9 + 1} {i % 7 + 1}AB" for i in range(n - 3)]
+    table = pa.table({"record_id": [str(i) for i in range(n)], "surname": surnames,
+                      "postcode": postcodes})  # fmt: skip
+    schema = Schema.from_dict(uk_person_template())
+    absent = [f for f in schema.field_names if f not in ("surname", "postcode")]
+    prof = profile_extract(table, schema, absent=absent)
+    assert [(s.field, s.label, s.rows) for s in prof.suspects] == [("postcode", "ZZ99 3VZ", 3)]

@@ -287,11 +287,9 @@ def _placeholders(s: Section, sm: EncodeSummary, prof: FieldProfile | None, d: D
     s.table(
         ["field", "value", "rows", "share of filled rows"],
         rows,
-        caption="Found by profiling the extract: values matching a known placeholder pattern, "
-        "and values far more frequent than their field's typical value. Placeholders (e.g. a "
-        "default date of birth) make unrelated people look alike: the encoder treats the "
-        "known ones as missing (see Rejected and flagged values); blank any other in the "
-        "extract.",
+        caption="Values of the extract that match a known placeholder pattern. Placeholders "
+        "(e.g. a default date of birth) make unrelated people look alike: the encoder treats "
+        "the known ones as missing (see Rejected and flagged values).",
     )
 
 

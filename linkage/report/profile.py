@@ -2,9 +2,10 @@
 filled, and values that look like placeholders (``UNKNOWN``, ``01/01/1900``, ``ZZ99 3VZ``,
 ``0000000000``...) rather than data.
 
-Only counts leave this module. A suspected placeholder's text is kept only when it matches
-one of the known placeholder patterns below (those are not personal data); any other
-over-frequent value is described by its share alone, never shown.
+Only counts leave this module, and the text of values that match one of the known
+placeholder patterns below (those are not personal data). Values suspected for their
+frequency alone are found by the encoder (:mod:`linkage.partner.placeholders`) and never
+shown.
 """
 
 from __future__ import annotations
@@ -39,13 +40,12 @@ _PLACEHOLDER = re.compile(
 
 @dataclass
 class Suspect:
-    """A suspected placeholder: ``label`` is the value (for a known placeholder pattern) or a
-    description (``"one value"``) when the value is not shown."""
+    """A value matching a known placeholder pattern (``label``: the value itself) and its
+    rows."""
 
     field: str
     label: str
     rows: int
-    shown: bool
 
 
 @dataclass
@@ -92,15 +92,14 @@ def profile_extract(
     columns: Mapping[str, str] | None = None,
     absent: Sequence[str] = (),
     delimiter: str = ",",
-    frequent_share: float = 0.005,
-    frequent_factor: float = 20.0,
 ) -> FieldProfile:
     """Profile the schema fields of an extract (a path or a Table). ``columns``: field ->
     column name where they differ (as for ``encode``); ``absent``: fields not in the extract.
 
-    A value is a suspected placeholder when it matches a known placeholder pattern, or (value
-    not shown) when in a field with at least 50 distinct values it holds more than
-    ``frequent_share`` of the filled rows and ``frequent_factor`` times the median count.
+    ``suspects``: the values that match a known placeholder pattern (shown: they name no
+    one). Values suspected for their frequency alone are the encoder's finding
+    (:mod:`linkage.partner.placeholders`, in the encode summary), not judged again here with
+    another rule.
     """
     import numpy as np
     import pyarrow as pa
@@ -139,16 +138,7 @@ def profile_extract(
             else np.zeros(len(values), bool)
         )
         for i in np.flatnonzero(pattern_hit):
-            prof.suspects.append(Suspect(f.name, values[i], int(counts[i]), True))
-        if len(values) >= 50:
-            filled = prof.filled[f.name]
-            med = float(np.median(counts))
-            hot = (counts > frequent_share * filled) & (counts > frequent_factor * med)
-            hot &= ~pattern_hit
-            for i in np.flatnonzero(hot)[np.argsort(-counts[hot])][:5]:
-                prof.suspects.append(
-                    Suspect(f.name, "one value (not shown)", int(counts[i]), False)
-                )
+            prof.suspects.append(Suspect(f.name, values[i], int(counts[i])))
     prof.suspects.sort(key=lambda s: (-s.rows, s.field))
     return prof
 
