@@ -5,6 +5,7 @@ readers wait for an update with --wait, as the error they print suggests."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -165,9 +166,9 @@ def test_every_writer_goes_through_files() -> None:
 
 
 # -- readers wait for an update (--wait), as the lock message says -------------------------------
-@pytest.fixture
-def held(mapped: tuple[Path, Path]) -> Iterator[subprocess.Popen[str]]:
-    m, _ = mapped
+@contextlib.contextmanager
+def _holding(m: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
+    """Another process holds the map's lock (an open write transaction) for ``seconds``."""
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import duckdb, sys, time
@@ -175,7 +176,7 @@ def held(mapped: tuple[Path, Path]) -> Iterator[subprocess.Popen[str]]:
             con.execute("BEGIN TRANSACTION")
             print("held", flush=True)
             time.sleep(float(sys.argv[1]))
-        """), "1.5"],
+        """), str(seconds)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
@@ -184,6 +185,12 @@ def held(mapped: tuple[Path, Path]) -> Iterator[subprocess.Popen[str]]:
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.fixture
+def held(mapped: tuple[Path, Path]) -> Iterator[subprocess.Popen[str]]:
+    with _holding(mapped[0], 1.5) as holder:
+        yield holder
 
 
 READERS = {
@@ -222,3 +229,11 @@ def test_readers_blocked_by_an_update_name_their_own_wait_and_use_it(
     # with --wait the reader waits for the holder (1.5 s) and then reads
     code, text = _cli(["map", "info", str(m), "--wait", "30"])
     assert code == 0 and "version 1" in text, text
+
+
+def test_a_wait_too_short_says_it_waited(mapped: tuple[Path, Path]) -> None:
+    m, _ = mapped
+    with _holding(m, 60):
+        code, text = _cli(["map", "info", str(m), "--wait", "0.3"])
+    assert code == 2 and "waited 0.3 s" in text and "longer --wait" in text, text
+    assert "give --wait SECONDS" not in text, text

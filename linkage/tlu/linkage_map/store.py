@@ -438,7 +438,7 @@ def _connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnect
                     raise err from None
                 raise InputError(f"{path}: cannot open the map ({msg.splitlines()[0]})") from None
             if time.monotonic() >= deadline:
-                raise in_use(path) from None
+                raise in_use(path, wait) from None
             time.sleep(0.2)
         except duckdb.Error as exc:
             err = damage_error(exc, path)
@@ -449,11 +449,12 @@ def _connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnect
             raise InputError(f"{path}: not a linkage map ({exc.__class__.__name__})") from None
 
 
-def in_use(path: Path) -> InputError:
+def in_use(path: Path, wait: float = 0.0) -> InputError:
+    then = f"waited {wait:g} s; try again later, or give a longer --wait" if wait > 0 else ""
     return InputError(
         f"{path}: the map is in use by another process (an update, or a program with the map "
-        "open such as `duckdb -readonly`, holds its lock); try again when it has finished, "
-        "or give --wait SECONDS"
+        f"open such as `duckdb -readonly`, holds its lock); "
+        f"{then or 'try again when it has finished, or give --wait SECONDS'}"
     )
 
 
