@@ -93,6 +93,17 @@ def test_deletions_list_errors_never_quote_rows(tmp_path: Path) -> None:
     _no_data_in(str(info.value))
 
 
+@pytest.mark.parametrize(("sep", "what"), [(";", "semicolons"), ("\t", "tabs")])
+def test_deletions_list_with_another_delimiter_says_so(tmp_path: Path, sep: str, what: str) -> None:
+    p = tmp_path / "dels.csv"
+    p.write_text(f"party{sep}record_id\nA{sep}1\n")
+    with pytest.raises(InputError) as info:
+        read_deletions(p)
+    msg = str(info.value)
+    assert "column 'party' is missing" in msg and f"separated by {what}" in msg, msg
+    assert "save it comma-separated" in msg
+
+
 def test_audit_plaintext_and_reference_junk_is_one_error(tmp_path: Path) -> None:
     for bad in (_junk(tmp_path), _ragged(tmp_path)):
         with pytest.raises(InputError) as info:

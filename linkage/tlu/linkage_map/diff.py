@@ -55,6 +55,16 @@ class Deletions:
     rows: int = 0
 
 
+def _other_delimiter(header: list[str]) -> str:
+    """A hint when a one-column header holds another delimiter (a deletions list saved
+    from a spreadsheet with ``;`` or tabs): the list must be comma-separated."""
+    if len(header) == 1:
+        for d, what in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if d in header[0]:
+                return f"; its header is separated by {what}: save it comma-separated"
+    return ""
+
+
 def read_deletions(src: str | Path | pa.Table) -> Deletions:
     """A CSV or Parquet file (or Table) with columns ``party, record_id``."""
     name = "deletions" if isinstance(src, pa.Table) else Path(src).name
@@ -86,7 +96,10 @@ def read_deletions(src: str | Path | pa.Table) -> Deletions:
             raise InputError(f"{p}: cannot read the deletions list ({exc.strerror})") from None
     for col in ("party", "record_id"):
         if col not in table.column_names:
-            raise InputError(f"{name}: column {col!r} is missing (need party, record_id)")
+            raise InputError(
+                f"{name}: column {col!r} is missing (need party, record_id)"
+                + _other_delimiter(table.column_names)
+            )
     parties = table.column("party").cast(pa.string()).to_pylist()
     rids = table.column("record_id").cast(pa.string()).to_pylist()
     out = Deletions(name, rows=len(parties))
