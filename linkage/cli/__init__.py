@@ -3,8 +3,8 @@
 Errors caused by input or usage print one line (``Error: ...``) and exit with status 2;
 nothing is left half-written. Other statuses: 1 a requested check failed (``audit
 --fail-above``, outputs written), 3 out of memory, 70 an internal error (a bug), 130
-interrupted, 141 the output's reader went away (no message). Secrets are read from a file or the LINKAGE_SECRET
-environment variable, never from an option value.
+interrupted, 141 the output's reader went away (no message). Secrets are read from a file
+or the LINKAGE_SECRET environment variable, never from an option value.
 
 One module per side of the pipeline: :mod:`.project` (keygen, schema), :mod:`.partner`
 (encode), :mod:`.tlu` (match, map), :mod:`.lab` (synth, evaluate, audit); :mod:`.common`
