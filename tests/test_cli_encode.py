@@ -418,6 +418,18 @@ BAD_INPUTS: dict[str, tuple[Setup, tuple[str, ...]]] = {
         _csv("nl_id.csv", [ROWS[0], ["p-\n2", *ROWS[1][1:]]]),
         ("row 2", "control character"),
     ),
+    "escape ending an id": (
+        _csv("esc_end_id.csv", [ROWS[0], ["p-2\x1b", *ROWS[1][1:]]]),
+        ("row 2", "control character"),
+    ),
+    "tab starting an id": (
+        _csv("tab_id.csv", [ROWS[0], ["\tp-2", *ROWS[1][1:]]]),
+        ("row 2", "control character"),
+    ),
+    "text-direction override in an id": (
+        _csv("bidi_id.csv", [ROWS[0], ["p-\u202e2", *ROWS[1][1:]]]),
+        ("row 2", "text-direction override"),
+    ),
     "unknown --column field": (_extra("--column", "colour=address"), ("unknown schema field",)),
     "mapped column absent": (_extra("--column", "address=addr_line_1"), ("'addr_line_1'",)),
     "schema field without a column": (

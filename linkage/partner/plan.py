@@ -149,7 +149,10 @@ class Plan:
         return out
 
 
-_CONTROL = "[\\x{00}-\\x{1f}\\x{7f}-\\x{9f}]"  # C0, DEL and C1 (RE2 syntax)
+_CONTROL = (  # C0, DEL, C1, line/paragraph separators, bidi controls (RE2 syntax)
+    "[\\x{00}-\\x{1f}\\x{7f}-\\x{9f}\\x{2028}\\x{2029}\\x{200e}\\x{200f}"
+    "\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}]"
+)
 
 
 def check_ids(ids: pa.Array, path: object, column: str) -> None:
@@ -163,14 +166,16 @@ def check_ids(ids: pa.Array, path: object, column: str) -> None:
     if pc.any(blank).as_py():
         row = int(np.flatnonzero(blank.to_numpy(zero_copy_only=False))[0]) + 1
         raise InputError(f"{path}: row {row}, column {column!r}: empty record id")
-    # a control character inside an id (ESC, a newline) is a damaged extract, and would
-    # reach terminals raw through the rejects CSV and the map's listings
-    ctrl = pc.fill_null(pc.match_substring_regex(pc.utf8_trim_whitespace(ids), _CONTROL), False)
+    # a control character anywhere in an id (ESC, a line break, a bidi override) is a damaged
+    # extract: ids are stored exactly, and would reach terminals raw through the rejects CSV
+    # and the map's listings
+    ctrl = pc.fill_null(pc.match_substring_regex(ids, _CONTROL), False)
     if pc.any(ctrl).as_py():
         row = int(np.flatnonzero(ctrl.to_numpy(zero_copy_only=False))[0]) + 1
         raise InputError(
             f"{path}: row {row}, column {column!r}: the record id contains a control character "
-            "(such as ESC, a tab or a line break); record ids must be printable text"
+            "(such as ESC, a tab, a line break or a text-direction override); record ids must "
+            "be printable text"
         )
     which, first = distinct_rows(key)
     if len(first) != n:
