@@ -252,6 +252,27 @@ def test_optimal_solver_limits_are_said_before_any_work(work: Work, out_dir: Pat
     assert_nothing_written(out_dir)
 
 
+def test_parties_named_alike_are_refused(work: Work, out_dir: Path, tmp_path: Path) -> None:
+    """One partner's extract encoded twice, once with a mistyped --party ('council-a' beside
+    'council_a', 'COUNCIL A', a fullwidth letter): one error naming both files, in match and
+    map create (a second tester's finding; map update compares with the map's parties)."""
+    p = work.manifest["parties"][0]
+    good = p["name"]
+    for typo in (good.replace("_", "-"), good.upper().replace("_", " "),
+                 good[:-1] + chr(ord(good[-1]) + 0xFEE0)):  # fmt: skip
+        out = tmp_path / "typo.parquet"
+        out.unlink(missing_ok=True)
+        args = encode_args(work.dir, p, work.dir / "secret.key", work.dir / "schema.json", out)
+        args[args.index("--party") + 1] = typo
+        ok(args)
+        r = match_into(out_dir, work.encoded[0], out, work.encoded[1])
+        assert_clean_error(r, "typo.parquet", work.encoded[0].name, "mistyped --party")
+        assert_nothing_written(out_dir)
+        r = run(["map", "create", out_dir / "m.duckdb", work.encoded[0], out])
+        assert_clean_error(r, "differ only in case, spaces or punctuation")
+        assert_nothing_written(out_dir)
+
+
 def test_one_file_without_dedupe(work: Work, out_dir: Path) -> None:
     r = match_into(out_dir, work.encoded[0])
     assert_clean_error(r, "--dedupe")

@@ -18,7 +18,7 @@ from linkage.cli import main
 from linkage.encoded import EncodedTable
 from linkage.errors import InputError
 from linkage.tlu.linkage_map import map_create, map_info, map_links, map_update
-from linkage.tlu.linkage_map.diff import party_key
+from linkage.tlu.linker import party_key
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,21 @@ def test_party_key_ignores_case_spaces_and_punctuation() -> None:
     assert party_key("council-a") == party_key("council_a") == party_key("Council A")
     assert party_key("council_a") != party_key("council_b")
     assert party_key("--") == "--"  # nothing left: the name itself
+    assert party_key("council_\uff41") == party_key("council_a")  # fullwidth a (NFKC)
+
+
+def test_two_new_parties_named_alike_in_one_update_are_refused(
+    tmp_path: Path, pop: Population
+) -> None:
+    """A second tester's `map update m nhs.parquet NHS.parquet`: both new, alike only to each
+    other; refused before anything is read from the map, --new-party or not."""
+    m = tmp_path / "m.duckdb"
+    a, b, c = pop.encs
+    map_create(m, [a, b], seed=1)
+    for flag in (False, True):
+        with pytest.raises(InputError, match="differ only in case, spaces or punctuation"):
+            map_update(m, [_as_party(c, "nhs"), _as_party(c, "NHS")], new_party=flag)
+    assert map_info(m)["current_version"] == 1
 
 
 def test_mistyped_party_name_is_refused(tmp_path: Path, pop: Population) -> None:

@@ -10,7 +10,9 @@ files and the property), asks an engine (:mod:`linkage.tlu.engines`: in-process,
 from __future__ import annotations
 
 import contextlib
+import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -66,6 +68,14 @@ def load_inputs(
     return load_tables(inputs)
 
 
+def party_key(name: str) -> str:
+    """A party name with Unicode compatibility forms folded (NFKC: a fullwidth ``ａ`` is
+    ``a``), case, spaces and punctuation ignored: ``council-a``, ``council_a`` and
+    ``Council A`` give one key."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return re.sub(r"[\W_]+", "", folded) or folded
+
+
 def check_compatible(encs: Sequence[EncodedTable], names: Sequence[str], dedupe: bool) -> None:
     """Raise :class:`CompatibilityError` / :class:`InputError` unless the inputs can be linked
     together: the same format, schema, filter length, secret, recommended threshold, filter
@@ -88,10 +98,19 @@ def check_compatible(encs: Sequence[EncodedTable], names: Sequence[str], dedupe:
             raise InputError(f"{name}: recommended_threshold {raw[:20]!r} in the metadata is "
                              "not a number between 0 and 1; the file was altered")  # fmt: skip
     seen: dict[str, str] = {}
+    alike: dict[str, tuple[str, str]] = {}
     for enc, name in zip(encs, names, strict=True):
         if enc.party in seen:
             raise InputError(f"{name} and {seen[enc.party]} both have party name {enc.party!r}")
         seen[enc.party] = name
+        other, other_party = alike.setdefault(party_key(enc.party), (name, enc.party))
+        if other != name:
+            raise InputError(
+                f"{name} (party {enc.party!r}) and {other} (party {other_party!r}) have names "
+                "that differ only in case, spaces or punctuation: one partner's extract encoded "
+                "twice, once with a mistyped --party? Encode it again with the right --party "
+                "(parties' names must differ in more than that)"
+            )
         if len(enc) == 0:
             raise InputError(f"{name}: no records")
         ids = enc.record_ids

@@ -4,7 +4,6 @@ id and digest (added, changed, unchanged, retired), plus an optional deletions l
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from linkage.encoded import EncodedTable
 from linkage.errors import InputError
 from linkage.tlu.linkage_map.records import digests
 from linkage.tlu.linkage_map.store import MapStore
+from linkage.tlu.linker import party_key
 
 
 @dataclass
@@ -163,12 +163,6 @@ def check_overlap(name: str, party: str, shared: int, current: int, incoming: in
 
 NEW_PARTY_SHARED = 0.5  # of a new party's record ids: at least this many current elsewhere
 NEW_PARTY_FEW = 10  # shared record ids: this many or fewer never make a new party suspect
-
-
-def party_key(name: str) -> str:
-    """A party name with case, spaces and punctuation ignored: ``council-a``, ``council_a``
-    and ``Council A`` give one key."""
-    return re.sub(r"[\W_]+", "", name.casefold()) or name.casefold()
 
 
 def check_new_party(
