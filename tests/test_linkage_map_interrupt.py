@@ -63,7 +63,10 @@ def _run(m: Path, new: Path, point: str, delay: float | None = None) -> tuple[in
 def _check(m: Path, rc: int, err: str) -> int:
     v = map_info(m)["current_version"]
     assert v in (1, 2)
-    if rc == 0:
+    if rc == 0 or (rc == -signal.SIGINT and not err):
+        # -SIGINT with nothing said: the signal came as the interpreter was exiting, after
+        # it had put back the default handler (seen once in CI, a delay of 0.6 s on a loaded
+        # machine): the update had finished, as with rc 0
         assert v == 2, err
         return v
     assert rc == 130, err
