@@ -8,12 +8,14 @@ had 303 of 333 postcodes flagged by the share rule alone.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pytest
 from conftest import TODAY
 from test_robust_placeholders import SCHEMA, SECRET, _encode, _person, _table
 
@@ -110,3 +112,45 @@ def test_result_does_not_depend_on_row_order() -> None:
     for seed in range(3):
         order = np.random.default_rng(seed).permutation(len(col))
         assert frequent_values(f, pa.array([col[i] for i in order])) == got
+
+
+def _practice_postcodes(tmp_path: Path, runner_up: int) -> list[str | None]:
+    """A synthetic council extract's postcodes (2,335 rows, the commonest real one N15 4NG on
+    35) with the practice's own postcode L1 8JQ written on 116 rows (5%), and N15 4NG on
+    ``runner_up`` rows."""
+    from linkage.lab.synthetic import synth
+
+    synth(tmp_path / "s", 3000, 2)
+    t = pacsv.read_csv(tmp_path / "s" / "council_a.csv")
+    col: list[str | None] = t["post_code"].to_pylist()
+    top = "N15 4NG"
+    free = [i for i, v in enumerate(col) if v and v != top]
+    for i in free[:116]:
+        col[i] = "L1 8JQ"
+    for i in free[116 : 116 + runner_up - col.count(top)]:
+        col[i] = top
+    return col
+
+
+@pytest.mark.parametrize("runner_up", [35, 39])
+def test_a_filler_beside_a_moderately_common_value_is_suspected(
+    tmp_path: Path, runner_up: int
+) -> None:
+    """Whether the filler is found must not flip on the next value's count: 116 rows are
+    over three times 35 but not 39; they are far above the field's ordinary value either
+    way."""
+    col = _practice_postcodes(tmp_path, runner_up)
+    counts = Counter(v for v in col if v).most_common(2)
+    assert (len(col), counts) == (2335, [("L1 8JQ", 116), ("N15 4NG", runner_up)])
+    (hit,) = frequent_values(SCHEMA.field("postcode"), pa.array(col))
+    assert (hit.value, hit.rows) == ("L1 8JQ", 116)
+
+
+@pytest.mark.parametrize("jones, flagged", [(40, False), (44, True)])
+def test_the_top_of_a_smooth_distribution_is_not_suspected(jones: int, flagged: bool) -> None:
+    """Jones on 1.8 times Williams's rows is the top of the village's surnames, well above
+    their ordinary value (two rows) and the 5% share; at twice Williams's it stands out."""
+    names = [n for n in _village_surnames() if n != "JONES"] + ["JONES"] * jones
+    assert names.count("WILLIAMS") == 22 and jones / len(names) > 0.05
+    got = frequent_values(SCHEMA.field("surname"), pa.array(names))
+    assert [(s.value, s.rows) for s in got] == ([("JONES", jones)] if flagged else [])

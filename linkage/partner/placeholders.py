@@ -8,16 +8,17 @@ Matching*, 2012, ch. 3): a normalised value held by at least ``max(MIN_ROWS, sha
 rows of the extract, where ``share`` depends on how varied the field is in a real population
 (:data:`SHARES`) and ``MIN_ROWS`` (10) keeps a handful of twins or housemates from being
 flagged in a tiny extract, **and** standing out from the field's other values: on at least
-:data:`RATIO` times as many rows as the field's ordinary value and as the next less frequent
-value. A share alone misfires on any small or concentrated extract (one estate's dozen
-postcodes are each on 5-8% of its rows; Jones on 6% of a Welsh village's); a filler is
-frequent where the field's other values are not. Only fields that identify a person are
-checked (dates, postcodes, addresses, names, NHS numbers, by normaliser); a free-text or name
-field with few distinct values (under :data:`CATEGORICAL_SHARE` of its rows: a town, county,
-ethnicity or practice column) is categorical, its values naturally shared, and is not
-checked. Two people sharing a placeholder look like one person, so suspected placeholders are
-reported (encode summary and rejects, never the value) and, when the partner asks
-(``--suspected-placeholders missing``), treated as missing.
+:data:`RATIO` times as many rows as the field's ordinary value and :data:`RUNNER_UP` times as
+many as the next less frequent value. A share alone misfires on any small or concentrated
+extract (one estate's dozen postcodes are each on 5-8% of its rows; Jones on 8% of a Welsh
+village's); a filler is frequent where the field's other values are not. Only fields that
+identify a person are checked (dates, postcodes, addresses, names, NHS numbers, by
+normaliser); a free-text or name field with few distinct values (under
+:data:`CATEGORICAL_SHARE` of its rows: a town, county, ethnicity or practice column) is
+categorical, its values naturally shared, and is not checked. Two people sharing a
+placeholder look like one person, so suspected placeholders are reported (encode summary and
+rejects, never the value) and, when the partner asks (``--suspected-placeholders missing``),
+treated as missing.
 
 Counting is done once per distinct raw value (a numba hash table), then the distinct values
 are normalised (free text only where seen at least twice), so the check costs a fraction of
@@ -61,12 +62,20 @@ normalisers are checked: sex codes (two or three values), integers and uninterpr
 (``none``) fields hold naturally shared values."""
 RATIO = 3.0
 """A suspected placeholder is also held by at least this many times as many rows as the
-field's ordinary value (the row-weighted median of the other values' row counts) and as the
-next less frequent value. Frequency alone is not enough: one estate's few postcodes (each on
-5-8% of its rows) or a Welsh village's Jones, Williams and Davies are common where their
-neighbours in the field are common too; a filler stands out from every other value of its
-field (30 rows of one date of birth where any other is on one or two; ``BABY`` on 6% of
-surnames where the commonest real one is on 1%)."""
+field's ordinary value (the row-weighted median of the other values' row counts). Frequency
+alone is not enough: one estate's few postcodes (each on 5-8% of its rows) are common where
+the field's ordinary value is common too; a filler stands out from the field's other values
+(30 rows of one date of birth where any other is on one or two; ``BABY`` on 6% of surnames
+where the commonest real one is on 1%)."""
+RUNNER_UP = 2.0
+"""... and at least this many times as many rows as the next less frequent value: the top of
+a smooth distribution is not a filler (a Welsh village's Jones on 8% of rows, Williams on 6%,
+Davies on 5%: each well above the field's ordinary value). Neighbours at the top of a real
+field differ by a factor well under 2 (Jones and Williams 1.45, an estate's two largest
+blocks 1.2, Smith and Jones nationally 1.3). A filler is written on top of the real values,
+and one real value moderately common beside it must not hide it: a practice's own postcode on
+116 rows is suspected whether the largest real one is on 35 rows or on 39 (116 / 39 = 2.97,
+under :data:`RATIO`)."""
 
 
 @dataclass(frozen=True)
@@ -89,8 +98,8 @@ def frequent_values(
 ) -> list[Suspect]:
     """Normalised values of ``values`` (one column of the whole extract) held by at least
     ``max(MIN_ROWS, SHARES[normaliser] * len(values))`` rows and standing out from the
-    column's other values (:data:`RATIO`); [] for normalisers not in :data:`SHARES` and for
-    categorical ``text``/``name`` fields (:data:`CATEGORICAL_SHARE`)."""
+    column's other values (:data:`RATIO`, :data:`RUNNER_UP`); [] for normalisers not in
+    :data:`SHARES` and for categorical ``text``/``name`` fields (:data:`CATEGORICAL_SHARE`)."""
     return frequent_values_and_rows(field, values, date_format=date_format, today=today)[0]
 
 
@@ -159,9 +168,10 @@ def frequent_values_and_rows(
 
 def _outliers(per_value: np.ndarray, singles: float, need: float) -> np.ndarray:
     """Indices of the normal forms that are suspected placeholders: held by at least ``need``
-    rows (the share rule) and by at least :data:`RATIO` times as many rows as both the
-    field's ordinary value (the row-weighted median of the other values' row counts) and the
-    next less frequent value; or more frequent than a value that is. ``per_value``: rows per
+    rows (the share rule), by at least :data:`RATIO` times as many rows as the field's
+    ordinary value (the row-weighted median of the other values' row counts) and by at least
+    :data:`RUNNER_UP` times as many as the next less frequent value; or more frequent than a
+    value that is. ``per_value``: rows per
     normal form; ``singles``: rows of values seen once and not normalised (free text),
     counted as values on one row. A field whose only value is the one judged falls back to
     the share rule."""
@@ -179,7 +189,7 @@ def _outliers(per_value: np.ndarray, singles: float, need: float) -> np.ndarray:
     median = sizes[np.minimum(np.searchsorted(cum, others / 2, side="left"), len(sizes) - 1)]
     below = np.searchsorted(sizes, c, side="left") - 1  # the next strictly smaller value
     runner_up = np.where(below >= 0, sizes[np.maximum(below, 0)], 0.0)
-    outlier = (others <= 0) | (c >= RATIO * np.maximum(median, runner_up))
+    outlier = (others <= 0) | ((c >= RATIO * median) & (c >= RUNNER_UP * runner_up))
     if not outlier.any():
         return hits[:0]
     return hits[c >= c[outlier].min()]  # a value more frequent than a suspect is one too
