@@ -18,7 +18,9 @@ problems*: the value is treated as missing and the row is reported (never with i
 - ``text``: as ``name`` but without title removal; apostrophes are removed, other punctuation
   becomes a space, and runs of whitespace collapse to one space (addresses).
 - ``date``: to ISO ``YYYY-MM-DD`` under one date format per column (see :class:`DateFormat`);
-  impossible dates (31/02/1990), future dates and dates before 1890 are row problems.
+  impossible dates (31/02/1990), future dates and dates before 1890 are row problems, and so
+  are the sentinel dates of the field's ``missing`` list in any spelling (``1900-01-01`` for
+  ``01/01/1900``): known placeholders, treated as missing.
 - ``postcode``: upper-case, spaces removed, UK format validated, one space before the inward
   code: ``l18jq`` -> ``L1 8JQ``. NHS pseudo-postcodes (the whole ``ZZ99`` district: ``ZZ99
   3VZ`` no fixed abode, ``ZZ99 3WZ`` address not known, ``ZZ99 3CZ``/``3GZ``/``1WZ``/``2WZ``
@@ -77,6 +79,7 @@ from linkage.partner.values import (
     _NHS_PLACEHOLDER,
     _NHS_TEST_RANGE,
     _NO_CONTENT,
+    _PLACEHOLDER_DATE,
     _PSEUDO_POSTCODE,
     INVALID,
     MISSING,
@@ -392,12 +395,15 @@ def normalise(
     uniq = unify_spaces(uniq)  # (distinct raw values may now repeat: harmless)
     # the missing-value test and the normaliser run once per distinct raw value
     u_miss = _unique_missing(uniq, missing, fast)
+    u_placeholder = np.zeros(len(uniq), bool)
     if missing:  # N.A. for N/A; 1900-01-01 or 19000101 for the date sentinel 01/01/1900
         u_miss |= loose_missing(uniq, missing)
         if kind == "date":
-            u_miss |= placeholder_dates(uniq, missing)
+            u_placeholder = placeholder_dates(uniq, missing)
+            u_miss |= u_placeholder
     present = np.flatnonzero(~u_miss)
-    u_status = np.full(len(uniq), MISSING, np.int8)
+    # a sentinel date is a known placeholder: missing, and reported as a row problem
+    u_status = np.where(u_placeholder, _PLACEHOLDER_DATE, MISSING).astype(np.int8)
     todo = uniq if len(present) == len(uniq) else uniq.take(pa.array(present))
     if kind == "date":
         t_vals, t_status = _norm_date(todo, date_format, today)
@@ -414,7 +420,8 @@ def normalise(
             pc.is_in(t_vals, value_set=normalised_sentinels(kind, tuple(missing), date_format)),
             False,
         ).to_numpy(zero_copy_only=False)
-        t_status = np.where(placeholder & (t_status == OK), MISSING, t_status).astype(np.int8)
+        as_missing = _PLACEHOLDER_DATE if kind == "date" else MISSING
+        t_status = np.where(placeholder & (t_status == OK), as_missing, t_status).astype(np.int8)
     u_status[present] = t_status
     status = u_status[idx] if len(uniq) else np.zeros(n, np.int8)
     keep = np.flatnonzero(t_status == OK)

@@ -33,6 +33,7 @@ REASONS: dict[int, str] = {
     15: "suspected placeholder (one value on many rows; treated as missing)",
     16: "NHS pseudo-postcode (no fixed abode, address not known or abroad; treated as missing)",
     17: "NHS number in the test range 999 000 0000-999 999 9999 (never issued)",
+    18: "known placeholder date (a system default, not a real date; treated as missing)",
 }
 SUSPECTED_KEPT, SUSPECTED_MISSING = 14, 15
 """Row status of a suspected placeholder (:mod:`linkage.partner.placeholders`), set by the
@@ -41,6 +42,10 @@ _UNPARSEABLE_DATE, _IMPOSSIBLE_DATE, _FUTURE_DATE, _EARLY_DATE = 3, 4, 5, 6
 _BAD_POSTCODE, _NHS_LEN, _NHS_CHECK, _NHS_PLACEHOLDER = 7, 8, 9, 10
 _BAD_SEX, _BAD_INT, _NO_CONTENT = 11, 12, 13
 _PSEUDO_POSTCODE, _NHS_TEST_RANGE = 16, 17
+_PLACEHOLDER_DATE = 18
+"""A date column's value that is a sentinel date of the field's ``missing`` list in any
+spelling (``1900-01-01`` for ``01/01/1900``): treated as missing, and reported like the other
+known placeholders (NHS pseudo-postcodes, placeholder NHS numbers)."""
 
 EARLIEST_YEAR = 1890
 
