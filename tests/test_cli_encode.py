@@ -514,7 +514,7 @@ def test_output_over_input_is_refused(work: Path) -> None:
     assert (work / "in.csv").read_bytes() == before
 
 
-@pytest.mark.parametrize("party", ["", "a/b", "x" * 65])
+@pytest.mark.parametrize("party", ["", "a/b", "x" * 65, " council_a", "council_a "])
 def test_bad_party(work: Path, party: str) -> None:
     args = encode_args(work)
     args[args.index("--party") + 1] = party

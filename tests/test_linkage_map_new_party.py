@@ -139,4 +139,4 @@ def test_cli_refuses_a_mistyped_party_with_one_error(tmp_path: Path, pop: Popula
     res = r.invoke(main, ["map", "update", m, str(typo), "--new-party", "-q"])
     assert res.exit_code == 0, res.output
     res = r.invoke(main, ["map", "info", m])
-    assert "overrides --new-party" in res.output, res.output
+    assert "overrides given --new-party" in res.output, res.output

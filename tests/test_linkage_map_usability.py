@@ -287,7 +287,7 @@ def test_mass_change_counts_deletions_and_spares_a_small_partys_month(
     assert {"overrides": ["--allow-mass-change"]} in log[-1]["sources"]
     assert all("overrides" not in src for v in log[:-1] for src in v["sources"])
     r = CliRunner().invoke(main, ["map", "info", str(m)])
-    assert "overrides --allow-mass-change" in r.output, r.output
+    assert "overrides given --allow-mass-change" in r.output, r.output
 
 
 def test_map_commands_that_only_say_what_they_wrote_take_quiet(

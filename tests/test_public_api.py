@@ -210,11 +210,13 @@ def test_library_verbs_say_what_they_take(world: dict[str, Any]) -> None:
     by_obj = linkage.encode(world["people"], world["schema"], world["secret"], party="p")
     assert by_path.filters.tolist() == by_obj.filters.tolist()
     for bad in ("0123-secret-as-text", tmp / "secret.key", None):
-        with pytest.raises(TypeError, match=r"secret must be a linkage\.Secret"):
+        with pytest.raises(TypeError, match=r"Secret\.from_text\(text\)"):
             linkage.encode(world["people"], world["schema"], bad, party="p")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="schema is JSON text"):
+        linkage.encode(world["people"], schema_path.read_text(), world["secret"], party="p")
     with pytest.raises(TypeError, match=r"schema must be a linkage\.Schema or a path"):
         linkage.encode(world["people"], {"fields": []}, world["secret"], party="p")  # type: ignore[arg-type]
-    for one in ("a.parquet", tmp / "a.parquet", by_obj):
+    for one in ("a.parquet", b"a.parquet", tmp / "a.parquet", by_obj):
         with pytest.raises(TypeError, match="inputs must be a list"):
             linkage.match(one)  # type: ignore[arg-type]
 

@@ -388,6 +388,8 @@ def _check_party(party: str) -> None:
         raise InputError("--party must name the partner (e.g. council_a)")
     if len(party) > 64 or any(c in party for c in "\n\r\t/\\"):
         raise InputError("--party must be a short name without slashes or control characters")
+    if party != party.strip():  # ' council_a' would be another party than 'council_a'
+        raise InputError(f"--party {party!r} starts or ends with a space; give the name alone")
 
 
 def _schema_and_secret(schema: Schema | str | Path, secret: Secret) -> Schema:
@@ -396,9 +398,12 @@ def _schema_and_secret(schema: Schema | str | Path, secret: Secret) -> Schema:
     (a library caller's mistake that used to surface as an AttributeError deep inside)."""
     if not isinstance(secret, Secret):
         raise TypeError(
-            f"secret must be a linkage.Secret (linkage.Secret.from_file(path), or "
-            f"Secret.resolve() for the LINKAGE_SECRET variable), not {type(secret).__name__}"
+            f"secret must be a linkage.Secret (linkage.Secret.from_file(path), "
+            f"Secret.from_text(text), or Secret.resolve() for the LINKAGE_SECRET variable), "
+            f"not {type(secret).__name__}"
         )
+    if isinstance(schema, str) and schema.lstrip().startswith("{"):
+        raise TypeError("schema is JSON text: give its path, or Schema.from_dict(json.loads(text))")
     if isinstance(schema, (str, Path)):
         return Schema.load(schema)
     if not isinstance(schema, Schema):

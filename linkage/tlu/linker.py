@@ -249,7 +249,7 @@ def match(
     """
     from linkage.tlu.scoring.rescore import CANDIDATE_THRESHOLD
 
-    if isinstance(inputs, (str, Path, EncodedTable)):  # iterating a path gives its letters
+    if isinstance(inputs, (str, bytes, Path, EncodedTable)):  # a path iterates as letters
         raise TypeError(
             "inputs must be a list of encoded files or tables (match(['a.parquet', "
             f"'b.parquet'])), not one {type(inputs).__name__}"

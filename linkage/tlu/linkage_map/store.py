@@ -450,11 +450,12 @@ def _connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnect
 
 
 def in_use(path: Path, wait: float = 0.0) -> InputError:
-    then = f"waited {wait:g} s; try again later, or give a longer --wait" if wait > 0 else ""
+    then = "try again when it has finished, or give --wait SECONDS"
+    if wait > 0:
+        then = f"waited {round(wait, 2):g} s; try again later, or give a longer --wait"
     return InputError(
         f"{path}: the map is in use by another process (an update, or a program with the map "
-        f"open such as `duckdb -readonly`, holds its lock); "
-        f"{then or 'try again when it has finished, or give --wait SECONDS'}"
+        f"open such as `duckdb -readonly`, holds its lock); {then}"
     )
 
 

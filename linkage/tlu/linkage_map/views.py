@@ -234,7 +234,7 @@ def _source_text(source: dict[str, Any]) -> str:
     """One version-log source: an encoded file (``records``) or a deletions list
     (``deletions``); either key may be absent from maps written by other versions."""
     if "overrides" in source:  # the guards the operator overrode (map update's options)
-        return "overrides " + " ".join(map(str, source["overrides"]))
+        return "overrides given " + " ".join(map(str, source["overrides"]))
     name = str(source.get("file", "?"))
     if "deletions" in source:
         return f"{name} ({source['deletions']} deletions)"
