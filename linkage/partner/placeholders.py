@@ -15,7 +15,8 @@ village's); a filler is frequent where the field's other values are not. Only fi
 identify a person are checked (dates, postcodes, addresses, names, NHS numbers, by
 normaliser); a free-text or name field with few distinct values (under
 :data:`CATEGORICAL_SHARE` of its rows: a town, county, ethnicity or practice column) is
-categorical, its values naturally shared, and is not checked. Two people sharing a
+categorical, its values naturally shared, and is not checked, unless its values other than
+the commonest are varied (a name field that is mostly one filler). Two people sharing a
 placeholder look like one person, so suspected placeholders are reported (encode summary and
 rejects, never the value) and, when the partner asks (``--suspected-placeholders missing``),
 treated as missing.
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from linkage.partner.dates import DateFormat
 from linkage.partner.normalisers import Normalised, normalise
@@ -45,7 +47,14 @@ of ten sharing a surname or a care home's postcode is plausible below it; 30 row
 of birth among 1,383 is not)."""
 CATEGORICAL_SHARE = 0.1
 """A ``text`` or ``name`` field whose distinct raw values number under this share of its rows
-is categorical (towns: ~20 values on thousands of rows) and is not checked."""
+is categorical (towns: ~20 values on thousands of rows) and is not checked, if its filled
+rows other than the commonest value's also hold under this share of distinct values (each
+other value on ten rows or more, on average). A category may hold most rows (one town on 80%
+of a district's extract, the other towns still shared); a filler holding most rows leaves few
+distinct values too, but the values beside it are a name field's varied ones (``BABY`` on
+2,148 of a maternity extract's 2,335 given names, the other 115 filled rows 96 names). Blanks are
+not values. A field with one filled value only is left alone: nothing tells a filler from a
+one-value category there."""
 SAMPLE_ROWS = 100_000
 """Larger extracts are judged on this many evenly spaced rows (a value on 1% of rows is then
 seen about 1,000 times); the rows holding a suspect are still all found and reported by the
@@ -129,8 +138,9 @@ def frequent_values_and_rows(
         m = SAMPLE_ROWS
     which, first = distinct_rows(values)
     counts = np.bincount(which, minlength=len(first))
-    if field.normaliser in ("text", "name") and len(first) < CATEGORICAL_SHARE * m:
-        return [], None  # categorical (a town column): values naturally shared
+    few = field.normaliser in ("text", "name") and len(first) < CATEGORICAL_SHARE * m
+    if few and _categorical(values, first, counts):
+        return [], None  # a town column: values naturally shared
     need = max(MIN_ROWS * m / n, share * m)
     # every distinct value is normalised (spellings of one value add up), except that free
     # text (addresses: nearly one distinct value per row) skips values seen once
@@ -164,6 +174,19 @@ def frequent_values_and_rows(
     ]
     suspects.sort(key=lambda s: (-s.rows, s.value))  # not in order of first appearance
     return suspects, rows
+
+
+def _categorical(values: pa.Array, first: np.ndarray, counts: np.ndarray) -> bool:
+    """Whether a column of few distinct raw values is categorical (:data:`CATEGORICAL_SHARE`):
+    its filled values other than the commonest are few for their rows. ``first``: the row of
+    each distinct value; ``counts``: its rows."""
+    raw = values.take(pa.array(first))
+    length = pc.fill_null(pc.utf8_length(pc.utf8_trim_whitespace(raw)), 0)
+    filled = counts[np.asarray(length.to_numpy(zero_copy_only=False)) > 0]
+    if len(filled) <= 1:
+        return True
+    rest = float(filled.sum() - filled.max())
+    return len(filled) - 1 < CATEGORICAL_SHARE * rest
 
 
 def _outliers(per_value: np.ndarray, singles: float, need: float) -> np.ndarray:
