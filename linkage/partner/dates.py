@@ -72,6 +72,8 @@ COMMON_DATE_FORMATS = (
     "%d-%m-%Y",
     "%d.%m.%Y",
     "%Y%m%d",
+    "%y%m%d",
+    "%d%m%y",
     "%Y/%m/%d",
     "%d/%m/%y",
     "%d-%m-%y",
@@ -111,15 +113,22 @@ class DateFormat:
 
     @property
     def regex(self) -> str:
-        out, i = [], 0
+        """The format as a regular expression. A day or month beside another number with
+        nothing between (``%Y%m%d``, ``%y%m%d``) takes exactly two digits: ``1990112`` could
+        be 1990-01-12 or 1990-11-02, and ``261129`` is not year 2611."""
+        toks, i = [], 0
         while i < len(self.fmt):
             tok = self.fmt[i : i + 2]
-            if tok in _DIRECTIVES:
-                out.append(_DIRECTIVES[tok])
-                i += 2
+            toks.append(tok if tok in _DIRECTIVES else self.fmt[i])
+            i += len(toks[-1])
+        out = []
+        for j, tok in enumerate(toks):
+            if tok in ("%d", "%m") and any(
+                0 <= k < len(toks) and toks[k] in _DATE_OPS for k in (j - 1, j + 1)
+            ):
+                out.append(f"(?P<{tok[1]}>[0-9]{{2}})")
             else:
-                out.append(re.escape(self.fmt[i]))
-                i += 1
+                out.append(_DIRECTIVES[tok] if tok in _DIRECTIVES else re.escape(tok))
         return "^" + "".join(out) + r"(?:[T ][0-9:.]+(?:Z|[+-][0-9:]+)?)?$"
 
     @functools.cached_property
