@@ -12,10 +12,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from date_fixtures import date_rejects
 
 from linkage.partner.dates import detect_date_format
 from linkage.partner.normalisers import DateFormat, normalise
-from linkage.partner.pipeline import encode, encode_file
+from linkage.partner.pipeline import encode_file
 from linkage.partner.values import INVALID, MISSING, OK, REASONS
 from linkage.schema import Schema
 from linkage.schema_template import DATE_PLACEHOLDERS, NULL_SPELLINGS, uk_person_unhardened
@@ -65,21 +66,6 @@ def test_a_placeholder_date_is_a_row_problem_treated_as_missing(
     assert set(out.status.tolist()[:20]) == {OK}
 
 
-def test_only_the_sentinel_dates_are_placeholders() -> None:
-    out = normalise(
-        "date",
-        ["1900-01-02", "1900-02-01", "1900-01-01"],
-        missing=MISSING_DOB,
-        date_format=DateFormat("%Y-%m-%d"),
-        today=TODAY,
-    )
-    assert out.status.tolist()[:2] == [OK, OK]
-    assert placeholder_reason(int(out.status[2]))
-    # without date sentinels in the field's missing list, 1900-01-01 is a date
-    out = normalise("date", ["1900-01-01"], missing=NULL_SPELLINGS, today=TODAY)
-    assert out.status.tolist() == [OK]
-
-
 def test_placeholder_dates_are_reported_but_do_not_decide_the_format() -> None:
     column = pa.array([*ddmm_dates(40), *SPELLINGS], pa.string())
     assert detect_date_format(column, MISSING_DOB).fmt == "%d/%m/%Y"
@@ -106,11 +92,7 @@ PLACEHOLDER_ROWS = list(range(3, 300, 20))  # 15 rows
 
 @pytest.mark.parametrize("value", ["1900-01-01", "01/01/1900"])
 def test_encode_reports_placeholder_dates_in_the_rejects(value: str) -> None:
-    table = _table(300, PLACEHOLDER_ROWS, value)
-    absent = [f for f in SCHEMA.field_names if f not in table.column_names]
-    rejects: list[tuple[str, str, str]] = []
-    encode(table, SCHEMA, SECRET, party="p", absent=absent, rejects=rejects, today=TODAY)
-    got = sorted(r for r in rejects if r[1] == "date_of_birth")
+    got = date_rejects(_table(300, PLACEHOLDER_ROWS, value), TODAY)
     reason = got[0][2] if got else ""
     assert "known placeholder" in reason and "treated as missing" in reason
     assert got == [(f"r{r:04d}", "date_of_birth", reason) for r in PLACEHOLDER_ROWS]

@@ -292,12 +292,16 @@ def test_placeholder_dates_are_only_the_sentinel_dates() -> None:
     # other dates of that year, and the sentinel's digits in another order, are real dates
     out = normalise(
         "date",
-        ["1900-01-02", "1900-02-01", "02/01/1900"],
+        ["1900-01-02", "1900-02-01", "02/01/1900", "1900-01-01"],
         missing=TEMPLATE_DOB_MISSING,
         date_format=DateFormat("%Y-%m-%d"),
         today=TODAY,
     )
     assert int(out.status[0]) == OK and int(out.status[1]) == OK
+    assert _reason(int(out.status[3])).startswith("known placeholder date")
+    # without date sentinels in the field's missing list, 1900-01-01 is a date
+    out = normalise("date", ["1900-01-01"], missing=NULL_SPELLINGS, today=TODAY)
+    assert out.status.tolist() == [OK]
 
 
 @pytest.mark.parametrize("kind", ["postcode", "nhs_number", "sex", "integer", "name", "text"])
