@@ -166,23 +166,32 @@ NEW_PARTY_FEW = 10  # shared record ids: this many or fewer never make a new par
 
 
 def check_new_party(
-    store: MapStore, name: str, party: str, ids: pa.Array, parties: dict[str, int]
+    store: MapStore,
+    name: str,
+    party: str,
+    ids: pa.Array,
+    dig: np.ndarray,
+    parties: dict[str, int],
 ) -> None:
     """InputError when ``party`` (not yet in the map; ``parties``: the map's) looks like an
     existing party under a mistyped ``--party``: its name equals an existing party's once
-    case, spaces and punctuation are ignored (:func:`party_key`), or at least
-    :data:`NEW_PARTY_SHARED` of its record ids (and over :data:`NEW_PARTY_FEW`) are current
-    record ids of one existing party. Applied, such a file would add that party's people a
-    second time. Record ids are per party, so two parties may share ids legitimately:
-    ``--new-party`` confirms a new party."""
+    case, spaces, punctuation and Unicode compatibility forms are ignored
+    (:func:`~linkage.tlu.linker.party_key`), or at least :data:`NEW_PARTY_SHARED` of its
+    records (and over :data:`NEW_PARTY_FEW`) are current records of one existing party:
+    the same record id with the same encoding (``dig``: the records' digests, as
+    :func:`.records.digests`). Applied, such a file would add that party's people a second
+    time. Record ids are per party, so a genuinely new party that numbers its rows like an
+    existing one shares ids but not encodings, and passes; ``--new-party`` confirms a new
+    party the check doubts."""
     key = party_key(party)
     alike = sorted(p for p in parties if party_key(p) == key)
     shared: dict[str, int] = {}
     if len(ids) and parties:
-        with store.temp("_np", pa.table({"record_id": ids.cast(pa.string())})):
+        new = pa.table({"record_id": ids.cast(pa.string()), "digest": pa.array(dig.tolist())})
+        with store.temp("_np", new):
             rows = store.sql(
-                "SELECT pix, count(*) FROM records WHERE valid_to IS NULL "
-                "AND record_id IN (SELECT record_id FROM _np) GROUP BY pix"
+                "SELECT r.pix, count(*) FROM records r JOIN _np n ON r.record_id = n.record_id "
+                "AND r.digest = n.digest WHERE r.valid_to IS NULL GROUP BY r.pix"
             )
         by_pix = {pix: p for p, pix in parties.items()}
         shared = {by_pix[int(pix)]: int(n) for pix, n in rows}
@@ -196,8 +205,8 @@ def check_new_party(
         why.append(f"its name differs from party {other!r} only in case, spaces or punctuation")
     if shared.get(other):
         why.append(
-            f"{shared[other]:,} of its {len(ids):,} record ids are current records of "
-            f"party {other!r}"
+            f"{shared[other]:,} of its {len(ids):,} records are current records of party "
+            f"{other!r} (the same record id, encoded the same)"
         )
     raise InputError(
         f"{name}: party {party!r} is not in the map, so this update would add it as a new "
@@ -319,8 +328,6 @@ def party_diff(
         if deleted:
             _raw, row = deleted[0]
             raise InputError(f"{deletions_name}: row {row}: party {party!r} is not in the map")
-        if enc is not None and not new_party:
-            check_new_party(store, name, party, enc.record_ids, store.parties())
     none = np.zeros(0, np.int64)
     if enc is not None:
         ids = enc.record_ids
@@ -329,6 +336,8 @@ def party_diff(
         ids = pa.array([], pa.string())
         dig = np.zeros(0, "S16")
     if is_new:
+        if enc is not None and not new_party:
+            check_new_party(store, name, party, ids, dig, store.parties())
         return PartyDiff(
             party,
             pix,
