@@ -764,8 +764,15 @@ def test_a_field_mostly_rejected_warns_of_a_wrong_mapping(work: Path) -> None:
     assert r.exit_code == 0, r.output
     warn = [line for line in r.output.splitlines() if line.startswith("Warning: field postcode")]
     assert len(warn) == 1, r.output
-    assert "10 of 10 values (100%) were rejected" in warn[0]
+    assert "10 of the 10 values given (100%) were rejected" in warn[0]
     assert "--column postcode=COLUMN" in warn[0]
+    clear_outputs(work)
+    for row in rows[3:]:  # mostly blank: the share is of the values given, not of the rows
+        row[5] = ""
+    write_csv(work / "names.csv", rows)
+    r = run(encode_args(work, "names.csv"))
+    assert r.exit_code == 0, r.output
+    assert "Warning: field postcode: 3 of the 3 values given (100%)" in r.output, r.output
     clear_outputs(work)
     r = run(encode_args(work))  # 1 bad postcode in 5 rows: an ordinary row problem
     assert r.exit_code == 0 and "Warning: field postcode" not in r.output, r.output

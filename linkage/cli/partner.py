@@ -164,10 +164,10 @@ def encode(
     for f, fmt in sorted(summary.date_formats.items()):
         if (msg := two_digit_year_warning(f, fmt)) is not None:
             _warn(msg)
-    for f, n in summary.mostly_rejected():
+    for f, n, given in summary.mostly_rejected():
         _warn(
-            f"field {f}: {n} of {summary.rows_read} values ({100 * n / summary.rows_read:.0f}%) "
-            f"were rejected as invalid and encoded as missing; is the right column mapped to it "
+            f"field {f}: {n} of the {given} values given ({100 * n / given:.0f}%) were "
+            f"rejected as invalid and encoded as missing; is the right column mapped to it "
             f"(--column {f}=COLUMN)?"
         )
     from linkage.schema_template import risk_warnings

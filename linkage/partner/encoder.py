@@ -65,6 +65,7 @@ from linkage.partner.normalisers import Normalised, normalise, soundex, whole_ro
 from linkage.partner.segmented import field_hasher
 from linkage.partner.values import (
     INVALID,
+    MISSING,
     REASONS,
     SUSPECTED_KEPT,
     SUSPECTED_MISSING,
@@ -399,6 +400,7 @@ class BatchResult:
     problems: list[tuple[np.ndarray, str, np.ndarray]]  # (rows, field, status codes)
     usable: np.ndarray  # bool: row has at least one usable field
     enough: np.ndarray | None = None  # bool: row meets the schema's min_evidence (None: no rule)
+    filled: dict[str, int] = dc_field(default_factory=dict)  # field -> rows with a value given
 
 
 class Encoder:
@@ -504,8 +506,10 @@ class Encoder:
         problems = []
         usable = np.zeros(n, bool)
         present: dict[str, np.ndarray] = {}
+        filled: dict[str, int] = {}
         for f in self.schema.fields:
             nv = norm[f.name]
+            filled[f.name] = int(np.count_nonzero(nv.status != MISSING))
             bad = nv.status >= INVALID  # SUSPECTED_KEPT too: reported, value still encoded
             if bad.any():
                 rows = np.flatnonzero(bad)
@@ -521,7 +525,7 @@ class Encoder:
             filters = self.hardener.apply(filters, ids)
         rule = self.schema.min_evidence
         enough = None if rule is None else rule.satisfied(present, n)
-        return BatchResult(filters, bks, problems, usable, enough)
+        return BatchResult(filters, bks, problems, usable, enough, filled)
 
     def _encode_field(
         self, f: Field, nv: Normalised, salt: pa.Array | None, filters: np.ndarray

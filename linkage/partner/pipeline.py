@@ -60,6 +60,7 @@ class EncodeSummary:
     rows_left_out: int = 0
     rows_unlinkable: int = 0  # below the schema's min_evidence: left out, listed in rejects
     problems: Counter[tuple[str, str]] = field(default_factory=Counter)
+    filled: Counter[str] = field(default_factory=Counter)  # field -> rows with a value given
     bits_set_total: int = 0
     absent_fields: list[str] = field(default_factory=list)
     date_formats: dict[str, str] = field(default_factory=dict)
@@ -72,16 +73,22 @@ class EncodeSummary:
     def mean_bits_set(self) -> float:
         return self.bits_set_total / self.rows_encoded if self.rows_encoded else 0.0
 
-    def mostly_rejected(self, share: float = 0.5) -> list[tuple[str, int]]:
-        """``(field, rows)`` of each field whose value was rejected (encoded as missing) on
-        more than ``share`` of the rows read: usually a column mapped to the wrong field
+    def mostly_rejected(self, share: float = 0.5) -> list[tuple[str, int, int]]:
+        """``(field, rejected, given)`` of each field whose value was rejected (encoded as
+        missing) on more than ``share`` of the rows that gave one (``given``; blanks and
+        missing-value words do not count): usually a column mapped to the wrong field
         (``--column postcode=forename``), which would otherwise pass as a run with many row
         problems."""
         per: Counter[str] = Counter()
         for (f, why), n in self.problems.items():
             if "kept" not in why:
                 per[f] += n
-        return [(f, n) for f, n in sorted(per.items()) if n > share * self.rows_read > 0]
+        out = []
+        for f, n in sorted(per.items()):
+            given = self.filled.get(f, self.rows_read)
+            if n > share * given > 0:
+                out.append((f, n, given))
+        return out
 
 
 def _filter_popcount(filters: np.ndarray) -> int:
@@ -162,6 +169,7 @@ def _encode_stream(
     for ids, res in results:
         n = len(ids)
         summary.rows_read += n
+        summary.filled.update(res.filled)
         for rows, fname, codes in res.problems:
             why = [reason(c) for c in codes.tolist()]
             summary.problems.update((fname, w) for w in why)
