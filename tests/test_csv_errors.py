@@ -104,6 +104,13 @@ def test_deletions_list_with_another_delimiter_says_so(tmp_path: Path, sep: str,
     assert "save it comma-separated" in msg
 
 
+def test_deletions_header_case_and_spaces_do_not_matter(tmp_path: Path) -> None:
+    p = tmp_path / "dels.csv"
+    p.write_text("Party, Record_ID\nA,1\nA,2\n")
+    got = read_deletions(p)
+    assert got.by_party == {"A": [("1", 1), ("2", 2)]}, got.by_party
+
+
 def test_audit_plaintext_and_reference_junk_is_one_error(tmp_path: Path) -> None:
     for bad in (_junk(tmp_path), _ragged(tmp_path)):
         with pytest.raises(InputError) as info:

@@ -94,6 +94,9 @@ def read_deletions(src: str | Path | pa.Table) -> Deletions:
             raise InputError(f"{p}: cannot read the deletions list ({problem})") from None
         except OSError as exc:
             raise InputError(f"{p}: cannot read the deletions list ({exc.strerror})") from None
+    names = [c.strip().lower() for c in table.column_names]  # Party, Record_ID: the same
+    if len(set(names)) == len(names):
+        table = table.rename_columns(names)
     for col in ("party", "record_id"):
         if col not in table.column_names:
             raise InputError(
