@@ -791,3 +791,24 @@ def test_two_digit_years_are_read_with_a_warning(work: Path) -> None:
     clear_outputs(work)
     r = run(encode_args(work))  # four-digit years: no warning
     assert r.exit_code == 0 and "two-digit" not in r.output, r.output
+
+
+def test_a_name_field_of_a_few_values_warns_of_a_wrong_mapping(work: Path) -> None:
+    """A second tester's --column surname=gender: valid names (M, F), nothing rejected, and
+    nothing said. A name column of a handful of values over hundreds of rows is implausible."""
+    rows = []
+    for i in range(250):
+        r = list(ROWS[i % 4])
+        r[0] = f"p-{i:03d}"
+        r[2] = f"Surname{i}"
+        rows.append([*r, "MF"[i % 2]])
+    write_csv(work / "g.csv", rows, [*HEADER, "gender"])
+    r = run(encode_args(work, "g.csv", "--column", "surname=gender"))
+    assert r.exit_code == 0, r.output
+    warn = [line for line in r.output.splitlines() if "distinct values" in line]
+    assert warn == ["Warning: field surname: only 2 distinct values in the 250 rows that give "
+                    "one; names vary far more: is the right column mapped to it (--column "
+                    "surname=COLUMN)?"], r.output  # fmt: skip
+    clear_outputs(work)
+    r = run(encode_args(work, "g.csv"))  # the real surname column: 250 distinct
+    assert r.exit_code == 0 and "distinct values" not in r.output, r.output

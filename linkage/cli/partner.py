@@ -164,6 +164,11 @@ def encode(
     for f, fmt in sorted(summary.date_formats.items()):
         if (msg := two_digit_year_warning(f, fmt)) is not None:
             _warn(msg)
+    for f, distinct, given in summary.few_names:
+        _warn(
+            f"field {f}: only {distinct} distinct values in the {given} rows that give one; "
+            f"names vary far more: is the right column mapped to it (--column {f}=COLUMN)?"
+        )
     for f, n, given in summary.mostly_rejected():
         _warn(
             f"field {f}: {n} of the {given} values given ({100 * n / given:.0f}%) were "

@@ -61,6 +61,8 @@ class EncodeSummary:
     rows_unlinkable: int = 0  # below the schema's min_evidence: left out, listed in rejects
     problems: Counter[tuple[str, str]] = field(default_factory=Counter)
     filled: Counter[str] = field(default_factory=Counter)  # field -> rows with a value given
+    # (field, distinct values, rows given) of name fields with implausibly few values
+    few_names: list[tuple[str, int, int]] = field(default_factory=list)
     bits_set_total: int = 0
     absent_fields: list[str] = field(default_factory=list)
     date_formats: dict[str, str] = field(default_factory=dict)
@@ -134,6 +136,7 @@ def _encode_stream(
     summary.unnamed_columns = getattr(src, "unnamed_columns", 0)
     summary.date_formats = {f: d.fmt for f, d in plan.date_formats.items()}
     summary.suspected_placeholders = [(s.field, s.rows, s.share) for s in plan.suspects]
+    summary.few_names = plan.few_names
     as_missing = plan.placeholders_missing = opts.placeholders == "missing"
     read_cols = list(dict.fromkeys([plan.id_column, *plan.field_col.values()]))
     local = threading.local()

@@ -50,6 +50,9 @@ class Plan:
         :func:`linkage.partner.placeholders.frequent_values_and_rows`; ``today`` not given):
         the encoder slices these instead of normalising the rows again."""
         self.placeholders_missing = False  # encode suspected placeholders as missing
+        self.few_names: list[tuple[str, int, int]] = []
+        """(field, distinct values, rows given) of each name field with implausibly few
+        distinct values (:func:`few_distinct`): a column mapped to the wrong field?"""
         names = set(schema.field_names)
         columns = dict(columns or {})
         for f in list(columns) + list(date_formats or {}) + list(absent):
@@ -138,6 +141,10 @@ class Plan:
             for f, fut in fmts.items():
                 self.date_formats[f] = fut.result()
             self.suspects = [s for fut in found for s in fut.result()]
+        names = [f for f in checked if self.schema.field(f).normaliser == "name"]
+        self.few_names = [
+            (f, *counts) for f in names if (counts := few_distinct(cols[self.field_col[f]]))
+        ]
         return len(ids)
 
     @property
@@ -252,3 +259,23 @@ def _check_one_field_per_column(path: object, field_col: Mapping[str, str]) -> N
                 "column feeds one field (check the --column mappings; declare a field the "
                 "extract lacks with --absent FIELD)"
             )
+
+
+FEW_NAMES = 0.01
+"""A name column whose distinct values number under this share of the rows that give one
+(and under :data:`FEW_NAMES_MAX`) is implausible: 2,335 people share far more than two
+surnames (a ``sex`` or ``town`` column mapped to ``surname``)."""
+FEW_NAMES_MAX = 20
+FEW_NAMES_ROWS = 200  # rows given below which nothing is judged
+
+
+def few_distinct(values: pa.Array) -> tuple[int, int] | None:
+    """``(distinct, given)`` when a column holds implausibly few distinct values for a name
+    field (:data:`FEW_NAMES`), else None. Blank cells do not count as given."""
+    text = pc.utf8_upper(pc.utf8_trim_whitespace(values.cast(pa.string())))
+    text = pc.filter(text, pc.fill_null(pc.greater(pc.utf8_length(text), 0), False))
+    given = len(text)
+    if given < FEW_NAMES_ROWS:
+        return None
+    distinct = int(pc.count_distinct(text).as_py())
+    return (distinct, given) if distinct <= min(FEW_NAMES_MAX, FEW_NAMES * given) else None
