@@ -66,7 +66,6 @@ from linkage.partner.segmented import field_hasher
 from linkage.partner.values import (
     INVALID,
     MISSING,
-    REASONS,
     SUSPECTED_KEPT,
     SUSPECTED_MISSING,
     string_buffers,
@@ -647,7 +646,3 @@ def _unit_part(transform: str, nv: Normalised) -> tuple[pa.Array, np.ndarray]:
 def _indices(denc: pa.DictionaryArray) -> np.ndarray:
     """Dictionary indices as int32 with -1 for nulls."""
     return np.asarray(pc.fill_null(denc.indices, -1).to_numpy(zero_copy_only=False), np.int32)
-
-
-def reason(code: int) -> str:
-    return REASONS.get(int(code), "invalid value")

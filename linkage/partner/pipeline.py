@@ -39,9 +39,10 @@ from linkage.errors import InputError
 from linkage.evidence import TOO_LITTLE_EVIDENCE
 from linkage.integrity import META_KEY as CHECKSUM_KEY
 from linkage.integrity import ChecksumLog
-from linkage.partner.encoder import BatchResult, Encoder, reason
+from linkage.partner.encoder import BatchResult, Encoder
 from linkage.partner.plan import Plan, encode_one_batch
 from linkage.partner.reader import InputFile, TableInput
+from linkage.partner.values import reason
 from linkage.schema import Schema
 from linkage.secret import Secret
 from linkage.segments import segments_meta

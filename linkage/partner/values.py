@@ -50,6 +50,11 @@ known placeholders (NHS pseudo-postcodes, placeholder NHS numbers)."""
 EARLIEST_YEAR = 1890
 
 
+def reason(code: int) -> str:
+    """The words of a row problem's status code (:data:`REASONS`)."""
+    return REASONS.get(int(code), "invalid value")
+
+
 _UNICODE_SPACE_RE = (
     r"[\p{Z}\x{0009}-\x{000D}\x{001C}-\x{001F}\x{0085}\x{180E}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
 )
