@@ -365,8 +365,9 @@ def detect_date_format(values: pa.Array, missing: Sequence[str] = ()) -> DateFor
         if unreadable
         else "every date fits one"
     )
-    if readable.any():
-        fits = [f for f, ok in oks.items() if ok[readable].all()]
+    # the formats that read every readable value (none when no value is readable); this
+    # path is rare (a column no format reads whole), so every format is parsed in full
+    fits = [f for f, ok in oks.items() if ok[readable].all()] if readable.any() else []
     if len(fits) == 1:
         if unreadable <= MAX_UNREADABLE_SHARE * total:
             return DateFormat(fits[0])
