@@ -166,8 +166,9 @@ def map_update(
     extract?) unless ``allow_mass_change`` (:func:`.diff.check_mass_change`); a file already
     applied to its party, or encoded before the last one applied, unless ``reapply``
     (:func:`.diff.check_reapplied`); a party not yet in the map named like an existing one
-    (case, spaces, punctuation aside) or holding mostly an existing party's current record
-    ids (a mistyped ``--party``?) unless ``new_party`` (:func:`.diff.check_new_party`).
+    (case, spaces, punctuation aside) or holding mostly an existing party's current records
+    (same id, same encoding: a mistyped ``--party``?) unless ``new_party``
+    (:func:`.diff.check_new_party`).
     Returns a summary:
     version, added, changed, unchanged, retired, records, entities, pairs, affected, seconds.
 
